@@ -1,0 +1,155 @@
+"""mdsessions: a git-backed markdown store for phased workflows.
+
+Every checkpoint is a git commit; sessions are plain markdown files with YAML frontmatter that
+people review in their own editor; ``git log`` is the history.
+
+The public API is declared here once (``__all__``). Names are imported lazily (PEP 562), so
+``import mdsessions`` and the command line stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentContext",
+    "AgentFailedError",
+    "AgentOutput",
+    "AgentResult",
+    "AgentRun",
+    "AgentSpec",
+    "CheckpointManager",
+    "Checkpoint",
+    "Commit",
+    "CommandAgent",
+    "ConflictError",
+    "DocumentError",
+    "DocumentKind",
+    "EditedFile",
+    "FeedbackAction",
+    "Identity",
+    "InvalidIdentifierError",
+    "LockTimeoutError",
+    "MdsessionsError",
+    "PhaseDef",
+    "PhaseEntry",
+    "PhaseNotFoundError",
+    "PhaseStatus",
+    "Problem",
+    "ReviewState",
+    "RunResult",
+    "Runner",
+    "Session",
+    "SessionExistsError",
+    "SessionManifest",
+    "SessionNotFoundError",
+    "SessionStatus",
+    "Store",
+    "StoreError",
+    "StoreNotFoundError",
+    "UnrecordedEditError",
+    "UserFeedback",
+    "Workflow",
+    "WorkflowError",
+    "__version__",
+    "dumps",
+    "idea_validation",
+    "loads",
+]
+
+_WHERE = {
+    "AgentContext": "runner",
+    "AgentResult": "runner",
+    "CommandAgent": "runner",
+    "RunResult": "runner",
+    "Runner": "runner",
+    "CheckpointManager": "compat",
+    "Store": "store",
+    "Session": "store",
+    "Problem": "store",
+    "EditedFile": "store",
+    "Identity": "store",
+    "Commit": "store",
+    "AgentOutput": "models",
+    "AgentRun": "models",
+    "Checkpoint": "models",
+    "DocumentKind": "models",
+    "FeedbackAction": "models",
+    "PhaseEntry": "models",
+    "PhaseStatus": "models",
+    "ReviewState": "models",
+    "SessionManifest": "models",
+    "SessionStatus": "models",
+    "UserFeedback": "models",
+    "AgentSpec": "workflow",
+    "PhaseDef": "workflow",
+    "Workflow": "workflow",
+    "idea_validation": "workflow",
+    "dumps": "documents",
+    "loads": "documents",
+    "AgentFailedError": "errors",
+    "ConflictError": "errors",
+    "DocumentError": "errors",
+    "InvalidIdentifierError": "errors",
+    "LockTimeoutError": "errors",
+    "MdsessionsError": "errors",
+    "PhaseNotFoundError": "errors",
+    "SessionExistsError": "errors",
+    "SessionNotFoundError": "errors",
+    "StoreError": "errors",
+    "StoreNotFoundError": "errors",
+    "UnrecordedEditError": "errors",
+    "WorkflowError": "errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mdsessions' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from .compat import CheckpointManager
+    from .documents import dumps, loads
+    from .errors import (
+        AgentFailedError,
+        ConflictError,
+        DocumentError,
+        InvalidIdentifierError,
+        LockTimeoutError,
+        MdsessionsError,
+        PhaseNotFoundError,
+        SessionExistsError,
+        SessionNotFoundError,
+        StoreError,
+        StoreNotFoundError,
+        UnrecordedEditError,
+        WorkflowError,
+    )
+    from .models import (
+        AgentOutput,
+        AgentRun,
+        Checkpoint,
+        DocumentKind,
+        FeedbackAction,
+        PhaseEntry,
+        PhaseStatus,
+        ReviewState,
+        SessionManifest,
+        SessionStatus,
+        UserFeedback,
+    )
+    from .runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
+    from .store import Commit, EditedFile, Identity, Problem, Session, Store
+    from .workflow import AgentSpec, PhaseDef, Workflow, idea_validation

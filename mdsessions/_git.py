@@ -1,0 +1,1002 @@
+"""The git layer: the only module that imports GitPython (DESIGN.md "Layers").
+
+Small verbs over one repository: discover/init, the writer lock, atomic file writes, the
+index-free commit, reading blobs and trees, log, and plain git commands run with a clean
+environment.  Nothing above this module knows about objects, refs or the index.
+
+The commit path (chosen from shared/PERF.md): blobs, trees and the commit object are written
+in-process as zlib-deflated loose objects (no subprocess per checkpoint),
+the branch is moved by compare-and-swap with git's lock-file protocol (plus reflog lines),
+the working-tree files are written atomically, and the index entries of the written paths
+are brought back in sync in-process (``_gitindex``), so ``git status`` stays clean without
+GitPython's pure-Python index or ``git add`` ever touching the hot path.
+
+Crash safety: before the branch moves, a journal (``.git/mdsessions/journal.json``) records
+the old and new commit and the paths; the next writer that takes the lock finds it and rolls
+the operation forward (branch moved) or back (branch did not move), removing stale lock and
+temp files.  A kill at any point therefore leaves either the whole operation or none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import subprocess
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from filelock import FileLock
+from filelock import Timeout as _FileLockTimeout
+
+from . import _gitindex
+from .errors import ConflictError, LockTimeoutError, StoreError, UnrecordedEditError
+
+__all__ = [
+    "TMP_SUFFIX",
+    "CommitInfo",
+    "GitRepo",
+    "Identity",
+    "atomic_write",
+    "blob_sha",
+    "find_repository",
+    "init_repository",
+]
+
+TMP_SUFFIX = ".mdstmp"
+"""Suffix of temp files written next to their target before the atomic rename."""
+
+FILE_MODE = b"100644"
+TREE_MODE = b"40000"
+
+
+class Identity(NamedTuple):
+    """A git identity (author or committer)."""
+
+    name: str
+    email: str
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        """Parse ``"Name <email>"``.
+
+        Raises:
+            ValueError: If the text is not of that form or holds characters git forbids.
+        """
+        match = re.fullmatch(r"\s*([^<>\n]*?)\s*<([^<>\s]*)>\s*", text)
+        if match is None or not match.group(1):
+            raise ValueError(f"expected an identity 'Name <email>', got {text!r}")
+        return cls(match.group(1), match.group(2))
+
+    def checked(self) -> Identity:
+        """Return self if git accepts it.
+
+        Raises:
+            ValueError: On an empty name or ``<``, ``>``, or a line break in name or email.
+        """
+        for part in self:
+            if any(c in part for c in "<>\n\r\0"):
+                raise ValueError(f"invalid git identity {str(self)!r}")
+        if not self.name.strip():
+            raise ValueError("a git identity needs a name")
+        return self
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as read from ``git log``.
+
+    Attributes:
+        sha: The full commit id (40 hex digits).
+        author: ``Name <email>`` of the author.
+        time: Author time, UTC ISO-8601 with ``Z``.
+        subject: The first line of the message.
+        trailers: ``Mdsessions-*`` and other trailers, in order, as ``(key, value)`` pairs.
+        paths: Paths the commit touched (when asked for), store-relative.
+    """
+
+    sha: str
+    author: str
+    time: str
+    subject: str
+    trailers: tuple[tuple[str, str], ...]
+    paths: tuple[str, ...] = ()
+
+    def trailer(self, key: str) -> str | None:
+        """Return the last value of a trailer (case-insensitive key), or ``None``."""
+        found = None
+        for k, v in self.trailers:
+            if k.lower() == key.lower():
+                found = v
+        return found
+
+
+def blob_sha(data: bytes) -> bytes:
+    """The git object id (20 raw bytes) of a blob with this content."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).digest()
+
+
+def git_env() -> dict[str, str]:
+    """The environment for git child processes: the caller's ``GIT_*`` repository overrides removed.
+
+    ``GIT_DIR``, ``GIT_WORK_TREE``, ``GIT_INDEX_FILE`` and friends in the caller's environment
+    would redirect git away from the store; config-location variables are kept.
+    """
+    keep = {
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_EXEC_PATH",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_ASKPASS",
+        "GIT_TERMINAL_PROMPT",
+        "GIT_TRACE",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in keep}
+    env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    env["LC_ALL"] = "C"
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    input: bytes | None = None,
+    check: bool = True,
+    hooks: bool = False,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run one git command with a clean environment; hooks off unless ``hooks`` is true.
+
+    Args:
+        args: Arguments after ``git``.
+        cwd: The directory to run in.
+        input: Bytes for standard input.
+        check: Raise on a non-zero exit status.
+        hooks: Let repository hooks run (``core.hooksPath`` is pointed at nothing otherwise).
+        timeout: Seconds before the command is killed.
+
+    Returns:
+        The completed process (stdout and stderr as bytes).
+
+    Raises:
+        StoreError: If git is missing, times out, or (with ``check``) exits non-zero; the
+            message holds git's own stderr.
+    """
+    cmd = ["git"]
+    if not hooks:
+        cmd += ["-c", f"core.hooksPath={os.devnull}"]
+    cmd += list(args)
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=str(cwd) if cwd else None,
+            input=input,
+            capture_output=True,
+            env=git_env(),
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise StoreError("git is not installed or not on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise StoreError(f"git {' '.join(args)} timed out after {timeout} s") from None
+    if check and proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip() or f"exit status {proc.returncode}"
+        raise StoreError(f"git {' '.join(args[:2])} failed: {message}")
+    return proc
+
+
+def find_repository(start: Path) -> Path | None:
+    """Find the working-tree root of the git repository enclosing ``start``, like git does.
+
+    Args:
+        start: A file or folder.
+
+    Returns:
+        The top folder (the one holding ``.git``), or ``None`` when there is none.
+    """
+    path = start.resolve()
+    if not path.is_dir():
+        path = path.parent
+    for candidate in (path, *path.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> os.stat_result:
+    """Write a file atomically: a temp file in the same folder, then ``os.replace``.
+
+    Args:
+        path: The target file; missing parent folders are created.
+        data: The exact bytes to write.
+        fsync: Flush the file and its folder to disk (durable mode).
+
+    Returns:
+        The ``os.stat`` of the new file.
+
+    Raises:
+        OSError: On any file-system error; the target is then untouched and the temp removed.
+    """
+    parent = path.parent
+    tmp = parent / f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if fsync:
+        dfd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return path.stat()
+
+
+# --------------------------------------------------------------------------------------------
+# trees
+# --------------------------------------------------------------------------------------------
+
+TreeEntries = dict[bytes, tuple[bytes, bytes]]  # name -> (mode, binsha)
+
+
+def _tree_key(item: tuple[bytes, tuple[bytes, bytes]]) -> bytes:
+    name, (mode, _sha) = item
+    return name + b"/" if mode in (b"40000", b"040000") else name
+
+
+def serialize_tree(entries: TreeEntries) -> bytes:
+    """Serialize a tree in git's canonical order (folders sort as ``name/``)."""
+    return b"".join(
+        mode + b" " + name + b"\0" + sha
+        for name, (mode, sha) in sorted(entries.items(), key=_tree_key)
+    )
+
+
+def parse_tree(raw: bytes) -> TreeEntries:
+    """Parse raw tree bytes into ``{name: (mode, binsha)}``."""
+    out: TreeEntries = {}
+    i = 0
+    while i < len(raw):
+        sp = raw.index(b" ", i)
+        nul = raw.index(b"\0", sp)
+        out[raw[sp + 1 : nul]] = (raw[i:sp], raw[nul + 1 : nul + 21])
+        i = nul + 21
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the repository
+# --------------------------------------------------------------------------------------------
+
+
+def init_repository(path: Path, *, branch: str = "main") -> None:
+    """Create an empty git repository at ``path`` with ``branch`` as the unborn HEAD.
+
+    Raises:
+        StoreError: If git fails.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    run_git(["init", "-q", "-b", branch, str(path)])
+
+
+class _JournalEntry(NamedTuple):
+    old: str | None
+    new: str
+    ref: str
+    paths: list[str]
+
+
+class GitRepo:
+    """One store repository: locked writes, in-process commits, reads by commit and path.
+
+    Args:
+        root: The working-tree root (the folder holding ``.git``).
+        lock_timeout: Seconds a writer waits for the store lock before failing.
+        durable: fsync objects, refs, the index and files (slower; survives power loss).
+    """
+
+    def __init__(self, root: Path, *, lock_timeout: float = 60.0, durable: bool = False) -> None:
+        self.root = root
+        self.git_dir = root / ".git"
+        if not self.git_dir.is_dir():
+            raise StoreError(
+                f"{root}: .git is not a folder (worktrees and gitfiles are not supported)"
+            )
+        self.private_dir = self.git_dir / "mdsessions"
+        self.private_dir.mkdir(exist_ok=True)
+        self.lock_timeout = lock_timeout
+        self.durable = durable
+        self._flock = FileLock(str(self.private_dir / "writer.lock"), thread_local=False)
+        self._thread_lock = threading.RLock()
+        self._local = threading.local()
+        self._repo: Any = None
+        self._repo_lock = threading.Lock()
+        self._trees: OrderedDict[bytes, TreeEntries] = OrderedDict()
+        self._trees_lock = threading.Lock()
+        self._hooks: bool | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _gitpython(self) -> Any:
+        with self._repo_lock:
+            if self._repo is None:
+                import git  # GitPython: imported lazily, only here
+
+                self._repo = git.Repo(str(self.root))
+            return self._repo
+
+    def close(self) -> None:
+        """Stop GitPython's persistent ``git cat-file`` processes and drop caches."""
+        with self._repo_lock:
+            if self._repo is not None:
+                self._repo.close()
+                self._repo = None
+        with self._trees_lock:
+            self._trees.clear()
+
+    @property
+    def hooks_enabled(self) -> bool:
+        """Whether ``mdsessions.hooks`` is true in the repository's own ``.git/config``."""
+        if self._hooks is None:
+            proc = run_git(
+                ["config", "--local", "--bool", "mdsessions.hooks"], cwd=self.root, check=False
+            )
+            self._hooks = proc.stdout.strip() == b"true"
+        return self._hooks
+
+    def git(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run ``git args…`` in this repository (hooks as the store's configuration says)."""
+        return run_git(
+            args, cwd=self.root, input=input, check=check, hooks=self.hooks_enabled, timeout=timeout
+        )
+
+    # -- refs -----------------------------------------------------------------------------
+
+    def head_ref(self) -> str:
+        """The branch HEAD points at, e.g. ``refs/heads/main``.
+
+        Raises:
+            StoreError: If HEAD is detached.
+        """
+        text = (self.git_dir / "HEAD").read_text().strip()
+        if not text.startswith("ref: "):
+            raise StoreError(
+                f"{self.root}: HEAD is detached at {text[:12]}; check out a branch "
+                "(git switch main) before writing"
+            )
+        return text[5:]
+
+    def read_ref(self, ref: str) -> str | None:
+        """The commit id a ref points at (loose or packed), or ``None`` if it does not exist."""
+        try:
+            value = (self.git_dir / ref).read_text().strip()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            value = ""
+        if value:
+            if value.startswith("ref: "):
+                return self.read_ref(value[5:])
+            return value
+        try:
+            with (self.git_dir / "packed-refs").open("rb") as fh:
+                for line in fh:
+                    if line.startswith((b"#", b"^")):
+                        continue
+                    sha, _, name = line.rstrip(b"\n").partition(b" ")
+                    if name.decode() == ref:
+                        return sha.decode()
+        except FileNotFoundError:
+            pass
+        return None
+
+    def head(self) -> str | None:
+        """The commit HEAD's branch points at, or ``None`` on an unborn branch."""
+        return self.read_ref(self.head_ref())
+
+    def _cas_ref(self, ref: str, new: str, old: str | None, message: str, who: Identity) -> None:
+        ref_path = self.git_dir / ref
+        ref_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = ref_path.with_name(ref_path.name + ".lock")
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise ConflictError(
+                f"{ref} is locked by another git process ({lock} exists); try again"
+            ) from None
+        try:
+            current = self.read_ref(ref)
+            if current != old:
+                raise ConflictError(
+                    f"{ref} moved from {str(old)[:12]} to {str(current)[:12]} during the operation"
+                )
+            os.write(fd, (new + "\n").encode())
+            if self.durable:
+                os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            lock.replace(ref_path)
+        finally:
+            if fd != -1:
+                os.close(fd)
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+        stamp = f"{who.name} <{who.email}> {int(time.time())} +0000"
+        line = f"{old or '0' * 40} {new} {stamp}\t{message.splitlines()[0] if message else ''}\n"
+        for log in (self.git_dir / "logs" / ref, self.git_dir / "logs" / "HEAD"):
+            with contextlib.suppress(OSError):
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with log.open("a", encoding="utf-8") as fh:
+                    fh.write(line)
+
+    # -- objects --------------------------------------------------------------------------
+
+    def _store_object(self, kind: bytes, raw: bytes) -> bytes:
+        """Write one loose object (zlib-deflated ``"<kind> <size>\\0" + raw``); return its id.
+
+        An object that already exists is not written again. The file appears atomically
+        (temp file in the object's folder, then a rename to its final, new name).
+        """
+        header = b"%s %d\0" % (kind, len(raw))
+        binsha = hashlib.sha1(header + raw).digest()
+        hexsha = binsha.hex()
+        folder = self.git_dir / "objects" / hexsha[:2]
+        final = folder / hexsha[2:]
+        if final.exists():
+            return binsha
+        compressor = zlib.compressobj(1)
+        data = compressor.compress(header) + compressor.compress(raw) + compressor.flush()
+        tmp = folder / f"tmp_obj_{secrets.token_hex(6)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except FileNotFoundError:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            try:
+                os.write(fd, data)
+                if self.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            tmp.replace(final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return binsha
+
+    def read_object(self, binsha: bytes) -> tuple[str, bytes]:
+        """Read one object (any kind, loose or packed).
+
+        Returns:
+            ``(type, raw bytes)`` where type is ``blob``, ``tree``, ``commit`` or ``tag``.
+        """
+        stream = self._gitpython().odb.stream(binsha)
+        kind = stream.type.decode() if isinstance(stream.type, bytes) else str(stream.type)
+        return kind, bytes(stream.read())
+
+    def tree(self, binsha: bytes) -> TreeEntries:
+        """The entries of a tree object (cached; trees never change)."""
+        with self._trees_lock:
+            cached = self._trees.get(binsha)
+            if cached is not None:
+                self._trees.move_to_end(binsha)
+                return cached
+        kind, raw = self.read_object(binsha)
+        if kind != "tree":
+            raise StoreError(f"object {binsha.hex()} is a {kind}, expected a tree")
+        entries = parse_tree(raw)
+        self._remember_tree(binsha, entries)
+        return entries
+
+    def _remember_tree(self, binsha: bytes, entries: TreeEntries) -> None:
+        with self._trees_lock:
+            self._trees[binsha] = entries
+            if len(self._trees) > 8192:
+                self._trees.popitem(last=False)
+
+    def commit_tree(self, commit: str) -> bytes:
+        """The root tree id (raw) of a commit."""
+        kind, raw = self.read_object(bytes.fromhex(commit))
+        if kind != "commit":
+            raise StoreError(f"{commit} is not a commit")
+        return bytes.fromhex(raw[5:45].decode())
+
+    def entry(self, commit: str | None, path: str) -> tuple[bytes, bytes] | None:
+        """The ``(mode, binsha)`` of ``path`` in ``commit``, or ``None`` if absent."""
+        if commit is None:
+            return None
+        sha = self.commit_tree(commit)
+        parts = path.split("/")
+        for i, name in enumerate(parts):
+            entries = self.tree(sha)
+            found = entries.get(name.encode())
+            if found is None:
+                return None
+            if i == len(parts) - 1:
+                return found
+            if found[0] not in (b"40000", b"040000"):
+                return None
+            sha = found[1]
+        return None
+
+    def read_file(self, commit: str, path: str) -> bytes | None:
+        """The content of ``path`` at ``commit`` (``git show commit:path``), or ``None``."""
+        found = self.entry(commit, path)
+        if found is None or found[0] in (b"40000", b"040000"):
+            return None
+        _kind, raw = self.read_object(found[1])
+        return raw
+
+    def list_tree(self, commit: str, path: str = "") -> dict[str, bytes]:
+        """Every file below ``path`` at ``commit``: ``{store-relative path: blob binsha}``."""
+        out: dict[str, bytes] = {}
+        if path:
+            found = self.entry(commit, path)
+            if found is None:
+                return out
+            if found[0] not in (b"40000", b"040000"):
+                return {path: found[1]}
+            start = found[1]
+        else:
+            start = self.commit_tree(commit)
+        stack = [(path, start)]
+        while stack:
+            prefix, sha = stack.pop()
+            for name, (mode, child) in self.tree(sha).items():
+                rel = f"{prefix}/{name.decode()}" if prefix else name.decode()
+                if mode in (b"40000", b"040000"):
+                    stack.append((rel, child))
+                elif mode != b"160000":
+                    out[rel] = child
+        return out
+
+    def resolve(self, rev: str) -> str:
+        """Resolve a revision (sha prefix, ref, ``HEAD~2``) to a full commit id.
+
+        Raises:
+            StoreError: If it names no commit.
+        """
+        if re.fullmatch(r"[0-9a-f]{40}", rev):
+            return rev
+        proc = self.git(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}", check=False
+        )
+        if proc.returncode != 0:
+            raise StoreError(f"{rev!r} does not name a commit in this store")
+        return proc.stdout.decode().strip()
+
+    # -- writing --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the store's writer lock (threads and processes); recover a crashed writer first.
+
+        Raises:
+            LockTimeoutError: If the lock is not free within ``lock_timeout`` seconds.
+        """
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        deadline = time.monotonic() + self.lock_timeout
+        if not self._thread_lock.acquire(timeout=self.lock_timeout):
+            raise LockTimeoutError(
+                f"{self.root}: another writer in this process held the store lock for more than "
+                f"{self.lock_timeout:g} s"
+            )
+        try:
+            try:
+                self._flock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            except _FileLockTimeout:
+                raise LockTimeoutError(
+                    f"{self.root}: another process held the store lock "
+                    f"({self.private_dir / 'writer.lock'}) for more than {self.lock_timeout:g} s"
+                ) from None
+            try:
+                self._local.depth = 1
+                self.recover()
+                yield
+            finally:
+                self._local.depth = 0
+                self._flock.release()
+        finally:
+            self._thread_lock.release()
+
+    @property
+    def _journal(self) -> Path:
+        return self.private_dir / "journal.json"
+
+    def _write_journal(self, entry: _JournalEntry) -> None:
+        # A fresh file (never a replace: cheaper on ext4); a torn journal from a crash while
+        # writing it is unreadable JSON, and then the branch had not moved yet.
+        data = json.dumps(entry._asdict()).encode()
+        fd = os.open(self._journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def recover(self) -> bool:
+        """Finish or undo an operation a crashed writer left half done (call under the lock).
+
+        Returns:
+            True if something was recovered.
+        """
+        try:
+            raw = self._journal.read_bytes()
+        except FileNotFoundError:
+            return False
+        try:
+            entry = _JournalEntry(**json.loads(raw))
+        except (ValueError, TypeError):
+            self._journal.unlink()
+            return True
+        # Lock files left by the dead writer (it held the store lock, so they are its own).
+        for lock in (self.git_dir / (entry.ref + ".lock"), self.git_dir / "index.lock"):
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+        current = self.read_ref(entry.ref)
+        for rel in entry.paths:
+            target = self.root / rel
+            if target.parent.is_dir():
+                for tmp in target.parent.glob(f".{target.name}.*{TMP_SUFFIX}"):
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+        if current == entry.new:
+            # The branch moved: roll forward (files and index from the new commit).
+            self._materialize(entry.new, entry.paths)
+        self._journal.unlink()
+        return True
+
+    def _materialize(self, commit: str, paths: Sequence[str]) -> None:
+        updates: list[_gitindex.IndexEntryUpdate] = []
+        removals: list[str] = []
+        for rel in paths:
+            found = self.entry(commit, rel)
+            target = self.root / rel
+            if found is None:
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
+                self._prune_empty_dirs(target.parent)
+                removals.append(rel)
+                continue
+            _kind, data = self.read_object(found[1])
+            st = atomic_write(target, data, fsync=self.durable)
+            updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], st))
+        self._sync_index(updates, removals)
+
+    def _prune_empty_dirs(self, folder: Path) -> None:
+        while folder != self.root and folder.is_dir():
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    def _sync_index(
+        self, updates: Sequence[_gitindex.IndexEntryUpdate], removals: Sequence[str]
+    ) -> None:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        while True:
+            try:
+                _gitindex.update_index(
+                    self.git_dir, updates, removals, fsync=self.durable, work_tree=self.root
+                )
+                return
+            except _gitindex.UnsupportedIndexError:
+                lines = [f"100644 {u.sha.hex()}\t{u.path}" for u in updates]
+                lines += [f"0 {'0' * 40}\t{p}" for p in removals]
+                self.git("update-index", "--index-info", input=("\n".join(lines) + "\n").encode())
+                if updates:
+                    self.git("update-index", "-q", "--refresh", check=False)
+                return
+            except _gitindex.IndexLockedError:
+                if time.monotonic() > deadline:
+                    raise LockTimeoutError(
+                        f"{self.git_dir / 'index.lock'} was held by another git process for "
+                        f"more than {self.lock_timeout:g} s; the commit is recorded and the "
+                        "index will be brought in sync on the next write"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+
+    def check_clean(self, head: str | None, paths: Sequence[str]) -> None:
+        """Refuse to overwrite a path a person changed and has not committed.
+
+        A path is clean when its working-tree file is missing or holds HEAD's content, and
+        the index holds HEAD's content for it.
+
+        Raises:
+            UnrecordedEditError: Naming the first edited path.
+        """
+        for rel in paths:
+            committed = self.entry(head, rel)
+            committed_sha = committed[1] if committed else None
+            staged = _gitindex.index_entry(self.git_dir, rel)
+            if staged is not None and staged[1] != committed_sha:
+                raise UnrecordedEditError(
+                    f"{rel} has changes staged in git's index that are not committed; commit "
+                    "or unstage them (git restore --staged) first"
+                )
+            target = self.root / rel
+            try:
+                st = target.stat()
+            except FileNotFoundError:
+                continue
+            if committed_sha is None:
+                raise UnrecordedEditError(
+                    f"{rel} exists in the working tree but is not recorded in git; record it "
+                    "(mdsessions record) or move it away first"
+                )
+            if staged is not None and _gitindex.entry_stat_matches(self.git_dir, rel, st):
+                continue
+            if blob_sha(target.read_bytes()) != committed_sha:
+                raise UnrecordedEditError(
+                    f"{rel} has edits that are not recorded yet; record them "
+                    "(mdsessions record) or discard them (git restore) before this save"
+                )
+
+    def commit(
+        self,
+        files: Mapping[str, bytes | None],
+        *,
+        message: str,
+        author: Identity,
+        committer: Identity,
+        check_edits: bool = True,
+        expected_head: str | None = None,
+    ) -> str | None:
+        """Record ``files`` as one commit on HEAD's branch and in the working tree.
+
+        Must be called inside :meth:`writer`.
+
+        Args:
+            files: Store-relative ``/``-separated paths to new content, or ``None`` to delete.
+            message: The full commit message (subject, blank line, body, trailers).
+            author: Who acted.
+            committer: Who recorded it (the tool's identity).
+            check_edits: Refuse when a path holds a person's unrecorded edit.
+            expected_head: When given, the commit the branch must still be at.
+
+        Returns:
+            The new commit id, or ``None`` when nothing changed (no commit is made).
+
+        Raises:
+            UnrecordedEditError: A path holds a person's unrecorded edit (nothing written).
+            ConflictError: The branch moved (nothing written).
+            OSError: A file-system error before the branch moved (nothing written); after it
+                moved the journal completes the operation on the next write.
+        """
+        ref = self.head_ref()
+        head = self.read_ref(ref)
+        if expected_head is not None and head != expected_head:
+            raise ConflictError(f"{ref} is at {str(head)[:12]}, expected {expected_head[:12]}")
+        paths = sorted(files)
+        for rel in paths:
+            self._check_path(rel)
+        if check_edits:
+            self.check_clean(head, paths)
+        blobs: dict[str, bytes | None] = {}
+        for rel in paths:
+            data = files[rel]
+            blobs[rel] = None if data is None else self._store_object(b"blob", data)
+        old_root = self.commit_tree(head) if head else None
+        new_root = self._rewrite(old_root, blobs)
+        if new_root == old_root:
+            return None
+        when = int(time.time())
+        parent = f"parent {head}\n" if head else ""
+        raw = (
+            f"tree {new_root.hex()}\n{parent}"
+            f"author {author.name} <{author.email}> {when} +0000\n"
+            f"committer {committer.name} <{committer.email}> {when} +0000\n\n"
+            f"{message.rstrip()}\n"
+        ).encode()
+        new = self._store_object(b"commit", raw).hex()
+        entry = _JournalEntry(head, new, ref, paths)
+        self._write_journal(entry)
+        try:
+            self._cas_ref(ref, new, head, message, committer)
+        except BaseException:
+            self._journal.unlink()
+            raise
+        # The commit is recorded. From here a failure is completed by recover().
+        updates: list[_gitindex.IndexEntryUpdate] = []
+        removals: list[str] = []
+        for rel in paths:
+            sha = blobs[rel]
+            target = self.root / rel
+            if sha is None:
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
+                self._prune_empty_dirs(target.parent)
+                removals.append(rel)
+                continue
+            data = files[rel]
+            assert data is not None
+            st = atomic_write(target, data, fsync=self.durable)
+            updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, sha, st))
+        self._sync_index(updates, removals)
+        self._journal.unlink()
+        return new
+
+    def _check_path(self, rel: str) -> None:
+        parts = rel.split("/")
+        if not rel or rel.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
+            raise StoreError(f"refusing to write {rel!r}: not a plain store-relative path")
+        target = self.root.joinpath(*parts)
+        # No component may be a symlink: every write must stay inside the store.
+        probe = self.root
+        for part in parts:
+            probe = probe / part
+            if probe.is_symlink():
+                raise StoreError(
+                    f"refusing to write {rel}: {probe.relative_to(self.root)} is a symbolic link "
+                    "(writes must stay inside the store)"
+                )
+        if not target.resolve().is_relative_to(self.root.resolve()):
+            raise StoreError(f"refusing to write {rel}: it resolves outside the store")
+
+    def _rewrite(self, root: bytes | None, blobs: Mapping[str, bytes | None]) -> bytes:
+        """Write the trees for ``blobs`` on top of ``root``; return the new root tree id."""
+        by_dir: dict[str, dict[bytes, tuple[bytes, bytes] | None]] = {}
+        for rel, sha in blobs.items():
+            folder, _, name = rel.rpartition("/")
+            by_dir.setdefault(folder, {})[name.encode()] = None if sha is None else (FILE_MODE, sha)
+        folders: set[str] = set()
+        for folder in by_dir:
+            while True:
+                folders.add(folder)
+                if not folder:
+                    break
+                folder = folder.rpartition("/")[0]
+        ordered = sorted(folders, key=lambda d: -(d.count("/") + 1 if d else 0))
+        old_trees: dict[str, bytes | None] = {"": root}
+
+        def old_tree(folder: str) -> bytes | None:
+            if folder in old_trees:
+                return old_trees[folder]
+            parent, _, name = folder.rpartition("/")
+            parent_sha = old_tree(parent)
+            sha = None
+            if parent_sha is not None:
+                found = self.tree(parent_sha).get(name.encode())
+                if found is not None and found[0] in (b"40000", b"040000"):
+                    sha = found[1]
+            old_trees[folder] = sha
+            return sha
+
+        new_root = b""
+        for folder in ordered:
+            base = old_tree(folder)
+            entries = dict(self.tree(base)) if base is not None else {}
+            for name, value in by_dir.get(folder, {}).items():
+                if value is None:
+                    entries.pop(name, None)
+                else:
+                    entries[name] = value
+            if entries or not folder:
+                raw = serialize_tree(entries)
+                sha = self._store_object(b"tree", raw)
+                self._remember_tree(sha, entries)
+                value_for_parent: tuple[bytes, bytes] | None = (TREE_MODE, sha)
+            else:
+                sha = b""
+                value_for_parent = None
+            if folder:
+                parent, _, name = folder.rpartition("/")
+                by_dir.setdefault(parent, {})[name.encode()] = value_for_parent
+            else:
+                new_root = sha
+        return new_root
+
+    # -- history --------------------------------------------------------------------------
+
+    def log(
+        self,
+        paths: Sequence[str] = (),
+        *,
+        rev: str = "HEAD",
+        max_count: int | None = None,
+        skip: int = 0,
+        with_paths: bool = False,
+        extra: Sequence[str] = (),
+    ) -> list[CommitInfo]:
+        """Commits newest first, optionally limited to paths, with trailers parsed.
+
+        Args:
+            paths: Store-relative paths or folders to limit to.
+            rev: Where to start.
+            max_count: At most this many commits.
+            skip: Skip this many first.
+            with_paths: Also list the paths each commit touched.
+            extra: More ``git log`` options (e.g. ``--author=…``, ``--since=…``).
+
+        Returns:
+            The commits, newest first.
+        """
+        fmt = "%x1e%H%x1f%an <%ae>%x1f%at%x1f%s%x1f%(trailers:only,unfold)%x1f"
+        args = ["log", f"--format={fmt}", "--no-color", *extra]
+        if max_count is not None:
+            args.append(f"--max-count={max_count}")
+        if skip:
+            args.append(f"--skip={skip}")
+        if with_paths:
+            args += ["--name-only", "--no-renames"]
+        args += [rev, "--", *paths]
+        proc = self.git(*args, check=False)
+        if proc.returncode != 0:
+            if self.head() is None:
+                return []
+            raise StoreError(proc.stderr.decode("utf-8", "replace").strip())
+        out: list[CommitInfo] = []
+        for record in proc.stdout.decode("utf-8", "replace").split("\x1e")[1:]:
+            sha, author, stamp, subject, trailers, rest = record.split("\x1f", 5)
+            pairs = []
+            for line in trailers.splitlines():
+                key, sep, value = line.partition(":")
+                if sep:
+                    pairs.append((key.strip(), value.strip()))
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(stamp)))
+            touched = tuple(p for p in rest.splitlines() if p.strip()) if with_paths else ()
+            out.append(CommitInfo(sha, author, when, subject, tuple(pairs), touched))
+        return out
+
+    def status_porcelain(self) -> str:
+        """``git status --porcelain`` of the whole store (untracked files included)."""
+        return self.git("status", "--porcelain", "--untracked-files=all").stdout.decode(
+            "utf-8", "replace"
+        )
+
+    def config_identity(self) -> Identity | None:
+        """``user.name``/``user.email`` from git's configuration, if both are set."""
+        name = self.git("config", "user.name", check=False).stdout.decode().strip()
+        email = self.git("config", "user.email", check=False).stdout.decode().strip()
+        if name and email:
+            return Identity(name, email)
+        return None

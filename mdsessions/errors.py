@@ -1,0 +1,107 @@
+"""The one exception hierarchy of mdsessions.
+
+Every error the library raises on purpose derives from :class:`MdsessionsError`; each
+subclass also derives from the matching builtin so callers that catch ``ValueError``,
+``LookupError``, ``FileNotFoundError`` or ``TimeoutError`` keep working (the seed-003
+``CheckpointManager`` documents ``ValueError`` and ``FileNotFoundError``).  The CLI maps
+the whole tree to ``Error: …`` messages and exit codes in one place (``cli.py``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentFailedError",
+    "ConflictError",
+    "DocumentError",
+    "InvalidIdentifierError",
+    "LockTimeoutError",
+    "MdsessionsError",
+    "PhaseNotFoundError",
+    "SessionExistsError",
+    "SessionNotFoundError",
+    "StoreError",
+    "StoreNotFoundError",
+    "UnrecordedEditError",
+    "WorkflowError",
+]
+
+
+class MdsessionsError(Exception):
+    """Root of every error mdsessions raises on purpose."""
+
+
+class StoreError(MdsessionsError, RuntimeError):
+    """The store (its git repository or working tree) cannot do what was asked."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """No mdsessions store at or above the given path."""
+
+
+class LockTimeoutError(StoreError, TimeoutError):
+    """The store's writer lock could not be taken within the timeout (seconds)."""
+
+
+class ConflictError(StoreError):
+    """The branch moved under us, or a sync met a diverging change to the same session."""
+
+
+class UnrecordedEditError(StoreError):
+    """A save would overwrite a file a person edited and has not recorded yet."""
+
+
+class InvalidIdentifierError(MdsessionsError, ValueError):
+    """A project, session or agent id does not match ``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``."""
+
+
+class DocumentError(MdsessionsError, ValueError):
+    """A document is malformed: broken frontmatter, a missing field, a wrong value.
+
+    Attributes:
+        path: The file (store-relative) the problem is in, or ``None`` for in-memory data.
+        line: The 1-based line number of the problem, when known.
+        field: The frontmatter field at fault, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = path or ""
+        if path and line is not None:
+            where = f"{path}:{line}"
+        prefix = f"{where}: " if where else ""
+        if field:
+            prefix += f"field '{field}': "
+        super().__init__(prefix + message)
+
+
+class WorkflowError(MdsessionsError, ValueError):
+    """A workflow definition is invalid, or a phase/mode/status is not part of it."""
+
+
+class PhaseNotFoundError(WorkflowError, LookupError):
+    """The phase number is not part of the session's workflow and mode."""
+
+
+class SessionNotFoundError(MdsessionsError, LookupError, FileNotFoundError):
+    """No session with that project and session id exists in the store.
+
+    Also a ``FileNotFoundError``, as the seed-003 ``CheckpointManager`` documents.
+    """
+
+
+class SessionExistsError(MdsessionsError, FileExistsError):
+    """A session with that project and session id already exists."""
+
+
+class AgentFailedError(MdsessionsError, RuntimeError):
+    """An agent failed while the runner executed a phase; its failure was recorded."""

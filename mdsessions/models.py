@@ -1,0 +1,446 @@
+"""Typed models of the four documents and of the values they hold.
+
+Every frontmatter field is declared once, here.  The file formats follow seed 003
+(``session_manifest.md``, ``checkpoint.md``, ``{agent_name}.md``, ``user_feedback.md``);
+the frontmatter is the machine truth and carries ``schema: mdsessions/<kind>/v1``.
+
+Units: times are UTC ISO-8601 with ``Z`` (``2024-11-24T10:02:00Z``), durations are seconds,
+costs are USD, token counts are integers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from enum import Enum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+
+__all__ = [
+    "ID_PATTERN",
+    "AgentOutput",
+    "AgentRun",
+    "Checkpoint",
+    "DocumentKind",
+    "FeedbackAction",
+    "ForkOrigin",
+    "PhaseEntry",
+    "PhaseStatus",
+    "ReviewState",
+    "SessionManifest",
+    "SessionStatus",
+    "Totals",
+    "UserFeedback",
+    "utc_now",
+]
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""Project, session and agent ids (DESIGN.md "Identifiers")."""
+
+
+class SessionStatus(str, Enum):
+    """The status of a whole session (``session_manifest.md`` ``status``)."""
+
+    CREATED = "created"
+    IN_PROGRESS = "in_progress"
+    AWAITING_REVIEW = "awaiting_review"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class PhaseStatus(str, Enum):
+    """The status of one phase or one agent run (seed 003 ``checkpoint.md`` ``Status``)."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ReviewState(str, Enum):
+    """Where a phase stands with its reviewer.
+
+    ``not_required``: no review gate; ``required``: a gate the phase has not reached yet;
+    ``pending``: waiting for the reviewer's decision; then ``approved``, ``revise`` (the phase
+    re-runs with the comments) or ``rejected`` (the session ends).
+    """
+
+    NOT_REQUIRED = "not_required"
+    REQUIRED = "required"
+    PENDING = "pending"
+    APPROVED = "approved"
+    REVISE = "revise"
+    REJECTED = "rejected"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class FeedbackAction(str, Enum):
+    """A reviewer's decision (seed 003 ``user_feedback.md`` ``Action``)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REVISE = "revise"
+    REJECTED = "rejected"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: object) -> FeedbackAction:
+        """Accept the canonical values and the verbs people type (``approve``, ``reject``).
+
+        Args:
+            value: A string such as ``"approved"``, ``"approve"``, ``"revise"``, ``"reject"``.
+
+        Returns:
+            The matching action.
+
+        Raises:
+            ValueError: For anything else; the message lists the accepted values.
+        """
+        if isinstance(value, cls):
+            return value
+        text = str(value).strip().lower() if value is not None else "pending"
+        aliases = {
+            "approve": cls.APPROVED,
+            "accept": cls.APPROVED,
+            "accepted": cls.APPROVED,
+            "reject": cls.REJECTED,
+            "revision": cls.REVISE,
+            "revised": cls.REVISE,
+            "request_changes": cls.REVISE,
+            "changes_requested": cls.REVISE,
+            "": cls.PENDING,
+            "none": cls.PENDING,
+        }
+        if text in aliases:
+            return aliases[text]
+        try:
+            return cls(text)
+        except ValueError:
+            raise ValueError(
+                f"expected one of approved, revise, rejected, pending; got {value!r}"
+            ) from None
+
+
+class DocumentKind(str, Enum):
+    """The four document kinds (DESIGN.md "Documents")."""
+
+    SESSION_MANIFEST = "session_manifest"
+    CHECKPOINT = "checkpoint"
+    AGENT_OUTPUT = "agent_output"
+    USER_FEEDBACK = "user_feedback"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def utc_now() -> _dt.datetime:
+    """Return the current time, UTC, whole seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+
+
+def _to_utc(value: _dt.datetime) -> _dt.datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return value.astimezone(_dt.timezone.utc).replace(microsecond=0)
+
+
+def _format_time(value: _dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+UTCTime = Annotated[
+    _dt.datetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(_format_time, return_type=str),
+]
+"""A timestamp stored as UTC ISO-8601 with ``Z``; naive input is taken as UTC."""
+
+
+def _check_id(value: str) -> str:
+    if not ID_PATTERN.fullmatch(value):
+        raise ValueError(
+            "expected an id matching [A-Za-z0-9][A-Za-z0-9._-]{0,127} "
+            "(no '/', no '..', no leading dot)"
+        )
+    if ".." in value:
+        raise ValueError("an id may not contain '..'")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_check_id)]
+
+
+def _single_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("expected a single line of text")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(_single_line)]
+
+
+def _round_seconds(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+Seconds = Annotated[float, Field(ge=0), AfterValidator(_round_seconds)]
+USD = Annotated[float, Field(ge=0), AfterValidator(lambda v: round(float(v), 6))]
+Count = Annotated[int, Field(ge=0)]
+
+
+def _list_of_strings(value: Any) -> Any:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return value
+
+
+StrList = Annotated[list[OneLine], BeforeValidator(_list_of_strings)]
+
+
+class _Doc(BaseModel):
+    """Shared configuration: strict field names, assignment validated, enums by value."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        populate_by_name=True,
+        use_enum_values=False,
+    )
+
+    def frontmatter(self) -> dict[str, Any]:
+        """Return the frontmatter mapping in declaration order (JSON-compatible values)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude=self._body_fields)
+        return data
+
+    _body_fields: ClassVar[set[str]] = set()
+
+
+class Totals(_Doc):
+    """Token, cost and time totals of a session (sum over its agent outputs)."""
+
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cost: USD = 0.0
+    duration: Seconds = 0.0
+
+
+class ForkOrigin(_Doc):
+    """Where a forked session came from: the source session and the commit it was taken at."""
+
+    session: str
+    commit: str
+
+
+class PhaseEntry(_Doc):
+    """One row of the manifest's phase table (seed 003 ``session_manifest.md`` Phase Status)."""
+
+    number: Annotated[int, Field(ge=1)]
+    slug: str
+    name: str
+    status: PhaseStatus = PhaseStatus.PENDING
+    review: ReviewState = ReviewState.NOT_REQUIRED
+    started: UTCTime | None = None
+    completed: UTCTime | None = None
+    duration: Seconds | None = None
+    retry_count: Count = 0
+
+    @property
+    def directory(self) -> str:
+        """The phase folder name, ``phase_{number}_{slug}`` (seed 003 layout)."""
+        return f"phase_{self.number}_{self.slug}"
+
+
+class SessionManifest(_Doc):
+    """``session_manifest.md``: the state of one session (seed 003)."""
+
+    schema_: Literal["mdsessions/session_manifest/v1"] = Field(
+        "mdsessions/session_manifest/v1", alias="schema"
+    )
+    project_id: Identifier
+    session_id: Identifier
+    user_id: OneLine | None = None
+    workflow: Identifier = "idea_validation"
+    mode: Identifier = "mvp"
+    status: SessionStatus = SessionStatus.CREATED
+    created: UTCTime
+    updated: UTCTime
+    current_phase: int | None = None
+    phases: list[PhaseEntry] = Field(default_factory=list)
+    tags: StrList = Field(default_factory=list)
+    totals: Totals = Field(default_factory=Totals)
+    forked_from: ForkOrigin | None = None
+    idea: str | None = None
+    notes: str = ""
+
+    _body_fields: ClassVar[set[str]] = {"notes"}
+
+    def phase(self, number: int) -> PhaseEntry:
+        """Return the manifest row of phase ``number``.
+
+        Raises:
+            KeyError: If the phase is not part of this session's mode.
+        """
+        for entry in self.phases:
+            if entry.number == number:
+                return entry
+        raise KeyError(number)
+
+    @property
+    def completed_phases(self) -> list[int]:
+        """Phase numbers whose status is ``completed``, ascending."""
+        return [p.number for p in self.phases if p.status is PhaseStatus.COMPLETED]
+
+    @property
+    def approved_phases(self) -> list[int]:
+        """Phase numbers a reviewer approved, ascending."""
+        return [p.number for p in self.phases if p.review is ReviewState.APPROVED]
+
+
+class AgentRun(_Doc):
+    """One agent's line in a checkpoint (seed 003 ``save_checkpoint(agents=[...])``)."""
+
+    agent_name: Identifier
+    status: PhaseStatus = PhaseStatus.COMPLETED
+    output_file: OneLine | None = None
+    tokens: Count = 0
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cost: USD = 0.0
+    duration: Seconds | None = None
+    error: str | None = None
+
+
+class Checkpoint(_Doc):
+    """``phase_N_slug/checkpoint.md``: the state of one phase (seed 003 checkpoint.md)."""
+
+    schema_: Literal["mdsessions/checkpoint/v1"] = Field("mdsessions/checkpoint/v1", alias="schema")
+    project_id: Identifier
+    session_id: Identifier
+    phase: Annotated[int, Field(ge=1)]
+    phase_name: OneLine
+    phase_slug: Identifier
+    status: PhaseStatus
+    started: UTCTime | None = None
+    completed: UTCTime | None = None
+    duration: Seconds | None = None
+    retry_count: Count = 0
+    execution_mode: OneLine = "single"
+    review: ReviewState = ReviewState.NOT_REQUIRED
+    agents: list[AgentRun] = Field(default_factory=list)
+    inputs: StrList = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+    next_phase: int | None = None
+    notes: str = ""
+
+    _body_fields: ClassVar[set[str]] = {"notes"}
+
+    @property
+    def total_input_tokens(self) -> int:
+        """Sum of the agents' input tokens."""
+        return sum(a.input_tokens for a in self.agents)
+
+    @property
+    def total_output_tokens(self) -> int:
+        """Sum of the agents' output tokens."""
+        return sum(a.output_tokens for a in self.agents)
+
+    @property
+    def total_tokens(self) -> int:
+        """Sum of the agents' tokens (``tokens``, or input + output when that is 0)."""
+        return sum(a.tokens or (a.input_tokens + a.output_tokens) for a in self.agents)
+
+    @property
+    def total_cost(self) -> float:
+        """Sum of the agents' cost in USD."""
+        return round(sum(a.cost for a in self.agents), 6)
+
+
+class AgentOutput(_Doc):
+    """``phase_N_slug/{agent}.md``: one agent's output, content verbatim (seed 003)."""
+
+    schema_: Literal["mdsessions/agent_output/v1"] = Field(
+        "mdsessions/agent_output/v1", alias="schema"
+    )
+    project_id: Identifier
+    session_id: Identifier
+    agent: Identifier
+    phase: Annotated[int, Field(ge=1)]
+    phase_name: OneLine
+    executed: UTCTime
+    duration: Seconds | None = None
+    status: PhaseStatus = PhaseStatus.COMPLETED
+    model: OneLine | None = None
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cost: USD = 0.0
+    tools_used: StrList = Field(default_factory=list)
+    retry_count: Count = 0
+    exit_status: int | None = None
+    error: str | None = None
+    content: str = ""
+
+    _body_fields: ClassVar[set[str]] = {"content"}
+
+
+class UserFeedback(_Doc):
+    """``phase_N_slug/user_feedback.md``: a reviewer's decision and comments (seed 003)."""
+
+    schema_: Literal["mdsessions/user_feedback/v1"] = Field(
+        "mdsessions/user_feedback/v1", alias="schema"
+    )
+    project_id: Identifier
+    session_id: Identifier
+    phase: Annotated[int, Field(ge=1)]
+    phase_name: OneLine
+    reviewed: bool = False
+    approved: bool = False
+    action: Annotated[FeedbackAction, BeforeValidator(FeedbackAction.parse)] = (
+        FeedbackAction.PENDING
+    )
+    timestamp: UTCTime | None = None
+    retry_count: Count = 0
+    requested_changes: StrList = Field(default_factory=list)
+    reviewer: OneLine | None = None
+    comments: str = ""
+
+    _body_fields: ClassVar[set[str]] = {"comments"}
+
+    def decision(self) -> FeedbackAction:
+        """The decision this file expresses, reconciling ``approved`` and ``action``.
+
+        ``approved: true`` alone means approved; ``action: revise``/``rejected`` must not be
+        combined with ``approved: true``.
+
+        Raises:
+            ValueError: When ``approved`` and ``action`` contradict each other.
+        """
+        if self.action is FeedbackAction.PENDING:
+            return FeedbackAction.APPROVED if self.approved else FeedbackAction.PENDING
+        if self.approved and self.action is not FeedbackAction.APPROVED:
+            raise ValueError(
+                f"'approved: true' contradicts 'action: {self.action.value}'; "
+                "set approved: false to ask for a revision or to reject"
+            )
+        return self.action

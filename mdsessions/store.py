@@ -1,0 +1,1511 @@
+"""The public API: :class:`Store` (one git repository) and :class:`Session` (one session in it).
+
+Every mutating call is exactly one git commit, or nothing: the manifest is read, modified and
+written under the store's writer lock, the documents are rendered from the templates, and the
+git layer records them in one commit with the ``Mdsessions-*`` trailers of DESIGN.md.
+
+Layout (seed 003)::
+
+    {projects_dir}/{project_id}/sessions/{session_id}/
+        session_manifest.md
+        phase_{N}_{slug}/checkpoint.md · {agent}.md … · user_feedback.md
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import os
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import _git
+from .documents import Document, Renderer, load_as, loads
+from .errors import (
+    DocumentError,
+    InvalidIdentifierError,
+    PhaseNotFoundError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StoreError,
+    StoreNotFoundError,
+)
+from .models import (
+    ID_PATTERN,
+    AgentOutput,
+    AgentRun,
+    Checkpoint,
+    FeedbackAction,
+    PhaseEntry,
+    PhaseStatus,
+    ReviewState,
+    SessionManifest,
+    SessionStatus,
+    Totals,
+    UserFeedback,
+    utc_now,
+)
+from .workflow import Workflow, resolve_workflow
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Commit", "EditedFile", "Identity", "Problem", "Session", "Store"]
+
+Identity = _git.Identity
+CommitInfo = _git.CommitInfo
+Commit = _git.CommitInfo
+
+CONFIG_FILE = "mdsessions.toml"
+MANIFEST = "session_manifest.md"
+CHECKPOINT = "checkpoint.md"
+FEEDBACK = "user_feedback.md"
+RUNNER_IDENTITY = Identity("mdsessions", "mdsessions@localhost")
+
+_GITIGNORE = """\
+# mdsessions: caches and locks (rebuildable), temp files of atomic writes
+/.mdsessions/*
+!/.mdsessions/templates/
+*.mdstmp
+"""
+
+_CONFIG = """\
+# mdsessions store configuration (tracked in git).
+[store]
+format = 1
+projects_dir = "{projects_dir}"
+
+# Workflows the runner can find by name: name = "path/to/workflow.toml" (relative to this file).
+[workflows]
+"""
+
+D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of :meth:`Store.validate` / :meth:`Session.validate`.
+
+    Attributes:
+        path: Store-relative file the problem is in.
+        reason: What is wrong and what was expected.
+        line: 1-based line, when known.
+    """
+
+    path: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class EditedFile:
+    """A file in the store that differs from the last commit (a person's unrecorded edit).
+
+    Attributes:
+        path: Store-relative path.
+        change: ``modified``, ``added`` or ``deleted``.
+        error: Why the file does not validate, or ``None`` when it does.
+    """
+
+    path: str
+    change: str
+    error: str | None = None
+
+
+def check_id(value: str, what: str) -> str:
+    """Validate a project, session or agent id.
+
+    Args:
+        value: The id.
+        what: ``"project id"``, ``"session id"`` or ``"agent id"`` for the message.
+
+    Returns:
+        The id unchanged.
+
+    Raises:
+        InvalidIdentifierError: Naming the argument and the expected form.
+    """
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value) or ".." in value:
+        raise InvalidIdentifierError(
+            f"invalid {what} {value!r}: expected 1-128 characters of letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit (no '/', no '..', no leading dot)"
+        )
+    return value
+
+
+def _trailers(**values: Any) -> str:
+    lines = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        name = "Mdsessions-" + "-".join(part.capitalize() for part in key.split("_"))
+        lines.append(f"{name}: {value}")
+    return "\n".join(lines)
+
+
+def _message(subject: str, body: str = "", **trailers: Any) -> str:
+    parts = [subject]
+    if body:
+        parts.append(body)
+    parts.append(_trailers(**trailers))
+    return "\n\n".join(parts)
+
+
+class Store:
+    """A git-backed markdown store (one git repository).
+
+    Use :meth:`init` to create one and :meth:`open` to open one. Stores are safe to share
+    between threads and processes: writers serialize on an inter-process lock, readers do not.
+
+    Args:
+        root: The repository's working-tree root.
+        lock_timeout: Seconds a write waits for the writer lock before ``LockTimeoutError``.
+        durable: fsync objects, refs, the index and files on every write (slower).
+        author: The identity of the runner's commits
+            (default ``mdsessions <mdsessions@localhost>``).
+
+    Example:
+        >>> store = Store.init("my-store")                             # doctest: +SKIP
+        >>> s = store.create_session("project-123", "session-456")     # doctest: +SKIP
+        >>> s.save_agent_output(1, "concept_expansion", "# Concept…")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        lock_timeout: float = 60.0,
+        durable: bool = False,
+        author: Identity | str | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        config_path = self.root / CONFIG_FILE
+        try:
+            config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StoreNotFoundError(
+                f"{self.root} is not an mdsessions store (no {CONFIG_FILE}); run 'mdsessions init'"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise StoreError(f"{config_path}: invalid TOML: {exc}") from None
+        store_cfg = config.get("store", {})
+        if store_cfg.get("format", 1) != 1:
+            raise StoreError(
+                f"{config_path}: store format {store_cfg.get('format')} is not supported"
+            )
+        projects_dir = str(store_cfg.get("projects_dir", "projects")).strip("/") or "."
+        if projects_dir != "." and any(p in ("", "..", ".git") for p in projects_dir.split("/")):
+            raise StoreError(
+                f"{config_path}: projects_dir {projects_dir!r} must stay inside the store"
+            )
+        self.projects_dir = projects_dir
+        self._workflow_paths = {
+            str(k): (self.root / str(v)) for k, v in config.get("workflows", {}).items()
+        }
+        self.git = _git.GitRepo(self.root, lock_timeout=lock_timeout, durable=durable)
+        if isinstance(author, str):
+            author = Identity.parse(author)
+        self.author = (author or RUNNER_IDENTITY).checked()
+        self._renderer: Renderer | None = None
+        self._cache: dict[str, tuple[tuple[int, int, int], type[Document], dict[str, Any]]] = {}
+        self._cache_lock = threading.Lock()
+        self._workflows: dict[str, Workflow] = {}
+
+    # -- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str] = ".",
+        *,
+        projects_dir: str = "projects",
+        **options: Any,
+    ) -> Store:
+        """Create a store: a git repository with ``mdsessions.toml`` and ``.gitignore``.
+
+        Initialising an existing store is a no-op that opens it.
+
+        Args:
+            path: The folder (created if missing).
+            projects_dir: Store-relative folder that holds ``{project_id}/sessions/…``
+                (``"."`` for the store root itself).
+            **options: Passed to :class:`Store` (``lock_timeout``, ``durable``, ``author``).
+
+        Returns:
+            The open store.
+
+        Raises:
+            StoreError: If ``path`` is a git repository that is not a store, or git fails.
+        """
+        root = Path(path).resolve()
+        if (root / CONFIG_FILE).is_file() and (root / ".git").is_dir():
+            return cls(root, **options)
+        if (root / ".git").exists():
+            raise StoreError(
+                f"{root} is already a git repository but not an mdsessions store; "
+                "use an empty folder (mdsessions keeps its own repository)"
+            )
+        _git.init_repository(root)
+        git = _git.GitRepo(root)
+        files = {
+            ".gitignore": _GITIGNORE.encode(),
+            CONFIG_FILE: _CONFIG.format(projects_dir=projects_dir.strip("/") or ".").encode(),
+        }
+        with git.writer():
+            git.commit(
+                files,
+                message=_message("init: mdsessions store", kind="init"),
+                author=RUNNER_IDENTITY,
+                committer=RUNNER_IDENTITY,
+                check_edits=False,
+            )
+        git.close()
+        return cls(root, **options)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] = ".", **options: Any) -> Store:
+        """Open the store at or above ``path`` (found the way git finds a repository).
+
+        Args:
+            path: A folder inside the store.
+            **options: Passed to :class:`Store`.
+
+        Returns:
+            The open store.
+
+        Raises:
+            StoreNotFoundError: If no enclosing git repository holds ``mdsessions.toml``.
+        """
+        start = Path(path)
+        if not start.exists():
+            raise StoreNotFoundError(f"{start}: no such folder")
+        root = _git.find_repository(start)
+        if root is None:
+            raise StoreNotFoundError(
+                f"{start.resolve()} is not inside an mdsessions store (no git repository found); "
+                "run 'mdsessions init' first"
+            )
+        return cls(root, **options)
+
+    def close(self) -> None:
+        """Release git child processes and caches. The store may be used again afterwards."""
+        self.git.close()
+        with self._cache_lock:
+            self._cache.clear()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- helpers used by Session ----------------------------------------------------------
+
+    @property
+    def renderer(self) -> Renderer:
+        """The Jinja renderer (the store's ``.mdsessions/templates/`` override the defaults)."""
+        if self._renderer is None:
+            self._renderer = Renderer(self.root / ".mdsessions" / "templates")
+        return self._renderer
+
+    def rel(self, *parts: str) -> str:
+        """Join parts into a store-relative ``/`` path below the projects folder."""
+        base = [] if self.projects_dir == "." else [self.projects_dir]
+        return "/".join([*base, *parts])
+
+    def read_text(self, rel: str) -> str:
+        """Read a working-tree file as UTF-8 text.
+
+        Raises:
+            FileNotFoundError: If it does not exist.
+            DocumentError: If it is not valid UTF-8.
+        """
+        data = (self.root / rel).read_bytes()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise DocumentError(
+                f"not valid UTF-8 (byte {exc.start})", path=rel, line=line
+            ) from None
+
+    def read_doc(self, rel: str, model: type[D]) -> D:
+        """Read and parse a document from the working tree (cached by file identity).
+
+        Raises:
+            FileNotFoundError: If the file does not exist.
+            DocumentError: If it does not parse or validate.
+        """
+        target = self.root / rel
+        st = target.stat()
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._cache_lock:
+            hit = self._cache.get(rel)
+        if hit is not None and hit[0] == key and hit[1] is model:
+            return model.model_validate(hit[2])  # a fresh copy the caller may change
+        doc = load_as(model, self.read_text(rel), path=rel)
+        with self._cache_lock:
+            self._cache[rel] = (key, model, doc.model_dump(by_alias=True))
+        return doc
+
+    def _remember(self, rel: str, doc: Document) -> None:
+        try:
+            st = (self.root / rel).stat()
+        except FileNotFoundError:
+            return
+        with self._cache_lock:
+            self._cache[rel] = (
+                (st.st_ino, st.st_size, st.st_mtime_ns),
+                type(doc),
+                doc.model_dump(by_alias=True),
+            )
+
+    def render(self, doc: Document, **context: Any) -> bytes:
+        """Render a document; output of a store's own templates must parse back to the same model.
+
+        Raises:
+            DocumentError: If a (store-supplied) template produced a file that does not
+                round-trip; nothing is written in that case.
+        """
+        text = self.renderer.render(doc, **context)
+        if not self.renderer.overridden:
+            return text.encode("utf-8")  # the package templates round-trip (tests/test_documents.py)
+        back = loads(text, path=None)
+        if back != doc:
+            raise DocumentError(
+                "the template output does not parse back to the same document; check the "
+                "store's templates in .mdsessions/templates/"
+            )
+        return text.encode("utf-8")
+
+    def commit(
+        self,
+        files: Mapping[str, Document | bytes | None],
+        *,
+        message: str,
+        author: Identity | None = None,
+        check_edits: bool = True,
+        context: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> str | None:
+        """Render documents and record them (and raw bytes) as one commit, under :meth:`writing`.
+
+        Returns:
+            The new commit id, or ``None`` when nothing changed.
+        """
+        raw: dict[str, bytes | None] = {}
+        docs: dict[str, Document] = {}
+        for rel, value in files.items():
+            if value is None or isinstance(value, bytes):
+                raw[rel] = value
+            else:
+                raw[rel] = self.render(value, **(context or {}).get(rel, {}))
+                docs[rel] = value
+        sha = self.git.commit(
+            raw,
+            message=message,
+            author=author or self.author,
+            committer=self.author,
+            check_edits=check_edits,
+        )
+        for rel, doc in docs.items():
+            self._remember(rel, doc)
+        return sha
+
+    def writing(self) -> Any:
+        """The writer lock as a context manager (re-entrant in one thread)."""
+        return self.git.writer()
+
+    def workflow(self, name: str | Path | Workflow | None) -> Workflow:
+        """Find a workflow by name (``mdsessions.toml`` ``[workflows]``), path or object.
+
+        Raises:
+            WorkflowError: If it cannot be found or is invalid.
+        """
+        if isinstance(name, Workflow):
+            return name
+        key = str(name) if name is not None else "idea_validation"
+        if key in self._workflows:
+            return self._workflows[key]
+        if key in self._workflow_paths:
+            wf = Workflow.from_toml(self._workflow_paths[key])
+        else:
+            wf = resolve_workflow(name)
+        self._workflows[key] = wf
+        return wf
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def session_rel(self, project_id: str, session_id: str) -> str:
+        """Store-relative folder of a session (ids validated)."""
+        return self.rel(
+            check_id(project_id, "project id"), "sessions", check_id(session_id, "session id")
+        )
+
+    def create_session(
+        self,
+        project_id: str,
+        session_id: str | None = None,
+        *,
+        workflow: str | Path | Workflow | None = None,
+        mode: str | None = None,
+        user_id: str | None = None,
+        idea: str | None = None,
+        tags: Sequence[str] = (),
+        author: Identity | None = None,
+    ) -> Session:
+        """Create a session: its manifest and the phase table of its mode, in one commit.
+
+        Args:
+            project_id: Project id (``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``).
+            session_id: Session id; default ``session-YYYYmmdd-HHMMSS-xxxx`` (UTC).
+            workflow: Workflow name, TOML path or object (default ``idea_validation``).
+            mode: Execution mode (default: the workflow's default, ``mvp``).
+            user_id: Who the session is for (seed 003 ``user_id``).
+            idea: The input the runner gives the agents (markdown).
+            tags: Free-form labels.
+            author: Commit author (default: the store's runner identity).
+
+        Returns:
+            The new session.
+
+        Raises:
+            InvalidIdentifierError: A bad project or session id.
+            WorkflowError: An unknown workflow or mode.
+            SessionExistsError: The session already exists (nothing changed).
+        """
+        if session_id is None:
+            session_id = (
+                "session-" + utc_now().strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
+            )
+        rel = self.session_rel(project_id, session_id)
+        wf = self.workflow(workflow)
+        mode = mode or wf.default_mode
+        phases = wf.phases_for(mode)
+        if user_id is not None and ("\n" in user_id or "\r" in user_id):
+            raise InvalidIdentifierError(f"invalid user id {user_id!r}: expected one line")
+        now = utc_now()
+        manifest = SessionManifest(
+            project_id=project_id,
+            session_id=session_id,
+            user_id=user_id,
+            workflow=wf.name,
+            mode=mode,
+            status=SessionStatus.CREATED,
+            created=now,
+            updated=now,
+            current_phase=phases[0].number,
+            phases=[
+                PhaseEntry(
+                    number=p.number,
+                    slug=p.slug,
+                    name=p.name,
+                    review=ReviewState.REQUIRED if p.review else ReviewState.NOT_REQUIRED,
+                )
+                for p in phases
+            ],
+            tags=list(tags),
+            idea=idea,
+        )
+        session = Session(self, project_id, session_id)
+        with self.writing():
+            if (self.root / rel / MANIFEST).exists():
+                raise SessionExistsError(f"session {project_id}/{session_id} already exists")
+            self.commit(
+                {f"{rel}/{MANIFEST}": manifest},
+                message=_message(
+                    f"session({project_id}/{session_id}): created ({wf.name}, {mode})",
+                    kind="session",
+                    project=project_id,
+                    session=session_id,
+                    status=manifest.status.value,
+                ),
+                author=author,
+                context={f"{rel}/{MANIFEST}": session._manifest_context(manifest)},
+            )
+        return session
+
+    def session(self, project_id: str, session_id: str) -> Session:
+        """Return an existing session.
+
+        Raises:
+            InvalidIdentifierError: A bad id.
+            SessionNotFoundError: No such session.
+        """
+        rel = self.session_rel(project_id, session_id)
+        if not (self.root / rel / MANIFEST).is_file():
+            raise SessionNotFoundError(
+                f"no session {project_id}/{session_id} in {self.root} (expected {rel}/{MANIFEST})"
+            )
+        return Session(self, project_id, session_id)
+
+    def find_session(self, ref: str) -> Session:
+        """Resolve ``project/session`` or a bare ``session`` id that is unique in the store.
+
+        Raises:
+            SessionNotFoundError: No such session, or a bare id that several projects use.
+        """
+        if "/" in ref:
+            project_id, _, session_id = ref.partition("/")
+            return self.session(project_id, session_id)
+        check_id(ref, "session id")
+        matches = [m for m in self._manifest_paths() if m.parent.name == ref]
+        if not matches:
+            raise SessionNotFoundError(f"no session {ref!r} in {self.root}")
+        if len(matches) > 1:
+            projects = sorted(m.parent.parent.parent.name for m in matches)
+            raise SessionNotFoundError(
+                f"session id {ref!r} exists in several projects ({', '.join(projects)}); "
+                "write it as PROJECT/SESSION"
+            )
+        path = matches[0]
+        return Session(self, path.parent.parent.parent.name, ref)
+
+    def _manifest_paths(self, project_id: str | None = None) -> list[Path]:
+        base = self.root if self.projects_dir == "." else self.root / self.projects_dir
+        project = check_id(project_id, "project id") if project_id else "*"
+        return sorted(base.glob(f"{project}/sessions/*/{MANIFEST}"))
+
+    def sessions(self, project_id: str | None = None) -> list[SessionManifest]:
+        """Every session's manifest, ordered by project then creation time.
+
+        Args:
+            project_id: Only this project's sessions.
+
+        Returns:
+            Manifests (a file that fails to parse is skipped; :meth:`validate` reports it).
+        """
+        out = []
+        for path in self._manifest_paths(project_id):
+            rel = path.relative_to(self.root).as_posix()
+            try:
+                out.append(self.read_doc(rel, SessionManifest))
+            except (DocumentError, OSError):
+                continue
+        out.sort(key=lambda m: (m.project_id, m.created, m.session_id))
+        return out
+
+    def iter_sessions(self, project_id: str | None = None) -> Iterator[Session]:
+        """Every session as a :class:`Session`."""
+        for path in self._manifest_paths(project_id):
+            yield Session(self, path.parent.parent.parent.name, path.parent.name)
+
+    # -- edits made by people -------------------------------------------------------------
+
+    def unrecorded_edits(self) -> list[EditedFile]:
+        """Files below the projects folder that differ from the last commit.
+
+        Returns:
+            One entry per changed file with whether it validates.
+        """
+        base = "" if self.projects_dir == "." else self.projects_dir
+        proc = self.git.git(
+            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", base or "."
+        )
+        out = []
+        entries = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+        i = 0
+        while i < len(entries):
+            item = entries[i]
+            i += 1
+            if len(item) < 4:
+                continue
+            code, rel = item[:2], item[3:]
+            if code[0] == "R":
+                i += 1
+            if code == "??":
+                change = "added"
+            elif "D" in code:
+                change = "deleted"
+            else:
+                change = "modified"
+            error = None
+            if change != "deleted" and rel.endswith(".md"):
+                try:
+                    loads(self.read_text(rel), path=rel)
+                except (DocumentError, OSError) as exc:
+                    error = str(exc)
+            out.append(EditedFile(rel, change, error))
+        return out
+
+    def record_edits(
+        self,
+        paths: Sequence[str] | None = None,
+        *,
+        author: Identity | str | None = None,
+        message: str | None = None,
+    ) -> tuple[str | None, list[EditedFile]]:
+        """Record people's edits: valid files become one commit authored by the person.
+
+        A feedback file's decision is applied to the session manifest in the same commit.
+        Files that do not validate stay uncommitted, untouched, and are returned.
+
+        Args:
+            paths: Only these store-relative paths (default: every edited file).
+            author: The person (``Name <email>``); default: the feedback's reviewer, else
+                git's ``user.name``/``user.email``, else the login name.
+            message: Commit subject (default: one naming the files).
+
+        Returns:
+            ``(commit id or None, the files left unrecorded with their errors)``.
+
+        Raises:
+            DocumentError: Never for a single bad file (it is returned instead).
+        """
+        with self.writing():
+            edits = self.unrecorded_edits()
+            if paths is not None:
+                wanted = {p.strip("/") for p in paths}
+                edits = [e for e in edits if e.path in wanted]
+            rejected = [e for e in edits if e.error]
+            valid = [e for e in edits if not e.error]
+            if not valid:
+                return None, rejected
+            files: dict[str, Document | bytes | None] = {}
+            reviewers: list[str] = []
+            sessions: dict[str, tuple[Session, list[UserFeedback]]] = {}
+            for edit in valid:
+                if edit.change == "deleted":
+                    files[edit.path] = None
+                    continue
+                files[edit.path] = (self.root / edit.path).read_bytes()
+                if edit.path.endswith("/" + FEEDBACK):
+                    fb = self.read_doc(edit.path, UserFeedback)
+                    session = Session(self, fb.project_id, fb.session_id)
+                    sessions.setdefault(session.rel, (session, []))[1].append(fb)
+                    if fb.reviewer:
+                        reviewers.append(fb.reviewer)
+            contexts: dict[str, Mapping[str, Any]] = {}
+            decisions = []
+            for session, feedbacks in sessions.values():
+                manifest = session.manifest()
+                for fb in feedbacks:
+                    session._apply_feedback(manifest, fb)
+                    decisions.append(f"phase {fb.phase} {fb.decision().value}")
+                manifest.updated = utc_now()
+                files[session.manifest_rel] = manifest
+                contexts[session.manifest_rel] = session._manifest_context(manifest)
+            who = self._person(author, reviewers)
+            subject = message or (
+                f"review({', '.join(sorted({s.ref for s, _ in sessions.values()}))}): "
+                + "; ".join(decisions)
+                if decisions
+                else f"edit: {len(valid)} file(s) recorded by {who.name}"
+            )
+            first = next(iter(sessions.values()), None)
+            sha = self.commit(
+                files,
+                message=_message(
+                    subject,
+                    "\n".join(f"- {e.change}: {e.path}" for e in valid),
+                    kind="feedback" if decisions else "edit",
+                    project=first[0].project_id if first else None,
+                    session=first[0].session_id if first else None,
+                    phase=first[1][0].phase if first and len(first[1]) == 1 else None,
+                    status=first[1][0].decision().value if first and len(first[1]) == 1 else None,
+                ),
+                author=who,
+                check_edits=False,
+                context=contexts,
+            )
+            return sha, rejected
+
+    def _person(self, author: Identity | str | None, reviewers: Sequence[str] = ()) -> Identity:
+        if isinstance(author, Identity):
+            return author.checked()
+        if isinstance(author, str) and author:
+            return Identity.parse(author).checked()
+        for reviewer in reviewers:
+            try:
+                return Identity.parse(reviewer).checked()
+            except ValueError:
+                continue
+        configured = self.git.config_identity()
+        if configured is not None:
+            return configured
+        name = reviewers[0] if reviewers else None
+        try:
+            login = getpass.getuser()
+        except (KeyError, OSError):  # pragma: no cover - no passwd entry
+            login = "reviewer"
+        return Identity(name or login, f"{login}@localhost")
+
+    # -- integrity ------------------------------------------------------------------------
+
+    def validate(self) -> list[Problem]:
+        """Validate every session: documents parse, manifest agrees with checkpoints.
+
+        Returns:
+            Every problem found (empty when the store is sound).
+        """
+        problems: list[Problem] = []
+        for session in self.iter_sessions():
+            problems.extend(session.validate())
+        return problems
+
+    def log(
+        self,
+        *,
+        paths: Sequence[str] = (),
+        max_count: int | None = None,
+        skip: int = 0,
+    ) -> list[CommitInfo]:
+        """The store's history, newest first, trailers parsed (path-limited ``git log``)."""
+        return self.git.log(paths, max_count=max_count, skip=skip)
+
+    def read_at(self, commit: str, rel: str) -> bytes:
+        """A file's content at a commit (``git show commit:path``).
+
+        Raises:
+            StoreError: If the commit is unknown.
+            FileNotFoundError: If the file did not exist at that commit.
+        """
+        sha = self.git.resolve(commit)
+        data = self.git.read_file(sha, rel)
+        if data is None:
+            raise FileNotFoundError(f"{rel} does not exist at {sha[:12]}")
+        return data
+
+
+class Session:
+    """One session of a store: its manifest, phases, agent outputs and feedback.
+
+    Obtain it from :meth:`Store.create_session`, :meth:`Store.session` or
+    :meth:`Store.find_session`. Reads come from the working tree (what a person sees in the
+    editor); every save is one commit.
+    """
+
+    def __init__(self, store: Store, project_id: str, session_id: str) -> None:
+        self.store = store
+        self.project_id = project_id
+        self.session_id = session_id
+        self.rel = store.session_rel(project_id, session_id)
+
+    def __repr__(self) -> str:
+        return f"Session({self.project_id!r}, {self.session_id!r})"
+
+    @property
+    def ref(self) -> str:
+        """``project_id/session_id``."""
+        return f"{self.project_id}/{self.session_id}"
+
+    @property
+    def path(self) -> Path:
+        """Absolute folder of the session."""
+        return self.store.root / self.rel
+
+    @property
+    def manifest_rel(self) -> str:
+        """Store-relative path of ``session_manifest.md``."""
+        return f"{self.rel}/{MANIFEST}"
+
+    # -- reading --------------------------------------------------------------------------
+
+    def manifest(self) -> SessionManifest:
+        """The session manifest (status, current phase, phase table, totals).
+
+        Raises:
+            SessionNotFoundError: If the session no longer exists.
+            DocumentError: If the manifest is broken.
+        """
+        try:
+            return self.store.read_doc(self.manifest_rel, SessionManifest)
+        except FileNotFoundError:
+            raise SessionNotFoundError(
+                f"no session {self.ref} (missing {self.manifest_rel})"
+            ) from None
+
+    @property
+    def status(self) -> SessionStatus:
+        """The session status."""
+        return self.manifest().status
+
+    @property
+    def current_phase(self) -> int | None:
+        """The phase the session is at (``None`` once it ended)."""
+        return self.manifest().current_phase
+
+    @property
+    def completed_phases(self) -> list[int]:
+        """Phases whose checkpoint status is ``completed``."""
+        return self.manifest().completed_phases
+
+    @property
+    def approved_phases(self) -> list[int]:
+        """Phases a reviewer approved."""
+        return self.manifest().approved_phases
+
+    def phase_entry(self, phase: int, manifest: SessionManifest | None = None) -> PhaseEntry:
+        """The manifest row of a phase.
+
+        Raises:
+            PhaseNotFoundError: If the phase is not part of the session's mode.
+        """
+        manifest = manifest or self.manifest()
+        try:
+            return manifest.phase(phase)
+        except KeyError:
+            raise PhaseNotFoundError(
+                f"phase {phase!r} is not part of session {self.ref} ({manifest.workflow}, mode "
+                f"{manifest.mode}: phases {', '.join(str(p.number) for p in manifest.phases)})"
+            ) from None
+
+    def phase_rel(self, phase: int, manifest: SessionManifest | None = None) -> str:
+        """Store-relative folder of a phase (``…/phase_{N}_{slug}``)."""
+        return f"{self.rel}/{self.phase_entry(phase, manifest).directory}"
+
+    def checkpoint(self, phase: int) -> Checkpoint | None:
+        """The phase's checkpoint, or ``None`` if none was saved."""
+        rel = f"{self.phase_rel(phase)}/{CHECKPOINT}"
+        try:
+            return self.store.read_doc(rel, Checkpoint)
+        except FileNotFoundError:
+            return None
+
+    def feedback(self, phase: int) -> UserFeedback | None:
+        """The phase's user feedback as on disk now (a person's edit included), or ``None``."""
+        rel = f"{self.phase_rel(phase)}/{FEEDBACK}"
+        try:
+            return self.store.read_doc(rel, UserFeedback)
+        except FileNotFoundError:
+            return None
+
+    def output(self, phase: int, agent: str) -> AgentOutput | None:
+        """One agent output of a phase, or ``None``."""
+        rel = f"{self.phase_rel(phase)}/{check_id(agent, 'agent id')}.md"
+        try:
+            return self.store.read_doc(rel, AgentOutput)
+        except FileNotFoundError:
+            return None
+
+    def outputs(self, phases: Iterable[int] | None = None) -> dict[int, dict[str, AgentOutput]]:
+        """Agent outputs by phase then agent name.
+
+        Args:
+            phases: Phase numbers; ``None`` for every phase that has outputs.
+
+        Returns:
+            ``{phase: {agent_name: AgentOutput}}``, phases ascending.
+        """
+        manifest = self.manifest()
+        numbers = [p.number for p in manifest.phases] if phases is None else list(phases)
+        out: dict[int, dict[str, AgentOutput]] = {}
+        for number in numbers:
+            folder = self.store.root / self.phase_rel(number, manifest)
+            found: dict[str, AgentOutput] = {}
+            if folder.is_dir():
+                for path in sorted(folder.glob("*.md")):
+                    if path.name in (CHECKPOINT, FEEDBACK):
+                        continue
+                    rel = path.relative_to(self.store.root).as_posix()
+                    found[path.stem] = self.store.read_doc(rel, AgentOutput)
+            if found or phases is not None:
+                out[number] = found
+        return out
+
+    def history(self, *, max_count: int | None = None, skip: int = 0) -> list[CommitInfo]:
+        """The session's commits, newest first (``git log -- <session folder>``)."""
+        return self.store.git.log([self.rel], max_count=max_count, skip=skip)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _manifest_context(self, manifest: SessionManifest) -> dict[str, Any]:
+        current = ""
+        if manifest.current_phase is not None:
+            for p in manifest.phases:
+                if p.number == manifest.current_phase:
+                    current = p.name
+        return {"current_name": current}
+
+    def _commit(
+        self,
+        files: dict[str, Document | bytes | None],
+        manifest: SessionManifest,
+        subject: str,
+        *,
+        author: Identity | None = None,
+        check_edits: bool = True,
+        **trailers: Any,
+    ) -> str | None:
+        manifest.updated = utc_now()
+        files[self.manifest_rel] = manifest
+        contexts: dict[str, Mapping[str, Any]] = {
+            self.manifest_rel: self._manifest_context(manifest)
+        }
+        for rel, doc in files.items():
+            if isinstance(doc, Checkpoint):
+                nxt = ""
+                if doc.next_phase is not None:
+                    for p in manifest.phases:
+                        if p.number == doc.next_phase:
+                            nxt = p.name
+                contexts[rel] = {"next_name": nxt}
+        return self.store.commit(
+            files,
+            message=_message(
+                subject,
+                kind=trailers.pop("kind"),
+                project=self.project_id,
+                session=self.session_id,
+                **trailers,
+                session_status=manifest.status.value,
+            ),
+            author=author,
+            check_edits=check_edits,
+            context=contexts,
+        )
+
+    def _next_phase(self, manifest: SessionManifest, after: int) -> PhaseEntry | None:
+        for entry in manifest.phases:
+            if entry.number > after:
+                return entry
+        return None
+
+    def _ensure_open(self, manifest: SessionManifest) -> None:
+        if manifest.status in (SessionStatus.COMPLETED, SessionStatus.REJECTED):
+            raise StoreError(
+                f"session {self.ref} is {manifest.status.value}; fork it to continue "
+                "(mdsessions fork) instead of writing to it"
+            )
+
+    def save_agent_output(
+        self,
+        phase: int,
+        agent: str,
+        content: str,
+        *,
+        status: PhaseStatus | str = PhaseStatus.COMPLETED,
+        duration: float | None = None,
+        model: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost: float = 0.0,
+        tools_used: Sequence[str] = (),
+        executed: _dt.datetime | str | None = None,
+        retry_count: int | None = None,
+        exit_status: int | None = None,
+        error: str | None = None,
+        author: Identity | None = None,
+    ) -> AgentOutput:
+        """Save one agent's output (seed 003 ``{agent_name}.md``) as one commit.
+
+        The content is stored verbatim after ``## Output`` and reads back byte for byte.
+        The manifest marks the phase ``in_progress`` and adds tokens, cost and time to its
+        totals (every run counts, retries included).
+
+        Args:
+            phase: Phase number (must be part of the session's mode).
+            agent: Agent id; the file is ``phase_N_slug/{agent}.md``.
+            content: The agent's markdown, any text.
+            status: ``completed``, ``failed``, … (:class:`PhaseStatus`).
+            duration: Seconds the agent ran.
+            model: Model id, e.g. ``anthropic.claude-3-sonnet-20240229-v1:0``.
+            input_tokens: Prompt tokens.
+            output_tokens: Completion tokens.
+            cost: USD.
+            tools_used: Tool names the agent called.
+            executed: When it ran (UTC; default now).
+            retry_count: Which run of the phase this is (default: the phase's retry count).
+            exit_status: A command agent's exit status.
+            error: What went wrong (for a failed run), e.g. a command's stderr.
+            author: Commit author (default: the store's runner identity).
+
+        Returns:
+            The saved document.
+
+        Raises:
+            PhaseNotFoundError: Unknown phase. InvalidIdentifierError: bad agent id.
+            DocumentError: An invalid field (status, negative tokens, …).
+            UnrecordedEditError: The file holds a person's unrecorded edit.
+        """
+        check_id(agent, "agent id")
+        if agent in ("checkpoint", "user_feedback"):
+            raise InvalidIdentifierError(f"invalid agent id {agent!r}: the name is reserved")
+        if not isinstance(content, str):
+            raise DocumentError(
+                f"agent output content must be text (str), got {type(content).__name__}"
+            )
+        with self.store.writing():
+            manifest = self.manifest()
+            self._ensure_open(manifest)
+            entry = self.phase_entry(phase, manifest)
+            doc = _build(
+                AgentOutput,
+                project_id=self.project_id,
+                session_id=self.session_id,
+                agent=agent,
+                phase=phase,
+                phase_name=entry.name,
+                executed=executed or utc_now(),
+                duration=duration,
+                status=status,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost=cost,
+                tools_used=list(tools_used),
+                retry_count=entry.retry_count if retry_count is None else retry_count,
+                exit_status=exit_status,
+                error=error,
+                content=content,
+            )
+            if entry.status is PhaseStatus.PENDING:
+                entry.status = PhaseStatus.IN_PROGRESS
+                entry.started = entry.started or utc_now()
+            if manifest.status in (SessionStatus.CREATED, SessionStatus.FAILED):
+                manifest.status = SessionStatus.IN_PROGRESS
+            if manifest.status is not SessionStatus.AWAITING_REVIEW:
+                manifest.current_phase = phase
+            manifest.totals = Totals(
+                input_tokens=manifest.totals.input_tokens + doc.input_tokens,
+                output_tokens=manifest.totals.output_tokens + doc.output_tokens,
+                cost=manifest.totals.cost + doc.cost,
+                duration=manifest.totals.duration + (doc.duration or 0.0),
+            )
+            rel = f"{self.rel}/{entry.directory}/{agent}.md"
+            self._commit(
+                {rel: doc},
+                manifest,
+                f"output({self.ref}): phase {phase} {agent} {doc.status.value}",
+                author=author,
+                kind="agent-output",
+                phase=phase,
+                agent=agent,
+                status=doc.status.value,
+            )
+            return doc
+
+    def save_checkpoint(
+        self,
+        phase: int,
+        *,
+        status: PhaseStatus | str,
+        agents: Sequence[AgentRun | Mapping[str, Any]] | None = None,
+        started: _dt.datetime | str | None = None,
+        completed: _dt.datetime | str | None = None,
+        duration: float | None = None,
+        execution_mode: str = "single",
+        inputs: Sequence[str] = (),
+        errors: Sequence[str] = (),
+        retry_count: int | None = None,
+        request_review: bool | None = None,
+        author: Identity | None = None,
+    ) -> Checkpoint:
+        """Save a phase checkpoint (seed 003 ``checkpoint.md``) and update the manifest: one commit.
+
+        On ``completed``: a phase with a review gate gets a pending ``user_feedback.md`` for
+        the reviewer (same commit) and the session becomes ``awaiting_review``; otherwise the
+        session moves to the next phase, or to ``completed`` after the last one. On
+        ``failed`` the session becomes ``failed`` (the runner retries it on the next run).
+
+        Args:
+            phase: Phase number.
+            status: ``pending``, ``in_progress``, ``completed``, ``failed`` or ``skipped``.
+            agents: The agents' runs; default: derived from the phase's saved outputs.
+            started: Start time (UTC ISO-8601 or datetime; default: the phase's start).
+            completed: End time (default: now, for completed/failed).
+            duration: Seconds (default: completed - started).
+            execution_mode: How the agents ran (seed 003: ``single``, ``parallel``, …).
+            inputs: Store-relative paths of the documents the phase read.
+            errors: Error messages.
+            retry_count: Run number of the phase (default: the manifest's).
+            request_review: Force (True) or suppress (False) the review gate; default: the
+                workflow's gate.
+            author: Commit author (default: the runner identity).
+
+        Returns:
+            The saved checkpoint.
+
+        Raises:
+            PhaseNotFoundError: Unknown phase.
+            DocumentError: An invalid status or field (the message names it).
+        """
+        with self.store.writing():
+            manifest = self.manifest()
+            self._ensure_open(manifest)
+            entry = self.phase_entry(phase, manifest)
+            phase_rel = f"{self.rel}/{entry.directory}"
+            if agents is None:
+                runs = self._runs_from_outputs(phase)
+            else:
+                runs = [
+                    a if isinstance(a, AgentRun) else _build(AgentRun, **dict(a)) for a in agents
+                ]
+            status_value = _build_status(status)
+            started_at = started if started is not None else (entry.started or None)
+            completed_at = completed
+            if completed_at is None and status_value in (PhaseStatus.COMPLETED, PhaseStatus.FAILED):
+                completed_at = utc_now()
+            nxt = self._next_phase(manifest, phase)
+            doc = _build(
+                Checkpoint,
+                project_id=self.project_id,
+                session_id=self.session_id,
+                phase=phase,
+                phase_name=entry.name,
+                phase_slug=entry.slug,
+                status=status_value,
+                started=started_at,
+                completed=completed_at,
+                duration=duration,
+                retry_count=entry.retry_count if retry_count is None else retry_count,
+                execution_mode=execution_mode,
+                agents=runs,
+                inputs=list(inputs),
+                errors=list(errors),
+                next_phase=nxt.number if nxt else None,
+            )
+            if doc.duration is None and doc.started and doc.completed:
+                doc.duration = max(0.0, (doc.completed - doc.started).total_seconds())
+            old = self._existing(f"{phase_rel}/{CHECKPOINT}", Checkpoint)
+            if old is not None:
+                doc.notes = old.notes
+            entry.status = doc.status
+            entry.started = doc.started
+            entry.completed = doc.completed
+            entry.duration = doc.duration
+            entry.retry_count = doc.retry_count
+            files: dict[str, Document | bytes | None] = {}
+            gate = request_review
+            if gate is None:
+                gate = entry.review is not ReviewState.NOT_REQUIRED
+            if doc.status is PhaseStatus.COMPLETED:
+                if gate:
+                    entry.review = ReviewState.PENDING
+                    manifest.status = SessionStatus.AWAITING_REVIEW
+                    manifest.current_phase = phase
+                    files[f"{phase_rel}/{FEEDBACK}"] = UserFeedback(
+                        project_id=self.project_id,
+                        session_id=self.session_id,
+                        phase=phase,
+                        phase_name=entry.name,
+                        retry_count=doc.retry_count,
+                    )
+                else:
+                    if entry.review is ReviewState.REQUIRED:
+                        entry.review = ReviewState.NOT_REQUIRED
+                    self._advance(manifest, phase)
+            elif doc.status is PhaseStatus.FAILED:
+                manifest.status = SessionStatus.FAILED
+                manifest.current_phase = phase
+            else:
+                if manifest.status is SessionStatus.CREATED:
+                    manifest.status = SessionStatus.IN_PROGRESS
+                manifest.current_phase = phase
+            doc.review = entry.review
+            files[f"{phase_rel}/{CHECKPOINT}"] = doc
+            label = manifest.status.value if gate and doc.status is PhaseStatus.COMPLETED else ""
+            self._commit(
+                files,
+                manifest,
+                f"checkpoint({self.ref}): phase {phase} {entry.name} {doc.status.value}"
+                + (f", {label.replace('_', ' ')}" if label else ""),
+                author=author,
+                kind="checkpoint",
+                phase=phase,
+                status=doc.status.value,
+            )
+            return doc
+
+    def _advance(self, manifest: SessionManifest, after: int) -> None:
+        nxt = self._next_phase(manifest, after)
+        if nxt is None:
+            if all(
+                p.status in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED) for p in manifest.phases
+            ):
+                manifest.status = SessionStatus.COMPLETED
+                manifest.current_phase = None
+            else:
+                manifest.status = SessionStatus.IN_PROGRESS
+                manifest.current_phase = next(
+                    p.number
+                    for p in manifest.phases
+                    if p.status not in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED)
+                )
+        else:
+            manifest.status = SessionStatus.IN_PROGRESS
+            manifest.current_phase = nxt.number
+
+    def _existing(self, rel: str, model: type[D]) -> D | None:
+        try:
+            return self.store.read_doc(rel, model)
+        except FileNotFoundError:
+            return None
+        except DocumentError:
+            return None
+
+    def _runs_from_outputs(self, phase: int) -> list[AgentRun]:
+        runs = []
+        for name, out in self.outputs([phase]).get(phase, {}).items():
+            runs.append(
+                AgentRun(
+                    agent_name=name,
+                    status=out.status,
+                    output_file=f"{name}.md",
+                    tokens=out.input_tokens + out.output_tokens,
+                    input_tokens=out.input_tokens,
+                    output_tokens=out.output_tokens,
+                    cost=out.cost,
+                    duration=out.duration,
+                    error=out.error,
+                )
+            )
+        return runs
+
+    def save_feedback(
+        self,
+        phase: int,
+        *,
+        approved: bool | None = None,
+        action: FeedbackAction | str | None = None,
+        comments: str | None = None,
+        requested_changes: Sequence[str] | None = None,
+        reviewed: bool = True,
+        reviewer: str | None = None,
+        timestamp: _dt.datetime | str | None = None,
+        author: Identity | str | None = None,
+    ) -> UserFeedback:
+        """Save a reviewer's decision (seed 003 ``user_feedback.md``) and apply it, as one commit.
+
+        ``approved`` → the next phase can start; ``revise`` → the phase re-runs with the
+        comments (its retry count + 1); ``rejected`` → the session ends as rejected.
+
+        Args:
+            phase: Phase number.
+            approved: Seed 003's flag; ``True`` alone means ``action="approved"``.
+            action: ``approved``/``approve``, ``revise``, ``rejected``/``reject`` or ``pending``.
+            comments: Free text (stored verbatim); ``None`` keeps what the file has.
+            requested_changes: One line each; ``None`` keeps what the file has.
+            reviewed: Seed 003's flag.
+            reviewer: Name (or ``Name <email>``) recorded in the file.
+            timestamp: When it was reviewed (default now, UTC).
+            author: Commit author (default: the reviewer, else git's user, else the login).
+
+        Returns:
+            The saved feedback.
+
+        Raises:
+            PhaseNotFoundError: Unknown phase.
+            DocumentError: An unknown action, or ``approved`` contradicting ``action``.
+        """
+        with self.store.writing():
+            manifest = self.manifest()
+            self._ensure_open(manifest)
+            entry = self.phase_entry(phase, manifest)
+            rel = f"{self.rel}/{entry.directory}/{FEEDBACK}"
+            old = self._existing(rel, UserFeedback)
+            try:
+                parsed_action = FeedbackAction.parse(action) if action is not None else None
+            except ValueError as exc:
+                raise DocumentError(str(exc), field="action") from None
+            if parsed_action is None:
+                parsed_action = FeedbackAction.APPROVED if approved else FeedbackAction.PENDING
+            doc = _build(
+                UserFeedback,
+                project_id=self.project_id,
+                session_id=self.session_id,
+                phase=phase,
+                phase_name=entry.name,
+                reviewed=reviewed,
+                approved=bool(approved)
+                if approved is not None
+                else parsed_action is FeedbackAction.APPROVED,
+                action=parsed_action,
+                timestamp=timestamp or utc_now(),
+                retry_count=entry.retry_count,
+                requested_changes=list(requested_changes)
+                if requested_changes is not None
+                else (old.requested_changes if old else []),
+                reviewer=reviewer,
+                comments=comments if comments is not None else (old.comments if old else ""),
+            )
+            try:
+                decision = doc.decision()
+            except ValueError as exc:
+                raise DocumentError(str(exc), field="action") from None
+            self._apply_feedback(manifest, doc)
+            who = self.store._person(author, [reviewer] if reviewer else [])
+            self._commit(
+                {rel: doc},
+                manifest,
+                f"feedback({self.ref}): phase {phase} {entry.name} {decision.value}",
+                author=who,
+                kind="feedback",
+                phase=phase,
+                status=decision.value,
+            )
+            return doc
+
+    def _apply_feedback(self, manifest: SessionManifest, fb: UserFeedback) -> None:
+        entry = self.phase_entry(fb.phase, manifest)
+        decision = fb.decision()
+        if decision is FeedbackAction.APPROVED:
+            entry.review = ReviewState.APPROVED
+            if entry.status is PhaseStatus.COMPLETED:
+                self._advance(manifest, fb.phase)
+        elif decision is FeedbackAction.REVISE:
+            entry.review = ReviewState.REVISE
+            manifest.status = SessionStatus.IN_PROGRESS
+            manifest.current_phase = fb.phase
+        elif decision is FeedbackAction.REJECTED:
+            entry.review = ReviewState.REJECTED
+            manifest.status = SessionStatus.REJECTED
+            manifest.current_phase = None
+
+    def record_feedback(self, phase: int, *, author: Identity | str | None = None) -> str | None:
+        """Record a person's edit of the phase's ``user_feedback.md`` (and apply its decision).
+
+        Returns:
+            The commit id, or ``None`` when the file has no unrecorded edit.
+
+        Raises:
+            DocumentError: The edited file does not validate (it stays on disk, uncommitted).
+        """
+        rel = f"{self.phase_rel(phase)}/{FEEDBACK}"
+        with self.store.writing():
+            pending = [e for e in self.store.unrecorded_edits() if e.path == rel]
+            if not pending:
+                return None
+            if pending[0].error:
+                # Re-parse to raise the precise DocumentError (file, line, field).
+                self.store.read_doc(rel, UserFeedback)
+                raise DocumentError(pending[0].error, path=rel)
+            sha, _rejected = self.store.record_edits([rel], author=author)
+            return sha
+
+    # -- integrity ------------------------------------------------------------------------
+
+    def validate(self) -> list[Problem]:
+        """Check every document of the session and the manifest against the checkpoints.
+
+        Returns:
+            Problems with file, line and reason (empty when sound).
+        """
+        problems: list[Problem] = []
+        try:
+            manifest = self.manifest()
+        except DocumentError as exc:
+            return [Problem(exc.path or self.manifest_rel, exc.reason, exc.line)]
+        if manifest.project_id != self.project_id or manifest.session_id != self.session_id:
+            problems.append(
+                Problem(
+                    self.manifest_rel,
+                    f"ids {manifest.project_id}/{manifest.session_id} do "
+                    f"not match the folder {self.ref}",
+                )
+            )
+        known = {p.directory: p for p in manifest.phases}
+        for folder in sorted(self.path.iterdir()):
+            if folder.is_dir() and folder.name.startswith("phase_") and folder.name not in known:
+                problems.append(
+                    Problem(
+                        folder.relative_to(self.store.root).as_posix(),
+                        "phase folder is not in the manifest's phase table",
+                    )
+                )
+        for entry in manifest.phases:
+            folder_rel = f"{self.rel}/{entry.directory}"
+            folder = self.store.root / folder_rel
+            checkpoint = None
+            if folder.is_dir():
+                for path in sorted(folder.glob("*.md")):
+                    rel = path.relative_to(self.store.root).as_posix()
+                    try:
+                        doc = loads(self.store.read_text(rel), path=rel)
+                    except DocumentError as exc:
+                        problems.append(
+                            Problem(
+                                rel,
+                                exc.reason
+                                if exc.field is None
+                                else f"field '{exc.field}': {exc.reason}",
+                                exc.line,
+                            )
+                        )
+                        continue
+                    if getattr(doc, "phase", entry.number) != entry.number:
+                        problems.append(
+                            Problem(
+                                rel,
+                                f"phase {getattr(doc, 'phase', '?')} does "
+                                f"not match its folder (phase {entry.number})",
+                            )
+                        )
+                    if isinstance(doc, Checkpoint):
+                        checkpoint = doc
+            cp_rel = f"{folder_rel}/{CHECKPOINT}"
+            if checkpoint is None:
+                if (
+                    entry.status not in (PhaseStatus.PENDING, PhaseStatus.IN_PROGRESS)
+                    and not (folder / CHECKPOINT).exists()
+                ):
+                    problems.append(
+                        Problem(
+                            self.manifest_rel,
+                            f"phase {entry.number} is {entry.status.value} but {cp_rel} is missing",
+                        )
+                    )
+                continue
+            if checkpoint.status is not entry.status:
+                problems.append(
+                    Problem(
+                        cp_rel,
+                        f"status {checkpoint.status.value} disagrees with the "
+                        f"manifest's {entry.status.value} for phase {entry.number}",
+                    )
+                )
+            for run in checkpoint.agents:
+                name = run.output_file or f"{run.agent_name}.md"
+                if run.status is PhaseStatus.COMPLETED and not (folder / name).is_file():
+                    problems.append(
+                        Problem(cp_rel, f"agent {run.agent_name}: output file {name} is missing")
+                    )
+        return problems
+
+    def validate_phase(self, phase: int) -> list[Problem]:
+        """Validate one phase's files and its agreement with the manifest."""
+        folder = self.phase_rel(phase)
+        return [
+            p
+            for p in self.validate()
+            if p.path.startswith(folder + "/")
+            or (p.path == self.manifest_rel and f"phase {phase} " in p.reason)
+        ]
+
+
+def _build_status(value: PhaseStatus | str) -> PhaseStatus:
+    try:
+        return value if isinstance(value, PhaseStatus) else PhaseStatus(str(value))
+    except ValueError:
+        raise DocumentError(
+            f"invalid status {value!r}; expected one of " + ", ".join(s.value for s in PhaseStatus),
+            field="status",
+        ) from None
+
+
+M = TypeVar("M", AgentOutput, Checkpoint, UserFeedback, AgentRun)
+
+
+def _build(model_cls: type[M], /, **fields: Any) -> M:
+    """Validate keyword fields into a model; a bad value is a DocumentError naming the field."""
+    from pydantic import ValidationError
+
+    try:
+        return model_cls.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ())) or None
+        got = f" (got {first['input']!r})" if "input" in first else ""
+        raise DocumentError(f"{first.get('msg', 'invalid value')}{got}", field=field) from None
