@@ -347,7 +347,6 @@ class Checkpoint(_Doc):
     duration: Seconds | None = None
     retry_count: Count = 0
     execution_mode: OneLine = "single"
-    review: ReviewState = ReviewState.NOT_REQUIRED
     agents: list[AgentRun] = Field(default_factory=list)
     inputs: StrList = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)

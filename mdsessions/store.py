@@ -382,7 +382,9 @@ class Store:
         """
         text = self.renderer.render(doc, **context)
         if not self.renderer.overridden:
-            return text.encode("utf-8")  # the package templates round-trip (tests/test_documents.py)
+            return text.encode(
+                "utf-8"
+            )  # the package templates round-trip (tests/test_documents.py)
         back = loads(text, path=None)
         if back != doc:
             raise DocumentError(
@@ -1201,10 +1203,14 @@ class Session:
                 manifest.status = SessionStatus.FAILED
                 manifest.current_phase = phase
             else:
-                if manifest.status is SessionStatus.CREATED:
+                if entry.review in (ReviewState.REVISE, ReviewState.PENDING):
+                    entry.review = ReviewState.REQUIRED  # the gate re-arms for the new run
+                if manifest.status in (SessionStatus.CREATED, SessionStatus.FAILED) or (
+                    manifest.status is SessionStatus.AWAITING_REVIEW
+                    and manifest.current_phase == phase
+                ):
                     manifest.status = SessionStatus.IN_PROGRESS
                 manifest.current_phase = phase
-            doc.review = entry.review
             files[f"{phase_rel}/{CHECKPOINT}"] = doc
             label = manifest.status.value if gate and doc.status is PhaseStatus.COMPLETED else ""
             self._commit(

@@ -68,7 +68,8 @@ PHASE_AGENTS: dict[int, tuple[str, ...]] = {
 }
 """Agent names run by each phase, in execution order."""
 
-_MAX_ANALYSED_CHARS = 20_000
+_MAX_ANALYSED_CHARS = 12_000
+_MAX_WORD_CHARS = 40
 _MAX_OUTPUT_BYTES = 4_000
 _MIN_OUTPUT_BYTES = 1_024
 
@@ -108,7 +109,7 @@ _GENERIC = frozenset(
 )
 
 _DETERMINERS = frozenset(
-    "a an the this that these those each every my your our their its his her some any no own "
+    "a an the this these those each every my your our their its his her some any no own "
     "all both one two three four five six seven eight nine ten many several".split()
 )
 
@@ -306,8 +307,8 @@ _RISK_RULES: tuple[_RiskRule, ...] = (
     ),
     (
         "Payment handling, fraud and disputes", "High",
-        re.compile(r"\b(?:pay|pays|paid|payments?|billing|checkout|invoic\w*|currency)\b",
-                   re.I),
+        re.compile(r"\b(?:pay|pays|paid(?!\s+(?:plan|tier|version|account))|payments?|"
+                   r"billing|checkout|invoic\w*|currency)\b", re.I),
         "Use a PCI-compliant payment processor; never store card data; budget for "
         "chargebacks and refunds.",
         "Dispute or refund rate above 1% of transactions.",
@@ -549,6 +550,7 @@ _PRICING_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _TOKEN_RE = re.compile(r"[^\W_](?:[\w'-]*[^\W_])?")
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 _CLAUSE_SPLIT_RE = re.compile(r"[,;:()\[\]{}\"!?]|\s[-\u2013\u2014]+\s|[\u2013\u2014]|\.\s*$")
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _HEADING_TITLE_RE = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 
 # --------------------------------------------------------------------------- text helpers
@@ -558,9 +560,7 @@ def _clean(text: str) -> str:
     """Strip control characters and markdown syntax, keeping the words."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u2019", "'").replace("\u2018", "'")
-    text = "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
+    text = _CONTROL_RE.sub("", text)
     text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
     text = re.sub(r"!?\[([^\]\n]*)\]\([^)\n]*\)", r"\1", text)
     text = re.sub(r"https?://\S+", " ", text)
@@ -585,7 +585,8 @@ def _q(text: str, limit: int = 120) -> str:
 
 
 def _an(noun: str) -> str:
-    """Prefix ``noun`` with "a" or "an"."""
+    """Lower-case ``noun`` (keeping acronyms) and prefix it with "a" or "an"."""
+    noun = " ".join(w if w.isupper() or w == "SaaS" else w.lower() for w in noun.split())
     return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
 
 
@@ -593,6 +594,8 @@ def _words(text: str) -> list[str]:
     """Lower-cased word tokens, possessives removed."""
     out = []
     for tok in _TOKEN_RE.findall(text):
+        if len(tok) > _MAX_WORD_CHARS:
+            continue
         low = tok.lower()
         if low.endswith("'s"):
             low = low[:-2]
@@ -601,6 +604,7 @@ def _words(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=16384)
 def _singular(word: str) -> str:
     """Very small English singulariser used for grouping and lookups."""
     irregular = {"people": "person", "children": "child", "women": "woman", "men": "man"}
@@ -615,6 +619,7 @@ def _singular(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=16384)
 def _verb_lemma(word: str) -> str | None:
     """Return the base form if ``word`` is an inflection of a known product verb."""
     w = word.lower()
@@ -641,14 +646,24 @@ def _verb_lemma(word: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _word_set(text: str) -> frozenset[str]:
+    """The singular forms of all words of ``text``."""
+    return frozenset(_singular(w) for w in _words(text))
+
+
+@lru_cache(maxsize=1024)
+def _content_set(term: str) -> frozenset[str]:
+    """The singular content words of ``term`` (all words if it has only stopwords)."""
+    words = _words(term)
+    return frozenset(_singular(w) for w in words if w not in _STOPWORDS) or frozenset(
+        _singular(w) for w in words
+    )
+
+
 def _mentions(text: str, term: str) -> bool:
     """Whether ``text`` mentions any content word of ``term`` (singular-insensitive)."""
-    wanted = {_singular(w) for w in _words(term) if w not in _STOPWORDS} or {
-        _singular(w) for w in _words(term)
-    }
-    if not wanted:
-        return False
-    return any(_singular(w) in wanted for w in _words(text))
+    return not _content_set(term).isdisjoint(_word_set(text))
 
 
 def _snippet(text: str, start: int, end: int, radius: int = 45) -> str:
@@ -702,6 +717,7 @@ class _Audience:
     need: str
     evidence: str
     position: int
+    inferred: bool = False
 
     @property
     def score(self) -> int:
@@ -829,7 +845,8 @@ def _audiences(sentences: Sequence[str]) -> tuple[_Audience, ...]:
                         continue  # "user interface": a compound noun, not an audience
                 last_end = i
                 head = _singular(w)
-                phrase = " ".join(orig[j : i + 1])
+                phrase = " ".join(t if t.isupper() and len(t) > 1 else t.lower()
+                                  for t in orig[j : i + 1])
                 need = ""
                 if nxt in ("who", "that") and i + 2 < len(orig):
                     need = " ".join(orig[i + 2 : i + 14])
@@ -921,7 +938,11 @@ def _features(sentences: Sequence[str]) -> tuple[str, ...]:
                 end = starts[si + 1][0] if si + 1 < len(starts) else len(orig)
                 stopped = False
                 for t in range(i + 1, end):
-                    if low[t] in _PHRASE_STOP:
+                    nxt_word = low[t + 1] if t + 1 < len(low) else ""
+                    if low[t] in _PHRASE_STOP or (
+                        low[t] == "and" and t - i >= 3 and nxt_word.endswith("s")
+                        and not nxt_word.endswith("ss") and nxt_word not in _FEATURE_NOUNS
+                    ):
                         end, stopped = t, True
                         break
                 words = [lemma, *orig[i + 1 : min(end, i + 10)]]
@@ -993,10 +1014,68 @@ def _risks(text: str) -> tuple[_Risk, ...]:
         m = pattern.search(text)
         if m is None:
             continue
-        reason = f"mentions {_q(m.group(0), 40)} in {_q(_snippet(text, m.start(), m.end()), 140)}"
+        excerpt = _snippet(text, m.start(), m.end(), radius=35)
+        reason = f"mentions {_q(m.group(0), 40)} in {_q(excerpt, 110)}"
         risks.append(_Risk(name, severity, reason, mitigation, signal, experiment))
     risks.sort(key=lambda r: _SEVERITY_ORDER[r.severity])
     return tuple(risks)
+
+
+_TITLE_NOUNS = frozenset(
+    "app apps tool api marketplace platform site website service leaderboard bot extension "
+    "plugin dashboard network tracker planner assistant".split()
+)
+
+_INFERRED_AUDIENCE: dict[str, tuple[str, str]] = {
+    "Developer tools": ("developers", "developer"),
+    "Weather & data": ("developers who need weather data", "developer"),
+    "Fitness": ("gym-goers", "member"),
+    "Health & wellbeing": ("people seeking wellbeing support", "patient"),
+    "Finance & payments": ("small businesses", "business"),
+    "Education": ("learners", "student"),
+    "Food & cooking": ("home cooks", "cook"),
+    "Outdoors & travel": ("outdoor enthusiasts", "hiker"),
+    "Productivity & habits": ("people building habits", "user"),
+    "Social & community": ("community members", "member"),
+    "CLI tool": ("developers", "developer"),
+    "API service": ("developers", "developer"),
+    "B2B SaaS": ("small teams", "team"),
+    "Marketplace": ("buyers and sellers", "user"),
+    "Mobile app": ("smartphone users", "user"),
+}
+
+
+def _short_title(sentence: str) -> str:
+    """A product name from the first noun phrase ("A weather API that ..." -> "Weather API")."""
+    toks = _TOKEN_RE.findall(sentence)
+    i = 0
+    while i < len(toks) and toks[i].lower() in _DETERMINERS:
+        i += 1
+    phrase: list[str] = []
+    for tok in toks[i : i + 5]:
+        if tok.lower() in _STOPWORDS:
+            break
+        phrase.append(tok if tok.isupper() else "-".join(p[:1].upper() + p[1:]
+                                                         for p in tok.split("-")))
+        if tok.lower() in _TITLE_NOUNS:
+            break
+    if 2 <= len(phrase) <= 4 and phrase[-1].lower() in _TITLE_NOUNS:
+        return " ".join(phrase)
+    words = sentence.split()
+    return _inline(" ".join(words[:6]) + ("\u2026" if len(words) > 6 else ""), 80)
+
+
+def _inferred_audience(
+    categories: Sequence[tuple[str, int, tuple[str, ...]]],
+    domains: Sequence[tuple[str, int, tuple[str, ...]]],
+) -> tuple[_Audience, ...]:
+    """When the text names no users, infer them from the domain or category vocabulary."""
+    for name, _, evidence in [*domains, *categories]:
+        if name in _INFERRED_AUDIENCE:
+            phrase, head = _INFERRED_AUDIENCE[name]
+            why = f"not named in the idea; inferred from {name} vocabulary ({', '.join(evidence)})"
+            return (_Audience(phrase, head, 0, 0, "", why, 0, inferred=True),)
+    return ()
 
 
 @lru_cache(maxsize=64)
@@ -1011,12 +1090,13 @@ def _analyse(idea: str) -> _Analysis:
         s.strip() for s in _SENTENCE_SPLIT_RE.split(text) if s.strip() and _TOKEN_RE.search(s)
     )
     summary = _inline(sentences[0], 240) if sentences else ""
-    if not title:
-        first = _inline(sentences[0] if sentences else _clean(raw), 400)
-        words = first.split()
-        title = " ".join(words[:8]) + ("\u2026" if len(words) > 8 else "") if words else ""
-        title = _inline(title, 80) or "Untitled idea"
     words = _words(f"{title}\n{text}")
+    if not title:
+        title = _short_title(_inline(sentences[0], 400)) if sentences else ""
+        title = title or _inline(_clean(raw), 40) or "Untitled idea"
+    categories = _categories(words, text)
+    domains = _domains(words)
+    audiences = _audiences(sentences) or _inferred_audience(categories, domains)
     return _Analysis(
         title=title,
         summary=summary,
@@ -1025,15 +1105,15 @@ def _analyse(idea: str) -> _Analysis:
         word_count=len(_words(text)),
         sentences=sentences,
         keywords=_keywords(words),
-        bigrams=_bigrams((title, *sentences)),
-        audiences=_audiences(sentences),
-        categories=_categories(words, text),
-        domains=_domains(words),
+        bigrams=_bigrams(sentences),
+        audiences=audiences,
+        categories=categories,
+        domains=domains,
         features=_features(sentences),
         money=tuple(s for s in sentences if _MONEY_RE.search(s)),
         pains=tuple(s for s in sentences if _PAIN_RE.search(s)),
         geography=tuple(dict.fromkeys(m.group(0) for m in _GEO_RE.finditer(text))),
-        risks=_risks(f"{title}\n{text}"),
+        risks=_risks(text),
     )
 
 
@@ -1064,11 +1144,18 @@ _CONCISE_RE = re.compile(r"\b(?:shorter|concise|too\s+long|trim|tighten)\b", re.
 _RISK_TOPIC_RE = re.compile(r"\b(?:risks?|threats?|dangers?|mitigat\w*|downside\w*)\b", re.I)
 
 
-def _term(raw: str) -> str:
-    words = raw.strip().split()
-    while words and words[-1].lower() in ("please", "instead", "section", "sections", "more"):
+_TERM_FILLER = frozenset(
+    "please instead section sections more idea ideas part parts bit angle stuff the a an"
+    .split()
+)
+
+
+def _term(raw: str, max_words: int = 5) -> str:
+    """Trim a captured directive argument ("the sponsorship idea please" -> "sponsorship")."""
+    words = raw.strip().split()[:max_words]
+    while words and words[-1].lower() in _TERM_FILLER | _STOPWORDS:
         words.pop()
-    return _inline(" ".join(words[:5]), 60)
+    return _inline(" ".join(words), 60)
 
 
 @dataclass(frozen=True)
@@ -1087,7 +1174,7 @@ def _parse_request(source: str, text: str) -> _Request:
         source=source,
         text=text,
         focus=tuple(t for m in _FOCUS_RE.finditer(text) if (t := _term(m.group(1)))),
-        audience=next((_term(m.group(1)) for m in _AUDIENCE_RE.finditer(text)), ""),
+        audience=next((_term(m.group(1), 9) for m in _AUDIENCE_RE.finditer(text)), ""),
         detail=tuple(t for m in _DETAIL_RE.finditer(text) if (t := _term(m.group(1)))),
         exclude=tuple(t for m in _EXCLUDE_RE.finditer(text) if (t := _term(m.group(1)))),
         concise=bool(_CONCISE_RE.search(text)),
@@ -1151,8 +1238,16 @@ class _Revision:
             return self.audience
         return derived
 
-    def extra_sections(self, a: _Analysis) -> list[tuple[str, str, bool]]:
-        """Focus and "more detail" sections requested by the reviewer."""
+    def extra_sections(self, a: _Analysis, *, risks_inline: bool) -> list[tuple[str, str, bool]]:
+        """Focus and "more detail" sections requested by the reviewer.
+
+        Args:
+            a: The idea analysis.
+            risks_inline: The agent already shows risk detail in its own table.
+
+        Returns:
+            ``(heading, body, essential)`` sections to put before the agent's own.
+        """
         sections: list[tuple[str, str, bool]] = []
         for term in self.focus:
             hits = [s for s in a.sentences if _mentions(s, term)][:3]
@@ -1164,6 +1259,9 @@ class _Revision:
             sections.append((f"Focus: {_inline(term, 50)}", "\n".join(lines), True))
             self.done[f"focus:{term}"] = str(len(hits))
         for term in self.detail:
+            if _RISK_TOPIC_RE.search(term) and risks_inline:
+                self.done[f"detail:{term}"] = "inline"
+                continue
             if _RISK_TOPIC_RE.search(term):
                 rows = [
                     f"- **{r.name}** ({r.severity}): {r.mitigation} Early warning: {r.signal}"
@@ -1217,7 +1315,9 @@ class _Revision:
             done.append(f"primary audience set to {_q(req.audience, 60)}{was}")
         for term in req.detail:
             res = self.done.get(f"detail:{term}", "0")
-            if res.startswith("risk:"):
+            if res == "inline":
+                done.append("added an early-warning signal to every risk in the checklist")
+            elif res.startswith("risk:"):
                 done.append(f"added a 'Risk detail' section covering {res[5:]} risk(s)")
             else:
                 done.append(f"added a 'More detail' section with {res} related item(s)")
@@ -1290,9 +1390,12 @@ def _render(
     key: str,
     tags: Sequence[tuple[str, str]],
     sections: list[tuple[str, str, bool]],
+    *,
+    risks_inline: bool = False,
 ) -> str:
     """Assemble the markdown; drop optional sections (last first) to stay under 4 KB."""
-    sections = [*rev.extra_sections(a), *sections] if rev.active else sections
+    if rev.active:
+        sections = [*rev.extra_sections(a, risks_inline=risks_inline), *sections]
     meta = (
         f"_Phase {ctx.phase_number} \u00b7 {_inline(str(ctx.phase_name), 60)} \u00b7 agent "
         f"`{_inline(str(ctx.agent_name), 60)}` \u00b7 offline text analysis of "
@@ -1318,9 +1421,26 @@ def _render(
             break
         del kept[optional[-1]]
         out = build(kept)
+    for limit in (120, 80, 50):
+        if len(out.encode("utf-8")) <= _MAX_OUTPUT_BYTES:
+            break
+        out = _compact(out, limit)
     if len(out.encode("utf-8")) < _MIN_OUTPUT_BYTES:
         out = build([*kept, ("Method", _method_note(ctx, a), False)])
     return out
+
+
+def _compact(markdown: str, limit: int) -> str:
+    """Shorten long bullet lines and table cells (cells never contain a bare ``|``)."""
+    lines = []
+    for line in markdown.split("\n"):
+        if line.startswith("| ") and line.endswith(" |"):
+            cells = line[2:-2].split(" | ")
+            line = "| " + " | ".join(_inline(c, limit) for c in cells) + " |"
+        elif line.startswith("- ") and len(line) > limit * 2:
+            line = "- " + _inline(line[2:], limit * 2)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _method_note(ctx: AgentContext, a: _Analysis) -> str:
@@ -1343,8 +1463,9 @@ def _gaps(a: _Analysis) -> list[str]:
     gaps = []
     if not a.keywords:
         gaps.append("No content words found, so no keywords or key phrases could be derived.")
-    if not a.audiences:
-        gaps.append("No audience could be derived (no 'for X', 'X who', or role nouns).")
+    if not a.audiences or a.audiences[0].inferred:
+        gaps.append("The idea names no users ('for X', 'X who', role nouns)"
+                    + (f"; {_q(a.audiences[0].phrase)} is only inferred." if a.audiences else "."))
     if not a.features:
         gaps.append("No features could be derived (no verb phrases or feature lists).")
     if not a.categories:
@@ -1401,11 +1522,11 @@ def concept_expansion(ctx: AgentContext) -> str:
     audiences = rev.arrange(a.audiences, lambda x: x.phrase)[: rev.limit(4)]
     kw = [k for k, _ in keywords]
     key = (
-        f"{a.title} is {_an(a.category.lower())} for {audience}"
+        f"{a.title} is {_an(a.category)} for {audience}"
         + (f", built around {', '.join(kw[:3])}." if kw else "; no keywords could be derived.")
     )
     problem = (
-        next((x.need for x in a.audiences if x.need), "")
+        _need_of(a, audience)
         or (a.pains[0] if a.pains else "")
         or "not stated"
     )
@@ -1425,7 +1546,8 @@ def concept_expansion(ctx: AgentContext) -> str:
         ],
     )
     users = [
-        f"**{x.phrase}** \u2014 {x.mentions} mention(s)"
+        f"**{x.phrase}** \u2014 "
+        + ("inferred" if x.inferred else f"{x.mentions} mention(s)")
         + (f"; need: {_q(x.need, 90)}" if x.need else "")
         + f"; evidence: {_q(x.evidence, 110)}"
         for x in audiences
@@ -1612,29 +1734,37 @@ def _feature_in(feature: str, sentence: str) -> bool:
     return len(obj) > 3 and obj in sentence.lower()
 
 
-def _niche_rows(
-    a: _Analysis, rev: _Revision, upstream: str
-) -> list[tuple[str, int, int, int, int, int, int]]:
-    candidates: list[tuple[str, str, str]] = []  # (label, head, evidence)
-    if rev.audience:
-        candidates.append((rev.audience, _singular(_words(rev.audience)[-1])
-                           if _words(rev.audience) else "", rev.audience))
-    if upstream and not any(upstream.lower() == c[0].lower() for c in candidates):
-        ws = _words(upstream)
-        candidates.append((upstream, _singular(ws[-1]) if ws else "", upstream))
-    for x in a.audiences:
-        if not any(x.phrase.lower() == c[0].lower() for c in candidates):
-            candidates.append((x.phrase, x.head, x.evidence + " " + x.need))
-    if not candidates:
-        candidates = [(f"early adopters of {k}", "", k) for k, _ in a.keywords[:3]]
-    if not candidates:
-        candidates = [("a general audience (none could be derived)", "", "")]
+_NICHE_CRITERIA = ("Specificity", "Pain", "Reach", "WTP", "Fit", "Prominence")
+
+
+@dataclass(frozen=True)
+class _Niche:
+    label: str
+    scores: tuple[int, ...]
+    bonus: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.scores) + self.bonus
+
+
+def _niche_rows(a: _Analysis, rev: _Revision, upstream: str) -> list[_Niche]:
+    """Score every candidate niche on the six criteria (1-5 each)."""
+    by_label = {x.phrase.lower(): x for x in a.audiences}
+    labels = [rev.audience, upstream, *(x.phrase for x in a.audiences)]
+    labels = list(dict.fromkeys(lbl for lbl in labels if lbl))
+    if not labels:
+        labels = [f"early adopters of {k}" for k, _ in a.keywords[:3]]
     rows = []
-    for label, head, evidence in candidates[:6]:
+    for label in labels[:6]:
         excluded = next((t for t in rev.exclude if _mentions(label, t)), None)
         if excluded is not None:
             rev.removed[excluded] += 1
             continue
+        aud = by_label.get(label.lower())
+        ws = _words(label)
+        head = aud.head if aud else (_singular(ws[-1]) if ws else "")
+        evidence = f"{aud.evidence} {aud.need}" if aud else label
         sents = [s for s in a.sentences if _mentions(s, label)]
         near_pain = any(_PAIN_RE.search(s) for s in sents)
         spec = min(5, 1 + len(label.split()) + int(near_pain))
@@ -1646,15 +1776,17 @@ def _niche_rows(
             1 for f in a.features
             if _mentions(f, label) or any(_feature_in(f, s) for s in sents)
         ))
+        prominence = min(5, 1 + (aud.mentions + aud.strong if aud else len(sents)))
         focus = next(
-            (t for t in rev.focus if _mentions(label, t) or _mentions(evidence, t)), None
+            (t for t in rev.focus if _mentions(label, t)), None
         )
         if focus is not None:
             rev.moved[focus] += 1
-        rows.append((label, spec, pain, reach, wtp, fit, 3 if focus is not None else 0))
+        scores = (spec, pain, reach, wtp, fit, prominence)
+        rows.append(_Niche(label, scores, 3 if focus is not None else 0))
     if not rows:
-        rows = [("a general audience (all candidates were removed)", 1, 1, 2, 2, 1, 0)]
-    rows.sort(key=lambda r: -(sum(r[1:])))
+        rows = [_Niche("a general audience (none could be derived)", (1, 1, 2, 2, 1, 1), 0)]
+    rows.sort(key=lambda r: -r.total)
     return rows
 
 
@@ -1664,7 +1796,8 @@ def niche_selection(ctx: AgentContext) -> str:
     Candidates are the extracted audiences (plus the segment named by phase 2 and any
     reviewer-specified audience). Each is scored 1-5 on specificity, pain evidence
     (pain cues in sentences that mention it), reachability (known channels),
-    willingness to pay (business buyers, money sentences) and feature fit.
+    willingness to pay (business buyers, money sentences), feature fit and prominence
+    (how often and how explicitly the idea targets it).
 
     Args:
         ctx: The agent context; uses ``idea``, phases 1-2 outputs and the revision fields.
@@ -1677,25 +1810,20 @@ def niche_selection(ctx: AgentContext) -> str:
     upstream = _tag(ctx.previous_outputs, "Primary segment")
     rows = _niche_rows(a, rev, upstream)[: rev.limit(5)]
     best = rows[0]
-    total = sum(best[1:])
-    header = ["Niche", "Specificity", "Pain", "Reach", "WTP", "Fit"]
-    if rev.focus:
-        header.append("Focus bonus")
-    header.append("Total")
+    header = ["Niche", *_NICHE_CRITERIA, *(("Focus bonus",) if rev.focus else ()), "Total"]
     table = _table(
         header,
-        [(r[0], *(str(v) for v in r[1:6]), *((str(r[6]),) if rev.focus else ()), str(sum(r[1:])))
-         for r in rows],
+        [(r.label, *(str(v) for v in r.scores), *((str(r.bonus),) if rev.focus else ()),
+          str(r.total)) for r in rows],
     )
-    names = ("specificity", "pain evidence", "reachability", "willingness to pay", "feature fit")
-    strongest = sorted(zip(names, best[1:6], strict=True), key=lambda nv: -nv[1])
-    why = [f"Strongest on {n} ({v}/5)" for n, v in strongest[:2]]
-    why.append(f"Weakest on {strongest[-1][0]} ({strongest[-1][1]}/5): validate this first")
+    ranked = sorted(zip(_NICHE_CRITERIA, best.scores, strict=True), key=lambda nv: -nv[1])
+    why = [f"Strongest on {n.lower()} ({v}/5)" for n, v in ranked[:2]]
+    why.append(f"Weakest on {ranked[-1][0].lower()} ({ranked[-1][1]}/5): validate this first")
     if len(rows) > 1:
-        why.append(f"Runner-up: {_q(rows[1][0], 60)} ({sum(rows[1][1:])} points)")
-    sents = [s for s in a.sentences if _mentions(s, best[0])][:2]
+        why.append(f"Runner-up: {_q(rows[1].label, 60)} ({rows[1].total} points)")
+    sents = [s for s in a.sentences if _mentions(s, best.label)][:2]
     key = (
-        f"Selected niche {_q(best[0], 60)} with {total}/25 points "
+        f"Selected niche {_q(best.label, 60)} with {best.total}/30 points "
         f"out of {len(rows)} candidate(s)."
     )
     sections = [
@@ -1703,23 +1831,32 @@ def niche_selection(ctx: AgentContext) -> str:
         ("Why this niche", _bullets(why + [f"Idea says: {_q(s, 150)}" for s in sents], ""), True),
         ("Scoring rules", _bullets([
             "Specificity: words in the niche label, +1 if a pain cue is nearby.",
-            "Pain: number of pain cues in sentences that mention the niche.",
+            "Pain: 1 + pain cues in sentences that mention the niche.",
             "Reach: 4 when a known channel exists for the role, +1 for repeated mentions.",
             "WTP: 4 for business buyers, 2 for consumers, +1 if a money sentence names them.",
-            "Fit: features that mention the niche or come from its sentences.",
+            "Fit: 1 + features that mention the niche or come from its sentences.",
+            "Prominence: 1 + mentions + explicit targeting ('for X', 'where X can').",
         ], ""), False),
         _inputs_section(ctx.previous_outputs, (1, 2)),
     ]
-    tags = [("Selected niche", f"{best[0]} ({total}/25)"), ("Primary segment", best[0])]
+    tags = [("Selected niche", f"{best.label} ({best.total}/30)"), ("Primary segment", best.label)]
     return _render(ctx, rev, a, "Niche Selection", key, tags, sections)
 
 
 def _niche_name(ctx: AgentContext, a: _Analysis, rev: _Revision) -> str:
     niche = _tag(ctx.previous_outputs, "Selected niche")
-    niche = re.sub(r"\s*\(\d+/25\)\s*$", "", niche)
+    niche = re.sub(r"\s*\(\d+/\d+\)\s*$", "", niche)
     return rev.audience_for(niche or (a.audiences[0].phrase if a.audiences else "")) or (
         "an audience not yet identified"
     )
+
+
+def _need_of(a: _Analysis, audience: str) -> str:
+    """What ``audience`` needs: its own who-clause, else the first pain sentence."""
+    for x in a.audiences:
+        if x.need and (x.phrase.lower() == audience.lower() or _mentions(x.phrase, audience)):
+            return x.need
+    return ""
 
 
 def product_strategy(ctx: AgentContext) -> str:
@@ -1745,7 +1882,7 @@ def product_strategy(ctx: AgentContext) -> str:
     alt = _tag(ctx.previous_outputs, "Closest alternative") or (
         _competitors(a)[0][0] if a.categories else "the status quo"
     )
-    need = next((x.need for x in a.audiences if x.need), "") or (
+    need = _need_of(a, niche) or (
         f"care about {a.kw(0)}" if a.keywords else "have the problem described"
     )
     lead = p0[0] if p0 else ""
@@ -1756,7 +1893,7 @@ def product_strategy(ctx: AgentContext) -> str:
     else:
         does = f"offers {lead}"
     positioning = (
-        f"For {niche} who {_inline(need, 90)}, {a.title} is {_an(a.category.lower())} that "
+        f"For {niche} who {_inline(need, 90)}, {a.title} is {_an(a.category)} that "
         f"{does}. Unlike {alt.lower()}, it is built around {_q(a.kw(0))}."
     )
     scope = [("P0", f, "mentions the niche" if _mentions(f, niche) else "core loop") for f in p0]
@@ -1917,7 +2054,7 @@ def risk_assessment(ctx: AgentContext) -> str:
                             "health, marketplace, AI, ...) occurs in the idea; only generic "
                             "demand risk applies.", True))
     tags = [("Overall risk level", level), ("Selected niche", niche)]
-    return _render(ctx, rev, a, "Risk Assessment", key, tags, sections)
+    return _render(ctx, rev, a, "Risk Assessment", key, tags, sections, risks_inline=True)
 
 
 def final_synthesis(ctx: AgentContext) -> str:
@@ -1944,8 +2081,8 @@ def final_synthesis(ctx: AgentContext) -> str:
                          _q(_key_line(str(prev[p][name])) or "(empty output)", 150)))
     missing = [f"{p} {PHASE_NAMES[p]}" for p in range(1, 7) if p not in prev]
     niche_tag = _tag(prev, "Selected niche")
-    m = re.search(r"\((\d+)/25\)", niche_tag)
-    niche_score = int(m.group(1)) if m else sum(_niche_rows(a, _Revision(ctx), "")[0][1:6])
+    m = re.search(r"\((\d+)/30\)", niche_tag)
+    niche_score = int(m.group(1)) if m else _niche_rows(a, _Revision(ctx), "")[0].total
     level = _tag(prev, "Overall risk level").split(" ")[0] or _overall(a.risks)
     values = [
         ("Category", _tag(prev, "Category") or a.category),
@@ -1954,7 +2091,7 @@ def final_synthesis(ctx: AgentContext) -> str:
         ("Revenue model", _tag(prev, "Revenue model") or "not assessed"),
         ("Overall risk", level),
     ]
-    score = 2 * min(niche_score, 25) + 5 * min(len(a.features), 5) + {
+    score = round(50 * min(niche_score, 30) / 30) + 5 * min(len(a.features), 5) + {
         "Low": 25, "Medium": 15, "High": 5}.get(level, 10)
     verdict = ("Proceed to MVP" if score >= 70 else "Proceed with conditions" if score >= 50
                else "Rework the concept")
@@ -1989,7 +2126,7 @@ def final_synthesis(ctx: AgentContext) -> str:
             ("-", "-", "no earlier phase output was available")]), True),
         ("Scorecard", _table(("Item", "Value"), values), True),
         ("Verdict", _bullets([
-            f"**{verdict}** \u2014 score {score}/100 = 2 \u00d7 niche score ({niche_score}/25)"
+            f"**{verdict}** \u2014 score {score}/100 = niche score ({niche_score}/30 \u2192 50 points)"
             f" + 5 \u00d7 features ({min(len(a.features), 5)}) + risk allowance ({level})"
             + ("; capped because the overall risk is High." if capped else "."),
             *(f"Not run: phase {p}" for p in missing)], ""), True),

@@ -1,0 +1,598 @@
+"""The runner: execute a workflow's phases in order, stop at review gates, resume anywhere.
+
+Each run looks at the session as it is recorded and does the next thing:
+
+* a person's unrecorded edit of a pending ``user_feedback.md`` is validated and recorded
+  (committed as that person) first;
+* a phase awaiting review stops the run (session status ``awaiting_review``);
+* ``approved`` → the next phase runs; ``revise`` → the phase re-runs with the reviewer's
+  comments and requested changes in its agents' context (retry count + 1); ``rejected`` →
+  the session ends as rejected;
+* a phase interrupted mid-way (process killed) resumes: agent outputs already saved for the
+  current run of the phase are kept, the rest run, completed phases are never redone.
+
+Agents are pluggable: any callable ``(AgentContext) -> str | AgentResult``, or a
+:class:`CommandAgent` that pipes the prompt to an executable's stdin and stores its stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn, Union
+
+from .errors import AgentFailedError, DocumentError, WorkflowError
+from .models import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
+from .store import Identity, Session, Store
+from .workflow import AgentSpec, PhaseDef, Workflow
+
+__all__ = [
+    "Agent",
+    "AgentContext",
+    "AgentResult",
+    "CommandAgent",
+    "RunResult",
+    "Runner",
+]
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """Everything an agent gets for one run.
+
+    Attributes:
+        idea: The session's input (``idea`` in the manifest), markdown.
+        project_id: Project id.
+        session_id: Session id.
+        phase_number: The phase being run.
+        phase_slug: Its slug.
+        phase_name: Its name, e.g. ``Concept Expansion``.
+        agent_name: This agent's id.
+        previous_outputs: Outputs of earlier completed phases: phase → agent → markdown.
+        retry_count: 0 on the first run of the phase, + 1 per ``revise``.
+        feedback_comments: The reviewer's comments when re-running after ``revise``.
+        requested_changes: The reviewer's requested changes (one line each).
+        description: What the phase is for (from the workflow).
+    """
+
+    idea: str
+    project_id: str
+    session_id: str
+    phase_number: int
+    phase_slug: str
+    phase_name: str
+    agent_name: str
+    previous_outputs: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
+    retry_count: int = 0
+    feedback_comments: str | None = None
+    requested_changes: Sequence[str] = ()
+    description: str = ""
+
+    @property
+    def prompt(self) -> str:
+        """The full prompt as markdown (what a :class:`CommandAgent` writes to stdin)."""
+        parts = [f"# Task: {self.phase_name} (phase {self.phase_number}) — agent {self.agent_name}"]
+        if self.description:
+            parts.append(self.description)
+        parts.append(f"## Idea\n\n{self.idea}")
+        if self.previous_outputs:
+            parts.append("## Earlier phases")
+            for number in sorted(self.previous_outputs):
+                for agent, content in self.previous_outputs[number].items():
+                    parts.append(f"### Phase {number} — {agent}\n\n{content}")
+        if self.feedback_comments or self.requested_changes:
+            parts.append(f"## Reviewer feedback (revision {self.retry_count})")
+            if self.feedback_comments:
+                parts.append(self.feedback_comments)
+            if self.requested_changes:
+                parts.append(
+                    "Requested changes:\n" + "\n".join(f"- {c}" for c in self.requested_changes)
+                )
+        return "\n\n".join(parts) + "\n"
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """What an agent may return instead of plain text, with metrics.
+
+    Attributes:
+        content: The markdown output (stored verbatim).
+        model: Model id.
+        input_tokens: Prompt tokens.
+        output_tokens: Completion tokens.
+        cost: USD.
+        tools_used: Tool names.
+    """
+
+    content: str
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    tools_used: Sequence[str] = ()
+
+
+Agent = Callable[[AgentContext], Union[str, AgentResult]]
+
+
+class AgentExecutionError(Exception):
+    """An agent failed; carries what should be recorded."""
+
+    def __init__(
+        self, message: str, *, exit_status: int | None = None, stdout: str = "", stderr: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class CommandAgent:
+    """Run an executable as an agent: the prompt on stdin, the output from stdout.
+
+    Any LLM command-line client works (``["llm", "-m", "gpt-4o"]``, ``["ollama", "run", "x"]``).
+    A non-zero exit status, a timeout or a missing executable is a failure whose exit status
+    and stderr are recorded in the agent output file.
+
+    Args:
+        argv: The command and its arguments.
+        timeout: Seconds before the command is killed.
+        env: Extra environment variables.
+        model: A model label recorded in the output (default: the command line).
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 600.0,
+        env: Mapping[str, str] | None = None,
+        model: str | None = None,
+    ) -> None:
+        if not argv:
+            raise WorkflowError("a command agent needs a command")
+        self.argv = list(argv)
+        self.timeout = timeout
+        self.env = dict(env or {})
+        self.model = model or " ".join(self.argv)
+
+    def __call__(self, ctx: AgentContext) -> AgentResult:
+        """Run the command for one agent context.
+
+        Raises:
+            AgentExecutionError: With exit status and stderr on failure.
+        """
+        env = {
+            **os.environ,
+            **self.env,
+            "MDSESSIONS_AGENT": ctx.agent_name,
+            "MDSESSIONS_PHASE": str(ctx.phase_number),
+            "MDSESSIONS_PROJECT": ctx.project_id,
+            "MDSESSIONS_SESSION": ctx.session_id,
+        }
+        try:
+            proc = subprocess.run(
+                self.argv,
+                input=ctx.prompt.encode("utf-8"),
+                capture_output=True,
+                timeout=self.timeout,
+                env=env,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise AgentExecutionError(
+                f"command not found: {self.argv[0]}",
+                exit_status=127,
+                stderr=f"{self.argv[0]}: command not found",
+            ) from None
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode("utf-8", "replace") if isinstance(exc.stdout, bytes) else ""
+            err = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else ""
+            raise AgentExecutionError(
+                f"{self.argv[0]} timed out after {self.timeout:g} s", stdout=out, stderr=err
+            ) from None
+        stdout = proc.stdout.decode("utf-8", "replace")
+        stderr = proc.stderr.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            raise AgentExecutionError(
+                f"{self.argv[0]} exited with status {proc.returncode}",
+                exit_status=proc.returncode,
+                stdout=stdout,
+                stderr=stderr,
+            )
+        return AgentResult(content=stdout, model=self.model)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one :meth:`Runner.run` did.
+
+    Attributes:
+        session: The session.
+        status: Its status when the run stopped.
+        phases_run: Phases executed (completed) by this run, in order.
+        waiting_for_review: The phase awaiting review, if the run stopped at a gate.
+        recorded_feedback: Phases whose feedback edit this run recorded.
+    """
+
+    session: Session
+    status: SessionStatus
+    phases_run: tuple[int, ...] = ()
+    waiting_for_review: int | None = None
+    recorded_feedback: tuple[int, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """A one-line account for people."""
+        done = (
+            f"ran phase{'s' if len(self.phases_run) != 1 else ''} "
+            + ", ".join(map(str, self.phases_run))
+            if self.phases_run
+            else "ran no phase"
+        )
+        tail = {
+            SessionStatus.AWAITING_REVIEW: f"waiting for review of phase {self.waiting_for_review}",
+            SessionStatus.COMPLETED: "session completed",
+            SessionStatus.REJECTED: "session rejected by the reviewer",
+            SessionStatus.FAILED: "session failed",
+        }.get(self.status, f"session {self.status.value}")
+        return f"{self.session.ref}: {done}; {tail}"
+
+
+def load_python_agent(target: str, search: Sequence[Path] = ()) -> Agent:
+    """Import ``"module:function"``.
+
+    Args:
+        target: ``package.module:callable``.
+        search: Folders put on ``sys.path`` for the import (e.g. the workflow file's folder).
+
+    Raises:
+        WorkflowError: If it cannot be imported or is not callable.
+    """
+    module_name, _, attr = target.partition(":")
+    for folder in search:
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    try:
+        module = importlib.import_module(module_name)
+        value = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise WorkflowError(f"cannot load agent {target!r}: {exc}") from None
+    if not callable(value):
+        raise WorkflowError(f"agent {target!r} is not callable")
+    return value  # type: ignore[no-any-return]
+
+
+def agent_from_spec(spec: AgentSpec, base: Path | None = None) -> Agent:
+    """Build a runnable agent from a workflow's ``[agents.NAME]`` table."""
+    if spec.command is not None:
+        return CommandAgent(spec.command, timeout=spec.timeout, env=spec.env, model=spec.model)
+    assert spec.python is not None
+    search = [base, base.parent] if base is not None else []
+    return load_python_agent(spec.python, search)
+
+
+class Runner:
+    """Runs sessions of a workflow, phase after phase, into a store.
+
+    Args:
+        store: The store.
+        workflow: The workflow (default: the session's, looked up by name in the store).
+        agents: Agent id → callable; overrides the workflow's ``[agents]`` declarations.
+        author: The identity of the runner's commits (default: the store's).
+
+    Example:
+        >>> runner = Runner(store, agents={"concept_expansion": lambda ctx: "# Concept"})  # doctest: +SKIP
+        >>> result = runner.start("project-1", idea="A gym leaderboard")                    # doctest: +SKIP
+        >>> result.status                                                                   # doctest: +SKIP
+        <SessionStatus.AWAITING_REVIEW: 'awaiting_review'>
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        workflow: Workflow | str | Path | None = None,
+        *,
+        agents: Mapping[str, Agent] | None = None,
+        author: Identity | None = None,
+    ) -> None:
+        self.store = store
+        self.workflow = store.workflow(workflow) if workflow is not None else None
+        self.agents = dict(agents or {})
+        self.author = author
+        self._loaded: dict[str, Agent] = {}
+
+    def _workflow_for(self, session: Session) -> Workflow:
+        if self.workflow is not None:
+            return self.workflow
+        return self.store.workflow(session.manifest().workflow)
+
+    def _agent(self, workflow: Workflow, name: str) -> Agent:
+        if name in self.agents:
+            return self.agents[name]
+        if name in self._loaded:
+            return self._loaded[name]
+        spec = workflow.agents.get(name)
+        if spec is None:
+            raise WorkflowError(
+                f"no implementation for agent {name!r} of workflow {workflow.name!r}: declare "
+                f'[agents.{name}] (python = "module:function" or command = [...]) in the '
+                "workflow file, or pass agents={...} to Runner"
+            )
+        base = workflow.source.parent if workflow.source else None
+        agent = agent_from_spec(spec, base)
+        self._loaded[name] = agent
+        return agent
+
+    def start(
+        self,
+        project_id: str,
+        session_id: str | None = None,
+        *,
+        idea: str,
+        mode: str | None = None,
+        user_id: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> RunResult:
+        """Create a session for ``idea`` and run it to the first review gate (or the end).
+
+        Raises:
+            SessionExistsError: If the session exists (use :meth:`run` to continue it).
+        """
+        session = self.store.create_session(
+            project_id,
+            session_id,
+            workflow=self.workflow,
+            mode=mode,
+            user_id=user_id,
+            idea=idea,
+            tags=tags,
+            author=self.author,
+        )
+        return self.run(session)
+
+    def run(self, session: Session | str, *, max_phases: int | None = None) -> RunResult:
+        """Continue a session: record feedback edits, then run phases until a gate or the end.
+
+        Args:
+            session: A :class:`Session` or ``project/session``.
+            max_phases: Stop after running this many phases.
+
+        Returns:
+            What the run did and where the session stands.
+
+        Raises:
+            AgentFailedError: An agent failed; the failure is recorded (output with exit status
+                and stderr, checkpoint ``failed``) and the next run retries the phase.
+            DocumentError: A person's feedback edit does not validate (it stays on disk).
+        """
+        if isinstance(session, str):
+            session = self.store.find_session(session)
+        workflow = self._workflow_for(session)
+        recorded: list[int] = []
+        ran: list[int] = []
+        while True:
+            manifest = session.manifest()
+            for entry in manifest.phases:
+                if (
+                    entry.review is ReviewState.PENDING
+                    and session.record_feedback(entry.number) is not None
+                ):
+                    recorded.append(entry.number)
+            manifest = session.manifest()
+            if manifest.status in (SessionStatus.COMPLETED, SessionStatus.REJECTED):
+                break
+            waiting = next((p for p in manifest.phases if p.review is ReviewState.PENDING), None)
+            if waiting is not None:
+                return RunResult(
+                    session, manifest.status, tuple(ran), waiting.number, tuple(recorded)
+                )
+            entry = next(
+                (
+                    p
+                    for p in manifest.phases
+                    if p.review is ReviewState.REVISE
+                    or p.status not in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED)
+                ),
+                None,
+            )
+            if entry is None:
+                break
+            if max_phases is not None and len(ran) >= max_phases:
+                break
+            self._run_phase(session, workflow, entry)
+            ran.append(entry.number)
+        manifest = session.manifest()
+        return RunResult(session, manifest.status, tuple(ran), None, tuple(recorded))
+
+    def _run_phase(self, session: Session, workflow: Workflow, entry: PhaseEntry) -> None:
+        phase = workflow.phase(entry.number)
+        revising = entry.review is ReviewState.REVISE
+        feedback = session.feedback(entry.number) if revising else None
+        if revising or entry.status in (PhaseStatus.PENDING, PhaseStatus.FAILED):
+            retry = entry.retry_count + (1 if revising else 0)
+            session.save_checkpoint(
+                entry.number,
+                status=PhaseStatus.IN_PROGRESS,
+                started=time_now(),
+                retry_count=retry,
+                agents=[],
+                author=self.author,
+            )
+        else:
+            retry = entry.retry_count
+            if entry.retry_count > 0:
+                # Resuming a revision that was interrupted: the feedback that asked for it.
+                feedback = session.feedback(entry.number)
+        manifest = session.manifest()
+        idea = manifest.idea or ""
+        previous: dict[int, dict[str, str]] = {}
+        inputs: list[str] = []
+        earlier = [
+            p.number
+            for p in manifest.phases
+            if p.number < entry.number and p.status is PhaseStatus.COMPLETED
+        ]
+        for number, outputs in session.outputs(earlier).items():
+            previous[number] = {name: out.content for name, out in outputs.items()}
+            inputs += [f"{session.phase_rel(number, manifest)}/{name}.md" for name in outputs]
+        started = manifest.phase(entry.number).started
+        for name in phase.agents:
+            existing = session.output(entry.number, name)
+            if (
+                existing is not None
+                and existing.status is PhaseStatus.COMPLETED
+                and existing.retry_count == retry
+            ):
+                continue  # saved before an interruption: not redone
+            self._run_agent(session, workflow, phase, name, idea, previous, retry, feedback)
+        session.save_checkpoint(
+            entry.number,
+            status=PhaseStatus.COMPLETED,
+            started=started,
+            retry_count=retry,
+            inputs=inputs,
+            execution_mode="sequential",
+            author=self.author,
+        )
+
+    def _run_agent(
+        self,
+        session: Session,
+        workflow: Workflow,
+        phase: PhaseDef,
+        name: str,
+        idea: str,
+        previous: Mapping[int, Mapping[str, str]],
+        retry: int,
+        feedback: object,
+    ) -> None:
+        from .models import UserFeedback
+
+        fb = feedback if isinstance(feedback, UserFeedback) else None
+        ctx = AgentContext(
+            idea=idea,
+            project_id=session.project_id,
+            session_id=session.session_id,
+            phase_number=phase.number,
+            phase_slug=phase.slug,
+            phase_name=phase.name,
+            agent_name=name,
+            previous_outputs=previous,
+            retry_count=retry,
+            feedback_comments=(fb.comments or None) if fb else None,
+            requested_changes=tuple(fb.requested_changes) if fb else (),
+            description=phase.description,
+        )
+        agent = self._agent(workflow, name)
+        spec = workflow.agents.get(name)
+        began = time.monotonic()
+        try:
+            result = agent(ctx)
+        except AgentExecutionError as exc:
+            self._record_failure(
+                session,
+                phase,
+                name,
+                retry,
+                began,
+                str(exc),
+                exc.stdout,
+                exc.stderr,
+                exc.exit_status,
+            )
+        except Exception as exc:  # an agent is foreign code: record whatever it raised
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            self._record_failure(session, phase, name, retry, began, detail, "", detail, None)
+        duration = time.monotonic() - began
+        if isinstance(result, str):
+            result = AgentResult(content=result)
+        if not isinstance(result, AgentResult):
+            self._record_failure(
+                session,
+                phase,
+                name,
+                retry,
+                began,
+                f"agent returned {type(result).__name__}, expected str or AgentResult",
+                "",
+                "",
+                None,
+            )
+        model = result.model or (spec.model if spec else None) or _callable_name(agent)
+        session.save_agent_output(
+            phase.number,
+            name,
+            result.content,
+            status=PhaseStatus.COMPLETED,
+            duration=round(duration, 3),
+            model=model,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost=result.cost,
+            tools_used=list(result.tools_used),
+            retry_count=retry,
+            author=self.author,
+        )
+
+    def _record_failure(
+        self,
+        session: Session,
+        phase: PhaseDef,
+        name: str,
+        retry: int,
+        began: float,
+        message: str,
+        stdout: str,
+        stderr: str,
+        exit_status: int | None,
+    ) -> NoReturn:
+        duration = round(time.monotonic() - began, 3)
+        error = message + (
+            f"\n{stderr.strip()}" if stderr.strip() and stderr.strip() != message else ""
+        )
+        with contextlib.suppress(DocumentError):
+            session.save_agent_output(
+                phase.number,
+                name,
+                stdout,
+                status=PhaseStatus.FAILED,
+                duration=duration,
+                retry_count=retry,
+                exit_status=exit_status,
+                error=error,
+                author=self.author,
+            )
+        session.save_checkpoint(
+            phase.number,
+            status=PhaseStatus.FAILED,
+            retry_count=retry,
+            errors=[f"{name}: {error}"],
+            author=self.author,
+        )
+        out_rel = f"{session.phase_rel(phase.number)}/{name}.md"
+        raise AgentFailedError(
+            f"agent {name!r} failed in phase {phase.number} ({phase.name}) of {session.ref}: "
+            f"{message}; recorded in {out_rel}. Run again to retry the phase."
+        )
+
+
+def _callable_name(agent: object) -> str:
+    if isinstance(agent, CommandAgent):
+        return agent.model
+    module = getattr(agent, "__module__", None) or ""
+    name = getattr(agent, "__qualname__", None) or type(agent).__name__
+    return f"python:{module}.{name}" if module else f"python:{name}"
+
+
+def time_now() -> str:
+    """Now, UTC ISO-8601 with ``Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
