@@ -700,6 +700,18 @@ class Store:
                 files[session.manifest_rel] = manifest
                 contexts[session.manifest_rel] = session._manifest_context(manifest)
             who = self._person(author, reviewers)
+            for session, feedbacks in sessions.values():
+                for fb in feedbacks:
+                    # The person's decision, made explicit (reviewed, timestamp, action, the
+                    # body's Review Status in sync); comments and changes stay verbatim.
+                    decision = fb.decision()
+                    if decision is not FeedbackAction.PENDING:
+                        fb.reviewed = True
+                        fb.action = decision
+                        fb.approved = decision is FeedbackAction.APPROVED
+                        fb.timestamp = fb.timestamp or utc_now()
+                        fb.reviewer = fb.reviewer or who.name
+                        files[f"{session.phase_rel(fb.phase)}/{FEEDBACK}"] = fb
             subject = message or (
                 f"review({', '.join(sorted({s.ref for s, _ in sessions.values()}))}): "
                 + "; ".join(decisions)

@@ -1433,8 +1433,13 @@ def _render(
 def _compact(markdown: str, limit: int) -> str:
     """Shorten long bullet lines and table cells (cells never contain a bare ``|``)."""
     lines = []
+    in_notes = False
     for line in markdown.split("\n"):
-        if line.startswith("| ") and line.endswith(" |"):
+        if line.startswith("## "):
+            in_notes = line == "## Revision notes"
+        if in_notes:
+            pass
+        elif line.startswith("| ") and line.endswith(" |"):
             cells = line[2:-2].split(" | ")
             line = "| " + " | ".join(_inline(c, limit) for c in cells) + " |"
         elif line.startswith("- ") and len(line) > limit * 2:
@@ -1661,10 +1666,10 @@ def _competitors(a: _Analysis) -> list[tuple[str, str, str]]:
         ev = ", ".join(a.categories[0][2][:3]) if a.categories else ""
         gap = features[i % len(features)]
         rows.append((name, f"{why} (idea vocabulary: {ev})", f"rarely offer: {gap}"))
-    for j, (domain, _, ev) in enumerate(a.domains[:2]):
+    for j, (domain, _, matched) in enumerate(a.domains[:2]):
         if domain in _DOMAIN_COMPETITORS:
             gap = features[(j + 2) % len(features)]
-            rows.append((_DOMAIN_COMPETITORS[domain], f"same domain (matched {', '.join(ev)})",
+            rows.append((_DOMAIN_COMPETITORS[domain], f"same domain (matched {', '.join(matched)})",
                          f"generic, not built for: {gap}"))
     job = _q(a.features[0], 60) if a.features else f"anything around {_q(a.kw(0))}"
     rows.append(("Status quo: doing it by hand",
@@ -1764,7 +1769,6 @@ def _niche_rows(a: _Analysis, rev: _Revision, upstream: str) -> list[_Niche]:
         aud = by_label.get(label.lower())
         ws = _words(label)
         head = aud.head if aud else (_singular(ws[-1]) if ws else "")
-        evidence = f"{aud.evidence} {aud.need}" if aud else label
         sents = [s for s in a.sentences if _mentions(s, label)]
         near_pain = any(_PAIN_RE.search(s) for s in sents)
         spec = min(5, 1 + len(label.split()) + int(near_pain))
@@ -1808,7 +1812,9 @@ def niche_selection(ctx: AgentContext) -> str:
     a = _analyse(ctx.idea)
     rev = _Revision(ctx)
     upstream = _tag(ctx.previous_outputs, "Primary segment")
-    rows = _niche_rows(a, rev, upstream)[: rev.limit(5)]
+    rows = _niche_rows(a, rev, upstream)
+    rank = next((i for i, r in enumerate(rows) if rev.audience and r.label == rev.audience), 0)
+    rows = [rows[rank], *rows[:rank], *rows[rank + 1 :]][: rev.limit(5)]
     best = rows[0]
     header = ["Niche", *_NICHE_CRITERIA, *(("Focus bonus",) if rev.focus else ()), "Total"]
     table = _table(
@@ -1818,6 +1824,8 @@ def niche_selection(ctx: AgentContext) -> str:
     )
     ranked = sorted(zip(_NICHE_CRITERIA, best.scores, strict=True), key=lambda nv: -nv[1])
     why = [f"Strongest on {n.lower()} ({v}/5)" for n, v in ranked[:2]]
+    if rev.audience and best.label == rev.audience:
+        why.insert(0, f"Chosen by the reviewer; by score alone it ranks #{rank + 1}")
     why.append(f"Weakest on {ranked[-1][0].lower()} ({ranked[-1][1]}/5): validate this first")
     if len(rows) > 1:
         why.append(f"Runner-up: {_q(rows[1].label, 60)} ({rows[1].total} points)")
@@ -1944,7 +1952,7 @@ def business_planning(ctx: AgentContext) -> str:
     a = _analyse(ctx.idea)
     rev = _Revision(ctx)
     cues = [(name, s) for name, pat in _PRICING_CUES for s in a.money if pat.search(s)]
-    cues = list(dict.fromkeys(cues))
+    cues = rev.arrange(dict.fromkeys(cues), lambda c: f"{c[0]} {c[1]}")
     default_model, tiers = _PRICING.get(a.category, ("Subscription", _PRICING["Web app"][1]))
     models = list(dict.fromkeys(name for name, _ in cues)) or [default_model]
     model = " + ".join(models[:2])
@@ -2017,7 +2025,7 @@ def risk_assessment(ctx: AgentContext) -> str:
     rev = _Revision(ctx)
     niche = _niche_name(ctx, a, rev)
     detailed = any(_RISK_TOPIC_RE.search(t) for t in rev.detail)
-    risks = rev.arrange(a.risks, lambda r: f"{r.name} {r.reason}")[: rev.limit(6)]
+    risks = rev.arrange(a.risks, lambda r: f"{r.name} {r.reason}")[: rev.limit(8)]
     level = _overall(a.risks)
     rows = [(r.name, r.severity, r.reason, r.mitigation) for r in risks]
     if detailed:
@@ -2126,8 +2134,8 @@ def final_synthesis(ctx: AgentContext) -> str:
             ("-", "-", "no earlier phase output was available")]), True),
         ("Scorecard", _table(("Item", "Value"), values), True),
         ("Verdict", _bullets([
-            f"**{verdict}** \u2014 score {score}/100 = niche score ({niche_score}/30 \u2192 50 points)"
-            f" + 5 \u00d7 features ({min(len(a.features), 5)}) + risk allowance ({level})"
+            f"**{verdict}** \u2014 score {score}/100 = niche score ({niche_score}/30, scaled "
+            f"to 50) + 5 \u00d7 features ({min(len(a.features), 5)}) + risk allowance ({level})"
             + ("; capped because the overall risk is High." if capped else "."),
             *(f"Not run: phase {p}" for p in missing)], ""), True),
         ("Next steps", "\n".join(f"{i}. {_inline(e, 140)}" for i, e in
