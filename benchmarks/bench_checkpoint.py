@@ -124,6 +124,12 @@ def commit_count(repo: Path) -> int:
     return int(git(repo, "rev-list", "--count", "HEAD"))
 
 
+def loose_objects(repo: Path) -> int:
+    """Number of loose object files in the repository."""
+    objects = repo / ".git" / "objects"
+    return sum(1 for d in objects.iterdir() if len(d.name) == 2 and d.is_dir() for _ in d.iterdir())
+
+
 def status_porcelain(repo: Path) -> str:
     return git(repo, "status", "--porcelain").decode("utf-8", "replace")
 
@@ -259,6 +265,7 @@ class Method:
     parts: list[tuple[int, ...]] = field(default_factory=list)
     ops: int = 0
     start_commits: int = 0
+    start_loose: int = 0
 
     def op(self, i: int) -> None:
         raise NotImplementedError
@@ -430,7 +437,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def default_rounds(nfiles: int, quick: bool) -> tuple[int, int]:
     """(timed rounds, warm-up rounds) for a store of ``nfiles`` files."""
     if quick:
-        return (40, 3) if nfiles <= 500 else (25, 3)
+        return (80, 3) if nfiles <= 500 else (50, 3)
     if nfiles <= 2_000:
         return 300, 5
     if nfiles <= 20_000:
@@ -484,6 +491,7 @@ def run_size(
     for m in methods:
         if m.commits_per_op:
             m.start_commits = commit_count(m.root)
+            m.start_loose = loose_objects(m.root)
 
     rounds, warmup = default_rounds(nfiles, args.quick)
     if args.rounds is not None:
@@ -529,6 +537,7 @@ def run_size(
             v.update(
                 ops=m.ops,
                 start_commits=m.start_commits,
+                loose_objects_per_op=(loose_objects(m.root) - m.start_loose) / max(1, m.ops),
                 commits_expected=expected,
                 commits_got=got,
                 commits_ok=got == expected,
@@ -695,6 +704,11 @@ def render(results: dict[str, Any]) -> str:
                 " / ".join(
                     f"{pn} {fmt(v)}" for pn, v in e["methods"][BASELINE].get("parts", {}).items()
                 ),
+                " / ".join(
+                    f"{name} {s['verify']['loose_objects_per_op']:.1f}"
+                    for name, s in e["methods"].items()
+                    if "loose_objects_per_op" in s["verify"]
+                ),
             ]
         )
     out.append(
@@ -708,6 +722,7 @@ def render(results: dict[str, Any]) -> str:
                 "file bytes (agent + checkpoint)",
                 "mdsessions parts",
                 "git CLI parts",
+                "loose objects written per op",
             ],
             rows,
         )

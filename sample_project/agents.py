@@ -1316,7 +1316,7 @@ class _Revision:
         for term in req.detail:
             res = self.done.get(f"detail:{term}", "0")
             if res == "inline":
-                done.append("added an early-warning signal to every risk in the checklist")
+                done.append("added an 'Early-warning signals' section for every listed risk")
             elif res.startswith("risk:"):
                 done.append(f"added a 'Risk detail' section covering {res[5:]} risk(s)")
             else:
@@ -1421,7 +1421,7 @@ def _render(
             break
         del kept[optional[-1]]
         out = build(kept)
-    for limit in (120, 80, 50):
+    for limit in (120, 90, 70, 50, 40):
         if len(out.encode("utf-8")) <= _MAX_OUTPUT_BYTES:
             break
         out = _compact(out, limit)
@@ -1814,7 +1814,11 @@ def niche_selection(ctx: AgentContext) -> str:
     upstream = _tag(ctx.previous_outputs, "Primary segment")
     rows = _niche_rows(a, rev, upstream)
     rank = next((i for i, r in enumerate(rows) if rev.audience and r.label == rev.audience), 0)
-    rows = [rows[rank], *rows[:rank], *rows[rank + 1 :]][: rev.limit(5)]
+    ranked_rows = [rows[rank], *rows[:rank], *rows[rank + 1 :]]
+    rows = ranked_rows[: rev.limit(5)]
+    pinned = next((r for r in ranked_rows if r.label == upstream), None)
+    if pinned is not None and pinned not in rows:
+        rows[-1] = pinned  # always show the segment phase 2 proposed
     best = rows[0]
     header = ["Niche", *_NICHE_CRITERIA, *(("Focus bonus",) if rev.focus else ()), "Total"]
     table = _table(
@@ -2025,11 +2029,9 @@ def risk_assessment(ctx: AgentContext) -> str:
     rev = _Revision(ctx)
     niche = _niche_name(ctx, a, rev)
     detailed = any(_RISK_TOPIC_RE.search(t) for t in rev.detail)
-    risks = rev.arrange(a.risks, lambda r: f"{r.name} {r.reason}")[: rev.limit(8)]
+    risks = rev.arrange(a.risks, lambda r: f"{r.name} {r.reason}")[: rev.limit(7)]
     level = _overall(a.risks)
     rows = [(r.name, r.severity, r.reason, r.mitigation) for r in risks]
-    if detailed:
-        rows = [(r.name, r.severity, r.reason, f"{r.mitigation} Signal: {r.signal}") for r in risks]
     rows.append(("Demand", "Medium", f"{niche} may not feel the problem strongly enough",
                  "Interview before building"))
     feature = a.features[0] if a.features else ""
@@ -2057,6 +2059,9 @@ def risk_assessment(ctx: AgentContext) -> str:
         ("Kill criteria", _bullets(kill, ""), False),
         _inputs_section(ctx.previous_outputs, (3, 4, 5)),
     ]
+    if detailed:
+        signals = [f"**{r.name}:** {r.signal}" for r in risks]
+        sections.insert(1, ("Early-warning signals", _bullets(signals, "No risks to watch."), True))
     if not a.risks:
         sections.insert(1, ("Trigger scan", "- No risk trigger phrase (payments, real-time, "
                             "health, marketplace, AI, ...) occurs in the idea; only generic "

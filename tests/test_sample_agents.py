@@ -395,7 +395,7 @@ def test_revise_path_responds_to_feedback(agent: str, project_ideas: dict[str, s
     assert "no automatic rule matched" in notes  # the tone request is not pretended away
     assert "## Focus: trail runners" in revised
     if agent == "risk_assessment":
-        assert "Signal:" in revised and "early-warning signal" in notes
+        assert "## Early-warning signals" in revised and "Early-warning signals" in notes
     else:
         assert "## Risk detail" in revised
     if agent in ("concept_expansion", "market_intelligence", "niche_selection"):
