@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 from filelock import FileLock
 from filelock import Timeout as _FileLockTimeout
 
-from . import _gitindex
+from . import _fsutil, _gitindex
 from .errors import ConflictError, LockTimeoutError, StoreError, UnrecordedEditError
 
 __all__ = [
@@ -250,7 +250,7 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> os.stat_res
                 os.fsync(fd)
         finally:
             os.close(fd)
-        tmp.replace(path)
+        _fsutil.replace(tmp, path, durable=fsync)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -451,7 +451,7 @@ class GitRepo:
                 os.fsync(fd)
             os.close(fd)
             fd = -1
-            lock.replace(ref_path)
+            _fsutil.replace(lock, ref_path, durable=self.durable)
         finally:
             if fd != -1:
                 os.close(fd)
@@ -468,7 +468,7 @@ class GitRepo:
     # -- objects --------------------------------------------------------------------------
 
     def _store_object(self, kind: bytes, raw: bytes) -> bytes:
-        """Write one loose object (zlib-deflated ``"<kind> <size>\\0" + raw``); return its id.
+        r"""Write one loose object (zlib-deflated ``"<kind> <size>\\0" + raw``); return its id.
 
         An object that already exists is not written again. The file appears atomically
         (temp file in the object's folder, then a rename to its final, new name).

@@ -56,6 +56,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import _fsutil
+
 __all__ = [
     "CorruptIndexError",
     "IndexEntryUpdate",
@@ -704,7 +706,7 @@ def update_index(
                         _cache.pop(key, None)
                     raise
             try:
-                lock_path.replace(index_path)
+                _fsutil.replace(lock_path, index_path, durable=fsync)
             except BaseException:
                 with _cache_lock:
                     _cache.pop(key, None)

@@ -238,8 +238,9 @@ class _Doc(BaseModel):
 
 
 class Totals(_Doc):
-    """Token, cost and time totals of a session (sum over its agent outputs)."""
+    """Token, cost and time totals of a session: the sum of its phases' latest checkpoints."""
 
+    tokens: Count = 0
     input_tokens: Count = 0
     output_tokens: Count = 0
     cost: USD = 0.0
@@ -265,6 +266,10 @@ class PhaseEntry(_Doc):
     completed: UTCTime | None = None
     duration: Seconds | None = None
     retry_count: Count = 0
+    tokens: Count = 0
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cost: USD = 0.0
 
     @property
     def directory(self) -> str:

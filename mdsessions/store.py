@@ -951,10 +951,12 @@ class Session:
         *,
         author: Identity | None = None,
         check_edits: bool = True,
+        write_manifest: bool = True,
         **trailers: Any,
     ) -> str | None:
-        manifest.updated = utc_now()
-        files[self.manifest_rel] = manifest
+        if write_manifest:
+            manifest.updated = utc_now()
+            files[self.manifest_rel] = manifest
         contexts: dict[str, Mapping[str, Any]] = {
             self.manifest_rel: self._manifest_context(manifest)
         }
@@ -1075,6 +1077,7 @@ class Session:
                 error=error,
                 content=content,
             )
+            before = manifest.model_dump()
             if entry.status is PhaseStatus.PENDING:
                 entry.status = PhaseStatus.IN_PROGRESS
                 entry.started = entry.started or utc_now()
@@ -1082,18 +1085,15 @@ class Session:
                 manifest.status = SessionStatus.IN_PROGRESS
             if manifest.status is not SessionStatus.AWAITING_REVIEW:
                 manifest.current_phase = phase
-            manifest.totals = Totals(
-                input_tokens=manifest.totals.input_tokens + doc.input_tokens,
-                output_tokens=manifest.totals.output_tokens + doc.output_tokens,
-                cost=manifest.totals.cost + doc.cost,
-                duration=manifest.totals.duration + (doc.duration or 0.0),
-            )
             rel = f"{self.rel}/{entry.directory}/{agent}.md"
             self._commit(
                 {rel: doc},
                 manifest,
                 f"output({self.ref}): phase {phase} {agent} {doc.status.value}",
                 author=author,
+                # The manifest changes only when the phase or session status does; the
+                # phase's metrics reach it with the phase checkpoint.
+                write_manifest=manifest.model_dump() != before,
                 kind="agent-output",
                 phase=phase,
                 agent=agent,
@@ -1191,6 +1191,17 @@ class Session:
             entry.completed = doc.completed
             entry.duration = doc.duration
             entry.retry_count = doc.retry_count
+            entry.tokens = doc.total_tokens
+            entry.input_tokens = doc.total_input_tokens
+            entry.output_tokens = doc.total_output_tokens
+            entry.cost = doc.total_cost
+            manifest.totals = Totals(
+                tokens=sum(p.tokens for p in manifest.phases),
+                input_tokens=sum(p.input_tokens for p in manifest.phases),
+                output_tokens=sum(p.output_tokens for p in manifest.phases),
+                cost=sum(p.cost for p in manifest.phases),
+                duration=sum(p.duration or 0.0 for p in manifest.phases),
+            )
             files: dict[str, Document | bytes | None] = {}
             gate = request_review
             if gate is None:

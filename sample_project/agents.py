@@ -169,9 +169,21 @@ _VERBS = frozenset(
 )
 
 _IRREGULAR_PAST = {
-    "paid": "pay", "sent": "send", "built": "build", "sold": "sell", "bought": "buy",
-    "found": "find", "made": "make", "left": "leave", "kept": "keep", "seen": "see",
-    "shown": "show", "written": "write", "taken": "take", "given": "give", "done": "do",
+    "paid": "pay",
+    "sent": "send",
+    "built": "build",
+    "sold": "sell",
+    "bought": "buy",
+    "found": "find",
+    "made": "make",
+    "left": "leave",
+    "kept": "keep",
+    "seen": "see",
+    "shown": "show",
+    "written": "write",
+    "taken": "take",
+    "given": "give",
+    "done": "do",
 }
 
 _ADJECTIVES = frozenset(
@@ -207,34 +219,101 @@ _FEATURE_NOUNS = frozenset(
 
 _CATEGORY_VOCAB: dict[str, dict[str, int]] = {
     "Mobile app": {
-        "app": 2, "mobile": 3, "ios": 3, "android": 3, "phone": 2, "smartphone": 3,
-        "notification": 1, "scan": 1, "camera": 1, "photo": 1, "daily": 1, "streak": 1,
-        "habit": 1, "on-the-go": 2, "wearable": 2,
+        "app": 2,
+        "mobile": 3,
+        "ios": 3,
+        "android": 3,
+        "phone": 2,
+        "smartphone": 3,
+        "notification": 1,
+        "scan": 1,
+        "camera": 1,
+        "photo": 1,
+        "daily": 1,
+        "streak": 1,
+        "habit": 1,
+        "on-the-go": 2,
+        "wearable": 2,
     },
     "CLI tool": {
-        "command-line": 4, "cli": 4, "terminal": 3, "shell": 2, "command": 2, "batch": 1,
-        "script": 1, "file": 1, "markdown": 1, "pipeline": 1,
+        "command-line": 4,
+        "cli": 4,
+        "terminal": 3,
+        "shell": 2,
+        "command": 2,
+        "batch": 1,
+        "script": 1,
+        "file": 1,
+        "markdown": 1,
+        "pipeline": 1,
     },
     "API service": {
-        "api": 4, "endpoint": 3, "sdk": 3, "webhook": 3, "developer": 2, "integrate": 2,
-        "integration": 2, "rest": 1, "json": 2, "provider": 1, "graphql": 3,
+        "api": 4,
+        "endpoint": 3,
+        "sdk": 3,
+        "webhook": 3,
+        "developer": 2,
+        "integrate": 2,
+        "integration": 2,
+        "rest": 1,
+        "json": 2,
+        "provider": 1,
+        "graphql": 3,
     },
     "Marketplace": {
-        "marketplace": 5, "connecting": 2, "buyer": 2, "seller": 2, "book": 1, "booking": 2,
-        "commission": 3, "listing": 2, "host": 1, "pay": 1, "review": 1, "two-sided": 3,
+        "marketplace": 5,
+        "connecting": 2,
+        "buyer": 2,
+        "seller": 2,
+        "book": 1,
+        "booking": 2,
+        "commission": 3,
+        "listing": 2,
+        "host": 1,
+        "pay": 1,
+        "review": 1,
+        "two-sided": 3,
     },
     "Community platform": {
-        "community": 3, "member": 2, "leaderboard": 2, "social": 2, "friend": 1, "group": 1,
-        "forum": 2, "reputation": 2, "share": 1, "post": 1, "follow": 1, "club": 1,
+        "community": 3,
+        "member": 2,
+        "leaderboard": 2,
+        "social": 2,
+        "friend": 1,
+        "group": 1,
+        "forum": 2,
+        "reputation": 2,
+        "share": 1,
+        "post": 1,
+        "follow": 1,
+        "club": 1,
     },
     "B2B SaaS": {
-        "team": 2, "company": 2, "business": 2, "agency": 2, "dashboard": 2, "b2b": 4,
-        "saas": 4, "invoice": 2, "compliance": 2, "enterprise": 3, "workflow": 1, "client": 1,
-        "accountant": 1, "finance": 1, "seat": 1,
+        "team": 2,
+        "company": 2,
+        "business": 2,
+        "agency": 2,
+        "dashboard": 2,
+        "b2b": 4,
+        "saas": 4,
+        "invoice": 2,
+        "compliance": 2,
+        "enterprise": 3,
+        "workflow": 1,
+        "client": 1,
+        "accountant": 1,
+        "finance": 1,
+        "seat": 1,
     },
     "Web app": {
-        "web": 3, "website": 3, "site": 2, "browser": 3, "online": 1, "webapp": 3,
-        "platform": 1, "portal": 2,
+        "web": 3,
+        "website": 3,
+        "site": 2,
+        "browser": 3,
+        "online": 1,
+        "webapp": 3,
+        "platform": 1,
+        "portal": 2,
     },
 }
 
@@ -290,129 +369,154 @@ _RiskRule = tuple[str, str, "re.Pattern[str]", str, str, str]
 # (name, severity, trigger, mitigation, early-warning signal, validation experiment)
 _RISK_RULES: tuple[_RiskRule, ...] = (
     (
-        "Sensitive health data and regulation", "High",
-        re.compile(r"\b(?:health\w*|patients?|medical|therap\w*|psycholog\w*|clinic\w*|"
-                   r"mental|diagnos\w*)\b", re.I),
+        "Sensitive health data and regulation",
+        "High",
+        re.compile(
+            r"\b(?:health\w*|patients?|medical|therap\w*|psycholog\w*|clinic\w*|"
+            r"mental|diagnos\w*)\b",
+            re.I,
+        ),
         "Treat data as special-category (GDPR/HIPAA); minimise what is stored; get "
         "a compliance review before launch.",
         "Practitioners ask where data is stored or refuse to onboard patients.",
         "Walk 3 practitioners through the consent and data flow; count objections.",
     ),
     (
-        "Two-sided cold start", "High",
+        "Two-sided cold start",
+        "High",
         re.compile(r"\b(?:marketplace|connecting|buyers|sellers|two-sided)\b", re.I),
         "Seed one side by hand in a single niche or city before opening the other side.",
         "Searches return empty results; supply churns before the first booking.",
         "Concierge test: match 10 pairs manually and measure repeat use.",
     ),
     (
-        "Payment handling, fraud and disputes", "High",
-        re.compile(r"\b(?:pay|pays|paid(?!\s+(?:plan|tier|version|account))|payments?|"
-                   r"billing|checkout|invoic\w*|currency)\b", re.I),
+        "Payment handling, fraud and disputes",
+        "High",
+        re.compile(
+            r"\b(?:pay|pays|paid(?!\s+(?:plan|tier|version|account))|payments?|"
+            r"billing|checkout|invoic\w*|currency)\b",
+            re.I,
+        ),
         "Use a PCI-compliant payment processor; never store card data; budget for "
         "chargebacks and refunds.",
         "Dispute or refund rate above 1% of transactions.",
         "Run 20 real transactions through a hosted checkout and log every failure.",
     ),
     (
-        "Upstream provider dependency", "High",
-        re.compile(r"\b(?:(?:api|data|weather|upstream|third[- ]party)\s+providers?|"
-                   r"aggregat\w*|scrap(?:e|es|ing))\b", re.I),
-        "Check each provider's terms for resale/caching; keep a fallback provider and a "
-        "cache.",
+        "Upstream provider dependency",
+        "High",
+        re.compile(
+            r"\b(?:(?:api|data|weather|upstream|third[- ]party)\s+providers?|"
+            r"aggregat\w*|scrap(?:e|es|ing))\b",
+            re.I,
+        ),
+        "Check each provider's terms for resale/caching; keep a fallback provider and a cache.",
         "A provider changes pricing, rate limits or terms.",
         "Read the terms of the top 3 providers and price 1M calls at their rates.",
     ),
     (
-        "Tax and legal correctness", "High",
+        "Tax and legal correctness",
+        "High",
         re.compile(r"\b(?:tax\w*|vat|complian\w*|legal\w*|regulat\w*)\b", re.I),
         "Start with few jurisdictions, version the rules and have an expert sign off.",
         "A customer reports a rejected document or a wrong rate.",
         "Have an accountant check 20 generated documents from 2 jurisdictions.",
     ),
     (
-        "Real-time infrastructure cost", "Medium",
+        "Real-time infrastructure cost",
+        "Medium",
         re.compile(r"\b(?:real[- ]?time|live|instant\w*|streaming|push)\b", re.I),
         "Start with periodic refresh; add push only where latency is proven to matter.",
         "Users complain about stale data, or infrastructure cost grows faster than users.",
         "Compare engagement with 5-minute refresh against instant updates in a pilot.",
     ),
     (
-        "Abuse and moderation under anonymity", "Medium",
+        "Abuse and moderation under anonymity",
+        "Medium",
         re.compile(r"\b(?:anonym\w*|without revealing|pseudonym\w*|identity)\b", re.I),
         "Rate-limit new handles, add reporting and a moderation queue from day one.",
         "Reports of harassment or fake entries per 100 active users.",
         "Seed a closed beta and count moderation actions needed per week.",
     ),
     (
-        "AI output quality and cost", "Medium",
-        re.compile(r"\b(?:ai|artificial intelligence|machine learning|llms?|gpt\w*|"
-                   r"chatbots?|neural)\b", re.I),
+        "AI output quality and cost",
+        "Medium",
+        re.compile(
+            r"\b(?:ai|artificial intelligence|machine learning|llms?|gpt\w*|"
+            r"chatbots?|neural)\b",
+            re.I,
+        ),
         "Keep a human in the loop for critical output and cap per-user inference cost.",
         "Share of outputs users edit or reject.",
         "Compare model output with a manual baseline on 30 real inputs.",
     ),
     (
-        "Location privacy and safety", "Medium",
+        "Location privacy and safety",
+        "Medium",
         re.compile(r"\b(?:gps|locations?|nearby|geo\w*|maps?)\b", re.I),
         "Round or delay shared locations; never expose home addresses.",
         "Users disable location or report feeling tracked.",
         "Ask 10 target users which location detail they would share publicly.",
     ),
     (
-        "Data of minors", "Medium",
+        "Data of minors",
+        "Medium",
         re.compile(r"\b(?:children|kids?|minors?|teens?|teenagers?|students?)\b", re.I),
         "Check whether users can be under 16; if so add parental consent (COPPA/GDPR-K).",
         "Sign-ups with school e-mail addresses or ages under 16.",
         "Survey the first 50 sign-ups for age bracket.",
     ),
     (
-        "Fake or manipulated reviews and reputation", "Medium",
-        re.compile(r"\b(?:reviews?|ratings?|rate|reputation|verify|confirm\w*|rankings?)\b",
-                   re.I),
+        "Fake or manipulated reviews and reputation",
+        "Medium",
+        re.compile(r"\b(?:reviews?|ratings?|rate|reputation|verify|confirm\w*|rankings?)\b", re.I),
         "Tie ratings to verified activity and weight new accounts less.",
         "Bursts of ratings from new accounts.",
         "Audit the first 100 ratings for duplicates and self-promotion.",
     ),
     (
-        "User-generated content moderation and rights", "Medium",
-        re.compile(r"\b(?:post\w*|upload\w*|photos?|photograph\w*|publish\w*|share\w*)\b",
-                   re.I),
+        "User-generated content moderation and rights",
+        "Medium",
+        re.compile(r"\b(?:post\w*|upload\w*|photos?|photograph\w*|publish\w*|share\w*)\b", re.I),
         "Publish content rules, add reporting, and require rights to uploaded media.",
         "Share of posts reported or removed.",
         "Moderate the first 200 posts by hand and record the time spent.",
     ),
     (
-        "Liability for outdated safety information", "Medium",
-        re.compile(r"\b(?:conditions|safety|closures?|warnings?|emergenc\w*|hazards?)\b",
-                   re.I),
+        "Liability for outdated safety information",
+        "Medium",
+        re.compile(r"\b(?:conditions|safety|closures?|warnings?|emergenc\w*|hazards?)\b", re.I),
         "Timestamp every item, expire old ones and add a clear disclaimer.",
         "Complaints that displayed information was wrong or stale.",
         "Check 30 reports against ground truth after 48 hours.",
     ),
     (
-        "Engagement decay after novelty", "Low",
+        "Engagement decay after novelty",
+        "Low",
         re.compile(r"\b(?:leaderboards?|streaks?|badges?|challenges?|gamif\w*)\b", re.I),
         "Design for week-4 retention, not day-1 excitement; rotate goals.",
         "Weekly active users drop below 30% of sign-ups after a month.",
         "Track a 4-week cohort of 30 beta users.",
     ),
     (
-        "Output fidelity across inputs", "Low",
+        "Output fidelity across inputs",
+        "Low",
         re.compile(r"\b(?:convert\w*|pdfs?|formats?|themes?|render\w*)\b", re.I),
         "Build a corpus of real-world inputs and snapshot-test the output.",
         "Bug reports about broken layouts.",
         "Run 50 real user files through the converter and grade the output.",
     ),
     (
-        "Free users may not convert", "Medium",
+        "Free users may not convert",
+        "Medium",
         re.compile(r"\b(?:free|freemium|free tier)\b", re.I),
         "Define the paid trigger up front and measure it from the first cohort.",
         "Free-to-paid conversion below 2% after 60 days.",
         "Show the paid tier to beta users and count upgrade clicks.",
     ),
     (
-        "Local density needed before network effects", "Medium",
+        "Local density needed before network effects",
+        "Medium",
         re.compile(r"\b(?:one city|local\w*|neighbou?r\w*|nearby)\b", re.I),
         "Launch in one dense area and measure coverage before expanding.",
         "Share of sessions where nothing relevant is nearby.",
@@ -515,27 +619,62 @@ _METRICS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 _PRICING: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
-    "Mobile app": ("Freemium subscription", (
-        ("Free", "0", "core loop"), ("Premium", "4.99 / month", "advanced features"),
-        ("Family", "7.99 / month", "shared household"))),
-    "CLI tool": ("Open core with paid extras", (
-        ("Open source", "0", "core conversion"), ("Pro licence", "49 one-off", "themes, batch"),
-        ("Team", "15 / user / month", "shared config, CI"))),
-    "API service": ("Usage-based API pricing", (
-        ("Developer", "0 up to 1,000 calls", "sandbox"), ("Growth", "0.002 / call", "SLA 99.5%"),
-        ("Scale", "from 499 / month", "volume discount, SLA 99.9%"))),
-    "Marketplace": ("Commission on transactions", (
-        ("Buyer", "0", "search and book"), ("Seller", "12% per transaction", "payouts"),
-        ("Featured seller", "19 / month", "placement"))),
-    "Community platform": ("Free community, paid organisations", (
-        ("Member", "0", "read and post"), ("Supporter", "3 / month", "extras"),
-        ("Organisation", "29 / month", "official pages, alerts"))),
-    "B2B SaaS": ("Per-seat subscription", (
-        ("Starter", "0 for 1 seat", "trial"), ("Team", "12 / seat / month", "collaboration"),
-        ("Business", "25 / seat / month", "SSO, audit log"))),
-    "Web app": ("Freemium subscription", (
-        ("Free", "0", "core loop"), ("Plus", "6 / month", "advanced features"),
-        ("Team", "10 / user / month", "sharing"))),
+    "Mobile app": (
+        "Freemium subscription",
+        (
+            ("Free", "0", "core loop"),
+            ("Premium", "4.99 / month", "advanced features"),
+            ("Family", "7.99 / month", "shared household"),
+        ),
+    ),
+    "CLI tool": (
+        "Open core with paid extras",
+        (
+            ("Open source", "0", "core conversion"),
+            ("Pro licence", "49 one-off", "themes, batch"),
+            ("Team", "15 / user / month", "shared config, CI"),
+        ),
+    ),
+    "API service": (
+        "Usage-based API pricing",
+        (
+            ("Developer", "0 up to 1,000 calls", "sandbox"),
+            ("Growth", "0.002 / call", "SLA 99.5%"),
+            ("Scale", "from 499 / month", "volume discount, SLA 99.9%"),
+        ),
+    ),
+    "Marketplace": (
+        "Commission on transactions",
+        (
+            ("Buyer", "0", "search and book"),
+            ("Seller", "12% per transaction", "payouts"),
+            ("Featured seller", "19 / month", "placement"),
+        ),
+    ),
+    "Community platform": (
+        "Free community, paid organisations",
+        (
+            ("Member", "0", "read and post"),
+            ("Supporter", "3 / month", "extras"),
+            ("Organisation", "29 / month", "official pages, alerts"),
+        ),
+    ),
+    "B2B SaaS": (
+        "Per-seat subscription",
+        (
+            ("Starter", "0 for 1 seat", "trial"),
+            ("Team", "12 / seat / month", "collaboration"),
+            ("Business", "25 / seat / month", "SSO, audit log"),
+        ),
+    ),
+    "Web app": (
+        "Freemium subscription",
+        (
+            ("Free", "0", "core loop"),
+            ("Plus", "6 / month", "advanced features"),
+            ("Team", "10 / user / month", "sharing"),
+        ),
+    ),
 }
 
 _PRICING_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -690,9 +829,7 @@ def _is_person(word: str, *, contextual: bool) -> bool:
     if sing in _CONTEXTUAL_PERSON:
         return True
     return (
-        len(word) >= 7
-        and word.endswith(("ers", "ists", "ians", "ors"))
-        and word not in _NON_PERSON
+        len(word) >= 7 and word.endswith(("ers", "ists", "ians", "ors")) and word not in _NON_PERSON
     )
 
 
@@ -836,8 +973,11 @@ def _audiences(sentences: Sequence[str]) -> tuple[_Audience, ...]:
                 strong = prev in _CONTEXT_PREV or nxt in _CONTEXT_NEXT or chained
                 if not _is_person(w, contextual=strong):
                     continue
-                if _singular(w) == w and nxt and nxt not in _STOPWORDS and _is_person(
-                    nxt, contextual=False
+                if (
+                    _singular(w) == w
+                    and nxt
+                    and nxt not in _STOPWORDS
+                    and _is_person(nxt, contextual=False)
                 ):
                     continue  # "patient community": the head comes later
                 if _singular(w) == w and nxt and nxt not in _STOPWORDS and not strong:
@@ -845,16 +985,21 @@ def _audiences(sentences: Sequence[str]) -> tuple[_Audience, ...]:
                         continue  # "user interface": a compound noun, not an audience
                 last_end = i
                 head = _singular(w)
-                phrase = " ".join(t if t.isupper() and len(t) > 1 else t.lower()
-                                  for t in orig[j : i + 1])
+                phrase = " ".join(
+                    t if t.isupper() and len(t) > 1 else t.lower() for t in orig[j : i + 1]
+                )
                 need = ""
                 if nxt in ("who", "that") and i + 2 < len(orig):
                     need = " ".join(orig[i + 2 : i + 14])
                 entry = found.get(head)
                 if entry is None:
                     found[head] = {
-                        "phrase": phrase, "mentions": 1, "strong": int(strong), "need": need,
-                        "evidence": sentence, "position": pos,
+                        "phrase": phrase,
+                        "mentions": 1,
+                        "strong": int(strong),
+                        "need": need,
+                        "evidence": sentence,
+                        "position": pos,
                     }
                     continue
                 entry["mentions"] = int(str(entry["mentions"])) + 1
@@ -867,8 +1012,12 @@ def _audiences(sentences: Sequence[str]) -> tuple[_Audience, ...]:
                     entry["need"] = need
     audiences = [
         _Audience(
-            phrase=str(v["phrase"]), head=h, mentions=int(str(v["mentions"])),
-            strong=int(str(v["strong"])), need=str(v["need"]), evidence=str(v["evidence"]),
+            phrase=str(v["phrase"]),
+            head=h,
+            mentions=int(str(v["mentions"])),
+            strong=int(str(v["strong"])),
+            need=str(v["need"]),
+            evidence=str(v["evidence"]),
             position=int(str(v["position"])),
         )
         for h, v in found.items()
@@ -911,8 +1060,12 @@ def _features(sentences: Sequence[str]) -> tuple[str, ...]:
                 prev = low[i - 1] if i > 0 else ""
                 ok = i == 0 or (
                     prev not in _DETERMINERS
-                    and (prev in _STOPWORDS or prev in _PRODUCT_NOUNS
-                         or _is_person(prev, contextual=False) or prev in ("and", "or", "then"))
+                    and (
+                        prev in _STOPWORDS
+                        or prev in _PRODUCT_NOUNS
+                        or _is_person(prev, contextual=False)
+                        or prev in ("and", "or", "then")
+                    )
                 )
                 if ok:
                     starts.append((i, lemma))
@@ -923,7 +1076,8 @@ def _features(sentences: Sequence[str]) -> tuple[str, ...]:
                 elif is_list and 1 <= len(low) <= 6:
                     content = [w for w in low if w not in _STOPWORDS]
                     if any(
-                        w in _FEATURE_NOUNS or w.endswith(("tion", "sion", "ment"))
+                        w in _FEATURE_NOUNS
+                        or w.endswith(("tion", "sion", "ment"))
                         or (w.endswith("ing") and _verb_lemma(w) is not None)
                         for w in content
                     ):
@@ -940,8 +1094,11 @@ def _features(sentences: Sequence[str]) -> tuple[str, ...]:
                 for t in range(i + 1, end):
                     nxt_word = low[t + 1] if t + 1 < len(low) else ""
                     if low[t] in _PHRASE_STOP or (
-                        low[t] == "and" and t - i >= 3 and nxt_word.endswith("s")
-                        and not nxt_word.endswith("ss") and nxt_word not in _FEATURE_NOUNS
+                        low[t] == "and"
+                        and t - i >= 3
+                        and nxt_word.endswith("s")
+                        and not nxt_word.endswith("ss")
+                        and nxt_word not in _FEATURE_NOUNS
                     ):
                         end, stopped = t, True
                         break
@@ -955,7 +1112,10 @@ def _features(sentences: Sequence[str]) -> tuple[str, ...]:
                 carry = ""
                 last = si + 1 == len(starts)
                 if (
-                    last and not stopped and end == len(orig) and len(words) <= 3
+                    last
+                    and not stopped
+                    and end == len(orig)
+                    and len(words) <= 3
                     and _adjective_like(words[-1])
                 ):
                     nxt_clause = clauses[ci + 1] if ci + 1 < len(clauses) else ""
@@ -1014,8 +1174,8 @@ def _risks(text: str) -> tuple[_Risk, ...]:
         m = pattern.search(text)
         if m is None:
             continue
-        excerpt = _snippet(text, m.start(), m.end(), radius=35)
-        reason = f"mentions {_q(m.group(0), 40)} in {_q(excerpt, 110)}"
+        excerpt = _snippet(text, m.start(), m.end(), radius=30)
+        reason = f"mentions {_q(m.group(0), 40)} in {_q(excerpt, 90)}"
         risks.append(_Risk(name, severity, reason, mitigation, signal, experiment))
     risks.sort(key=lambda r: _SEVERITY_ORDER[r.severity])
     return tuple(risks)
@@ -1055,8 +1215,9 @@ def _short_title(sentence: str) -> str:
     for tok in toks[i : i + 5]:
         if tok.lower() in _STOPWORDS:
             break
-        phrase.append(tok if tok.isupper() else "-".join(p[:1].upper() + p[1:]
-                                                         for p in tok.split("-")))
+        phrase.append(
+            tok if tok.isupper() else "-".join(p[:1].upper() + p[1:] for p in tok.split("-"))
+        )
         if tok.lower() in _TITLE_NOUNS:
             break
     if 2 <= len(phrase) <= 4 and phrase[-1].lower() in _TITLE_NOUNS:
@@ -1145,8 +1306,7 @@ _RISK_TOPIC_RE = re.compile(r"\b(?:risks?|threats?|dangers?|mitigat\w*|downside\
 
 
 _TERM_FILLER = frozenset(
-    "please instead section sections more idea ideas part parts bit angle stuff the a an"
-    .split()
+    "please instead section sections more idea ideas part parts bit angle stuff the a an".split()
 )
 
 
@@ -1208,6 +1368,8 @@ class _Revision:
         """How many list items to show (more on a revision, fewer when asked to be short)."""
         if self.concise:
             return max(2, n - 2)
+        if self.requests:
+            return n
         return n + min(self.count, 2)
 
     def arrange(self, items: Iterable[_T], key: Callable[[_T], str]) -> list[_T]:
@@ -1282,8 +1444,11 @@ class _Revision:
 
     def notes(self, a: _Analysis) -> str:
         """The ``## Revision notes`` body: each request and what was done about it."""
-        lines = [f"Revision {self.count} of this phase." if self.count else
-                 "Re-run with reviewer feedback."]
+        lines = [
+            f"Revision {self.count} of this phase."
+            if self.count
+            else "Re-run with reviewer feedback."
+        ]
         if self.comments:
             lines.append("")
             lines.append("> Reviewer comments: " + _inline(self.comments, 400))
@@ -1291,11 +1456,13 @@ class _Revision:
         if not self.requests:
             lines.append(
                 "- No comments or requested changes were given; lists were expanded by up to "
-                f"{min(self.count, 2)} item(s) each to surface more of the analysis."
+                f"{self.limit(0)} item(s) each to surface more of the analysis."
             )
         for req in self.requests:
-            label = f"{req.source}: {_q(req.text, 160)}" if req.source != "Comments" else (
-                "Comments (as a whole)"
+            label = (
+                f"{req.source}: {_q(req.text, 160)}"
+                if req.source != "Comments"
+                else ("Comments (as a whole)")
             )
             lines.append(f"- **{label}** \u2014 {self._done_for(req, a)}")
         return "\n".join(lines)
@@ -1328,8 +1495,10 @@ class _Revision:
         if done:
             return "; ".join(done) + "."
         related = _closest_sentence(req.text, a.sentences)
-        tail = f" Closest idea sentence: {_q(related, 140)}." if related else (
-            " No idea sentence shares its vocabulary."
+        tail = (
+            f" Closest idea sentence: {_q(related, 140)}."
+            if related
+            else (" No idea sentence shares its vocabulary.")
         )
         return "no automatic rule matched this request; it is kept here for the reviewer." + tail
 
@@ -1469,8 +1638,10 @@ def _gaps(a: _Analysis) -> list[str]:
     if not a.keywords:
         gaps.append("No content words found, so no keywords or key phrases could be derived.")
     if not a.audiences or a.audiences[0].inferred:
-        gaps.append("The idea names no users ('for X', 'X who', role nouns)"
-                    + (f"; {_q(a.audiences[0].phrase)} is only inferred." if a.audiences else "."))
+        gaps.append(
+            "The idea names no users ('for X', 'X who', role nouns)"
+            + (f"; {_q(a.audiences[0].phrase)} is only inferred." if a.audiences else ".")
+        )
     if not a.features:
         gaps.append("No features could be derived (no verb phrases or feature lists).")
     if not a.categories:
@@ -1526,24 +1697,25 @@ def concept_expansion(ctx: AgentContext) -> str:
     keywords = rev.arrange(a.keywords, lambda k: k[0])[: rev.limit(8)]
     audiences = rev.arrange(a.audiences, lambda x: x.phrase)[: rev.limit(4)]
     kw = [k for k, _ in keywords]
-    key = (
-        f"{a.title} is {_an(a.category)} for {audience}"
-        + (f", built around {', '.join(kw[:3])}." if kw else "; no keywords could be derived.")
+    key = f"{a.title} is {_an(a.category)} for {audience}" + (
+        f", built around {', '.join(kw[:3])}." if kw else "; no keywords could be derived."
     )
-    problem = (
-        _need_of(a, audience)
-        or (a.pains[0] if a.pains else "")
-        or "not stated"
-    )
+    problem = _need_of(a, audience) or (a.pains[0] if a.pains else "") or "not stated"
     cat_ev = ", ".join(a.categories[0][2]) if a.categories else "no category vocabulary"
     brief = _table(
         ("Field", "Derived value", "Evidence"),
         [
             ("Product type", a.category, cat_ev),
-            ("Domain", ", ".join(d[0] for d in a.domains) or "not derived",
-             ", ".join(a.domains[0][2]) if a.domains else "-"),
-            ("Primary users", audience,
-             _snippet(audiences[0].evidence, 0, 0, 60) if audiences else "-"),
+            (
+                "Domain",
+                ", ".join(d[0] for d in a.domains) or "not derived",
+                ", ".join(a.domains[0][2]) if a.domains else "-",
+            ),
+            (
+                "Primary users",
+                audience,
+                _snippet(audiences[0].evidence, 0, 0, 60) if audiences else "-",
+            ),
             ("Core problem", problem, "who-clause or pain cue" if problem != "not stated" else "-"),
             ("Core features", "; ".join(features[:3]) or "not derived", f"{len(a.features)} found"),
             ("Monetisation", a.money[0] if a.money else "not stated", "-"),
@@ -1561,14 +1733,31 @@ def concept_expansion(ctx: AgentContext) -> str:
     sections = [
         ("Concept brief", brief, True),
         ("Target users", _bullets(users, "Not derived: the idea names no users or roles."), True),
-        ("Feature list", "\n".join(f"{i}. {_inline(f, 120)}" for i, f in enumerate(features, 1))
-         or "- Not derived: no verb phrases describe what the product does.", True),
-        ("Keywords", _bullets(
-            [", ".join(f"{k} ({n})" for k, n in keywords) or "none",
-             f"Key phrases: {key_phrases or 'none'}"], ""), True),
-        ("Problem statement", _bullets([_q(p, 200) for p in a.pains[:2]],
-                                       "No explicit pain is described; it is inferred from "
-                                       "the features."), False),
+        (
+            "Feature list",
+            "\n".join(f"{i}. {_inline(f, 120)}" for i, f in enumerate(features, 1))
+            or "- Not derived: no verb phrases describe what the product does.",
+            True,
+        ),
+        (
+            "Keywords",
+            _bullets(
+                [
+                    ", ".join(f"{k} ({n})" for k, n in keywords) or "none",
+                    f"Key phrases: {key_phrases or 'none'}",
+                ],
+                "",
+            ),
+            True,
+        ),
+        (
+            "Problem statement",
+            _bullets(
+                [_q(p, 200) for p in a.pains[:2]],
+                "No explicit pain is described; it is inferred from the features.",
+            ),
+            False,
+        ),
         ("Could not be derived", _bullets(_gaps(a), "Every brief field was derived."), False),
     ]
     tags = [("Category", a.category), ("Primary segment", audience)]
@@ -1608,10 +1797,15 @@ def market_intelligence(ctx: AgentContext) -> str:
     seg_table = _table(
         ("Segment", "Mentions", "Context", "Need / evidence"),
         [
-            (x.phrase, str(x.mentions), "explicit target" if x.strong else "mentioned",
-             x.need or _snippet(x.evidence, 0, 0, 60))
+            (
+                x.phrase,
+                str(x.mentions),
+                "explicit target" if x.strong else "mentioned",
+                x.need or _snippet(x.evidence, 0, 0, 60),
+            )
             for x in segments
-        ] or [("not derived", "0", "-", "the idea names no users")],
+        ]
+        or [("not derived", "0", "-", "the idea names no users")],
     )
     signals = _table(
         ("Term", "Count", "Kind"),
@@ -1648,11 +1842,20 @@ def market_intelligence(ctx: AgentContext) -> str:
         ("Market definition", definition, True),
         ("Segments", seg_table, True),
         ("Demand signals", signals, True),
-        ("Market dynamics", _bullets(
-            [dynamics.get(a.category, f"No category-specific dynamics: {a.category}.")]
-            + [f"Pain evidence: {_q(p, 150)}" for p in a.pains[:2]], ""), False),
-        ("Open questions", _bullets(questions, "The idea answers the basic market questions."),
-         False),
+        (
+            "Market dynamics",
+            _bullets(
+                [dynamics.get(a.category, f"No category-specific dynamics: {a.category}.")]
+                + [f"Pain evidence: {_q(p, 150)}" for p in a.pains[:2]],
+                "",
+            ),
+            False,
+        ),
+        (
+            "Open questions",
+            _bullets(questions, "The idea answers the basic market questions."),
+            False,
+        ),
         _inputs_section(ctx.previous_outputs, (1,)),
     ]
     tags = [("Category", a.category), ("Primary segment", audience)]
@@ -1669,12 +1872,21 @@ def _competitors(a: _Analysis) -> list[tuple[str, str, str]]:
     for j, (domain, _, matched) in enumerate(a.domains[:2]):
         if domain in _DOMAIN_COMPETITORS:
             gap = features[(j + 2) % len(features)]
-            rows.append((_DOMAIN_COMPETITORS[domain], f"same domain (matched {', '.join(matched)})",
-                         f"generic, not built for: {gap}"))
+            rows.append(
+                (
+                    _DOMAIN_COMPETITORS[domain],
+                    f"same domain (matched {', '.join(matched)})",
+                    f"generic, not built for: {gap}",
+                )
+            )
     job = _q(a.features[0], 60) if a.features else f"anything around {_q(a.kw(0))}"
-    rows.append(("Status quo: doing it by hand",
-                 f"today people handle {job} with spreadsheets, chats or e-mail",
-                 "less manual effort and a shared record"))
+    rows.append(
+        (
+            "Status quo: doing it by hand",
+            f"today people handle {job} with spreadsheets, chats or e-mail",
+            "less manual effort and a shared record",
+        )
+    )
     return rows
 
 
@@ -1698,10 +1910,10 @@ def competitor_analysis(ctx: AgentContext) -> str:
     features = rev.arrange(a.features, str)[:3]
     crowded = len(rows) + (2 if a.category in ("Mobile app", "Web app") else 0)
     level = "Crowded" if crowded >= 6 else "Moderate" if crowded >= 4 else "Open"
-    key = (
-        f"Closest alternative: {closest}; {len(rows)} competitor type(s) found"
-        + (f"; differentiate on {_q(features[0], 80)}." if features else
-           "; no feature could be derived to differentiate on.")
+    key = f"Closest alternative: {closest}; {len(rows)} competitor type(s) found" + (
+        f"; differentiate on {_q(features[0], 80)}."
+        if features
+        else "; no feature could be derived to differentiate on."
     )
     audience = _primary(a, rev)
     levers = [
@@ -1712,15 +1924,31 @@ def competitor_analysis(ctx: AgentContext) -> str:
         f"Own the phrase {_q(b)} in messaging ({n} mention(s))" for b, n in a.bigrams[:2]
     ]
     sections = [
-        ("Competitor landscape", _table(("Competitor type", "Why it competes", "Gap to exploit"),
-                                        rows), True),
-        ("Differentiation levers", _bullets(levers + bigram_edge,
-                                            "No features or phrases to differentiate on."), True),
-        ("Crowdedness", _bullets(
-            [f"Assessment: **{level}** ({len(rows)} competitor types; category {a.category})",
-             "Switching cost is low for consumers, so the first session must show the "
-             "difference." if a.category in ("Mobile app", "Community platform", "Web app")
-             else "Switching cost is moderate; integrations and data import matter."], ""), False),
+        (
+            "Competitor landscape",
+            _table(("Competitor type", "Why it competes", "Gap to exploit"), rows),
+            True,
+        ),
+        (
+            "Differentiation levers",
+            _bullets(levers + bigram_edge, "No features or phrases to differentiate on."),
+            True,
+        ),
+        (
+            "Crowdedness",
+            _bullets(
+                [
+                    f"Assessment: **{level}** ({len(rows)} competitor types; "
+                    f"category {a.category})",
+                    "Switching cost is low for consumers, so the first session must show the "
+                    "difference."
+                    if a.category in ("Mobile app", "Community platform", "Web app")
+                    else "Switching cost is moderate; integrations and data import matter.",
+                ],
+                "",
+            ),
+            False,
+        ),
         _inputs_section(ctx.previous_outputs, (1,)),
     ]
     tags = [("Closest alternative", closest), ("Competitive intensity", level)]
@@ -1774,16 +2002,20 @@ def _niche_rows(a: _Analysis, rev: _Revision, upstream: str) -> list[_Niche]:
         spec = min(5, 1 + len(label.split()) + int(near_pain))
         pain = min(5, 1 + sum(len(_PAIN_RE.findall(s)) for s in sents))
         reach = min(5, (4 if head in _CHANNELS else 2) + int(len(sents) >= 2))
-        wtp = min(5, (4 if head in _B2B_HEADS else 2)
-                  + int(any(_mentions(m, label) for m in a.money)))
-        fit = min(5, 1 + sum(
-            1 for f in a.features
-            if _mentions(f, label) or any(_feature_in(f, s) for s in sents)
-        ))
-        prominence = min(5, 1 + (aud.mentions + aud.strong if aud else len(sents)))
-        focus = next(
-            (t for t in rev.focus if _mentions(label, t)), None
+        wtp = min(
+            5, (4 if head in _B2B_HEADS else 2) + int(any(_mentions(m, label) for m in a.money))
         )
+        fit = min(
+            5,
+            1
+            + sum(
+                1
+                for f in a.features
+                if _mentions(f, label) or any(_feature_in(f, s) for s in sents)
+            ),
+        )
+        prominence = min(5, 1 + (aud.mentions + aud.strong if aud else len(sents)))
+        focus = next((t for t in rev.focus if _mentions(label, t)), None)
         if focus is not None:
             rev.moved[focus] += 1
         scores = (spec, pain, reach, wtp, fit, prominence)
@@ -1823,8 +2055,15 @@ def niche_selection(ctx: AgentContext) -> str:
     header = ["Niche", *_NICHE_CRITERIA, *(("Focus bonus",) if rev.focus else ()), "Total"]
     table = _table(
         header,
-        [(r.label, *(str(v) for v in r.scores), *((str(r.bonus),) if rev.focus else ()),
-          str(r.total)) for r in rows],
+        [
+            (
+                r.label,
+                *(str(v) for v in r.scores),
+                *((str(r.bonus),) if rev.focus else ()),
+                str(r.total),
+            )
+            for r in rows
+        ],
     )
     ranked = sorted(zip(_NICHE_CRITERIA, best.scores, strict=True), key=lambda nv: -nv[1])
     why = [f"Strongest on {n.lower()} ({v}/5)" for n, v in ranked[:2]]
@@ -1841,14 +2080,22 @@ def niche_selection(ctx: AgentContext) -> str:
     sections = [
         ("Niche scoring", table, True),
         ("Why this niche", _bullets(why + [f"Idea says: {_q(s, 150)}" for s in sents], ""), True),
-        ("Scoring rules", _bullets([
-            "Specificity: words in the niche label, +1 if a pain cue is nearby.",
-            "Pain: 1 + pain cues in sentences that mention the niche.",
-            "Reach: 4 when a known channel exists for the role, +1 for repeated mentions.",
-            "WTP: 4 for business buyers, 2 for consumers, +1 if a money sentence names them.",
-            "Fit: 1 + features that mention the niche or come from its sentences.",
-            "Prominence: 1 + mentions + explicit targeting ('for X', 'where X can').",
-        ], ""), False),
+        (
+            "Scoring rules",
+            _bullets(
+                [
+                    "Specificity: words in the niche label, +1 if a pain cue is nearby.",
+                    "Pain: 1 + pain cues in sentences that mention the niche.",
+                    "Reach: 4 when a known channel exists for the role, +1 for repeated mentions.",
+                    "WTP: 4 for business buyers, 2 for consumers, +1 if a money sentence "
+                    "names them.",
+                    "Fit: 1 + features that mention the niche or come from its sentences.",
+                    "Prominence: 1 + mentions + explicit targeting ('for X', 'where X can').",
+                ],
+                "",
+            ),
+            False,
+        ),
         _inputs_section(ctx.previous_outputs, (1, 2)),
     ]
     tags = [("Selected niche", f"{best.label} ({best.total}/30)"), ("Primary segment", best.label)]
@@ -1928,8 +2175,14 @@ def product_strategy(ctx: AgentContext) -> str:
     )
     sections = [
         ("Positioning", positioning, True),
-        ("MVP scope", _table(("Priority", "Feature", "Why"), scope or [
-            ("P0", "not derived", "the idea describes no product actions")]), True),
+        (
+            "MVP scope",
+            _table(
+                ("Priority", "Feature", "Why"),
+                scope or [("P0", "not derived", "the idea describes no product actions")],
+            ),
+            True,
+        ),
         ("Core loop", "\n".join(f"{i}. {_inline(s, 120)}" for i, s in enumerate(steps, 1)), True),
         ("Deferred (out of MVP scope)", _bullets(out_scope, "Nothing flagged as complex."), False),
         ("Success metrics", _table(("Metric", "Target"), metrics), False),
@@ -1989,15 +2242,20 @@ def business_planning(ctx: AgentContext) -> str:
     milestones = [("Month 1-2", f"Build: {steps[0]}" if steps else "Write a sharper idea brief")]
     milestones += [(f"Month {i + 2}", f"Add: {s}") for i, s in enumerate(steps[1:3], 1)]
     milestones.append(("Month 4-6", f"First paying customers via {model.lower()}"))
-    key = f"Revenue model: {model}; {len(cost_lines)} cost driver(s); first channel: " + (
-        gtm[0][1].split(",")[0] if gtm else "content marketing"
-    ) + "."
+    key = (
+        f"Revenue model: {model}; {len(cost_lines)} cost driver(s); first channel: "
+        + (gtm[0][1].split(",")[0] if gtm else "content marketing")
+        + "."
+    )
     sections = [
         ("Revenue model", _bullets(evidence, ""), True),
         ("Pricing hypothesis", _table(("Tier", "Price (hypothesis)", "Includes"), tiers), True),
         ("Cost drivers", _bullets(cost_lines[: rev.limit(5)], ""), True),
-        ("Go-to-market channels", _table(("Segment", "Channels"), gtm or [
-            ("not derived", _CHANNELS["company_default"])]), True),
+        (
+            "Go-to-market channels",
+            _table(("Segment", "Channels"), gtm or [("not derived", _CHANNELS["company_default"])]),
+            True,
+        ),
         ("Milestones", _table(("When", "Milestone"), milestones), False),
         _inputs_section(ctx.previous_outputs, (3, 4)),
     ]
@@ -2029,33 +2287,57 @@ def risk_assessment(ctx: AgentContext) -> str:
     rev = _Revision(ctx)
     niche = _niche_name(ctx, a, rev)
     detailed = any(_RISK_TOPIC_RE.search(t) for t in rev.detail)
-    risks = rev.arrange(a.risks, lambda r: f"{r.name} {r.reason}")[: rev.limit(7)]
+    ordered = rev.arrange(a.risks, lambda r: f"{r.name} {r.reason}")
+    risks = ordered[: 6 if rev.requests else rev.limit(7)]  # reviewer notes need room
     level = _overall(a.risks)
     rows = [(r.name, r.severity, r.reason, r.mitigation) for r in risks]
-    rows.append(("Demand", "Medium", f"{niche} may not feel the problem strongly enough",
-                 "Interview before building"))
+    rows.append(
+        (
+            "Demand",
+            "Medium",
+            f"{niche} may not feel the problem strongly enough",
+            "Interview before building",
+        )
+    )
     feature = a.features[0] if a.features else ""
     experiments = [
-        (f"Interview 10 {niche}", "they have the problem",
-         "6/10 describe it unprompted"),
+        (f"Interview 10 {niche}", "they have the problem", "6/10 describe it unprompted"),
     ]
     if feature:
-        experiments.append((f"Landing page promising {_q(feature, 70)}", "the top feature attracts",
-                            ">= 10% visitor sign-up"))
-    experiments += [(r.experiment, f"{r.name.lower()} is manageable", r.signal)
-                    for r in risks[:3]]
-    kill = [f"Stop if fewer than 3 of 10 {niche} confirm the problem.",
-            f"Stop if {risks[0].name.lower()} cannot be mitigated within the MVP budget."
-            if risks else "Stop if no one signs up from the landing page."]
+        experiments.append(
+            (
+                f"Landing page promising {_q(feature, 70)}",
+                "the top feature attracts",
+                ">= 10% visitor sign-up",
+            )
+        )
+    experiments += [(r.experiment, f"{r.name.lower()} is manageable", r.signal) for r in risks[:3]]
+    kill = [
+        f"Stop if fewer than 3 of 10 {niche} confirm the problem.",
+        f"Stop if {risks[0].name.lower()} cannot be mitigated within the MVP budget."
+        if risks
+        else "Stop if no one signs up from the landing page.",
+    ]
     high = sum(r.severity == "High" for r in a.risks)
-    key = (
-        f"Overall risk {level}: {len(a.risks)} idea-specific risk(s), {high} high"
-        + (f", led by {_q(risks[0].name, 60)}." if risks else "; no trigger phrases found.")
+    key = f"Overall risk {level}: {len(a.risks)} idea-specific risk(s), {high} high" + (
+        f", led by {_q(risks[0].name, 60)}." if risks else "; no trigger phrases found."
     )
     sections = [
-        ("Risk checklist", _table(("Risk", "Severity", "Why (quoted)", "Mitigation"), rows), True),
-        ("Validation experiments", _table(("Experiment", "Tests that", "Success signal"),
-                                          experiments), True),
+        (
+            "Risk checklist",
+            _table(("Risk", "Severity", "Why (quoted)", "Mitigation"), rows)
+            + (
+                f"\n\nAlso triggered: {'; '.join(r.name for r in ordered[len(risks) :])}."
+                if len(ordered) > len(risks)
+                else ""
+            ),
+            True,
+        ),
+        (
+            "Validation experiments",
+            _table(("Experiment", "Tests that", "Success signal"), experiments),
+            True,
+        ),
         ("Kill criteria", _bullets(kill, ""), False),
         _inputs_section(ctx.previous_outputs, (3, 4, 5)),
     ]
@@ -2063,9 +2345,16 @@ def risk_assessment(ctx: AgentContext) -> str:
         signals = [f"**{r.name}:** {r.signal}" for r in risks]
         sections.insert(1, ("Early-warning signals", _bullets(signals, "No risks to watch."), True))
     if not a.risks:
-        sections.insert(1, ("Trigger scan", "- No risk trigger phrase (payments, real-time, "
-                            "health, marketplace, AI, ...) occurs in the idea; only generic "
-                            "demand risk applies.", True))
+        sections.insert(
+            1,
+            (
+                "Trigger scan",
+                "- No risk trigger phrase (payments, real-time, "
+                "health, marketplace, AI, ...) occurs in the idea; only generic "
+                "demand risk applies.",
+                True,
+            ),
+        )
     tags = [("Overall risk level", level), ("Selected niche", niche)]
     return _render(ctx, rev, a, "Risk Assessment", key, tags, sections, risks_inline=True)
 
@@ -2090,8 +2379,13 @@ def final_synthesis(ctx: AgentContext) -> str:
     rows = []
     for p in sorted(prev):
         for name in sorted(prev[p]):
-            rows.append((f"{p} {PHASE_NAMES.get(p, '')}".strip(), name,
-                         _q(_key_line(str(prev[p][name])) or "(empty output)", 150)))
+            rows.append(
+                (
+                    f"{p} {PHASE_NAMES.get(p, '')}".strip(),
+                    name,
+                    _q(_key_line(str(prev[p][name])) or "(empty output)", 150),
+                )
+            )
     missing = [f"{p} {PHASE_NAMES[p]}" for p in range(1, 7) if p not in prev]
     niche_tag = _tag(prev, "Selected niche")
     m = re.search(r"\((\d+)/30\)", niche_tag)
@@ -2104,10 +2398,18 @@ def final_synthesis(ctx: AgentContext) -> str:
         ("Revenue model", _tag(prev, "Revenue model") or "not assessed"),
         ("Overall risk", level),
     ]
-    score = round(50 * min(niche_score, 30) / 30) + 5 * min(len(a.features), 5) + {
-        "Low": 25, "Medium": 15, "High": 5}.get(level, 10)
-    verdict = ("Proceed to MVP" if score >= 70 else "Proceed with conditions" if score >= 50
-               else "Rework the concept")
+    score = (
+        round(50 * min(niche_score, 30) / 30)
+        + 5 * min(len(a.features), 5)
+        + {"Low": 25, "Medium": 15, "High": 5}.get(level, 10)
+    )
+    verdict = (
+        "Proceed to MVP"
+        if score >= 70
+        else "Proceed with conditions"
+        if score >= 50
+        else "Rework the concept"
+    )
     capped = verdict == "Proceed to MVP" and level == "High"
     if capped:
         verdict = "Proceed with conditions"
@@ -2126,25 +2428,55 @@ def final_synthesis(ctx: AgentContext) -> str:
     cat_tag = _tag(prev, "Category")
     if cat_tag:
         same = cat_tag.lower() == a.category.lower()
-        checks.append(f"Category from earlier phases {_q(cat_tag, 40)} "
-                      + ("matches the recomputed one." if same else
-                         f"differs from the recomputed {_q(a.category, 40)}."))
+        checks.append(
+            f"Category from earlier phases {_q(cat_tag, 40)} "
+            + (
+                "matches the recomputed one."
+                if same
+                else f"differs from the recomputed {_q(a.category, 40)}."
+            )
+        )
     niche_word = _niche_name(ctx, a, rev)
-    checks.append(f"Niche {_q(niche_word, 60)} "
-                  + ("appears in the idea text." if _mentions(a.text, niche_word)
-                     else "does not appear in the idea text; confirm it with interviews."))
+    checks.append(
+        f"Niche {_q(niche_word, 60)} "
+        + (
+            "appears in the idea text."
+            if _mentions(a.text, niche_word)
+            else "does not appear in the idea text; confirm it with interviews."
+        )
+    )
     key = f"Verdict: {verdict} (score {score}/100) for {a.title}; risk {level}."
     sections = [
-        ("Phase summaries", _table(("Phase", "Agent", "Key line"), rows or [
-            ("-", "-", "no earlier phase output was available")]), True),
+        (
+            "Phase summaries",
+            _table(
+                ("Phase", "Agent", "Key line"),
+                rows or [("-", "-", "no earlier phase output was available")],
+            ),
+            True,
+        ),
         ("Scorecard", _table(("Item", "Value"), values), True),
-        ("Verdict", _bullets([
-            f"**{verdict}** \u2014 score {score}/100 = niche score ({niche_score}/30, scaled "
-            f"to 50) + 5 \u00d7 features ({min(len(a.features), 5)}) + risk allowance ({level})"
-            + ("; capped because the overall risk is High." if capped else "."),
-            *(f"Not run: phase {p}" for p in missing)], ""), True),
-        ("Next steps", "\n".join(f"{i}. {_inline(e, 140)}" for i, e in
-                                 enumerate(experiments[: rev.limit(3)], 1)), True),
+        (
+            "Verdict",
+            _bullets(
+                [
+                    f"**{verdict}** \u2014 score {score}/100 = niche score "
+                    f"({niche_score}/30, scaled to 50) + 5 \u00d7 features "
+                    f"({min(len(a.features), 5)}) + risk allowance ({level})"
+                    + ("; capped because the overall risk is High." if capped else "."),
+                    *(f"Not run: phase {p}" for p in missing),
+                ],
+                "",
+            ),
+            True,
+        ),
+        (
+            "Next steps",
+            "\n".join(
+                f"{i}. {_inline(e, 140)}" for i, e in enumerate(experiments[: rev.limit(3)], 1)
+            ),
+            True,
+        ),
         ("Consistency check", _bullets(checks, ""), False),
     ]
     tags = [("Verdict", verdict), ("Category", values[0][1])]

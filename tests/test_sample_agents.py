@@ -81,8 +81,9 @@ class Ctx:
 # --------------------------------------------------------------------------- helpers
 
 
-def ctx_for(idea: str, agent: str, previous: Mapping[int, Mapping[str, str]] | None = None,
-            **kwargs: Any) -> Ctx:
+def ctx_for(
+    idea: str, agent: str, previous: Mapping[int, Mapping[str, str]] | None = None, **kwargs: Any
+) -> Ctx:
     phase = PHASE_OF[agent]
     return Ctx(
         idea=idea,
@@ -113,7 +114,8 @@ def tag(markdown: str, name: str) -> str:
 
 def body_lines(markdown: str) -> set[str]:
     return {
-        line for line in markdown.splitlines()
+        line
+        for line in markdown.splitlines()
         if line.strip() and not line.startswith(("#", "|---", "_Phase"))
     }
 
@@ -134,14 +136,17 @@ def assert_well_formed(out: str) -> None:
 
 
 def _project_ideas() -> list[Any]:
-    return [pytest.param(p.read_text(encoding="utf-8"), id=p.stem)
-            for p in sorted(IDEAS_DIR.glob("*.md"))]
+    return [
+        pytest.param(p.read_text(encoding="utf-8"), id=p.stem)
+        for p in sorted(IDEAS_DIR.glob("*.md"))
+    ]
 
 
 def _haytham_ideas() -> list[Any]:
     if not HAYTHAM_IDEAS.is_file():
-        return [pytest.param("", id="haytham-missing",
-                             marks=pytest.mark.skip(reason=HAYTHAM_MISSING))]
+        return [
+            pytest.param("", id="haytham-missing", marks=pytest.mark.skip(reason=HAYTHAM_MISSING))
+        ]
     data = json.loads(HAYTHAM_IDEAS.read_text(encoding="utf-8"))
     return [pytest.param(item["idea"], id=item["id"]) for item in data["ideas"]]
 
@@ -172,8 +177,13 @@ def expected_words(request: pytest.FixtureRequest) -> tuple[str, ...]:
 
 def test_registry_matches_the_workflow() -> None:
     assert [PHASE_NAMES[p] for p in FULL] == [
-        "Concept Expansion", "Market Research", "Niche Selection", "Product Strategy",
-        "Business Planning", "Validation", "Final Synthesis",
+        "Concept Expansion",
+        "Market Research",
+        "Niche Selection",
+        "Product Strategy",
+        "Business Planning",
+        "Validation",
+        "Final Synthesis",
     ]
     assert PHASE_AGENTS == {
         1: ("concept_expansion",),
@@ -211,15 +221,26 @@ def test_agents_module_is_offline_and_deterministic_by_construction() -> None:
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
-    forbidden = {"random", "time", "datetime", "socket", "urllib", "http", "requests", "os",
-                 "subprocess", "uuid", "secrets"}
+    forbidden = {
+        "random",
+        "time",
+        "datetime",
+        "socket",
+        "urllib",
+        "http",
+        "requests",
+        "os",
+        "subprocess",
+        "uuid",
+        "secrets",
+    }
     assert not imported & forbidden
     # mdsessions is imported for typing only, so the sample works without the runtime class.
     top_level = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
     assert "mdsessions" not in top_level
 
 
-# --------------------------------------------------------------------------- every agent, every idea
+# --------------------------------------------------------------------------- all agents, all ideas
 
 
 @pytest.mark.parametrize("idea", ALL_IDEAS)
@@ -227,7 +248,15 @@ def test_every_agent_on_every_idea(idea: str, request: pytest.FixtureRequest) ->
     outputs = run_pipeline(idea)
     assert [n for p in FULL for n in outputs[p]] == [n for p in FULL for n in PHASE_AGENTS[p]]
     idea_words = {w for w in re.findall(r"[a-z][a-z-]{4,}", idea.lower())} - {
-        "which", "their", "where", "without", "through", "after", "based", "about", "other",
+        "which",
+        "their",
+        "where",
+        "without",
+        "through",
+        "after",
+        "based",
+        "about",
+        "other",
     }
     wanted = expected_words(request)
     for phase in FULL:
@@ -282,7 +311,8 @@ def test_idea_specific_extraction(project_ideas: dict[str, str]) -> None:
     )
     assert "API service" in invoices and "B2B SaaS" in invoices  # ranked categories
     assert "Finance & payments" in invoices
-    trail = agents.concept_expansion(ctx_for(project_ideas["trail-conditions"], "concept_expansion"))
+    trail_idea = project_ideas["trail-conditions"]
+    trail = agents.concept_expansion(ctx_for(trail_idea, "concept_expansion"))
     for audience in ("hikers", "trail runners", "park rangers"):
         assert f"**{audience}**" in trail
     assert "post short, real-time reports on trail conditions" in trail
@@ -325,8 +355,11 @@ def test_later_phases_read_earlier_outputs(project_ideas: dict[str, str]) -> Non
     assert "For park rangers who" in strategy
     assert "upstream says hi" in strategy  # quoted in "Inputs from earlier phases"
     niche = agents.niche_selection(
-        ctx_for(idea, "niche_selection", {2: {"market_intelligence":
-                                              "- **Primary segment:** weekend scramblers\n"}})
+        ctx_for(
+            idea,
+            "niche_selection",
+            {2: {"market_intelligence": "- **Primary segment:** weekend scramblers\n"}},
+        )
     )
     assert "| weekend scramblers |" in niche
     synthesis = agents.final_synthesis(ctx_for(idea, "final_synthesis", previous))
@@ -335,8 +368,9 @@ def test_later_phases_read_earlier_outputs(project_ideas: dict[str, str]) -> Non
 
 
 @pytest.mark.parametrize("phases", [FULL, MVP], ids=["full", "mvp"])
-def test_synthesis_quotes_every_earlier_phase(phases: Sequence[int],
-                                              project_ideas: dict[str, str]) -> None:
+def test_synthesis_quotes_every_earlier_phase(
+    phases: Sequence[int], project_ideas: dict[str, str]
+) -> None:
     for idea in project_ideas.values():
         outputs = run_pipeline(idea, phases)
         synthesis = outputs[7]["final_synthesis"]
@@ -348,7 +382,10 @@ def test_synthesis_quotes_every_earlier_phase(phases: Sequence[int],
         for skipped in set(FULL[:-1]) - set(phases):
             assert f"Not run: phase {skipped} {PHASE_NAMES[skipped]}" in synthesis
         assert tag(synthesis, "Verdict") in {
-            "Proceed to MVP", "Proceed with conditions", "Rework the concept"}
+            "Proceed to MVP",
+            "Proceed with conditions",
+            "Rework the concept",
+        }
         risk_key = tag(outputs[6]["risk_assessment"], "Overall risk level")
         assert f"| Overall risk | {risk_key} |" in synthesis
 
@@ -405,19 +442,30 @@ def test_revise_path_responds_to_feedback(agent: str, project_ideas: dict[str, s
 def test_revision_changes_content_not_just_notes(project_ideas: dict[str, str]) -> None:
     idea = project_ideas["recipe-swap"]
     base = agents.concept_expansion(ctx_for(idea, "concept_expansion"))
-    focused = agents.concept_expansion(ctx_for(
-        idea, "concept_expansion", retry_count=1, requested_changes=("Focus on photos",)))
+    focused = agents.concept_expansion(
+        ctx_for(idea, "concept_expansion", retry_count=1, requested_changes=("Focus on photos",))
+    )
     features = re.findall(r"^1\. (.+)$", focused, re.MULTILINE)
     assert features and "photos" in features[0]
     assert re.findall(r"^1\. (.+)$", base, re.MULTILINE)[0] != features[0]
-    trimmed = agents.business_planning(ctx_for(
-        project_ideas["trail-conditions"], "business_planning", retry_count=2,
-        requested_changes=("Remove sponsorship",)))
+    trimmed = agents.business_planning(
+        ctx_for(
+            project_ideas["trail-conditions"],
+            "business_planning",
+            retry_count=2,
+            requested_changes=("Remove sponsorship",),
+        )
+    )
     assert "Sponsorship and advertising" not in trimmed.split("## Revision notes")[0]
     assert "removed 1 item(s) mentioning \u201csponsorship\u201d" in trimmed
-    chosen = agents.niche_selection(ctx_for(
-        project_ideas["trail-conditions"], "niche_selection", retry_count=1,
-        feedback_comments="Target audience: guiding companies"))
+    chosen = agents.niche_selection(
+        ctx_for(
+            project_ideas["trail-conditions"],
+            "niche_selection",
+            retry_count=1,
+            feedback_comments="Target audience: guiding companies",
+        )
+    )
     assert tag(chosen, "Selected niche").startswith("guiding companies")
 
 
@@ -428,8 +476,9 @@ def test_revision_without_comments_and_feedback_without_retry(
     bare = agents.market_intelligence(ctx_for(idea, "market_intelligence", retry_count=2))
     assert "## Revision notes" in bare and "Revision 2" in bare
     assert "No comments or requested changes were given" in bare
-    commented = agents.competitor_analysis(ctx_for(
-        idea, "competitor_analysis", feedback_comments="Expand on webhooks please"))
+    commented = agents.competitor_analysis(
+        ctx_for(idea, "competitor_analysis", feedback_comments="Expand on webhooks please")
+    )
     assert "## Revision notes" in commented
     assert "Expand on webhooks please" in commented
     assert "## More detail: webhooks" in commented
@@ -484,8 +533,14 @@ def test_any_text_gives_bounded_markdown(
 ) -> None:
     previous: dict[int, dict[str, str]] = {}
     for name in AGENTS:
-        ctx = ctx_for(idea, name, previous, retry_count=retry, feedback_comments=comments,
-                      requested_changes=tuple(changes))
+        ctx = ctx_for(
+            idea,
+            name,
+            previous,
+            retry_count=retry,
+            feedback_comments=comments,
+            requested_changes=tuple(changes),
+        )
         out = AGENTS[name](ctx)
         assert out.startswith("# ") and "**Key finding:**" in out
         assert 1024 <= len(out.encode("utf-8")) <= 4096
@@ -493,14 +548,21 @@ def test_any_text_gives_bounded_markdown(
 
 
 @settings(max_examples=15, deadline=None)
-@given(previous=st.dictionaries(
-    st.integers(min_value=1, max_value=6),
-    st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=200), max_size=2),
-    max_size=4,
-))
+@given(
+    previous=st.dictionaries(
+        st.integers(min_value=1, max_value=6),
+        st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=200), max_size=2),
+        max_size=4,
+    )
+)
 def test_junk_previous_outputs_do_not_crash(previous: dict[int, dict[str, str]]) -> None:
-    for name in ("niche_selection", "product_strategy", "business_planning",
-                 "risk_assessment", "final_synthesis"):
+    for name in (
+        "niche_selection",
+        "product_strategy",
+        "business_planning",
+        "risk_assessment",
+        "final_synthesis",
+    ):
         out = AGENTS[name](ctx_for("A marketplace for used bikes.", name, previous))
         assert out.startswith("# ") and len(out.encode("utf-8")) <= 4096
 
@@ -508,8 +570,9 @@ def test_junk_previous_outputs_do_not_crash(previous: dict[int, dict[str, str]])
 # --------------------------------------------------------------------------- speed & purity
 
 
-def test_agents_are_fast_and_offline(monkeypatch: pytest.MonkeyPatch,
-                                     project_ideas: dict[str, str]) -> None:
+def test_agents_are_fast_and_offline(
+    monkeypatch: pytest.MonkeyPatch, project_ideas: dict[str, str]
+) -> None:
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("agents must not use the network")
 
