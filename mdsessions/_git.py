@@ -915,11 +915,11 @@ class GitRepo:
         for folder in ordered:
             base = old_tree(folder)
             entries = dict(self.tree(base)) if base is not None else {}
-            for name, value in by_dir.get(folder, {}).items():
+            for entry_name, value in by_dir.get(folder, {}).items():
                 if value is None:
-                    entries.pop(name, None)
+                    entries.pop(entry_name, None)
                 else:
-                    entries[name] = value
+                    entries[entry_name] = value
             if entries or not folder:
                 raw = serialize_tree(entries)
                 sha = self._store_object(b"tree", raw)

@@ -46,11 +46,17 @@ def _refuse_aliases(text: str) -> None:
     for event in yaml.parse(text, Loader=_BaseLoader):
         if isinstance(event, yaml.AliasEvent):
             raise yaml.MarkedYAMLError(
-                None, None, "aliases (*name) are not allowed in frontmatter", event.start_mark
+                None,
+                None,
+                "aliases (*name) are not allowed in frontmatter",
+                event.start_mark,  # type: ignore[arg-type]
             )
         if getattr(event, "anchor", None) is not None:
             raise yaml.MarkedYAMLError(
-                None, None, "anchors (&name) are not allowed in frontmatter", event.start_mark
+                None,
+                None,
+                "anchors (&name) are not allowed in frontmatter",
+                event.start_mark,  # type: ignore[arg-type]
             )
 
 

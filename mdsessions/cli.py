@@ -265,12 +265,9 @@ def read_input(source: str) -> str:
     Raises:
         click.ClickException: If it is not valid UTF-8 (naming the file, byte and line).
     """
-    if source == "-":
-        name = "<stdin>"
-        data = click.get_binary_stream("stdin").read()
-    else:
-        name = source
-        data = Path(source).read_bytes()
+    name = "<stdin>" if source == "-" else source
+    with click.open_file(source, "rb") as stream:
+        data: bytes = stream.read()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -347,8 +344,10 @@ def seconds(value: float | None) -> str:
 
 
 def display_path(store: Store, rel: str) -> str:
-    """A store-relative path as people should type it: relative to the current folder if
-    the current folder is inside the store, else absolute."""
+    """A store-relative path as people type it.
+
+    Relative to the current folder when that is inside the store, else absolute.
+    """
     target = store.root / rel
     try:
         return os.path.relpath(target) if _inside(Path.cwd().resolve(), store.root) else str(target)
@@ -402,8 +401,9 @@ def review_hint(store: Store, session: Session, phase: int) -> list[str]:
 
 
 def document_rel(session: Session, phase: int | None, document: str | None) -> str:
-    """Store-relative path of a session's manifest, or of a phase's checkpoint, feedback or
-    agent output.
+    """Store-relative path of a session document.
+
+    The manifest (no phase), or a phase's checkpoint, user feedback or agent output.
 
     Raises:
         click.ClickException: If ``document`` does not name a file of the phase folder.
@@ -421,8 +421,11 @@ def document_rel(session: Session, phase: int | None, document: str | None) -> s
     if name.endswith(".md"):
         name = name[:-3]
     target = Path(os.path.normpath(session.store.root / folder / f"{name}.md"))
-    if "/" in name or "\\" in name or name.startswith(".") or target.parent != (
-        session.store.root / folder
+    if (
+        "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or target.parent != (session.store.root / folder)
     ):
         fail(
             f"invalid document {document!r}: expected checkpoint, feedback or an agent id "
@@ -575,9 +578,7 @@ def list_command(
                 f"{status!r} is not one of {', '.join(allowed)}", param_hint="'--status'"
             )
     store = open_store(ctx)
-    manifests = [
-        m for m in store.sessions(project) if status is None or m.status.value == status
-    ]
+    manifests = [m for m in store.sessions(project) if status is None or m.status.value == status]
     if as_json:
         echo_json([m.frontmatter() for m in manifests])
         return
@@ -947,9 +948,9 @@ def show_command(
     rel = document_rel(session, phase, document)
     data = store.read_at(commit, rel) if commit else (store.root / rel).read_bytes()
     if not as_json:
-        out = click.get_binary_stream("stdout")
-        out.write(data)
-        out.flush()
+        with click.open_file("-", "wb") as out:
+            out.write(data)
+            out.flush()
         return
     from mdsessions import loads
 
@@ -988,7 +989,9 @@ def validate_command(ctx: click.Context, session_ref: str | None, as_json: bool)
             {
                 "valid": not problems,
                 "sessions": count,
-                "problems": [{"path": p.path, "line": p.line, "reason": p.reason} for p in problems],
+                "problems": [
+                    {"path": p.path, "line": p.line, "reason": p.reason} for p in problems
+                ],
             }
         )
     else:
@@ -1176,4 +1179,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv: Arguments (default: ``sys.argv[1:]``).
     """
     cli.main(args=list(argv) if argv is not None else None, prog_name="mdsessions")
-

@@ -246,7 +246,7 @@ class CheckpointManager:
     def validate_checkpoint(
         self, project_id: str, session_id: str, phase_num: int
     ) -> tuple[bool, list[str]]:
-        """Validate a phase's checkpoint: present, parses, sections and fields, agrees with the manifest.
+        """Validate a phase's checkpoint: present, parsed, complete, in agreement with the manifest.
 
         Returns:
             ``(is_valid, errors)`` with one message per problem (file and reason).

@@ -87,7 +87,7 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
     """Block-style YAML with multi-line strings as ``|`` literals."""
 
 
-def _str_representer(dumper: Any, data: str) -> yaml.ScalarNode:
+def _str_representer(dumper: Any, data: str) -> Any:
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)

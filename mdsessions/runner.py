@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn, Union
+from typing import NoReturn
 
 from .errors import AgentFailedError, DocumentError, WorkflowError
 from .models import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
@@ -120,7 +120,7 @@ class AgentResult:
     tools_used: Sequence[str] = ()
 
 
-Agent = Callable[[AgentContext], Union[str, AgentResult]]
+Agent = Callable[[AgentContext], str | AgentResult]
 
 
 class AgentExecutionError(Exception):
@@ -290,10 +290,11 @@ class Runner:
         author: The identity of the runner's commits (default: the store's).
 
     Example:
-        >>> runner = Runner(store, agents={"concept_expansion": lambda ctx: "# Concept"})  # doctest: +SKIP
-        >>> result = runner.start("project-1", idea="A gym leaderboard")                    # doctest: +SKIP
-        >>> result.status                                                                   # doctest: +SKIP
-        <SessionStatus.AWAITING_REVIEW: 'awaiting_review'>
+        ::
+
+            runner = Runner(store, agents={"concept_expansion": lambda ctx: "# Concept"})
+            result = runner.start("project-1", idea="A gym leaderboard")
+            result.status  # SessionStatus.AWAITING_REVIEW
     """
 
     def __init__(
@@ -395,7 +396,7 @@ class Runner:
                 return RunResult(
                     session, manifest.status, tuple(ran), waiting.number, tuple(recorded)
                 )
-            entry = next(
+            todo = next(
                 (
                     p
                     for p in manifest.phases
@@ -404,12 +405,12 @@ class Runner:
                 ),
                 None,
             )
-            if entry is None:
+            if todo is None:
                 break
             if max_phases is not None and len(ran) >= max_phases:
                 break
-            self._run_phase(session, workflow, entry)
-            ran.append(entry.number)
+            self._run_phase(session, workflow, todo)
+            ran.append(todo.number)
         manifest = session.manifest()
         return RunResult(session, manifest.status, tuple(ran), None, tuple(recorded))
 

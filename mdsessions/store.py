@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import _git
+from ._git import CommitInfo, Identity
 from .documents import Document, Renderer, load_as, loads
 from .errors import (
     DocumentError,
@@ -58,9 +59,7 @@ else:  # pragma: no cover
 
 __all__ = ["Commit", "EditedFile", "Identity", "Problem", "Session", "Store"]
 
-Identity = _git.Identity
-CommitInfo = _git.CommitInfo
-Commit = _git.CommitInfo
+Commit = CommitInfo
 
 CONFIG_FILE = "mdsessions.toml"
 MANIFEST = "session_manifest.md"

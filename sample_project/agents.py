@@ -176,7 +176,6 @@ _IRREGULAR_PAST = {
     "bought": "buy",
     "found": "find",
     "made": "make",
-    "left": "leave",
     "kept": "keep",
     "seen": "see",
     "shown": "show",
@@ -1568,7 +1567,7 @@ def _render(
     meta = (
         f"_Phase {ctx.phase_number} \u00b7 {_inline(str(ctx.phase_name), 60)} \u00b7 agent "
         f"`{_inline(str(ctx.agent_name), 60)}` \u00b7 offline text analysis of "
-        f"{a.word_count} words_"
+        f"{a.word_count} word(s)_"
     )
     head = [f"# {heading}: {a.title}", "", meta, "", f"**Key finding:** {_inline(key, 300)}", ""]
     head += [f"- **{name}:** {_inline(value, 160) or 'not derived'}" for name, value in tags]
@@ -1621,7 +1620,7 @@ def _method_note(ctx: AgentContext, a: _Analysis) -> str:
     done = sorted(int(p) for p in ctx.previous_outputs)
     return _bullets(
         [
-            f"Input: {a.word_count} words in {len(a.sentences)} sentence(s); "
+            f"Input: {a.word_count} word(s) in {len(a.sentences)} sentence(s); "
             f"earlier phases available: {', '.join(map(str, done)) or 'none'}.",
             "Heuristics: stopword-filtered term frequency, bigrams, audience patterns "
             "(\u2018for X\u2019, \u2018where X can\u2019, \u2018X who\u2019), verb-phrase "
@@ -1655,9 +1654,17 @@ def _gaps(a: _Analysis) -> list[str]:
     return gaps
 
 
+_NO_AUDIENCE = "an audience not yet identified"
+
+
+def _who(audience: str) -> str:
+    """``audience`` for use after a number ("Interview 10 ...")."""
+    return "prospective users" if audience == _NO_AUDIENCE else audience
+
+
 def _primary(a: _Analysis, rev: _Revision, upstream: str = "") -> str:
     derived = upstream or (a.audiences[0].phrase if a.audiences else "")
-    return rev.audience_for(derived) or "an audience not yet identified"
+    return rev.audience_for(derived) or _NO_AUDIENCE
 
 
 def _inputs_section(
@@ -1714,7 +1721,9 @@ def concept_expansion(ctx: AgentContext) -> str:
             (
                 "Primary users",
                 audience,
-                _snippet(audiences[0].evidence, 0, 0, 60) if audiences else "-",
+                "set by the reviewer"
+                if rev.audience
+                else (_snippet(audiences[0].evidence, 0, 0, 60) if audiences else "-"),
             ),
             ("Core problem", problem, "who-clause or pain cue" if problem != "not stated" else "-"),
             ("Core features", "; ".join(features[:3]) or "not derived", f"{len(a.features)} found"),
@@ -1729,6 +1738,11 @@ def concept_expansion(ctx: AgentContext) -> str:
         + f"; evidence: {_q(x.evidence, 110)}"
         for x in audiences
     ]
+    if rev.audience and not any(x.phrase == rev.audience for x in audiences):
+        hits = sum(_mentions(s, rev.audience) for s in a.sentences)
+        users.insert(
+            0, f"**{rev.audience}** \u2014 set by the reviewer; {hits} idea sentence(s) mention it"
+        )
     key_phrases = ", ".join(f"{b} ({n})" for b, n in a.bigrams[: rev.limit(5)])
     sections = [
         ("Concept brief", brief, True),
@@ -1754,7 +1768,8 @@ def concept_expansion(ctx: AgentContext) -> str:
             "Problem statement",
             _bullets(
                 [_q(p, 200) for p in a.pains[:2]],
-                "No explicit pain is described; it is inferred from the features.",
+                "No explicit pain is described"
+                + ("; it is inferred from the features." if a.features else "."),
             ),
             False,
         ),
@@ -2106,7 +2121,7 @@ def _niche_name(ctx: AgentContext, a: _Analysis, rev: _Revision) -> str:
     niche = _tag(ctx.previous_outputs, "Selected niche")
     niche = re.sub(r"\s*\(\d+/\d+\)\s*$", "", niche)
     return rev.audience_for(niche or (a.audiences[0].phrase if a.audiences else "")) or (
-        "an audience not yet identified"
+        _NO_AUDIENCE
     )
 
 
@@ -2295,13 +2310,13 @@ def risk_assessment(ctx: AgentContext) -> str:
         (
             "Demand",
             "Medium",
-            f"{niche} may not feel the problem strongly enough",
+            f"{_who(niche)} may not feel the problem strongly enough",
             "Interview before building",
         )
     )
     feature = a.features[0] if a.features else ""
     experiments = [
-        (f"Interview 10 {niche}", "they have the problem", "6/10 describe it unprompted"),
+        (f"Interview 10 {_who(niche)}", "they have the problem", "6/10 describe it unprompted"),
     ]
     if feature:
         experiments.append(
@@ -2313,7 +2328,7 @@ def risk_assessment(ctx: AgentContext) -> str:
         )
     experiments += [(r.experiment, f"{r.name.lower()} is manageable", r.signal) for r in risks[:3]]
     kill = [
-        f"Stop if fewer than 3 of 10 {niche} confirm the problem.",
+        f"Stop if fewer than 3 of 10 {_who(niche)} confirm the problem.",
         f"Stop if {risks[0].name.lower()} cannot be mitigated within the MVP budget."
         if risks
         else "Stop if no one signs up from the landing page.",
@@ -2423,7 +2438,7 @@ def final_synthesis(ctx: AgentContext) -> str:
             elif line.startswith("## "):
                 break
     if not experiments:
-        experiments = [f"Interview 10 {_niche_name(ctx, a, rev)} about the problem"]
+        experiments = [f"Interview 10 {_who(_niche_name(ctx, a, rev))} about the problem"]
     checks = []
     cat_tag = _tag(prev, "Category")
     if cat_tag:
