@@ -1416,7 +1416,9 @@ class _Revision:
             lines = [f"- Idea says: {_q(s, 160)}" for s in hits]
             lines.append(f"- Derived features mentioning it: {len(feats)}")
             if not hits:
-                lines.insert(0, f"- The idea never mentions {_q(term)}; only ordering changed.")
+                lines.insert(
+                    0, f"- The idea never mentions {_q(term)}, so nothing could be re-weighted."
+                )
             sections.append((f"Focus: {_inline(term, 50)}", "\n".join(lines), True))
             self.done[f"focus:{term}"] = str(len(hits))
         for term in self.detail:
