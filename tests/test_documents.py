@@ -85,7 +85,13 @@ def golden_manifest() -> SessionManifest:
             PhaseEntry(number=7, slug="synthesis", name="Final Synthesis"),
         ],
         tags=["fitness", "b2c"],
-        totals={"input_tokens": 12000, "output_tokens": 3000, "cost": 0.0375, "duration": 120.5},
+        totals={
+            "tokens": 15000,
+            "input_tokens": 12000,
+            "output_tokens": 3000,
+            "cost": 0.0375,
+            "duration": 120.5,
+        },
         idea="A leaderboard for small gyms.\nMembers compete on streaks, not weights.\n",
         notes="Reviewer note: keep the scope small.\n\n- check pricing later",
     )
@@ -768,7 +774,7 @@ def test_unknown_action_is_refused() -> None:
 
 
 def test_agent_output_without_output_section() -> None:
-    broken = OUTPUT_TEXT.replace("## Output\n", "## Result\n", 1)
+    broken = OUTPUT_TEXT.replace("## Output\n", "## Result\n")
     assert "## Output" in str(parse_error(broken))
 
 
