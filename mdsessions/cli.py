@@ -409,8 +409,6 @@ def document_rel(session: Session, phase: int | None, document: str | None) -> s
         click.ClickException: If ``document`` does not name a file of the phase folder.
     """
     if phase is None:
-        if document is not None:
-            raise click.UsageError("give a PHASE before the document name")
         return session.manifest_rel
     folder = session.phase_rel(phase)
     name = document or "checkpoint"

@@ -991,8 +991,8 @@ class Session:
     def _ensure_open(self, manifest: SessionManifest) -> None:
         if manifest.status in (SessionStatus.COMPLETED, SessionStatus.REJECTED):
             raise StoreError(
-                f"session {self.ref} is {manifest.status.value}; fork it to continue "
-                "(mdsessions fork) instead of writing to it"
+                f"session {self.ref} is {manifest.status.value} and takes no more writes; "
+                "start a new session to continue the work"
             )
 
     def save_agent_output(
