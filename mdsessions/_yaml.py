@@ -96,8 +96,12 @@ def load(text: str) -> Any:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
         reason = exc.problem or exc.context or "invalid YAML"
+        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+            # An unclosed quote or bracket: where it was opened helps, not where the text ends.
+            mark = exc.context_mark
+            reason = f"{exc.context} that is never closed ({exc.problem})"
+        line = mark.line + 1 if mark is not None else None
         raise YAMLSyntaxError(reason, line) from None
     except yaml.YAMLError as exc:
         raise YAMLSyntaxError(str(exc), None) from None

@@ -263,30 +263,34 @@ def _heading(body: str, title: str, *, last: bool = False) -> re.Match[str] | No
     return matches[-1] if last else matches[0]
 
 
-def _strip_section(text: str) -> str:
+def _strip_section(text: str, newline: str) -> str:
     r"""Undo the template's framing of a person's section.
 
     The templates write a blank line, the text, its line end and a blank line; remove one
-    leading and at most two trailing line breaks (``\\n`` or ``\\r\\n``) so that the
-    text round-trips exactly, and a hand-edited section without blank lines still reads.
+    leading and at most two trailing line ends so that the text round-trips exactly, and a
+    hand-edited section without blank lines still reads. ``newline`` is the framing's line
+    end (``\n``, or ``\r\n`` in a file an editor saved with CRLF), so a ``\r`` that belongs
+    to the text is kept.
     """
-    for lead in ("\r\n", "\n"):
-        if text.startswith(lead):
-            text = text[len(lead) :]
-            break
+    if text.startswith(newline):
+        text = text[len(newline) :]
     for _ in range(2):
-        for trail in ("\r\n", "\n"):
-            if text.endswith(trail):
-                text = text[: -len(trail)]
-                break
+        if text.endswith(newline):
+            text = text[: -len(newline)]
     return text
 
 
+def _newline(heading: re.Match[str]) -> str:
+    return "\r\n" if heading.group(0).endswith("\r\n") else "\n"
+
+
 def _notes(body: str) -> str:
-    match = _heading(body, "Notes", last=True)
+    # Notes is the last section and ours come before it: its first heading starts it, and
+    # everything after (a "## Notes" line a person wrote included) is the person's text.
+    match = _heading(body, "Notes")
     if match is None:
         return ""
-    return _strip_section(body[match.end() :])
+    return _strip_section(body[match.end() :], _newline(match))
 
 
 def _agent_content(body: str, path: str | None, body_line: int) -> str:
@@ -315,7 +319,7 @@ def _feedback_body(body: str) -> tuple[str, list[str]]:
             end = (
                 action.start() if action is not None and action.start() > start.end() else len(body)
             )
-        comments = _strip_section(body[start.end() : end])
+        comments = _strip_section(body[start.end() : end], _newline(start))
     changes: list[str] = []
     if changes_at is not None:
         section = body[changes_at.end() :]
@@ -373,7 +377,7 @@ def loads(
     try:
         data = _yaml.load(yaml_text)
     except _yaml.YAMLSyntaxError as exc:
-        line = exc.line + 1 if exc.line is not None else None
+        line = exc.line + 1 if exc.line is not None else None  # + the opening '---' line
         raise DocumentError(f"invalid YAML frontmatter: {exc}", path=path, line=line) from None
     if not isinstance(data, dict):
         raise DocumentError(
