@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import getpass
+import json
 import os
 import sys
 import threading
@@ -209,7 +210,7 @@ class Store:
             )
         self.projects_dir = projects_dir
         self._workflow_paths = {
-            str(k): (self.root / str(v)) for k, v in config.get("workflows", {}).items()
+            str(k): (self.root / str(v)).resolve() for k, v in config.get("workflows", {}).items()
         }
         self.git = _git.GitRepo(self.root, lock_timeout=lock_timeout, durable=durable)
         if isinstance(author, str):
@@ -524,8 +525,12 @@ class Store:
         with self.writing():
             if (self.root / rel / MANIFEST).exists():
                 raise SessionExistsError(f"session {project_id}/{session_id} already exists")
+            files: dict[str, Document | bytes | None] = {f"{rel}/{MANIFEST}": manifest}
+            config = self._register_workflow(wf)
+            if config is not None:
+                files[CONFIG_FILE] = config
             self.commit(
-                {f"{rel}/{MANIFEST}": manifest},
+                files,
                 message=_message(
                     f"session({project_id}/{session_id}): created ({wf.name}, {mode})",
                     kind="session",
@@ -536,7 +541,35 @@ class Store:
                 author=author,
                 context={f"{rel}/{MANIFEST}": session._manifest_context(manifest)},
             )
+            if config is not None and wf.source is not None:
+                self._workflow_paths[wf.name] = wf.source
         return session
+
+    def _register_workflow(self, wf: Workflow) -> bytes | None:
+        """New ``mdsessions.toml`` bytes naming ``wf``'s file, so later runs find it by name.
+
+        Returns ``None`` when the workflow has no file, is already registered there, or the
+        configuration cannot take the line safely (``[workflows]`` not its last table).
+        """
+        if wf.source is None or self._workflow_paths.get(wf.name) == wf.source:
+            return None
+        if wf.name in self._workflow_paths:
+            return None  # a different file is registered under that name: leave it to people
+        try:
+            target = wf.source.relative_to(self.root).as_posix()
+        except ValueError:
+            target = wf.source.as_posix()
+        current = (self.root / CONFIG_FILE).read_text(encoding="utf-8")
+        if not current.endswith("\n"):
+            current += "\n"
+        updated = current + f"{wf.name} = {json.dumps(target)}\n"
+        try:
+            parsed = tomllib.loads(updated)
+        except tomllib.TOMLDecodeError:
+            return None
+        if parsed.get("workflows", {}).get(wf.name) != target:
+            return None
+        return updated.encode("utf-8")
 
     def session(self, project_id: str, session_id: str) -> Session:
         """Return an existing session.
