@@ -423,6 +423,10 @@ def fmt(x: float | None) -> str:
     return f"{x:.1f}" if x < 100 else f"{x:,.0f}"
 
 
+def fmt_ratio(x: float) -> str:
+    return f"{x:.3f}×" if x < 0.1 else f"{x:.2f}×"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -460,9 +464,13 @@ def run_size(
     index_bytes = (base / ".git" / "index").stat().st_size
     log(f"  built in {build['total_s']:.1f} s (fast-import {build['import_s']:.1f} s); copying")
     md_root, cli_root, plain_root = (workdir / f"{nfiles}-{k}" for k in ("mds", "cli", "plain"))
-    copy_repo(base, md_root)
+    # The git CLI gets a cp -a copy of the base; mdsessions gets the base itself (moved), whose
+    # index is refreshed the same way, so both start from the same commit, files and index.
     copy_repo(base, cli_root)
-    shutil.rmtree(base)
+    if md_root.exists():
+        shutil.rmtree(md_root)
+    base.rename(md_root)
+    git(md_root, "update-index", "-q", "--refresh")
     if plain_root.exists():
         shutil.rmtree(plain_root)
     plain_root.mkdir(parents=True)
@@ -561,7 +569,14 @@ def run_size(
         s["verify"] = verify[m.name]
         s["commits_per_op"] = m.commits_per_op
         results[m.name] = s
+    # Per-round ratio (same round, so the same machine state): robust to drift over the run.
+    paired = [a / b for a, b in zip(samples[mds.name], samples[BASELINE], strict=True) if b > 0]
     return {
+        "paired_ratio": {
+            "median": statistics.median(paired),
+            "p25": percentile(paired, 0.25),
+            "p75": percentile(paired, 0.75),
+        },
         "files": nfiles,
         "commits_in_base": ncommits + 1,
         "index_bytes": index_bytes,
@@ -611,6 +626,13 @@ def sysinfo() -> dict[str, Any]:
         pass
     from importlib import metadata
 
+    info["checkout"] = "-"
+    try:
+        head = git(REPO_ROOT, "rev-parse", "--short", "HEAD").decode().strip()
+        dirty = git(REPO_ROOT, "status", "--porcelain", "--", "mdsessions").strip()
+        info["checkout"] = head + (" + uncommitted changes in mdsessions/" if dirty else "")
+    except (RuntimeError, OSError):
+        pass
     for pkg in ("mdsessions", "GitPython"):
         try:
             info[pkg] = metadata.version(pkg)
@@ -627,7 +649,8 @@ def render(results: dict[str, Any]) -> str:
         f"- python {si['python']} · {si['git']} · {si['cpus']} CPUs"
         + (f" ({si['cpu']})" if "cpu" in si else "")
         + f" · {si['platform']}",
-        f"- mdsessions {si['mdsessions']} · GitPython {si['GitPython']}",
+        f"- mdsessions {si['mdsessions']} (checkout {si['checkout']}) · "
+        f"GitPython {si['GitPython']}",
         "- one checkpoint = mdsessions: save_agent_output + save_checkpoint (2 commits); "
         "git CLI: write the same 2 files + `git add` + `git commit -q` (1 commit); "
         "atomic write: temp file + os.replace of the same 2 files (no git, no fsync)",
@@ -646,7 +669,7 @@ def render(results: dict[str, Any]) -> str:
                     fmt(s["median"]),
                     fmt(s["p95"]),
                     fmt(s["ops_s"]),
-                    f"{s['median'] / bl:.2f}×",
+                    fmt_ratio(s["median"] / bl),
                 ]
             )
     out.append(table(["size", "method", "median ms", "p95 ms", "ops/s", "× git CLI"], rows))
@@ -659,7 +682,9 @@ def render(results: dict[str, Any]) -> str:
         met = "MET" if ratio <= TARGET_RATIO else "NOT MET"
         out.append(
             f"- size {e['files']:,}: target mdsessions ≤ {TARGET_RATIO}× git CLI: {met} "
-            f"({ratio:.2f}× = {fmt(md)} / {fmt(bl)} ms)"
+            f"({ratio:.2f}× = {fmt(md)} / {fmt(bl)} ms; per-round paired ratio median "
+            f"{e['paired_ratio']['median']:.2f}×, IQR {e['paired_ratio']['p25']:.2f}–"
+            f"{e['paired_ratio']['p75']:.2f}×)"
         )
     out.append("")
     for e in results["sizes"]:

@@ -165,7 +165,7 @@ class Renderer:
 
         Args:
             doc: The model to render.
-            **context: Extra template variables (e.g. ``current_name``, ``next_name``).
+            **context: Extra template variables (e.g. ``next_name`` for a checkpoint).
 
         Returns:
             The full file text: ``---`` frontmatter ``---`` then the body.
@@ -178,7 +178,6 @@ class Renderer:
         try:
             with self._lock:
                 template = self._env.get_template(name)
-            context.setdefault("current_name", "")
             context.setdefault("next_name", "")
             text = template.render(
                 doc=doc, frontmatter=_dump_frontmatter(doc.frontmatter()), **context

@@ -539,7 +539,6 @@ class Store:
                     status=manifest.status.value,
                 ),
                 author=author,
-                context={f"{rel}/{MANIFEST}": session._manifest_context(manifest)},
             )
             if config is not None and wf.source is not None:
                 self._workflow_paths[wf.name] = wf.source
@@ -730,7 +729,6 @@ class Store:
                     decisions.append(f"phase {fb.phase} {fb.decision().value}")
                 manifest.updated = utc_now()
                 files[session.manifest_rel] = manifest
-                contexts[session.manifest_rel] = session._manifest_context(manifest)
             who = self._person(author, reviewers)
             for session, feedbacks in sessions.values():
                 for fb in feedbacks:
@@ -967,14 +965,6 @@ class Session:
 
     # -- writing --------------------------------------------------------------------------
 
-    def _manifest_context(self, manifest: SessionManifest) -> dict[str, Any]:
-        current = ""
-        if manifest.current_phase is not None:
-            for p in manifest.phases:
-                if p.number == manifest.current_phase:
-                    current = p.name
-        return {"current_name": current}
-
     def _commit(
         self,
         files: dict[str, Document | bytes | None],
@@ -989,9 +979,7 @@ class Session:
         if write_manifest:
             manifest.updated = utc_now()
             files[self.manifest_rel] = manifest
-        contexts: dict[str, Mapping[str, Any]] = {
-            self.manifest_rel: self._manifest_context(manifest)
-        }
+        contexts: dict[str, Mapping[str, Any]] = {}
         for rel, doc in files.items():
             if isinstance(doc, Checkpoint):
                 nxt = ""

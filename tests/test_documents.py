@@ -387,9 +387,9 @@ tricky_text = st.lists(
 any_text = st.one_of(st.text(), tricky_text)
 one_line = st.text().filter(lambda s: "\n" not in s and "\r" not in s)
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
-times = st.datetimes(
-    min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2200, 1, 1)
-).map(lambda d: d.replace(microsecond=0, tzinfo=dt.timezone.utc))
+times = st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2200, 1, 1)).map(
+    lambda d: d.replace(microsecond=0, tzinfo=dt.timezone.utc)
+)
 
 
 def output_with(content: str, **extra: object) -> AgentOutput:
@@ -554,9 +554,7 @@ def test_manifest_times_and_numbers_round_trip(
         created=created,
         updated=updated,
         phases=[
-            PhaseEntry(
-                number=1, slug="concept", name="Concept", started=started, duration=duration
-            )
+            PhaseEntry(number=1, slug="concept", name="Concept", started=started, duration=duration)
         ],
         totals={"input_tokens": tokens, "output_tokens": 1, "cost": cost, "duration": 0},
     )
@@ -606,6 +604,23 @@ def _out_at(executed: object) -> AgentOutput:
     )
 
 
+def test_public_dumps_names_the_current_phase_from_the_document() -> None:
+    """The phase table holds the name: the public dumps must not need the store's context."""
+    doc = golden_manifest()
+    assert dumps(doc) == dumps(doc, current_name="Market Research")
+    assert "- Phase 2: Market Research" in dumps(doc).split("\n")
+
+
+def test_rendered_lines_have_no_trailing_whitespace() -> None:
+    for name, factory in GOLDENS.items():
+        text = dumps(factory(), **GOLDEN_CONTEXT.get(name, {}))
+        body = text.split("\n---\n", 1)[1]
+        if name.startswith("agent_output"):
+            body = body.split("\n## Output\n", 1)[0]
+        for line in body.split("\n"):
+            assert line == line.rstrip(), (name, line)
+
+
 def test_frontmatter_keys_keep_declaration_order() -> None:
     text = dumps(golden_output())
     keys = list(frontmatter.loads(text).metadata)
@@ -626,7 +641,9 @@ def file_line(text: str, needle: str) -> int:
     raise AssertionError(f"{needle!r} not in text")
 
 
-def parse_error(text: str, path: str = "projects/p/sessions/s/phase_1_concept/x.md") -> DocumentError:
+def parse_error(
+    text: str, path: str = "projects/p/sessions/s/phase_1_concept/x.md"
+) -> DocumentError:
     with pytest.raises(DocumentError) as info:
         loads(text, path=path)
     assert path in str(info.value)
@@ -644,7 +661,9 @@ def test_unclosed_quote_points_at_its_line() -> None:
 
 
 def test_bad_indentation_points_at_its_line() -> None:
-    broken = OUTPUT_TEXT.replace("agent: concept_expansion\n", "agent: concept_expansion\n  phase: 1\n")
+    broken = OUTPUT_TEXT.replace(
+        "agent: concept_expansion\n", "agent: concept_expansion\n  phase: 1\n"
+    )
     line = file_line(broken, "  phase: 1")
     error = parse_error(broken)
     assert error.line == line
@@ -825,7 +844,8 @@ def test_hand_edit_comments_without_blank_lines_and_changes_as_dash_lines() -> N
 def test_hand_edit_with_crlf_line_endings_everywhere() -> None:
     text = pending_feedback_text()
     edited = re.sub(r"(?m)^approved: false$", "approved: true", text, count=1)
-    edited = edited.replace("## User Comments\n\n\n", "## User Comments\n\nShip it.\n", 1)
+    assert "## User Comments\n" in edited
+    edited = edited.replace("## User Comments\n", "## User Comments\nShip it.\n", 1)
     crlf = edited.replace("\n", "\r\n")
     doc = loads(crlf)
     assert isinstance(doc, UserFeedback)
