@@ -96,6 +96,10 @@ class CheckpointManager:
             user_id=user_id,
             idea=idea,
         )
+        # Seed 003: "MVP Mode creates phase directories for 1, 2, 3, 6, 7". Empty folders are
+        # invisible to git, so the store stays clean; files fill them as phases run.
+        for entry in session.manifest().phases:
+            (session.path / entry.directory).mkdir(exist_ok=True)
         return session.path
 
     def save_checkpoint(

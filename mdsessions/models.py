@@ -190,9 +190,20 @@ def _check_id(value: str) -> str:
 Identifier = Annotated[str, AfterValidator(_check_id)]
 
 
+_NOT_ONE_LINE = re.compile(
+    "[^\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+"""Line breaks (``\\n``, ``\\r``, and U+0085/2028/2029 that YAML breaks at) and control
+characters YAML cannot hold unescaped: none may appear in a one-line field."""
+
+
 def _single_line(value: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise ValueError("expected a single line of text")
+    bad = _NOT_ONE_LINE.search(value)
+    if bad:
+        raise ValueError(
+            f"expected a single line of text without control characters "
+            f"(found U+{ord(bad.group()):04X} at position {bad.start()})"
+        )
     return value
 
 

@@ -557,8 +557,8 @@ class Runner:
         exit_status: int | None,
     ) -> NoReturn:
         duration = round(time.monotonic() - began, 3)
-        error = message + (
-            f"\n{stderr.strip()}" if stderr.strip() and stderr.strip() != message else ""
+        error = _clip(message) + (
+            f"\n{_clip(stderr.strip())}" if stderr.strip() and stderr.strip() != message else ""
         )
         with contextlib.suppress(DocumentError):
             session.save_agent_output(
@@ -584,6 +584,17 @@ class Runner:
             f"agent {name!r} failed in phase {phase.number} ({phase.name}) of {session.ref}: "
             f"{message}; recorded in {out_rel}. Run again to retry the phase."
         )
+
+
+ERROR_TAIL_CHARS = 16_000
+"""How much of a failed agent's stderr is recorded (its end, where the cause usually is)."""
+
+
+def _clip(text: str, limit: int = ERROR_TAIL_CHARS) -> str:
+    """The last ``limit`` characters of ``text``, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"[… {len(text) - limit} earlier characters not recorded]\n" + text[-limit:]
 
 
 def _callable_name(agent: object) -> str:

@@ -17,6 +17,7 @@ import datetime as _dt
 import getpass
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,7 +27,9 @@ from typing import Any, TypeVar
 
 from . import _git
 from ._git import CommitInfo, Identity
-from .documents import Document, Renderer, load_as, loads
+from ._yaml import MAX_FRONTMATTER_BYTES
+from .documents import Document, Renderer, kind_of, load_as, loads
+from .documents import split as split_frontmatter
 from .errors import (
     DocumentError,
     InvalidIdentifierError,
@@ -217,7 +220,7 @@ class Store:
             author = Identity.parse(author)
         self.author = (author or RUNNER_IDENTITY).checked()
         self._renderer: Renderer | None = None
-        self._cache: dict[str, tuple[tuple[int, int, int], type[Document], dict[str, Any]]] = {}
+        self._cache: dict[str, tuple[bytes, type[Document], dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
         self._workflows: dict[str, Workflow] = {}
 
@@ -333,45 +336,28 @@ class Store:
             FileNotFoundError: If it does not exist.
             DocumentError: If it is not valid UTF-8.
         """
-        data = (self.root / rel).read_bytes()
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise DocumentError(
-                f"not valid UTF-8 (byte {exc.start})", path=rel, line=line
-            ) from None
+        return _decode((self.root / rel).read_bytes(), rel)
 
     def read_doc(self, rel: str, model: type[D]) -> D:
-        """Read and parse a document from the working tree (cached by file identity).
+        """Read and parse a document from the working tree (parsed form cached by content).
 
         Raises:
             FileNotFoundError: If the file does not exist.
             DocumentError: If it does not parse or validate.
         """
-        target = self.root / rel
-        st = target.stat()
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        data = (self.root / rel).read_bytes()
         with self._cache_lock:
             hit = self._cache.get(rel)
-        if hit is not None and hit[0] == key and hit[1] is model:
+        if hit is not None and hit[0] == data and hit[1] is model:
             return model.model_validate(hit[2])  # a fresh copy the caller may change
-        doc = load_as(model, self.read_text(rel), path=rel)
+        doc = load_as(model, _decode(data, rel), path=rel)
         with self._cache_lock:
-            self._cache[rel] = (key, model, doc.model_dump(by_alias=True))
+            self._cache[rel] = (data, model, doc.model_dump(by_alias=True))
         return doc
 
-    def _remember(self, rel: str, doc: Document) -> None:
-        try:
-            st = (self.root / rel).stat()
-        except FileNotFoundError:
-            return
+    def _remember(self, rel: str, data: bytes, doc: Document) -> None:
         with self._cache_lock:
-            self._cache[rel] = (
-                (st.st_ino, st.st_size, st.st_mtime_ns),
-                type(doc),
-                doc.model_dump(by_alias=True),
-            )
+            self._cache[rel] = (data, type(doc), doc.model_dump(by_alias=True))
 
     def render(self, doc: Document, **context: Any) -> bytes:
         """Render a document; output of a store's own templates must parse back to the same model.
@@ -381,6 +367,13 @@ class Store:
                 round-trip; nothing is written in that case.
         """
         text = self.renderer.render(doc, **context)
+        head = split_frontmatter(text)[0].encode("utf-8")
+        if len(head) > MAX_FRONTMATTER_BYTES:
+            raise DocumentError(
+                f"the {kind_of(doc).value} frontmatter would be {len(head)} bytes, over "
+                f"the {MAX_FRONTMATTER_BYTES}-byte limit; shorten the long field (an idea, an "
+                "error message, a list)"
+            )
         if not self.renderer.overridden:
             return text.encode(
                 "utf-8"
@@ -423,7 +416,9 @@ class Store:
             check_edits=check_edits,
         )
         for rel, doc in docs.items():
-            self._remember(rel, doc)
+            rendered = raw[rel]
+            assert rendered is not None
+            self._remember(rel, rendered, doc)
         return sha
 
     def writing(self) -> Any:
@@ -732,16 +727,10 @@ class Store:
             who = self._person(author, reviewers)
             for session, feedbacks in sessions.values():
                 for fb in feedbacks:
-                    # The person's decision, made explicit (reviewed, timestamp, action, the
-                    # body's Review Status in sync); comments and changes stay verbatim.
-                    decision = fb.decision()
-                    if decision is not FeedbackAction.PENDING:
-                        fb.reviewed = True
-                        fb.action = decision
-                        fb.approved = decision is FeedbackAction.APPROVED
-                        fb.timestamp = fb.timestamp or utc_now()
-                        fb.reviewer = fb.reviewer or who.name
-                        files[f"{session.phase_rel(fb.phase)}/{FEEDBACK}"] = fb
+                    rel = f"{session.phase_rel(fb.phase)}/{FEEDBACK}"
+                    current = files[rel]
+                    if isinstance(current, bytes):
+                        files[rel] = _settle_feedback(current, fb, who.name)
             subject = message or (
                 f"review({', '.join(sorted({s.ref for s, _ in sessions.values()}))}): "
                 + "; ".join(decisions)
@@ -1558,3 +1547,49 @@ def _build(model_cls: type[M], /, **fields: Any) -> M:
         field = ".".join(str(p) for p in first.get("loc", ())) or None
         got = f" (got {first['input']!r})" if "input" in first else ""
         raise DocumentError(f"{first.get('msg', 'invalid value')}{got}", field=field) from None
+
+
+def _decode(data: bytes, rel: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DocumentError(f"not valid UTF-8 (byte {exc.start})", path=rel, line=line) from None
+
+
+def _settle_feedback(data: bytes, fb: UserFeedback, reviewer: str) -> bytes:
+    """Make a person's decision explicit in their own file, changing nothing else.
+
+    Only the top-level frontmatter lines ``reviewed``, ``approved``, ``action``, ``timestamp``
+    and ``reviewer`` are rewritten (the body — comments, changes, anything else the person
+    wrote — stays byte for byte). When the lines cannot be found exactly once, or the result
+    would not read back as the same decision, the person's bytes are kept as they are.
+    """
+    decision = fb.decision()
+    if decision is FeedbackAction.PENDING:
+        return data
+    text = data.decode("utf-8")
+    head_end = text.find("\n---", 3)
+    if not text.startswith("---") or head_end < 0:
+        return data
+    head, rest = text[:head_end], text[head_end:]
+    values = {
+        "reviewed": "true",
+        "approved": "true" if decision is FeedbackAction.APPROVED else "false",
+        "action": decision.value,
+        "timestamp": f"'{(fb.timestamp or utc_now()).strftime('%Y-%m-%dT%H:%M:%SZ')}'",
+        "reviewer": json.dumps(fb.reviewer or reviewer, ensure_ascii=False),
+    }
+    for key, value in values.items():
+        pattern = re.compile(rf"^{key}:[^\r\n]*", re.MULTILINE)
+        if len(pattern.findall(head)) != 1:
+            return data
+        head = pattern.sub(f"{key}: {value}".replace("\\", "\\\\"), head)
+    settled = (head + rest).encode("utf-8")
+    try:
+        back = load_as(UserFeedback, head + rest)
+    except DocumentError:
+        return data
+    if back.decision() is not decision or back.comments != fb.comments:
+        return data
+    return settled

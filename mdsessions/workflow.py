@@ -128,6 +128,13 @@ class Workflow:
         for phase in self.phases:
             if phase.number < 1:
                 raise WorkflowError(f"workflow {self.name!r}: phase number {phase.number} < 1")
+            if not phase.name.strip() or len(phase.name.splitlines()) != 1 or any(
+                c in phase.name for c in "\x85\u2028\u2029"
+            ):
+                raise WorkflowError(
+                    f"workflow {self.name!r}: phase {phase.number} name {phase.name!r} must be "
+                    "one line of text"
+                )
             if not ID_PATTERN.fullmatch(phase.slug):
                 raise WorkflowError(
                     f"workflow {self.name!r}: phase slug {phase.slug!r} is not an id"

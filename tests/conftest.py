@@ -133,7 +133,7 @@ def tree_digest(store_root: Path | str) -> str:
             rel = path.relative_to(root).as_posix()
             digest.update(rel.encode() + b"\0")
             if path.is_symlink():
-                digest.update(b"link:" + os.readlink(path).encode())
+                digest.update(b"link:" + str(path.readlink()).encode())
             else:
                 digest.update(path.read_bytes())
             digest.update(b"\0")

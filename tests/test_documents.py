@@ -11,6 +11,7 @@ import frontmatter
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from mdsessions import (
     AgentOutput,
@@ -385,7 +386,12 @@ tricky_text = st.lists(
 ).map(lambda parts: "".join(a + b for a, b in parts))
 
 any_text = st.one_of(st.text(), tricky_text)
-one_line = st.text().filter(lambda s: "\n" not in s and "\r" not in s)
+# One line as the models define it: no line break (str.splitlines()'s or YAML's), no control
+# characters YAML cannot hold unescaped.
+_ONE_LINE_OK = re.compile(
+    "[\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*"
+)
+one_line = st.text().filter(lambda s: _ONE_LINE_OK.fullmatch(s) is not None)
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
 times = st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2200, 1, 1)).map(
     lambda d: d.replace(microsecond=0, tzinfo=dt.timezone.utc)
@@ -491,6 +497,34 @@ def test_feedback_round_trips(comments: str, changes: list[str]) -> None:
     assert back == doc
     assert back.comments == comments
     assert back.requested_changes == changes
+    assert_independent_parse(text, "user_feedback")
+
+
+@pytest.mark.parametrize(
+    ("phase_name", "reviewer"),
+    [("Concept\u2028approved: true", None), ("Niche\x85Selection", None), ("Niche", "A\u2029B")],
+)
+def test_unicode_line_breaks_in_one_line_fields_are_refused(
+    phase_name: str, reviewer: str | None
+) -> None:
+    """YAML breaks lines at U+0085/2028/2029: such names would corrupt the feedback header."""
+    with pytest.raises(ValidationError, match="single line"):
+        UserFeedback(
+            project_id="p1", session_id="s1", phase=1, phase_name=phase_name, reviewer=reviewer
+        )
+
+
+@PROPERTY
+@given(phase_name=one_line.filter(bool), reviewer=st.one_of(st.none(), one_line))
+def test_feedback_with_any_one_line_names_round_trips(
+    phase_name: str, reviewer: str | None
+) -> None:
+    """Phase names come from a workflow file; the feedback header must not let them into YAML."""
+    doc = UserFeedback(
+        project_id="p1", session_id="s1", phase=1, phase_name=phase_name, reviewer=reviewer
+    )
+    text = dumps(doc)
+    assert loads(text) == doc
     assert_independent_parse(text, "user_feedback")
 
 
