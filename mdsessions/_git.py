@@ -219,6 +219,32 @@ def find_repository(start: Path) -> Path | None:
     return None
 
 
+def _write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
+    """Create ``path`` (which must not exist; missing folders are made) holding ``data``.
+
+    Raises:
+        OSError: On any file-system error; a partly written file is removed.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+
+
 def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> os.stat_result:
     """Write a file atomically: a temp file in the same folder, then ``os.replace``.
 
@@ -235,21 +261,8 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> os.stat_res
     """
     parent = path.parent
     tmp = parent / f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    _write_new(tmp, data, 0o644, fsync=fsync)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileNotFoundError:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
         _fsutil.replace(tmp, path, durable=fsync)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -483,18 +496,8 @@ class GitRepo:
         compressor = zlib.compressobj(1)
         data = compressor.compress(header) + compressor.compress(raw) + compressor.flush()
         tmp = folder / f"tmp_obj_{secrets.token_hex(6)}"
+        _write_new(tmp, data, 0o444, fsync=self.durable)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        except FileNotFoundError:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            try:
-                os.write(fd, data)
-                if self.durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
             tmp.replace(final)
         except BaseException:
             with contextlib.suppress(OSError):
