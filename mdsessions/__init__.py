@@ -30,7 +30,10 @@ __all__ = [
     "DocumentKind",
     "EditedFile",
     "FeedbackAction",
+    "FeedbackEvent",
+    "FeedbackWatcher",
     "Identity",
+    "InboxItem",
     "InvalidIdentifierError",
     "LockTimeoutError",
     "MdsessionsError",
@@ -71,6 +74,9 @@ _WHERE = {
     "Session": "store",
     "Problem": "store",
     "EditedFile": "store",
+    "InboxItem": "store",
+    "FeedbackEvent": "watch",
+    "FeedbackWatcher": "watch",
     "Identity": "store",
     "Commit": "store",
     "AgentOutput": "models",
@@ -151,5 +157,6 @@ if TYPE_CHECKING:
         UserFeedback,
     )
     from .runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
-    from .store import Commit, EditedFile, Identity, Problem, Session, Store
+    from .store import Commit, EditedFile, Identity, InboxItem, Problem, Session, Store
+    from .watch import FeedbackEvent, FeedbackWatcher
     from .workflow import AgentSpec, PhaseDef, Workflow, idea_validation

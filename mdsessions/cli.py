@@ -1011,6 +1011,12 @@ def validate_command(ctx: click.Context, session_ref: str | None, as_json: bool)
 )
 @workflow_option()
 @click.option("--max-phases", type=int, metavar="N", help="Stop after running N phases.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="At a review gate, wait up to SECONDS for the reviewer's saved decision and go on.",
+)
 @idea_options()
 @session_options()
 @json_option()
@@ -1022,6 +1028,7 @@ def run_command(
     new_project: str | None,
     workflow: str | None,
     max_phases: int | None,
+    wait: float | None,
     idea: str | None,
     idea_file: str | None,
     mode: str | None,
@@ -1039,6 +1046,7 @@ def run_command(
     Example:
         mdsessions run --new demo --idea-file idea.md --workflow workflow.toml
         mdsessions run demo/session-20241124-100200-ab12 --workflow workflow.toml
+        mdsessions run demo/s1 --wait 3600     # wait for each review, then go on
     """
     if new_project is None:
         given = [
@@ -1063,15 +1071,16 @@ def run_command(
 
     store = open_store(ctx)
     runner = Runner(store, workflow)
+
+    def waiting(phase: int) -> None:
+        if not as_json:
+            click.echo("\n".join(review_hint(store, session, phase)))
+            click.echo(f"waiting up to {wait:g} s for the review of phase {phase}…", err=True)
+
     if new_project is None:
         assert session_ref is not None
-        result = runner.run(store.find_session(session_ref), max_phases=max_phases)
-    elif max_phases is None:
-        assert idea_text is not None
-        result = runner.start(
-            new_project, session_ref, idea=idea_text, mode=mode, user_id=user_id, tags=tags
-        )
-    else:  # Runner.start has no max_phases: create, then run
+        session = store.find_session(session_ref)
+    else:
         session = store.create_session(
             new_project,
             session_ref,
@@ -1081,7 +1090,7 @@ def run_command(
             idea=idea_text,
             tags=tags,
         )
-        result = runner.run(session, max_phases=max_phases)
+    result = runner.run(session, max_phases=max_phases, wait=wait, on_wait=waiting)
     if as_json:
         echo_json(run_json(result))
         return
@@ -1168,6 +1177,162 @@ def record_command(
             click.echo(f"not recorded: {display_path(store, e.path)}: {e.error}", err=True)
     if rejected:
         fail(f"{len(rejected)} file(s) not recorded: they do not validate (fix and record again)")
+
+
+@cli.command("inbox")
+@click.option("--project", metavar="PROJECT", help="Only this project's sessions.")
+@json_option()
+@store_option()
+@click.pass_context
+def inbox_command(ctx: click.Context, project: str | None, as_json: bool) -> None:
+    """Every phase awaiting review across the store, oldest first.
+
+    Shows the project, session, phase, how long it has waited, the feedback file
+    to edit and the outputs to read.
+
+    \b
+    Example:
+        mdsessions inbox
+        mdsessions inbox --project demo --json
+    """
+    store = open_store(ctx)
+    items = store.inbox(project)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "project_id": i.project_id,
+                    "session_id": i.session_id,
+                    "phase": i.phase,
+                    "phase_name": i.phase_name,
+                    "waiting_since": i.waiting_since.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    if i.waiting_since
+                    else None,
+                    "feedback": i.feedback,
+                    "outputs": list(i.outputs),
+                }
+                for i in items
+            ]
+        )
+        return
+    if not items:
+        click.echo("nothing awaits review", err=True)
+        return
+    now = _dt.datetime.now(_dt.timezone.utc)
+    rows = []
+    for i in items:
+        waited = "-" if i.waiting_since is None else _age(now - i.waiting_since)
+        rows.append((f"{i.project_id}/{i.session_id}", str(i.phase), i.phase_name, waited))
+    click.echo(table(("session", "phase", "name", "waiting"), rows, right=(1,)))
+    for i in items:
+        click.echo(f"\n{i.project_id}/{i.session_id} phase {i.phase}:")
+        click.echo(f"  review  {display_path(store, i.feedback)}")
+        for out in i.outputs:
+            click.echo(f"  read    {display_path(store, out)}")
+
+
+def _age(delta: _dt.timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // (24 * 60)} days"
+
+
+@cli.command("review")
+@click.argument("session_ref", metavar="SESSION")
+@click.argument("phase", type=int, required=False)
+@click.option("--editor", metavar="CMD", help="The editor (default: $VISUAL, then $EDITOR).")
+@author_option("The reviewer (default: the file's reviewer, else git's user.name/user.email).")
+@store_option()
+@click.pass_context
+def review_command(
+    ctx: click.Context,
+    session_ref: str,
+    phase: int | None,
+    editor: str | None,
+    author: str | None,
+) -> None:
+    """Open a phase's user_feedback.md in your editor; record your decision on save.
+
+    PHASE defaults to the phase awaiting review. After the editor closes, the
+    file is validated and committed as you (git's identity, or --author), and the
+    decision is printed; run the session again to go on. An invalid edit is
+    reported with file, line and reason and kept in place to fix: run review again.
+
+    \b
+    Example:
+        mdsessions review demo/s1
+        EDITOR=nano mdsessions review demo/s1 3 --author "Ann <ann@example.com>"
+    """
+    store = open_store(ctx)
+    session = store.find_session(session_ref)
+    if phase is None:
+        waiting = [p.number for p in session.manifest().phases if p.review.value == "pending"]
+        if not waiting:
+            fail(f"no phase of {session.ref} awaits review; name the PHASE to review")
+        phase = waiting[0]
+    rel = document_rel(session, phase, "feedback")
+    path = store.root / rel
+    if not path.is_file():
+        fail(f"{rel} does not exist yet: phase {phase} has not reached its review")
+    command = editor or os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    try:
+        click.edit(filename=str(path), editor=command)
+    except click.ClickException as exc:
+        fail(f"could not start the editor {command or '(default)'}: {exc.format_message()}")
+    sha = session.record_feedback(phase, author=author)
+    feedback = session.feedback(phase)
+    assert feedback is not None
+    decision = feedback.decision().value
+    if sha is None:
+        click.echo(f"{display_path(store, rel)}: unchanged; phase {phase} is still {decision}")
+        return
+    click.echo(f"phase {phase} of {session.ref}: {decision} (recorded in {sha[:10]})")
+    status = session.status.value
+    if status in ("in_progress", "awaiting_review"):
+        click.echo(f"next: mdsessions run {session.ref}")
+    else:
+        click.echo(f"session {status}")
+
+
+@cli.command("watch")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Stop after SECONDS (default: until interrupted).",
+)
+@author_option("The reviewer to record edits as (default: as for record).")
+@store_option()
+@click.pass_context
+def watch_command(ctx: click.Context, timeout: float | None, author: str | None) -> None:
+    """Record every saved user_feedback.md edit as it happens, until interrupted.
+
+    Each save is validated and committed as the reviewer within a second; an
+    invalid file is reported with file, line and reason and left to fix.
+
+    \b
+    Example:
+        mdsessions watch
+        mdsessions watch --timeout 3600 --author "Ann <ann@example.com>"
+    """
+    from mdsessions import FeedbackEvent, FeedbackWatcher
+
+    store = open_store(ctx)
+
+    def report(event: FeedbackEvent) -> None:
+        where = display_path(store, event.path)
+        if event.error:
+            click.echo(f"not recorded: {event.error}", err=True)
+        else:
+            assert event.commit is not None
+            click.echo(f"recorded {where} in {event.commit[:10]}")
+
+    click.echo(f"watching {store.root} for feedback edits (Ctrl-C to stop)", err=True)
+    with FeedbackWatcher(store, on_event=report, author=author) as watcher:
+        watcher.wait(lambda: False, timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -360,12 +360,23 @@ class Runner:
         )
         return self.run(session)
 
-    def run(self, session: Session | str, *, max_phases: int | None = None) -> RunResult:
+    def run(
+        self,
+        session: Session | str,
+        *,
+        max_phases: int | None = None,
+        wait: float | None = None,
+        on_wait: Callable[[int], None] | None = None,
+    ) -> RunResult:
         """Continue a session: record feedback edits, then run phases until a gate or the end.
 
         Args:
             session: A :class:`Session` or ``project/session``.
             max_phases: Stop after running this many phases.
+            wait: At a review gate, wait up to this many seconds for the reviewer's saved
+                decision (recorded by a :class:`~mdsessions.watch.FeedbackWatcher`) and go
+                on, instead of returning; ``None`` returns at the gate.
+            on_wait: Called with the phase number each time the run starts waiting.
 
         Returns:
             What the run did and where the session stands.
@@ -393,6 +404,11 @@ class Runner:
                 break
             waiting = next((p for p in manifest.phases if p.review is ReviewState.PENDING), None)
             if waiting is not None:
+                if wait is not None and self._wait_for_decision(
+                    session, waiting.number, wait, on_wait
+                ):
+                    recorded.append(waiting.number)
+                    continue
                 return RunResult(
                     session, manifest.status, tuple(ran), waiting.number, tuple(recorded)
                 )
@@ -413,6 +429,25 @@ class Runner:
             ran.append(todo.number)
         manifest = session.manifest()
         return RunResult(session, manifest.status, tuple(ran), None, tuple(recorded))
+
+    def _wait_for_decision(
+        self,
+        session: Session,
+        phase: int,
+        timeout: float,
+        on_wait: Callable[[int], None] | None,
+    ) -> bool:
+        from .watch import FeedbackWatcher
+
+        def decided() -> bool:
+            return session.phase_entry(phase).review is not ReviewState.PENDING
+
+        if on_wait is not None:
+            on_wait(phase)
+        with FeedbackWatcher(self.store) as watcher:
+            # An edit saved before the watcher started is recorded here.
+            session.record_feedback(phase)
+            return watcher.wait(decided, timeout)
 
     def _run_phase(self, session: Session, workflow: Workflow, entry: PhaseEntry) -> None:
         phase = workflow.phase(entry.number)

@@ -61,7 +61,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Commit", "EditedFile", "Identity", "Problem", "Session", "Store"]
+__all__ = ["Commit", "EditedFile", "Identity", "InboxItem", "Problem", "Session", "Store"]
 
 Commit = CommitInfo
 
@@ -123,6 +123,29 @@ class EditedFile:
     path: str
     change: str
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A phase waiting for its reviewer (:meth:`Store.inbox`).
+
+    Attributes:
+        project_id: Project id.
+        session_id: Session id.
+        phase: Phase number.
+        phase_name: Phase name.
+        waiting_since: When the phase completed and the review began (UTC).
+        feedback: Store-relative path of the ``user_feedback.md`` to edit.
+        outputs: Store-relative paths of the phase's agent outputs to read.
+    """
+
+    project_id: str
+    session_id: str
+    phase: int
+    phase_name: str
+    waiting_since: _dt.datetime | None
+    feedback: str
+    outputs: tuple[str, ...]
 
 
 def check_id(value: str, what: str) -> str:
@@ -629,6 +652,43 @@ class Store:
         """Every session as a :class:`Session`."""
         for path in self._manifest_paths(project_id):
             yield Session(self, path.parent.parent.parent.name, path.parent.name)
+
+    def inbox(self, project_id: str | None = None) -> list[InboxItem]:
+        """Every phase awaiting review across the store, oldest first.
+
+        Args:
+            project_id: Only this project's sessions.
+
+        Returns:
+            One item per waiting phase, ordered by ``waiting_since`` (then project, session).
+        """
+        items: list[InboxItem] = []
+        for manifest in self.sessions(project_id):
+            for entry in manifest.phases:
+                if entry.review is not ReviewState.PENDING:
+                    continue
+                folder = self.rel(
+                    manifest.project_id, "sessions", manifest.session_id, entry.directory
+                )
+                outputs = tuple(
+                    p.relative_to(self.root).as_posix()
+                    for p in sorted((self.root / folder).glob("*.md"))
+                    if p.name not in (CHECKPOINT, FEEDBACK)
+                )
+                items.append(
+                    InboxItem(
+                        manifest.project_id,
+                        manifest.session_id,
+                        entry.number,
+                        entry.name,
+                        entry.completed,
+                        f"{folder}/{FEEDBACK}",
+                        outputs,
+                    )
+                )
+        epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+        items.sort(key=lambda i: (i.waiting_since or epoch, i.project_id, i.session_id, i.phase))
+        return items
 
     # -- edits made by people -------------------------------------------------------------
 
