@@ -848,7 +848,23 @@ class GitRepo:
         except BaseException:
             self._journal.unlink()
             raise
-        # The commit is recorded. From here a failure is completed by recover().
+        # The commit is recorded. From here the operation is completed, never undone: at
+        # once if a step fails (a second attempt, from the commit), else by recover().
+        try:
+            self._write_paths(paths, files, blobs)
+        except Exception:
+            # e.g. a transient file-system error: finish from the commit itself; if that
+            # fails as well, the journal stays and the next writer completes it.
+            self._materialize(new, paths)
+        self._journal.unlink()
+        return new
+
+    def _write_paths(
+        self,
+        paths: Sequence[str],
+        files: Mapping[str, bytes | None],
+        blobs: Mapping[str, bytes | None],
+    ) -> None:
         updates: list[_gitindex.IndexEntryUpdate] = []
         removals: list[str] = []
         for rel in paths:
@@ -865,8 +881,6 @@ class GitRepo:
             st = atomic_write(target, data, fsync=self.durable)
             updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, sha, st))
         self._sync_index(updates, removals)
-        self._journal.unlink()
-        return new
 
     def _check_path(self, rel: str) -> None:
         parts = rel.split("/")
