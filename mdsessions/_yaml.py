@@ -9,6 +9,7 @@ is exactly what the store reads.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from typing import Any
 
 import yaml
@@ -159,3 +160,140 @@ def format_time(value: _dt.datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
     return value.replace(microsecond=0).isoformat() + "Z"
+
+
+# --------------------------------------------------------------------------------------------
+# emitting: block-style frontmatter, deterministic, ~10x cheaper than PyYAML's representer
+# --------------------------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_ .,/@()+\-=:<>]*")
+# Words YAML 1.1 (PyYAML) reads as bools or null, in any case, are quoted.
+_RESERVED = frozenset("yes no true false on off null ~ y n".split())
+_PRINTABLE = re.compile(
+    "[\t\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*"
+)
+_NEEDS_ESCAPE = re.compile("[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _plain_ok(text: str) -> bool:
+    return (
+        _PLAIN.fullmatch(text) is not None
+        and not text.endswith((" ", ":"))
+        and ": " not in text
+        and text.lower() not in _RESERVED
+    )
+
+
+def _quoted(text: str) -> str:
+    if _NEEDS_ESCAPE.search(text) is None and "\n" not in text:
+        return "'" + text.replace("'", "''") + "'"
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif _NEEDS_ESCAPE.match(ch):
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _literal_ok(text: str) -> bool:
+    if "\n" not in text or text[0] in " \t\n" or _PRINTABLE.fullmatch(text) is None:
+        return False
+    return all(line.strip() or not line for line in text.split("\n"))
+
+
+def emit_scalar(value: Any) -> str:
+    """One value as a YAML scalar (single line): null, true/false, a number or a string."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return ".nan"
+        if value in (float("inf"), float("-inf")):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value).lower()
+        if "." not in text and "e" in text:
+            text = text.replace("e", ".0e", 1)
+        return text
+    text = str(value)
+    return text if _plain_ok(text) else _quoted(text)
+
+
+def _flow(value: Any) -> str:
+    """A value in flow style (``[a, {k: v}]``); strings always quoted (flow-safe)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{emit_scalar(k)}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return _quoted(value)
+    return emit_scalar(value)
+
+
+def _emit(value: Any, prefix: str, indent: str, out: list[str]) -> None:
+    if isinstance(value, dict):
+        if not value:
+            out.append(prefix + " {}")
+            return
+        out.append(prefix)
+        for key, item in value.items():
+            _emit(item, f"{indent}{emit_scalar(key)}:", indent + "  ", out)
+    elif isinstance(value, list):
+        if not value:
+            out.append(prefix + " []")
+            return
+        out.append(prefix)
+        for item in value:
+            if isinstance(item, dict) and item:
+                first = True
+                for key, sub in item.items():
+                    lead = indent[:-2] + "- " if first else indent
+                    _emit(sub, f"{lead}{emit_scalar(key)}:", indent + "  ", out)
+                    first = False
+            elif isinstance(item, list) and item:
+                out.append(f"{indent[:-2]}- {_flow(item)}")
+            else:
+                _emit(item, indent[:-2] + "-", indent, out)
+    elif isinstance(value, str) and _literal_ok(value):
+        body = value.rstrip("\n")
+        trailing = len(value) - len(body)
+        chomp = "-" if trailing == 0 else ("" if trailing == 1 else "+")
+        lines = (value if trailing == 0 else value[:-1]).split("\n")
+        out.append(f"{prefix} |{chomp}")
+        out.extend(indent + line if line else "" for line in lines)
+    else:
+        out.append(f"{prefix} {emit_scalar(value)}")
+
+
+def dump_mapping(data: dict[str, Any]) -> str:
+    """Block-style YAML for a mapping, keys in the given order, no trailing newline.
+
+    Sequences are written indentless (``key:`` then ``- item`` at the same indent), as
+    PyYAML does; multi-line strings as ``|`` literals when that is exact, else quoted.
+
+    Args:
+        data: A mapping of str keys to None/bool/int/float/str or nested lists/dicts.
+
+    Returns:
+        The YAML text.
+    """
+    out: list[str] = []
+    for key, value in data.items():
+        _emit(value, f"{emit_scalar(key)}:", "  ", out)
+    return "\n".join(out)

@@ -97,15 +97,7 @@ _Dumper.add_representer(str, _str_representer)
 
 
 def _dump_frontmatter(data: Mapping[str, Any]) -> str:
-    text = yaml.dump(
-        dict(data),
-        Dumper=_Dumper,
-        default_flow_style=False,
-        allow_unicode=True,
-        sort_keys=False,
-        width=100,
-    )
-    return text.rstrip("\n")
+    return _yaml.dump_mapping(dict(data))
 
 
 def _time(value: Any) -> str:
