@@ -357,6 +357,7 @@ class GitRepo:
         self._repo: Any = None
         self._repo_lock = threading.Lock()
         self._trees: OrderedDict[bytes, TreeEntries] = OrderedDict()
+        self._commit_trees: dict[str, bytes] = {}
         self._trees_lock = threading.Lock()
         self._hooks: bool | None = None
 
@@ -378,6 +379,7 @@ class GitRepo:
                 self._repo = None
         with self._trees_lock:
             self._trees.clear()
+            self._commit_trees.clear()
 
     @property
     def hooks_enabled(self) -> bool:
@@ -536,11 +538,23 @@ class GitRepo:
                 self._trees.popitem(last=False)
 
     def commit_tree(self, commit: str) -> bytes:
-        """The root tree id (raw) of a commit."""
+        """The root tree id (raw) of a commit (cached: commits never change)."""
+        with self._trees_lock:
+            cached = self._commit_trees.get(commit)
+        if cached is not None:
+            return cached
         kind, raw = self.read_object(bytes.fromhex(commit))
         if kind != "commit":
             raise StoreError(f"{commit} is not a commit")
-        return bytes.fromhex(raw[5:45].decode())
+        tree = bytes.fromhex(raw[5:45].decode())
+        self._remember_commit(commit, tree)
+        return tree
+
+    def _remember_commit(self, commit: str, tree: bytes) -> None:
+        with self._trees_lock:
+            self._commit_trees[commit] = tree
+            if len(self._commit_trees) > 4096:
+                self._commit_trees.pop(next(iter(self._commit_trees)))
 
     def entry(self, commit: str | None, path: str) -> tuple[bytes, bytes] | None:
         """The ``(mode, binsha)`` of ``path`` in ``commit``, or ``None`` if absent."""
@@ -841,6 +855,7 @@ class GitRepo:
             f"{message.rstrip()}\n"
         ).encode()
         new = self._store_object(b"commit", raw).hex()
+        self._remember_commit(new, new_root)
         entry = _JournalEntry(head, new, ref, paths)
         self._write_journal(entry)
         try:
@@ -1017,3 +1032,283 @@ class GitRepo:
         if name and email:
             return Identity(name, email)
         return None
+
+    # ---- history verbs (issue 3) ----
+    # Tree comparison, merge commits and fast-forwards made in-process (with the same journal,
+    # compare-and-swap and index sync as :meth:`commit`), ancestry queries, and git commands
+    # that report progress. Used by ``mdsessions.history``; everything here is additive.
+
+    def diff_trees(
+        self, old: str | None, new: str | None, path: str = ""
+    ) -> dict[str, tuple[bytes | None, bytes | None]]:
+        """Files that differ between two commits (below ``path``), compared in-process.
+
+        Only subtrees whose ids differ are read, so the cost follows the size of the change,
+        not of the store. Submodule entries are ignored; a change of mode alone is not a change.
+
+        Args:
+            old: A full commit id, or ``None`` for the empty tree.
+            new: A full commit id, or ``None`` for the empty tree.
+            path: A store-relative folder (or file) to limit the comparison to; ``""`` = all.
+
+        Returns:
+            ``{store-relative path: (old blob binsha or None, new blob binsha or None)}``.
+        """
+
+        def start(commit: str | None) -> tuple[bytes | None, bytes | None]:
+            """(tree id, blob id) at ``path`` in ``commit``."""
+            if commit is None:
+                return None, None
+            if not path:
+                return self.commit_tree(commit), None
+            found = self.entry(commit, path)
+            if found is None:
+                return None, None
+            if found[0] in (TREE_MODE, b"040000"):
+                return found[1], None
+            return None, (found[1] if found[0] != b"160000" else None)
+
+        out: dict[str, tuple[bytes | None, bytes | None]] = {}
+        old_tree, old_blob = start(old)
+        new_tree, new_blob = start(new)
+        if old_blob != new_blob:
+            out[path] = (old_blob, new_blob)
+        stack = [(path, old_tree, new_tree)]
+        while stack:
+            prefix, a, b = stack.pop()
+            if a == b:
+                continue
+            ea = self.tree(a) if a is not None else {}
+            eb = self.tree(b) if b is not None else {}
+            for name in ea.keys() | eb.keys():
+                va, vb = ea.get(name), eb.get(name)
+                if va == vb:
+                    continue
+                rel = f"{prefix}/{name.decode()}" if prefix else name.decode()
+                a_dir = va is not None and va[0] in (TREE_MODE, b"040000")
+                b_dir = vb is not None and vb[0] in (TREE_MODE, b"040000")
+                if a_dir or b_dir:
+                    stack.append(
+                        (
+                            rel,
+                            va[1] if a_dir and va is not None else None,
+                            vb[1] if b_dir and vb is not None else None,
+                        )
+                    )
+                fa = va[1] if va is not None and not a_dir and va[0] != b"160000" else None
+                fb = vb[1] if vb is not None and not b_dir and vb[0] != b"160000" else None
+                if fa != fb:
+                    out[rel] = (fa, fb)
+        return out
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two commits (``git merge-base``), or ``None``."""
+        proc = self.git("merge-base", a, b, check=False)
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode().strip() or None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``ancestor`` is reachable from ``descendant`` (a commit is its own ancestor)."""
+        if ancestor == descendant:
+            return True
+        proc = self.git("merge-base", "--is-ancestor", ancestor, descendant, check=False)
+        if proc.returncode not in (0, 1):
+            raise StoreError(proc.stderr.decode("utf-8", "replace").strip())
+        return proc.returncode == 0
+
+    def checkout_paths(self, commit: str, paths: Sequence[str]) -> None:
+        """Make working-tree files and index entries of ``paths`` match ``commit``.
+
+        A path absent at ``commit`` is deleted. Must be called inside :meth:`writer`; it
+        overwrites whatever is on disk (the caller decides that this is wanted).
+        """
+        for rel in paths:
+            self._check_path(rel)
+        self._materialize(commit, list(paths))
+
+    def commit_merge(
+        self,
+        other: str,
+        *,
+        blobs: Mapping[str, bytes | None],
+        files: Mapping[str, bytes | None] | None = None,
+        message: str,
+        author: Identity,
+        committer: Identity,
+        expected_head: str | None = None,
+    ) -> str:
+        """Record a merge commit (parents HEAD and ``other``) whose tree is HEAD's plus changes.
+
+        Must be called inside :meth:`writer`. The branch moves by compare-and-swap under the
+        same journal as :meth:`commit`, and the changed paths are written atomically and
+        synced in the index, so a crash leaves all or nothing and ``git status`` stays clean.
+
+        Args:
+            other: The second parent (a full commit id already in the object database).
+            blobs: Store-relative paths to blob ids (20 raw bytes) already in the object
+                database, or ``None`` to delete.
+            files: Store-relative paths to new content (or ``None`` to delete).
+            message: The full commit message.
+            author: Who acted.
+            committer: Who recorded it.
+            expected_head: The commit the branch must still be at.
+
+        Returns:
+            The merge commit id. A merge commit is made even when the tree equals HEAD's.
+
+        Raises:
+            UnrecordedEditError: A changed path holds a person's unrecorded edit (nothing
+                written).
+            ConflictError: The branch moved (nothing written).
+        """
+        ref = self.head_ref()
+        head = self.read_ref(ref)
+        if head is None:
+            raise StoreError(f"{ref} has no commit yet; nothing to merge into")
+        if expected_head is not None and head != expected_head:
+            raise ConflictError(f"{ref} is at {head[:12]}, expected {expected_head[:12]}")
+        changes: dict[str, bytes | None] = dict(blobs)
+        for rel, data in (files or {}).items():
+            changes[rel] = None if data is None else self._store_object(b"blob", data)
+        paths = sorted(changes)
+        for rel in paths:
+            self._check_path(rel)
+        # Only paths whose content changes are written and must be free of edits.
+        touched = []
+        for rel in paths:
+            found = self.entry(head, rel)
+            if (found[1] if found is not None else None) != changes[rel]:
+                touched.append(rel)
+        self.check_clean(head, touched)
+        old_root = self.commit_tree(head)
+        new_root = self._rewrite(old_root, changes) if changes else old_root
+        when = int(time.time())
+        raw = (
+            f"tree {new_root.hex()}\nparent {head}\nparent {other}\n"
+            f"author {author.name} <{author.email}> {when} +0000\n"
+            f"committer {committer.name} <{committer.email}> {when} +0000\n\n"
+            f"{message.rstrip()}\n"
+        ).encode()
+        new = self._store_object(b"commit", raw).hex()
+        self._remember_commit(new, new_root)
+        self._move_branch(ref, head, new, touched, message, committer)
+        return new
+
+    def fast_forward(
+        self, target: str, *, message: str, committer: Identity, expected_head: str | None = None
+    ) -> list[str]:
+        """Move HEAD's branch forward to ``target`` (a descendant) and update the files.
+
+        Must be called inside :meth:`writer`.
+
+        Args:
+            target: A full commit id that has HEAD as an ancestor.
+            message: The reflog message.
+            committer: The reflog identity.
+            expected_head: The commit the branch must still be at.
+
+        Returns:
+            The store-relative paths that changed.
+
+        Raises:
+            UnrecordedEditError: A changed path holds a person's unrecorded edit (nothing
+                written).
+            ConflictError: The branch moved, or ``target`` does not descend from HEAD.
+        """
+        ref = self.head_ref()
+        head = self.read_ref(ref)
+        if expected_head is not None and head != expected_head:
+            raise ConflictError(f"{ref} is at {str(head)[:12]}, expected {expected_head[:12]}")
+        if head is not None and not self.is_ancestor(head, target):
+            raise ConflictError(f"{target[:12]} does not descend from {ref} ({head[:12]})")
+        paths = sorted(self.diff_trees(head, target))
+        self.check_clean(head, paths)
+        self._move_branch(ref, head, target, paths, message, committer)
+        return paths
+
+    def _move_branch(
+        self,
+        ref: str,
+        head: str | None,
+        new: str,
+        paths: Sequence[str],
+        message: str,
+        committer: Identity,
+    ) -> None:
+        """Journal, compare-and-swap the branch, then bring files and index to ``new``."""
+        self._write_journal(_JournalEntry(head, new, ref, list(paths)))
+        try:
+            self._cas_ref(ref, new, head, message, committer)
+        except BaseException:
+            self._journal.unlink()
+            raise
+        self._materialize(new, paths)
+        self._journal.unlink()
+
+    def run_progress(
+        self,
+        args: Sequence[str],
+        on_progress: Any = None,
+        *,
+        cwd: Path | None = None,
+    ) -> str:
+        r"""Run a git command that reports progress (``--progress``) and parse what it reports.
+
+        Args:
+            args: Arguments after ``git`` (the caller adds ``--progress`` where git takes it).
+            on_progress: ``callable(stage: str, done: int, total: int | None)`` called for
+                each progress line git writes (``Writing objects:  45% (450/1000)``), or
+                ``None``.
+            cwd: Where to run (default: the store).
+
+        Returns:
+            git's standard error without the progress lines (warnings, hints).
+
+        Raises:
+            StoreError: If git exits non-zero (the message holds git's own error).
+        """
+        cmd = ["git", "-c", f"core.hooksPath={os.devnull}", *args]
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=str(cwd or self.root),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=git_env(),
+            )
+        except FileNotFoundError:
+            raise StoreError("git is not installed or not on PATH") from None
+        assert proc.stderr is not None
+        pattern = re.compile(rb"^([A-Za-z][A-Za-z ]*):\s+(?:(\d+)% \((\d+)/(\d+)\)|(\d+))")
+        kept: list[bytes] = []
+        pending = b""
+        try:
+            while True:
+                chunk = os.read(proc.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = re.split(rb"[\r\n]", pending)
+                for line in lines:
+                    match = pattern.match(line)
+                    if match is None:
+                        if line.strip():
+                            kept.append(line)
+                        continue
+                    if on_progress is not None:
+                        stage = match.group(1).decode()
+                        if match.group(2) is not None:
+                            on_progress(stage, int(match.group(3)), int(match.group(4)))
+                        else:
+                            on_progress(stage, int(match.group(5)), None)
+            if pending.strip():
+                kept.append(pending)
+        finally:
+            proc.stderr.close()
+            status = proc.wait()
+        text = b"\n".join(kept).decode("utf-8", "replace").strip()
+        if status != 0:
+            raise StoreError(f"git {' '.join(args[:2])} failed: {text or f'exit status {status}'}")
+        return text
