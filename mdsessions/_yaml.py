@@ -98,10 +98,16 @@ def load(text: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = exc.problem or exc.context or "invalid YAML"
-        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
-            # An unclosed quote or bracket: where it was opened helps, not where the text ends.
+        unclosed_flow = (exc.context or "").startswith("while parsing a flow")
+        if exc.context_mark is not None and (
+            "end of stream" in (exc.problem or "") or unclosed_flow
+        ):
+            # An unclosed quote, [ or {: where it was opened helps, not where parsing gave up.
             mark = exc.context_mark
-            reason = f"{exc.context} that is never closed ({exc.problem})"
+            what = (
+                (exc.context or "").removeprefix("while parsing ").removeprefix("while scanning ")
+            )
+            reason = f"{what} opened here is never closed ({exc.problem})"
         line = mark.line + 1 if mark is not None else None
         raise YAMLSyntaxError(reason, line) from None
     except yaml.YAMLError as exc:

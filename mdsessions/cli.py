@@ -1152,7 +1152,12 @@ def record_command(
     """
     store = open_store(ctx)
     wanted = [store_rel(store, p) for p in paths] if paths else None
-    before = [e for e in store.unrecorded_edits() if wanted is None or e.path in wanted]
+    edits = store.unrecorded_edits()
+    if wanted is not None:
+        unmatched = sorted(set(wanted) - {e.path for e in edits})
+        if unmatched:
+            fail(f"{', '.join(unmatched)}: no unrecorded edit there (see: mdsessions edits)")
+    before = [e for e in edits if wanted is None or e.path in wanted]
     sha, rejected = store.record_edits(wanted, author=author, message=message)
     left = {e.path for e in rejected}
     recorded = [e for e in before if e.path not in left] if sha else []
@@ -1330,8 +1335,8 @@ def watch_command(ctx: click.Context, timeout: float | None, author: str | None)
             assert event.commit is not None
             click.echo(f"recorded {where} in {event.commit[:10]}")
 
-    click.echo(f"watching {store.root} for feedback edits (Ctrl-C to stop)", err=True)
     with FeedbackWatcher(store, on_event=report, author=author) as watcher:
+        click.echo(f"watching {store.root} for feedback edits (Ctrl-C to stop)", err=True)
         watcher.wait(lambda: False, timeout)
 
 

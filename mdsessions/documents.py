@@ -333,7 +333,7 @@ def _validation_error(exc: ValidationError, yaml_text: str, path: str | None) ->
     message = first.get("msg", "invalid value")
     if first.get("type") == "missing":
         message = "required field is missing"
-    elif "input" in first and first.get("type") not in ("extra_forbidden",):
+    elif "input" in first and first.get("type") != "extra_forbidden" and "got " not in message:
         message = f"{message} (got {first['input']!r})"
     elif first.get("type") == "extra_forbidden":
         message = "unknown field (not part of this document's schema)"

@@ -38,6 +38,7 @@ from .errors import (
     SessionNotFoundError,
     StoreError,
     StoreNotFoundError,
+    UnrecordedEditError,
 )
 from .models import (
     ID_PATTERN,
@@ -754,6 +755,7 @@ class Store:
         """
         with self.writing():
             edits = self.unrecorded_edits()
+            edited = {e.path for e in edits}
             if paths is not None:
                 wanted = {p.strip("/") for p in paths}
                 edits = [e for e in edits if e.path in wanted]
@@ -778,6 +780,13 @@ class Store:
             contexts: dict[str, Mapping[str, Any]] = {}
             decisions = []
             for session, feedbacks in sessions.values():
+                if session.manifest_rel in edited:
+                    raise UnrecordedEditError(
+                        f"{session.manifest_rel} has edits that are not recorded yet, and "
+                        "recording the review must update it; record the manifest first "
+                        f"(mdsessions record {session.manifest_rel}) or discard the edit "
+                        "(git restore), then record the review"
+                    )
                 manifest = session.manifest()
                 for fb in feedbacks:
                     session._apply_feedback(manifest, fb)
@@ -1645,6 +1654,18 @@ def _settle_feedback(data: bytes, fb: UserFeedback, reviewer: str) -> bytes:
         if len(pattern.findall(head)) != 1:
             return data
         head = pattern.sub(f"{key}: {value}".replace("\\", "\\\\"), head)
+    body_values = {
+        "Reviewed": "true",
+        "Approved": values["approved"],
+        "Timestamp": values["timestamp"].strip("'"),
+        "Reviewer": fb.reviewer or reviewer,
+        "Action": decision.value,
+    }
+    for label, value in body_values.items():
+        # The template's own status lines in the body, kept in step when they are there once.
+        pattern = re.compile(rf"^- {label}: [^\r\n]*", re.MULTILINE)
+        if len(pattern.findall(rest)) == 1:
+            rest = pattern.sub(f"- {label}: {value}".replace("\\", "\\\\"), rest)
     settled = (head + rest).encode("utf-8")
     try:
         back = load_as(UserFeedback, head + rest)

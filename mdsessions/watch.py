@@ -112,6 +112,10 @@ class FeedbackWatcher:
         self._observer = observer
         self._worker = threading.Thread(target=self._work, name="mdsessions-watch", daemon=True)
         self._worker.start()
+        # Saves made before the observer started are recorded too.
+        for edit in self.store.unrecorded_edits():
+            if edit.path.endswith("/" + FEEDBACK) and edit.change != "deleted":
+                self._queue.put(edit.path)
         return self
 
     def stop(self) -> None:
