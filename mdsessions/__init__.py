@@ -53,12 +53,14 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreNotFoundError",
+    "SyncConflictError",
     "UnrecordedEditError",
     "UserFeedback",
     "Workflow",
     "WorkflowError",
     "__version__",
     "dumps",
+    "history",
     "idea_validation",
     "loads",
 ]
@@ -109,10 +111,13 @@ _WHERE = {
     "StoreNotFoundError": "errors",
     "UnrecordedEditError": "errors",
     "WorkflowError": "errors",
+    "SyncConflictError": "history",
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name == "history":
+        return importlib.import_module(".history", __name__)
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'mdsessions' has no attribute {name!r}")
@@ -126,6 +131,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from . import history
     from .compat import CheckpointManager
     from .documents import dumps, loads
     from .errors import (
@@ -143,6 +149,7 @@ if TYPE_CHECKING:
         UnrecordedEditError,
         WorkflowError,
     )
+    from .history import SyncConflictError
     from .models import (
         AgentOutput,
         AgentRun,

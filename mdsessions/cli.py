@@ -1340,6 +1340,11 @@ def watch_command(ctx: click.Context, timeout: float | None, author: str | None)
         watcher.wait(lambda: False, timeout)
 
 
+from mdsessions._cli_history import register as _register_history  # noqa: E402
+
+_register_history(cli)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (the ``mdsessions`` console script and ``python -m mdsessions``).
 

@@ -806,7 +806,8 @@ class Store:
                 if decisions
                 else f"edit: {len(valid)} file(s) recorded by {who.name}"
             )
-            first = next(iter(sessions.values()), None)
+            # Session trailers only when the commit touches exactly one session.
+            first = next(iter(sessions.values())) if len(sessions) == 1 else None
             sha = self.commit(
                 files,
                 message=_message(
