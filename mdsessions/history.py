@@ -34,6 +34,7 @@ import datetime as _dt
 import os
 import re
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -142,16 +143,6 @@ def _utc(value: _dt.datetime | str, what: str) -> _dt.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
     return value.astimezone(_dt.timezone.utc)
-
-
-def _git_time(value: _dt.datetime) -> str:
-    """A time as git's ``--since``/``--until`` read it without guessing (``@<epoch> +0000``)."""
-    return f"@{int(value.timestamp())} +0000"
-
-
-def _ere_escape(text: str) -> str:
-    """Escape a literal for a POSIX extended regular expression (git ``-E``)."""
-    return re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", text)
 
 
 def _decode(data: bytes, rel: str) -> str:
@@ -333,12 +324,10 @@ def versions(
 ) -> VersionPage:
     """The versions of a session (or of one of its folders or documents), newest first.
 
-    One path-limited ``git log`` with the trailers parsed. Author and time filters are git's
-    (``--author``, ``--since``, ``--until``, applied before ``--skip``/``--max-count``);
-    phase and kind filters match the parsed trailers exactly and the page is cut after them,
-    so pages stay exact under any filter. A store whose objects are packed and whose
-    commit-graph was written (:func:`maintenance`) answers many times faster on long
-    histories.
+    The path-limited history comes from the store's log index (``.mdsessions/cache/``, kept in
+    step with HEAD incrementally; the same commits as ``git log -- <path>`` on a linear
+    history), with the trailers parsed. Filters apply before the page is cut, so pages stay
+    exact under any filter. A store the index cannot be written in falls back to ``git log``.
 
     Args:
         session: The session.
@@ -369,33 +358,37 @@ def versions(
         for value in kinds:
             if not _KIND_RE.fullmatch(value):
                 raise ValueError(f"invalid kind {value!r}: expected e.g. checkpoint, restore")
-    args = ["--regexp-ignore-case", "--extended-regexp"]
-    if author:
-        args.append(f"--author={_ere_escape(author)}")
-    if since is not None:
-        args.append(f"--since={_git_time(_utc(since, 'since'))}")
-    if until is not None:
-        args.append(f"--until={_git_time(_utc(until, 'until'))}")
+    since_at = _utc(since, "since") if since is not None else None
+    until_at = _utc(until, "until") if until is not None else None
     git = session.store.git
-    if phase is None and kinds is None:
-        # Every filter is git's: it pages (--skip/--max-count) after filtering.
-        count = None if limit is None else limit + 1
-        found = [
-            Version.from_commit(c) for c in git.log([rel], max_count=count, skip=offset, extra=args)
-        ]
-        more = limit is not None and len(found) > limit
-        page = found[:limit] if limit is not None else found
-    else:
-        # Trailer filters on the parsed log, then the page. (``git log --grep`` would read
-        # every commit's message in the store, not only the session's: several times slower
-        # once the commit-graph's path filters make the path-limited walk cheap.)
-        matching = [
-            v
-            for v in (Version.from_commit(c) for c in git.log([rel], extra=args))
-            if (phase is None or v.phase == phase) and (kinds is None or v.kind in kinds)
-        ]
-        page = matching[offset:] if limit is None else matching[offset : offset + limit]
-        more = limit is not None and len(matching) > offset + limit
+    try:
+        # The log index (a cache under .mdsessions/) answers in milliseconds.
+        history = session.store.log_index.commits(rel)
+    except (OSError, sqlite3.Error):
+        # A store we cannot write to (read-only): ask git directly.
+        history = git.log([rel])
+    needle = author.lower() if author else None
+
+    def wanted(info: CommitInfo) -> bool:
+        if needle is not None and needle not in info.author.lower():
+            return False
+        if since_at is not None or until_at is not None:
+            when = _utc(info.time, "time")
+            if (since_at is not None and when < since_at) or (
+                until_at is not None and when > until_at
+            ):
+                return False
+        if phase is not None or kinds is not None:
+            version = Version.from_commit(info)
+            if phase is not None and version.phase != phase:
+                return False
+            if kinds is not None and version.kind not in kinds:
+                return False
+        return True
+
+    matching = [Version.from_commit(c) for c in history if wanted(c)]
+    page = matching[offset:] if limit is None else matching[offset : offset + limit]
+    more = limit is not None and len(matching) > offset + limit
     return VersionPage(
         path=rel,
         versions=tuple(page),
@@ -1352,7 +1345,7 @@ def create_backup(
     head = git.head()
     if head is None:
         raise StoreError(f"{store.root}: nothing to back up (no commit yet)")
-    folder = Path(directory) if directory is not None else backup_dir(store)
+    folder = Path(directory).resolve() if directory is not None else backup_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
     name = re.sub(r"[^A-Za-z0-9._-]", "_", store.root.name) or "store"

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from . import _git
 from ._git import CommitInfo, Identity
+from ._logindex import LogIndex
 from ._yaml import MAX_FRONTMATTER_BYTES
 from .documents import Document, Renderer, kind_of, load_as, loads
 from .documents import split as split_frontmatter
@@ -247,6 +248,7 @@ class Store:
         self._cache: dict[str, tuple[bytes, type[Document], dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
         self._workflows: dict[str, Workflow] = {}
+        self._log_index: LogIndex | None = None
 
     # -- opening --------------------------------------------------------------------------
 
@@ -444,6 +446,15 @@ class Store:
             assert rendered is not None
             self._remember(rel, rendered, doc)
         return sha
+
+    @property
+    def log_index(self) -> LogIndex:
+        """The store's history index (a rebuildable cache in ``.mdsessions/cache/``)."""
+        if self._log_index is None:
+            self._log_index = LogIndex(
+                self.git, self.root / ".mdsessions" / "cache" / "log.sqlite3"
+            )
+        return self._log_index
 
     def writing(self) -> Any:
         """The writer lock as a context manager (re-entrant in one thread)."""

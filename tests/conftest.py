@@ -123,11 +123,22 @@ def commit_count(store_root: Path | str) -> int:
 
 
 def tree_digest(store_root: Path | str) -> str:
-    """A hash of every working-tree file (path, mode and bytes), ``.git`` excluded."""
+    """A hash of every working-tree file (path, mode and bytes).
+
+    ``.git`` and the rebuildable caches in ``.mdsessions/cache/`` are left out.
+    """
     root = Path(store_root)
     digest = hashlib.sha256()
+    private = root / ".mdsessions"
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d != ".git"
+            and Path(dirpath) / d != private / "cache"
+            # .mdsessions/ itself counts only when it holds more than the caches
+            and not (Path(dirpath) / d == private and not (private / "templates").exists())
+        )
         for name in sorted(filenames):
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
