@@ -50,6 +50,7 @@ __all__ = [
     "SessionManifest",
     "SessionNotFoundError",
     "SessionStatus",
+    "SessionSummary",
     "Store",
     "StoreError",
     "StoreNotFoundError",
@@ -75,6 +76,7 @@ _WHERE = {
     "Store": "store",
     "Session": "store",
     "Problem": "store",
+    "SessionSummary": "store",
     "EditedFile": "store",
     "InboxItem": "store",
     "FeedbackEvent": "watch",
@@ -164,6 +166,15 @@ if TYPE_CHECKING:
         UserFeedback,
     )
     from .runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
-    from .store import Commit, EditedFile, Identity, InboxItem, Problem, Session, Store
+    from .store import (
+        Commit,
+        EditedFile,
+        Identity,
+        InboxItem,
+        Problem,
+        Session,
+        SessionSummary,
+        Store,
+    )
     from .watch import FeedbackEvent, FeedbackWatcher
     from .workflow import AgentSpec, PhaseDef, Workflow, idea_validation

@@ -58,7 +58,14 @@ class LogIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
         try:
-            conn.executescript(_SCHEMA)
+            try:
+                conn.executescript(_SCHEMA)
+            except sqlite3.DatabaseError:
+                # A damaged cache (e.g. truncated by a crash): it is only a cache, rebuild it.
+                conn.close()
+                self.path.unlink(missing_ok=True)
+                conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+                conn.executescript(_SCHEMA)
             yield conn
         finally:
             conn.close()

@@ -576,7 +576,9 @@ def list_command(
                 f"{status!r} is not one of {', '.join(allowed)}", param_hint="'--status'"
             )
     store = open_store(ctx)
-    manifests = [m for m in store.sessions(project) if status is None or m.status.value == status]
+    manifests = [
+        m for m in store.list_sessions(project) if status is None or m.status.value == status
+    ]
     if as_json:
         echo_json([m.frontmatter() for m in manifests])
         return

@@ -18,6 +18,7 @@ import getpass
 import json
 import os
 import re
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 from . import _git
 from ._git import CommitInfo, Identity
 from ._logindex import LogIndex
+from ._sessionindex import SessionIndex, SessionSummary, summarize
 from ._yaml import MAX_FRONTMATTER_BYTES
 from .documents import Document, Renderer, kind_of, load_as, loads
 from .documents import split as split_frontmatter
@@ -63,7 +65,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Commit", "EditedFile", "Identity", "InboxItem", "Problem", "Session", "Store"]
+__all__ = [
+    "Commit",
+    "EditedFile",
+    "Identity",
+    "InboxItem",
+    "Problem",
+    "Session",
+    "SessionSummary",
+    "Store",
+]
 
 Commit = CommitInfo
 
@@ -249,6 +260,7 @@ class Store:
         self._cache_lock = threading.Lock()
         self._workflows: dict[str, Workflow] = {}
         self._log_index: LogIndex | None = None
+        self._session_index: SessionIndex | None = None
 
     # -- opening --------------------------------------------------------------------------
 
@@ -665,6 +677,38 @@ class Store:
         for path in self._manifest_paths(project_id):
             yield Session(self, path.parent.parent.parent.name, path.parent.name)
 
+    def list_sessions(self, project_id: str | None = None) -> list[SessionSummary]:
+        """Every session's summary, fast on large stores (a stat-validated cache).
+
+        Only manifests whose file changed since they were last indexed are parsed again
+        (the index is a cache in ``.mdsessions/cache/``; a store it cannot be written in is
+        listed by parsing every manifest).
+
+        Args:
+            project_id: Only this project's sessions.
+
+        Returns:
+            Summaries ordered by project, creation time, session id.
+        """
+        if project_id is not None:
+            check_id(project_id, "project id")
+        try:
+            return self.session_index.summaries(project_id)
+        except (OSError, sqlite3.Error):
+            return [
+                summarize(m, self.rel(m.project_id, "sessions", m.session_id, MANIFEST))
+                for m in self.sessions(project_id)
+            ]
+
+    @property
+    def session_index(self) -> SessionIndex:
+        """The manifest summary cache (``.mdsessions/cache/sessions.sqlite3``)."""
+        if self._session_index is None:
+            self._session_index = SessionIndex(
+                self, self.root / ".mdsessions" / "cache" / "sessions.sqlite3"
+            )
+        return self._session_index
+
     def inbox(self, project_id: str | None = None) -> list[InboxItem]:
         """Every phase awaiting review across the store, oldest first.
 
@@ -675,13 +719,9 @@ class Store:
             One item per waiting phase, ordered by ``waiting_since`` (then project, session).
         """
         items: list[InboxItem] = []
-        for manifest in self.sessions(project_id):
-            for entry in manifest.phases:
-                if entry.review is not ReviewState.PENDING:
-                    continue
-                folder = self.rel(
-                    manifest.project_id, "sessions", manifest.session_id, entry.directory
-                )
+        for summary in self.list_sessions(project_id):
+            for number, name, directory, completed in summary.waiting:
+                folder = self.rel(summary.project_id, "sessions", summary.session_id, directory)
                 outputs = tuple(
                     p.relative_to(self.root).as_posix()
                     for p in sorted((self.root / folder).glob("*.md"))
@@ -689,11 +729,11 @@ class Store:
                 )
                 items.append(
                     InboxItem(
-                        manifest.project_id,
-                        manifest.session_id,
-                        entry.number,
-                        entry.name,
-                        entry.completed,
+                        summary.project_id,
+                        summary.session_id,
+                        number,
+                        name,
+                        completed,
                         f"{folder}/{FEEDBACK}",
                         outputs,
                     )
