@@ -701,6 +701,9 @@ class GitRepo:
         except (ValueError, TypeError):
             self._journal.unlink()
             return True
+        # Never write (nor clean temp files) through a symbolic link that appeared since.
+        for rel in entry.paths:
+            self._check_path(rel)
         # Lock files left by the dead writer (it held the store lock, so they are its own).
         for lock in (self.git_dir / (entry.ref + ".lock"), self.git_dir / "index.lock"):
             with contextlib.suppress(FileNotFoundError):

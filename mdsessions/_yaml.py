@@ -68,6 +68,31 @@ _StrictLoader.yaml_implicit_resolvers = {
 }
 
 
+MAX_DEPTH = 64
+"""The deepest nesting frontmatter may have (LibYAML's recursive parser overflows the C stack
+on ~10,000 levels: the process would die, so deep input is refused before parsing)."""
+
+_DEEP_BLOCK = re.compile(rf"^ {{{2 * MAX_DEPTH},}}\S|(?:- ){{{MAX_DEPTH},}}", re.MULTILINE)
+
+
+def _refuse_deep_nesting(text: str) -> None:
+    if _DEEP_BLOCK.search(text):
+        raise YAMLSyntaxError(f"frontmatter is nested more than {MAX_DEPTH} levels deep", None)
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return  # cannot be deeper than that: skip the scan
+    depth = 0
+    for line_no, line in enumerate(text.split("\n"), 1):
+        for ch in line:
+            if ch in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise YAMLSyntaxError(
+                        f"frontmatter is nested more than {MAX_DEPTH} levels deep", line_no - 1
+                    )
+            elif ch in "]}" and depth:
+                depth -= 1
+
+
 class YAMLSyntaxError(ValueError):
     """Frontmatter YAML that does not parse; ``line`` is 1-based within the YAML text."""
 
@@ -91,6 +116,7 @@ def load(text: str) -> Any:
     """
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FRONTMATTER_BYTES:
         raise YAMLSyntaxError(f"frontmatter is larger than {MAX_FRONTMATTER_BYTES} bytes", None)
+    _refuse_deep_nesting(text)
     try:
         if "&" in text or "*" in text:
             _refuse_aliases(text)

@@ -176,6 +176,8 @@ class Renderer:
             )
         except TemplateError as exc:
             raise DocumentError(f"template {name} failed: {exc}") from exc
+        except Exception as exc:  # a store's template is foreign code: any failure is its own
+            raise DocumentError(f"template {name} failed: {type(exc).__name__}: {exc}") from exc
         return text
 
 

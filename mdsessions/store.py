@@ -405,6 +405,13 @@ class Store:
                 round-trip; nothing is written in that case.
         """
         text = self.renderer.render(doc, **context)
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DocumentError(
+                f"the {kind_of(doc).value} holds U+{ord(text[exc.start]):04X}, a lone surrogate "
+                "that UTF-8 cannot store; pass text decoded from valid UTF-8"
+            ) from None
         head = split_frontmatter(text)[0].encode("utf-8")
         if len(head) > MAX_FRONTMATTER_BYTES:
             raise DocumentError(
@@ -422,7 +429,7 @@ class Store:
                 "the template output does not parse back to the same document; check the "
                 "store's templates in .mdsessions/templates/"
             )
-        return text.encode("utf-8")
+        return encoded
 
     def commit(
         self,
@@ -541,7 +548,8 @@ class Store:
         if user_id is not None and ("\n" in user_id or "\r" in user_id):
             raise InvalidIdentifierError(f"invalid user id {user_id!r}: expected one line")
         now = utc_now()
-        manifest = SessionManifest(
+        manifest = _build(
+            SessionManifest,
             project_id=project_id,
             session_id=session_id,
             user_id=user_id,
@@ -1007,6 +1015,10 @@ class Session:
         Raises:
             PhaseNotFoundError: If the phase is not part of the session's mode.
         """
+        if isinstance(phase, bool) or not isinstance(phase, int):
+            raise PhaseNotFoundError(
+                f"invalid phase number {phase!r}: expected an integer such as 1"
+            )
         manifest = manifest or self.manifest()
         try:
             return manifest.phase(phase)
@@ -1208,7 +1220,10 @@ class Session:
                 content=content,
             )
             before = manifest.model_dump()
-            if entry.status is PhaseStatus.PENDING:
+            has_checkpoint = (self.store.root / self.rel / entry.directory / CHECKPOINT).exists()
+            if entry.status is PhaseStatus.PENDING and not has_checkpoint:
+                # Before a phase's first checkpoint its outputs mark it started; afterwards
+                # the checkpoint alone says the phase's status (they must agree).
                 entry.status = PhaseStatus.IN_PROGRESS
                 entry.started = entry.started or utc_now()
             if manifest.status in (SessionStatus.CREATED, SessionStatus.FAILED):
@@ -1654,7 +1669,7 @@ def _build_status(value: PhaseStatus | str) -> PhaseStatus:
         ) from None
 
 
-M = TypeVar("M", AgentOutput, Checkpoint, UserFeedback, AgentRun)
+M = TypeVar("M", SessionManifest, AgentOutput, Checkpoint, UserFeedback, AgentRun)
 
 
 def _build(model_cls: type[M], /, **fields: Any) -> M:
