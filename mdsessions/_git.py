@@ -245,6 +245,17 @@ def _write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
         raise
 
 
+def _stage_file(path: Path, data: bytes, *, fsync: bool) -> Path:
+    """Write ``data`` to a new temp file beside ``path`` (folders made); return the temp file.
+
+    Raises:
+        OSError: On any file-system error (nothing is left behind).
+    """
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    _write_new(tmp, data, 0o644, fsync=fsync)
+    return tmp
+
+
 def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> os.stat_result:
     """Write a file atomically: a temp file in the same folder, then ``os.replace``.
 
@@ -326,7 +337,6 @@ def init_repository(path: Path, *, branch: str = "main") -> None:
 
 class _JournalEntry(NamedTuple):
     old: str | None
-    new: str
     ref: str
     paths: list[str]
 
@@ -697,8 +707,9 @@ class GitRepo:
         except FileNotFoundError:
             return False
         try:
-            entry = _JournalEntry(**json.loads(raw))
-        except (ValueError, TypeError):
+            data = json.loads(raw)
+            entry = _JournalEntry(data["old"], data["ref"], list(data["paths"]))
+        except (ValueError, TypeError, KeyError):
             self._journal.unlink()
             return True
         # Never write (nor clean temp files) through a symbolic link that appeared since.
@@ -715,9 +726,17 @@ class GitRepo:
                 for tmp in target.parent.glob(f".{target.name}.*{TMP_SUFFIX}"):
                     with contextlib.suppress(OSError):
                         tmp.unlink()
-        if current == entry.new:
-            # The branch moved: roll forward (files and index from the new commit).
-            self._materialize(entry.new, entry.paths)
+        objects = self.git_dir / "objects"
+        for tmp in objects.glob("[0-9a-f][0-9a-f]/tmp_obj_*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if current is not None and current != entry.old:
+            # The branch moved (we hold the lock: only the dead writer moved it): roll
+            # forward, files and index from the commit it points at.
+            self._materialize(current, entry.paths)
+        else:
+            for rel in entry.paths:  # folders made only for its temp files
+                self._prune_empty_dirs((self.root / rel).parent)
         self._journal.unlink()
         return True
 
@@ -758,11 +777,7 @@ class GitRepo:
                 )
                 return
             except _gitindex.UnsupportedIndexError:
-                lines = [f"100644 {u.sha.hex()}\t{u.path}" for u in updates]
-                lines += [f"0 {'0' * 40}\t{p}" for p in removals]
-                self.git("update-index", "--index-info", input=("\n".join(lines) + "\n").encode())
-                if updates:
-                    self.git("update-index", "-q", "--refresh", check=False)
+                self._sync_index_with_git(updates, removals)
                 return
             except _gitindex.IndexLockedError:
                 if time.monotonic() > deadline:
@@ -852,6 +867,27 @@ class GitRepo:
             self._check_path(rel)
         if check_edits:
             self.check_clean(head, paths)
+        # The journal comes first: whatever a crash leaves from here on (object or file temp
+        # files, index.lock, a moved branch) the next writer finds and finishes or undoes.
+        self._write_journal(_JournalEntry(head, ref, paths))
+        try:
+            return self._commit_journaled(files, paths, ref, head, message, author, committer)
+        except Exception:
+            if self.read_ref(ref) == head:  # the branch did not move: nothing happened
+                with contextlib.suppress(FileNotFoundError):
+                    self._journal.unlink()
+            raise
+
+    def _commit_journaled(
+        self,
+        files: Mapping[str, bytes | None],
+        paths: Sequence[str],
+        ref: str,
+        head: str | None,
+        message: str,
+        author: Identity,
+        committer: Identity,
+    ) -> str | None:
         blobs: dict[str, bytes | None] = {}
         for rel in paths:
             data = files[rel]
@@ -859,6 +895,7 @@ class GitRepo:
         old_root = self.commit_tree(head) if head else None
         new_root = self._rewrite(old_root, blobs)
         if new_root == old_root:
+            self._journal.unlink()
             return None
         when = int(time.time())
         parent = f"parent {head}\n" if head else ""
@@ -870,24 +907,90 @@ class GitRepo:
         ).encode()
         new = self._store_object(b"commit", raw).hex()
         self._remember_commit(new, new_root)
-        entry = _JournalEntry(head, new, ref, paths)
-        self._write_journal(entry)
+        # Everything that can fail on a full disk, a read-only folder or a busy index happens
+        # before the branch moves: the new files are written as temp files beside their
+        # targets and the new index into index.lock. Then the branch moves, and what is left
+        # is renames. A failure before the move leaves the store as it was.
+        staged: dict[str, Path] = {}
+        moved = False
         try:
-            self._cas_ref(ref, new, head, message, committer)
-        except BaseException:
-            self._journal.unlink()
-            raise
-        # The commit is recorded. From here the operation is completed, never undone: at
-        # once if a step fails (a second attempt, from the commit), else by recover().
-        try:
-            self._write_paths(paths, files, blobs)
+            with contextlib.ExitStack() as stack:
+                for rel in paths:
+                    data = files[rel]
+                    if data is not None:
+                        staged[rel] = _stage_file(self.root / rel, data, fsync=self.durable)
+                updates = [
+                    _gitindex.IndexEntryUpdate(rel, 0o100644, blobs[rel] or b"", tmp.stat())
+                    for rel, tmp in staged.items()
+                ]
+                removals = [rel for rel in paths if files[rel] is None]
+                self._enter_index(stack, updates, removals)
+                self._cas_ref(ref, new, head, message, committer)
+                moved = True
+                for rel in paths:
+                    target = self.root / rel
+                    if rel in staged:
+                        _fsutil.replace(staged.pop(rel), target, durable=self.durable)
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            target.unlink()
+                        self._prune_empty_dirs(target.parent)
+            # Leaving the block put the new index in place.
         except Exception:
-            # e.g. a transient file-system error: finish from the commit itself; if that
-            # fails as well, the journal stays and the next writer completes it.
+            if not moved:
+                raise
+            # A rename failed after the move: finish from the commit itself; if that fails
+            # as well, the journal stays and the next writer completes the operation.
             self._materialize(new, paths)
+        finally:
+            for tmp in staged.values():
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            if not moved:  # folders made only for the temp files go too
+                for rel in paths:
+                    self._prune_empty_dirs((self.root / rel).parent)
         self._journal.unlink()
         self._maybe_maintain()
         return new
+
+    def _enter_index(
+        self,
+        stack: contextlib.ExitStack,
+        updates: Sequence[_gitindex.IndexEntryUpdate],
+        removals: Sequence[str],
+    ) -> None:
+        """Stage the new index in ``index.lock`` (waiting while another git holds it)."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        while True:
+            try:
+                stack.enter_context(
+                    _gitindex.staged_index(
+                        self.git_dir, updates, removals, fsync=self.durable, work_tree=self.root
+                    )
+                )
+                return
+            except _gitindex.UnsupportedIndexError:
+                # A split or sparse index: git itself updates it once the files are in place.
+                stack.callback(self._sync_index_with_git, updates, removals)
+                return
+            except _gitindex.IndexLockedError:
+                if time.monotonic() > deadline:
+                    raise LockTimeoutError(
+                        f"{self.git_dir / 'index.lock'} was held by another git process for "
+                        f"more than {self.lock_timeout:g} s; nothing was changed"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+
+    def _sync_index_with_git(
+        self, updates: Sequence[_gitindex.IndexEntryUpdate], removals: Sequence[str]
+    ) -> None:
+        lines = [f"100644 {u.sha.hex()}\t{u.path}" for u in updates]
+        lines += [f"0 {'0' * 40}\t{p}" for p in removals]
+        self.git("update-index", "--index-info", input=("\n".join(lines) + "\n").encode())
+        if updates:
+            self.git("update-index", "-q", "--refresh", check=False)
 
     LOOSE_OBJECTS_LIMIT = 6700
     """Loose objects (estimated like ``git gc --auto``) above which the store is packed."""
@@ -933,29 +1036,6 @@ class GitRepo:
 
         self._maintainer = threading.Thread(target=work, name="mdsessions-maintenance", daemon=True)
         self._maintainer.start()
-
-    def _write_paths(
-        self,
-        paths: Sequence[str],
-        files: Mapping[str, bytes | None],
-        blobs: Mapping[str, bytes | None],
-    ) -> None:
-        updates: list[_gitindex.IndexEntryUpdate] = []
-        removals: list[str] = []
-        for rel in paths:
-            sha = blobs[rel]
-            target = self.root / rel
-            if sha is None:
-                with contextlib.suppress(FileNotFoundError):
-                    target.unlink()
-                self._prune_empty_dirs(target.parent)
-                removals.append(rel)
-                continue
-            data = files[rel]
-            assert data is not None
-            st = atomic_write(target, data, fsync=self.durable)
-            updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, sha, st))
-        self._sync_index(updates, removals)
 
     def _check_path(self, rel: str) -> None:
         parts = rel.split("/")
@@ -1297,7 +1377,7 @@ class GitRepo:
         committer: Identity,
     ) -> None:
         """Journal, compare-and-swap the branch, then bring files and index to ``new``."""
-        self._write_journal(_JournalEntry(head, new, ref, list(paths)))
+        self._write_journal(_JournalEntry(head, ref, list(paths)))
         try:
             self._cas_ref(ref, new, head, message, committer)
         except BaseException:

@@ -46,13 +46,14 @@ Entries we write ourselves carry the caller's fresh stat and are not smudged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat as stat_mod
 import struct
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -625,7 +626,31 @@ def update_index(
     fsync: bool = False,
     work_tree: Path | None = None,
 ) -> None:
-    """Set and remove stage-0 entries of ``git_dir/index`` in place.
+    """Set and remove stage-0 entries of ``git_dir/index`` in place (see :func:`staged_index`).
+
+    Raises:
+        As :func:`staged_index`.
+    """
+    with staged_index(git_dir, updates, removals, fsync=fsync, work_tree=work_tree):
+        pass
+
+
+@contextlib.contextmanager
+def staged_index(
+    git_dir: Path,
+    updates: Sequence[IndexEntryUpdate],
+    removals: Sequence[str] = (),
+    *,
+    fsync: bool = False,
+    work_tree: Path | None = None,
+) -> Iterator[None]:
+    """Write the updated index into ``index.lock`` now; put it in place when the block ends.
+
+    Everything that can fail (taking the lock, reading, writing, a full disk) happens on
+    entering; leaving the block normally only renames ``index.lock`` over ``index``.
+    Leaving it with an exception removes ``index.lock`` and leaves the index as it was.
+
+    Set and remove stage-0 entries of ``git_dir/index``.
 
     Removals are applied first, then updates (a later update of the same path
     wins).  An update replaces every stage of its path (so it also resolves a
@@ -667,6 +692,7 @@ def update_index(
     new_entries = [(_encode_path(u.path), u) for u in updates]
     headers = [(path, _new_header(u, path)) for path, u in new_entries]
     if not headers and not removal_paths:
+        yield
         return
 
     index_path = Path(git_dir) / "index"
@@ -706,6 +732,7 @@ def update_index(
                         _cache.pop(key, None)
                     raise
             try:
+                yield
                 _fsutil.replace(lock_path, index_path, durable=fsync)
             except BaseException:
                 with _cache_lock:

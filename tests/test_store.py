@@ -49,7 +49,6 @@ from mdsessions import (
     StoreNotFoundError,
     UnrecordedEditError,
     _git,
-    _gitindex,
 )
 
 P, S = "project-123", "session-456"
@@ -816,7 +815,15 @@ def test_crash_after_the_branch_moved_rolls_forward(
         raise SystemExit("killed")
 
     old_head = head(store.root)
-    monkeypatch.setattr(_git, "atomic_write", crash)
+    # It dies at the first rename after the branch moved: the file into place.
+    real_replace = _git._fsutil.replace
+
+    def crash_on_files(src: Path, dst: Path, **kwargs: bool) -> None:
+        if ".git" in Path(dst).parts:
+            return real_replace(src, dst, **kwargs)
+        crash()
+
+    monkeypatch.setattr(_git._fsutil, "replace", crash_on_files)
     with pytest.raises(SystemExit), store.git.writer():
         store.git.commit(
             {rel: new_bytes},
@@ -839,10 +846,14 @@ def test_crash_after_the_branch_moved_rolls_forward(
 def test_crash_while_syncing_the_index_rolls_forward(
     store: Store, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def crash(*_args: object, **_kwargs: object) -> None:
-        raise SystemExit("killed")
+    real_replace = _git._fsutil.replace
 
-    monkeypatch.setattr(_gitindex, "update_index", crash)
+    def crash_on_index(src: Path, dst: Path, **kwargs: bool) -> None:
+        if Path(dst).name == "index":  # the new index into place, after the branch moved
+            raise SystemExit("killed")
+        return real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(_git._fsutil, "replace", crash_on_index)
     with pytest.raises(SystemExit):
         session.save_agent_output(1, "concept_expansion", "written, index stale\n")
     monkeypatch.undo()
