@@ -404,13 +404,15 @@ class Store:
             DocumentError: If a (store-supplied) template produced a file that does not
                 round-trip; nothing is written in that case.
         """
+        probe = json.dumps(doc.model_dump(mode="json"), ensure_ascii=False)
         text = self.renderer.render(doc, **context)
         try:
+            probe.encode("utf-8")  # the fields, whatever the template escapes
             encoded = text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise DocumentError(
-                f"the {kind_of(doc).value} holds U+{ord(text[exc.start]):04X}, a lone surrogate "
-                "that UTF-8 cannot store; pass text decoded from valid UTF-8"
+                f"the {kind_of(doc).value} holds U+{ord(exc.object[exc.start]):04X}, a lone "
+                "surrogate that UTF-8 cannot store; pass text decoded from valid UTF-8"
             ) from None
         head = split_frontmatter(text)[0].encode("utf-8")
         if len(head) > MAX_FRONTMATTER_BYTES:
