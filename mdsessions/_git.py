@@ -680,6 +680,31 @@ class GitRepo:
         finally:
             self._thread_lock.release()
 
+    def recover_on_open(self) -> bool:
+        """Recover a crashed writer's leftovers now, if no writer is active (called on open).
+
+        Returns:
+            True if something was recovered; False if there was nothing to do or another
+            writer holds the lock (it recovers before writing).
+        """
+        if not self._journal.exists():
+            return False
+        if not self._thread_lock.acquire(blocking=False):
+            return False
+        try:
+            try:
+                self._flock.acquire(timeout=0)
+            except _FileLockTimeout:
+                return False
+            try:
+                return self.recover()
+            except (StoreError, OSError):
+                return False  # the next writer meets it and reports it clearly
+            finally:
+                self._flock.release()
+        finally:
+            self._thread_lock.release()
+
     @property
     def _journal(self) -> Path:
         return self.private_dir / "journal.json"

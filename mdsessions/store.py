@@ -252,6 +252,7 @@ class Store:
             str(k): (self.root / str(v)).resolve() for k, v in config.get("workflows", {}).items()
         }
         self.git = _git.GitRepo(self.root, lock_timeout=lock_timeout, durable=durable)
+        self.git.recover_on_open()  # a crashed writer's leftovers, if no writer is active
         if isinstance(author, str):
             author = Identity.parse(author)
         self.author = (author or RUNNER_IDENTITY).checked()
