@@ -758,19 +758,36 @@ class GitRepo:
         if current is not None and current != entry.old:
             # The branch moved (we hold the lock: only the dead writer moved it): roll
             # forward, files and index from the commit it points at.
-            self._materialize(current, entry.paths)
+            self._materialize(current, entry.paths, protect_from=entry.old)
         else:
             for rel in entry.paths:  # folders made only for its temp files
                 self._prune_empty_dirs((self.root / rel).parent)
         self._journal.unlink()
         return True
 
-    def _materialize(self, commit: str, paths: Sequence[str]) -> None:
+    def _materialize(
+        self, commit: str, paths: Sequence[str], *, protect_from: str | None = None
+    ) -> None:
+        """Bring working-tree files and index entries of ``paths`` to ``commit``.
+
+        With ``protect_from`` (recovery: the commit before the interrupted operation), a file
+        whose content is neither that commit's nor ``commit``'s is a person's edit made since
+        the crash: it is left as it is (its index entry still follows ``commit``).
+        """
         updates: list[_gitindex.IndexEntryUpdate] = []
         removals: list[str] = []
         for rel in paths:
             found = self.entry(commit, rel)
             target = self.root / rel
+            if protect_from is not None and target.is_file():
+                before = self.entry(protect_from, rel)
+                known = {None if found is None else found[1], None if before is None else before[1]}
+                if blob_sha(target.read_bytes()) not in known:
+                    if found is None:
+                        removals.append(rel)
+                    else:
+                        updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], None))
+                    continue
             if found is None:
                 with contextlib.suppress(FileNotFoundError):
                     target.unlink()
