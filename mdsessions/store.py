@@ -101,6 +101,25 @@ projects_dir = "{projects_dir}"
 [workflows]
 """
 
+#: The keys of an ``outputs`` entry of :meth:`Session.save_checkpoint`.
+_OUTPUT_KEYS = frozenset(
+    {
+        "agent",
+        "content",
+        "status",
+        "duration",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "tools_used",
+        "executed",
+        "retry_count",
+        "exit_status",
+        "error",
+    }
+)
+
 D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback)
 
 
@@ -1191,48 +1210,29 @@ class Session:
             DocumentError: An invalid field (status, negative tokens, …).
             UnrecordedEditError: The file holds a person's unrecorded edit.
         """
-        check_id(agent, "agent id")
-        if agent in ("checkpoint", "user_feedback"):
-            raise InvalidIdentifierError(f"invalid agent id {agent!r}: the name is reserved")
-        if not isinstance(content, str):
-            raise DocumentError(
-                f"agent output content must be text (str), got {type(content).__name__}"
-            )
         with self.store.writing():
             manifest = self.manifest()
             self._ensure_open(manifest)
             entry = self.phase_entry(phase, manifest)
-            doc = _build(
-                AgentOutput,
-                project_id=self.project_id,
-                session_id=self.session_id,
-                agent=agent,
-                phase=phase,
-                phase_name=entry.name,
-                executed=executed or utc_now(),
-                duration=duration,
+            doc = self._new_output(
+                manifest,
+                entry,
+                agent,
+                content,
                 status=status,
+                duration=duration,
                 model=model,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 cost=cost,
-                tools_used=list(tools_used),
-                retry_count=entry.retry_count if retry_count is None else retry_count,
+                tools_used=tools_used,
+                executed=executed,
+                retry_count=retry_count,
                 exit_status=exit_status,
                 error=error,
-                content=content,
             )
             before = manifest.model_dump()
-            has_checkpoint = (self.store.root / self.rel / entry.directory / CHECKPOINT).exists()
-            if entry.status is PhaseStatus.PENDING and not has_checkpoint:
-                # Before a phase's first checkpoint its outputs mark it started; afterwards
-                # the checkpoint alone says the phase's status (they must agree).
-                entry.status = PhaseStatus.IN_PROGRESS
-                entry.started = entry.started or utc_now()
-            if manifest.status in (SessionStatus.CREATED, SessionStatus.FAILED):
-                manifest.status = SessionStatus.IN_PROGRESS
-            if manifest.status is not SessionStatus.AWAITING_REVIEW:
-                manifest.current_phase = phase
+            self._mark_started(manifest, entry)
             rel = f"{self.rel}/{entry.directory}/{agent}.md"
             self._commit(
                 {rel: doc},
@@ -1249,6 +1249,66 @@ class Session:
             )
             return doc
 
+    def _new_output(
+        self,
+        manifest: SessionManifest,
+        entry: PhaseEntry,
+        agent: str,
+        content: str,
+        *,
+        status: PhaseStatus | str = PhaseStatus.COMPLETED,
+        duration: float | None = None,
+        model: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost: float = 0.0,
+        tools_used: Sequence[str] = (),
+        executed: _dt.datetime | str | None = None,
+        retry_count: int | None = None,
+        exit_status: int | None = None,
+        error: str | None = None,
+    ) -> AgentOutput:
+        check_id(agent, "agent id")
+        if agent in ("checkpoint", "user_feedback"):
+            raise InvalidIdentifierError(f"invalid agent id {agent!r}: the name is reserved")
+        if not isinstance(content, str):
+            raise DocumentError(
+                f"agent output content must be text (str), got {type(content).__name__}"
+            )
+        return _build(
+            AgentOutput,
+            project_id=self.project_id,
+            session_id=self.session_id,
+            agent=agent,
+            phase=entry.number,
+            phase_name=entry.name,
+            executed=executed or utc_now(),
+            duration=duration,
+            status=status,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost=cost,
+            tools_used=list(tools_used),
+            retry_count=entry.retry_count if retry_count is None else retry_count,
+            exit_status=exit_status,
+            error=error,
+            content=content,
+        )
+
+    def _mark_started(self, manifest: SessionManifest, entry: PhaseEntry) -> None:
+        """The manifest changes an agent output brings: the phase and the session started."""
+        has_checkpoint = (self.store.root / self.rel / entry.directory / CHECKPOINT).exists()
+        if entry.status is PhaseStatus.PENDING and not has_checkpoint:
+            # Before a phase's first checkpoint its outputs mark it started; afterwards
+            # the checkpoint alone says the phase's status (they must agree).
+            entry.status = PhaseStatus.IN_PROGRESS
+            entry.started = entry.started or utc_now()
+        if manifest.status in (SessionStatus.CREATED, SessionStatus.FAILED):
+            manifest.status = SessionStatus.IN_PROGRESS
+        if manifest.status is not SessionStatus.AWAITING_REVIEW:
+            manifest.current_phase = entry.number
+
     def save_checkpoint(
         self,
         phase: int,
@@ -1263,9 +1323,15 @@ class Session:
         errors: Sequence[str] = (),
         retry_count: int | None = None,
         request_review: bool | None = None,
+        outputs: Sequence[Mapping[str, Any]] = (),
         author: Identity | None = None,
     ) -> Checkpoint:
         """Save a phase checkpoint (seed 003 ``checkpoint.md``) and update the manifest: one commit.
+
+        With ``outputs``, the phase's agent outputs are saved in the same commit (what a runner
+        that ran its agents first records at once), e.g.
+        ``save_checkpoint(1, status="completed", outputs=[{"agent": "concept_expansion",
+        "content": text, "input_tokens": 1200, "output_tokens": 800, "cost": 0.0125}])``.
 
         On ``completed``: a phase with a review gate gets a pending ``user_feedback.md`` for
         the reviewer (same commit) and the session becomes ``awaiting_review``; otherwise the
@@ -1285,6 +1351,10 @@ class Session:
             retry_count: Run number of the phase (default: the manifest's).
             request_review: Force (True) or suppress (False) the review gate; default: the
                 workflow's gate.
+            outputs: Agent outputs to save in the same commit: mappings with ``agent`` and
+                ``content`` and any other keyword of :meth:`save_agent_output` (``status``,
+                ``model``, ``input_tokens``, ``cost``, …). With ``agents`` left out, the
+                checkpoint's agent table holds these runs and the phase's earlier outputs.
             author: Commit author (default: the runner identity).
 
         Returns:
@@ -1292,15 +1362,27 @@ class Session:
 
         Raises:
             PhaseNotFoundError: Unknown phase.
-            DocumentError: An invalid status or field (the message names it).
+            DocumentError: An invalid status or field, or an ``outputs`` entry without
+                ``agent``/``content`` or with an unknown key (the message names it).
+            InvalidIdentifierError: A bad agent id in ``outputs``.
         """
         with self.store.writing():
             manifest = self.manifest()
             self._ensure_open(manifest)
             entry = self.phase_entry(phase, manifest)
             phase_rel = f"{self.rel}/{entry.directory}"
+            files: dict[str, Document | bytes | None] = {}
+            new_outputs: dict[str, AgentOutput] = {}
+            for i, spec in enumerate(outputs):
+                out = self._output_from_spec(manifest, entry, spec, f"outputs[{i}]")
+                if out.agent in new_outputs:
+                    raise DocumentError(f"outputs[{i}]: agent {out.agent!r} is listed twice")
+                new_outputs[out.agent] = out
+                files[f"{phase_rel}/{out.agent}.md"] = out
+            if new_outputs:
+                self._mark_started(manifest, entry)
             if agents is None:
-                runs = self._runs_from_outputs(phase)
+                runs = self._runs_from_outputs(phase, new_outputs)
             else:
                 runs = [
                     a if isinstance(a, AgentRun) else _build(AgentRun, **dict(a)) for a in agents
@@ -1350,7 +1432,6 @@ class Session:
                 cost=sum(p.cost for p in manifest.phases),
                 duration=sum(p.duration or 0.0 for p in manifest.phases),
             )
-            files: dict[str, Document | bytes | None] = {}
             gate = request_review
             if gate is None:
                 gate = entry.review is not ReviewState.NOT_REQUIRED
@@ -1392,9 +1473,34 @@ class Session:
                 author=author,
                 kind="checkpoint",
                 phase=phase,
+                agent=next(iter(new_outputs)) if len(new_outputs) == 1 else None,
                 status=doc.status.value,
             )
             return doc
+
+    def _output_from_spec(
+        self, manifest: SessionManifest, entry: PhaseEntry, spec: Mapping[str, Any], where: str
+    ) -> AgentOutput:
+        if not isinstance(spec, Mapping):
+            raise DocumentError(
+                f"{where}: expected a mapping with 'agent' and 'content', got "
+                f"{type(spec).__name__}"
+            )
+        fields = dict(spec)
+        missing = [key for key in ("agent", "content") if key not in fields]
+        if missing:
+            raise DocumentError(f"{where}: missing {' and '.join(map(repr, missing))}")
+        unknown = sorted(set(fields) - _OUTPUT_KEYS)
+        if unknown:
+            raise DocumentError(
+                f"{where}: unknown key {unknown[0]!r}; expected agent, content and keywords of "
+                "save_agent_output (" + ", ".join(sorted(_OUTPUT_KEYS - {"agent", "content"}))
+                + ")"
+            )
+        agent = fields.pop("agent")
+        if not isinstance(agent, str):
+            raise InvalidIdentifierError(f"{where}: agent id must be text, got {agent!r}")
+        return self._new_output(manifest, entry, agent, fields.pop("content"), **fields)
 
     def _advance(self, manifest: SessionManifest, after: int) -> None:
         nxt = self._next_phase(manifest, after)
@@ -1423,9 +1529,13 @@ class Session:
         except DocumentError:
             return None
 
-    def _runs_from_outputs(self, phase: int) -> list[AgentRun]:
+    def _runs_from_outputs(
+        self, phase: int, new: Mapping[str, AgentOutput] | None = None
+    ) -> list[AgentRun]:
         runs = []
-        for name, out in self.outputs([phase]).get(phase, {}).items():
+        saved = dict(self.outputs([phase]).get(phase, {}))
+        saved.update(new or {})
+        for name, out in sorted(saved.items(), key=lambda item: item[0] + ".md"):
             runs.append(
                 AgentRun(
                     agent_name=name,

@@ -302,6 +302,72 @@ def test_every_save_is_one_commit_with_trailers(store: Store, session: Session) 
     assert git(root, "log", "-1", "--format=%cn <%ce>").strip() == RUNNER
 
 
+def test_a_checkpoint_with_its_outputs_is_one_commit(store: Store, session: Session) -> None:
+    root = store.root
+    session.save_agent_output(1, "earlier", "# earlier\n", input_tokens=1, output_tokens=2)
+    before = commit_count(root)
+    cp = session.save_checkpoint(
+        1,
+        status="completed",
+        request_review=False,
+        outputs=[
+            {"agent": "concept_expansion", "content": TRICKY_CONTENT, "input_tokens": 1200,
+             "output_tokens": 800, "cost": 0.0125, "model": "m-1"},
+            {"agent": "critic", "content": "# Critic\n", "status": "failed", "error": "timeout"},
+        ],
+    )
+    assert commit_count(root) == before + 1
+    found = trailers(root)
+    assert found["Mdsessions-Kind"] == "checkpoint"
+    assert found["Mdsessions-Status"] == "completed"
+    assert "Mdsessions-Agent" not in found  # two agents: no single agent to name
+    changed = set(git(root, "diff", "--name-only", "HEAD~1", "HEAD").split())
+    assert changed == {
+        f"{SESSION_REL}/session_manifest.md",
+        f"{SESSION_REL}/phase_1_concept/checkpoint.md",
+        f"{SESSION_REL}/phase_1_concept/concept_expansion.md",
+        f"{SESSION_REL}/phase_1_concept/critic.md",
+    }
+    assert_verbatim(store, session, 1, "concept_expansion", TRICKY_CONTENT)
+    out = session.output(1, "critic")
+    assert out is not None and out.error == "timeout" and out.status is PhaseStatus.FAILED
+    # The agent table holds the earlier output and the new ones, in file order.
+    assert [a.agent_name for a in cp.agents] == ["concept_expansion", "critic", "earlier"]
+    assert cp.total_input_tokens == 1201 and cp.total_cost == pytest.approx(0.0125)
+    manifest = session.manifest()
+    assert manifest.phases[0].status is PhaseStatus.COMPLETED
+    assert manifest.current_phase == 2
+    check_after_call(root)
+    assert store.validate() == []
+
+    session.save_checkpoint(2, status="in_progress", outputs=[{"agent": "one", "content": "x"}])
+    assert trailers(root)["Mdsessions-Agent"] == "one"
+
+
+@pytest.mark.parametrize(
+    ("outputs", "error", "message"),
+    [
+        ([{"content": "x"}], DocumentError, "outputs[0]: missing 'agent'"),
+        ([{"agent": "a", "content": "x"}, {"agent": "b"}], DocumentError,
+         "outputs[1]: missing 'content'"),
+        ([{"agent": "a", "content": "x", "tokens": 3}], DocumentError, "unknown key 'tokens'"),
+        ([{"agent": "a", "content": "x"}, {"agent": "a", "content": "y"}], DocumentError,
+         "listed twice"),
+        ([{"agent": "../a", "content": "x"}], InvalidIdentifierError, "invalid agent id"),
+        ([{"agent": "a", "content": b"x"}], DocumentError, "must be text"),
+        ([{"agent": "a", "content": "x", "input_tokens": -1}], DocumentError, "input_tokens"),
+        (["a"], DocumentError, "outputs[0]: expected a mapping"),
+    ],
+)
+def test_bad_outputs_of_a_checkpoint_change_nothing(
+    store: Store, session: Session, outputs: list[object], error: type[Exception], message: str
+) -> None:
+    before = snapshot(store.root)
+    with pytest.raises(error, match=message.replace("[", "\\[").replace("]", "\\]")):
+        session.save_checkpoint(1, status="completed", outputs=outputs)  # type: ignore[arg-type]
+    assert snapshot(store.root) == before
+
+
 def test_trailers_are_queryable_with_plain_git(store: Store, session: Session) -> None:
     session.save_agent_output(1, "concept_expansion", "x\n")
     session.save_checkpoint(1, status="completed")
