@@ -341,6 +341,10 @@ class _JournalEntry(NamedTuple):
     paths: list[str]
 
 
+#: Seconds between two tries of a busy writer lock.
+_LOCK_POLL_S = 0.001
+
+
 class GitRepo:
     """One store repository: locked writes, in-process commits, reads by commit and path.
 
@@ -664,7 +668,11 @@ class GitRepo:
             )
         try:
             try:
-                self._flock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+                # filelock polls a non-blocking flock; its default 50 ms poll left the lock idle
+                # between writers (8 writers: ~35 checkpoints/s), 1 ms costs a syscall per ms.
+                self._flock.acquire(
+                    timeout=max(0.0, deadline - time.monotonic()), poll_interval=_LOCK_POLL_S
+                )
             except _FileLockTimeout:
                 raise LockTimeoutError(
                     f"{self.root}: another process held the store lock "

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
 from . import _yaml
@@ -134,6 +132,11 @@ class Renderer:
     """
 
     def __init__(self, override_dir: Path | None = None) -> None:
+        # Jinja2 is imported here, not with the module: commands that only read documents
+        # (status, list, show) never pay for it.
+        from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined  # noqa: PLC0415
+        from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
+
         loaders = []
         self.overridden = frozenset(
             path.name for path in (override_dir.glob("*.md.j2") if override_dir else ())
@@ -165,6 +168,8 @@ class Renderer:
         Raises:
             DocumentError: If the template fails or the result does not parse back.
         """
+        from jinja2 import TemplateError  # noqa: PLC0415 - imported with the environment
+
         kind = kind_of(doc)
         name = TEMPLATE_BY_KIND[kind]
         try:

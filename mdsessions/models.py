@@ -238,6 +238,7 @@ class _Doc(BaseModel):
         validate_assignment=True,
         populate_by_name=True,
         use_enum_values=False,
+        defer_build=True,
     )
 
     def frontmatter(self) -> dict[str, Any]:
