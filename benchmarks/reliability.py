@@ -315,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     outcome = run(folder)
                     row = as_row(outcome)
+                    row["seconds"] = time.monotonic() - t0
                 except Exception:
                     row = {
                         "scenario": f"{group} {key}",
