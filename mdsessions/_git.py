@@ -763,7 +763,10 @@ class GitRepo:
                     with contextlib.suppress(OSError):
                         tmp.unlink()
         objects = self.git_dir / "objects"
-        for tmp in objects.glob("[0-9a-f][0-9a-f]/tmp_obj_*"):
+        for tmp in [
+            *objects.glob("[0-9a-f][0-9a-f]/tmp_obj_*"),
+            *self.git_dir.glob(_gitindex.SHARED_INDEX_TMP_GLOB),  # shared-index temp files
+        ]:
             with contextlib.suppress(OSError):
                 tmp.unlink()
         if current is not None and current != entry.old:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fnmatch
 import hashlib
+import json
 import os
+import random
+import re
 import shutil
 import struct
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -142,8 +149,8 @@ class Repo:
         return int(struct.unpack(">I", self.index_file.read_bytes()[4:8])[0])
 
 
-def extension_signatures(data: bytes) -> list[bytes]:
-    """Walk a v2/v3/v4 index and return its extension signatures (test oracle)."""
+def extensions(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Walk a v2/v3/v4 index (split or not) and return its extensions (test oracle)."""
     version, count = struct.unpack(">II", data[4:12])
     off = 12
     for _ in range(count):
@@ -156,13 +163,17 @@ def extension_signatures(data: bytes) -> list[bytes]:
         else:
             namelen = data.index(b"\0", start) - start
             off += (start - off + namelen + 8) & ~7
-    sigs = []
+    found = []
     end = len(data) - 20
     while off < end:
-        sigs.append(data[off : off + 4])
         (size,) = struct.unpack(">I", data[off + 4 : off + 8])
+        found.append((data[off : off + 4], data[off + 8 : off + 8 + size]))
         off += 8 + size
-    return sigs
+    return found
+
+
+def extension_signatures(data: bytes) -> list[bytes]:
+    return [sig for sig, _payload in extensions(data)]
 
 
 def with_trailer(body: bytes) -> bytes:
@@ -417,16 +428,6 @@ def test_optional_unknown_extension_dropped_mandatory_rejected(committed: Repo) 
     with pytest.raises(UnsupportedIndexError, match="mandatory"):
         update_index(committed.git_dir, [committed.entry("n.md")])
     assert committed.index_file.read_bytes() == bad
-    assert not (committed.git_dir / "index.lock").exists()
-
-
-def test_split_index_unsupported(committed: Repo) -> None:
-    committed.git("update-index", "--split-index")
-    before = committed.index_file.read_bytes()
-    committed.write("n.md", "n\n")
-    with pytest.raises(UnsupportedIndexError, match="split"):
-        update_index(committed.git_dir, [committed.entry("n.md")])
-    assert committed.index_file.read_bytes() == before
     assert not (committed.git_dir / "index.lock").exists()
 
 
@@ -705,3 +706,677 @@ def test_zero_trailer_index_round_trips(committed: Repo) -> None:
     sha = b"\x11" * 20
     update_index(committed.git_dir, [IndexEntryUpdate("q.md", 0o100644, sha, None)])
     assert committed.index_file.read_bytes()[-20:] == b"\0" * 20
+
+
+# --------------------------------------------------------------------------- split index
+
+PAST = 1_600_000_000  # an mtime long before any index write: never racily clean
+
+
+def link_of(repo: Repo) -> bytes | None:
+    """The ``link`` extension payload of the repository's index, or None if unsplit."""
+    for sig, payload in extensions(repo.index_file.read_bytes()):
+        if sig == b"link":
+            return payload
+    return None
+
+
+def base_of(repo: Repo) -> str | None:
+    """The file name of the shared index the repository's index links to."""
+    link = link_of(repo)
+    return None if link is None else f"sharedindex.{link[:20].hex()}"
+
+
+def shared_files(repo: Repo) -> list[str]:
+    return sorted(p.name for p in repo.git_dir.glob("sharedindex.*"))
+
+
+def ls_debug(repo: Repo, git_dir: Path | None = None) -> str:
+    """``git ls-files -s --debug`` without git's in-memory "replaced in base" flag.
+
+    For an entry that a split index replaces, git prints ``CE_UPDATE_IN_BASE``
+    (0x8000000) among the flags; it is not stored in any file.
+    """
+    env = None if git_dir is None else {"GIT_DIR": str(git_dir), "GIT_WORK_TREE": str(repo.root)}
+    out = repo.git("ls-files", "-s", "--debug", env=env)
+    return re.sub(r"flags: ([0-9a-f]+)", lambda m: f"flags: {int(m[1], 16) & ~0x8000000:x}", out)
+
+
+def old_files(repo: Repo, names: Sequence[str], prefix: str = "") -> None:
+    """Write ``names`` with content ``prefix + name`` and an mtime far in the past."""
+    for name in names:
+        path = repo.write(name, f"{prefix}{name}\n")
+        os.utime(path, (PAST, PAST))
+
+
+@contextlib.contextmanager
+def unsplit_writes() -> Iterator[None]:
+    """Make this module write every index unsplit (for reference copies)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gi, "SPLIT_THRESHOLD", 10**9)
+        mp.setattr(gi, "UNSPLIT_BELOW", 10**9)
+        mp.setattr(gi, "REBASE_MIN_CHANGES", -1)
+        mp.setattr(gi, "REBASE_MAX_CHANGES", -1)
+        yield
+
+
+def update_and_compare(
+    repo: Repo, updates: Sequence[IndexEntryUpdate], removals: Sequence[str] = ()
+) -> None:
+    """Apply an update split (here) and unsplit (on a copy); git must read both alike."""
+    reference = repo.root.parent / f"reference-{len(list(repo.root.parent.iterdir()))}.git"
+    shutil.copytree(repo.git_dir, reference)
+    update_index(repo.git_dir, updates, removals, work_tree=repo.root)
+    with unsplit_writes():
+        update_index(reference, updates, removals, work_tree=repo.root)
+    if updates or removals:  # else nothing was written
+        assert b"link" not in extension_signatures((reference / "index").read_bytes())
+    assert ls_debug(repo) == ls_debug(repo, reference)
+    shutil.rmtree(reference)
+
+
+@pytest.fixture
+def small_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split from 8 entries; re-base after 4 changes; unsplit again below 4 entries."""
+    monkeypatch.setattr(gi, "SPLIT_THRESHOLD", 8)
+    monkeypatch.setattr(gi, "UNSPLIT_BELOW", 4)
+    monkeypatch.setattr(gi, "REBASE_MIN_CHANGES", 4)
+    monkeypatch.setattr(gi, "REBASE_MAX_CHANGES", 4)
+
+
+@pytest.fixture
+def many(repo: Repo) -> Repo:
+    """A committed repository of 24 files (old mtimes: nothing is racily clean)."""
+    old_files(repo, [f"d{i % 3}/f{i:02d}.md" for i in range(24)])
+    repo.commit_all("many")
+    repo.git("update-index", "--refresh")
+    return repo
+
+
+# -- EWAH
+
+
+# Written by git 2.39 for a 200-entry shared index: entry 167 deleted, all others replaced.
+GIT_DELETE_BITMAP = bytes.fromhex("000000a8000000020000000200000004000000800000000000000000")
+GIT_REPLACE_BITMAP = bytes.fromhex(
+    "000000c8000000030000000400000005ffffff7fffffffff00000000000000ff00000000"
+)
+
+
+def test_ewah_decodes_and_reencodes_golden_git_bitmaps() -> None:
+    deleted, end = gi._ewah_decode(GIT_DELETE_BITMAP, 0, 200)
+    assert deleted == [167] and end == len(GIT_DELETE_BITMAP)
+    replaced, end = gi._ewah_decode(GIT_REPLACE_BITMAP, 0, 200)
+    assert replaced == [p for p in range(200) if p != 167] and end == len(GIT_REPLACE_BITMAP)
+    assert gi._ewah_encode(deleted) == GIT_DELETE_BITMAP
+    assert gi._ewah_encode(replaced) == GIT_REPLACE_BITMAP
+    assert gi._ewah_encode([]) == struct.pack(">IIQI", 0, 1, 0, 0)  # git's empty bitmap
+
+
+def test_ewah_round_trip_and_limits() -> None:
+    cases = [
+        [],
+        [0],
+        [63],
+        [64],
+        list(range(64)),
+        list(range(64 * 40)),  # a run of ones
+        list(range(1, 64 * 40)),  # a literal, then a run of ones
+        [0, 64 * 5000, 64 * 5000 + 1],  # a long run of zeros
+        list(range(0, 10_000, 3)),
+        [*range(100, 300), *range(5000, 5130), 9999],
+    ]
+    for positions in cases:
+        data = gi._ewah_encode(positions)
+        assert gi._ewah_decode(data, 0, 10**6) == (positions, len(data))
+        assert gi._ewah_decode(b"xx" + data + b"yy", 2, 10**6) == (positions, len(data) + 2)
+    with pytest.raises(ValueError):
+        gi._ewah_encode([3, 3])
+    with pytest.raises(CorruptIndexError):
+        gi._ewah_decode(gi._ewah_encode([5]), 0, 5)  # bit beyond the shared entries
+    with pytest.raises(CorruptIndexError):
+        gi._ewah_decode(gi._ewah_encode(range(64 * 3)), 0, 100)  # run beyond them
+    with pytest.raises(CorruptIndexError):
+        gi._ewah_decode(gi._ewah_encode([5])[:-5], 0, 10)  # truncated
+
+
+def test_ewah_matches_bitmaps_git_writes(repo: Repo) -> None:
+    """Git's own delete/replace bitmaps decode to the entries it changed, and re-encode."""
+    n = 3000
+    names = [f"p{i:04d}" for i in range(n)]  # already in index order
+    sha = "1" * 40
+    repo.git(
+        "update-index",
+        "--add",
+        "--index-info",
+        input="".join(f"100644 {sha}\t{p}\n" for p in names),
+    )
+    repo.git("update-index", "--split-index")
+    deleted = [*range(5), *range(700, 900), 2999]
+    replaced = [*range(64, 192), 1000, 1001, 2500, *range(2600, 2700)]
+    lines = [f"0 {'0' * 40}\t{names[i]}\n" for i in deleted]
+    lines += [f"100644 {'2' * 40}\t{names[i]}\n" for i in replaced]
+    repo.git("update-index", "--index-info", input="".join(lines))
+    link = link_of(repo)
+    assert link is not None and len(link) > 20
+    assert shared_files(repo) == [f"sharedindex.{link[:20].hex()}"]
+    got_deleted, off = gi._ewah_decode(link, 20, n)
+    got_replaced, end = gi._ewah_decode(link, off, n)
+    assert (got_deleted, got_replaced, end) == (deleted, replaced, len(link))
+    assert gi._ewah_encode(deleted) == link[20:off]
+    assert gi._ewah_encode(replaced) == link[off:]
+    assert read_index(repo.git_dir) == repo.stage0()
+
+
+# -- reading what git writes
+
+
+@pytest.mark.parametrize("version", [2, 4])
+@pytest.mark.parametrize("scenario", ["additions", "deletions", "replacements", "mixed"])
+def test_read_git_split_index(many: Repo, scenario: str, version: int) -> None:
+    many.git("update-index", "--index-version", str(version))
+    many.git("update-index", "--split-index")
+    assert link_of(many) is not None
+    base = shared_files(many)
+    if scenario in ("additions", "mixed"):
+        old_files(many, ["d0/new.md", "a-first.md", "zz/last.md"])
+        many.git("add", "d0/new.md", "a-first.md", "zz/last.md")
+    if scenario in ("deletions", "mixed"):
+        many.git("rm", "-q", "--cached", "d1/f01.md", "d2/f23.md")
+    if scenario in ("replacements", "mixed"):
+        old_files(many, ["d0/f00.md", "d2/f11.md"], prefix="changed ")
+        many.git("add", "d0/f00.md", "d2/f11.md")
+    assert shared_files(many) == base  # git kept its shared index
+    assert many.version() == version
+    expected = many.stage0()
+    for cold in (False, True):
+        if cold:
+            gi._cache.clear()
+            gi._shared_cache.clear()
+        assert read_index(many.git_dir) == expected
+        for path, entry in expected.items():
+            assert index_entry(many.git_dir, path) == entry
+        assert index_entry(many.git_dir, "d1/f01.md") == expected.get("d1/f01.md")
+        st = os.lstat(many.root / "d2/f05.md")
+        assert entry_stat_matches(many.git_dir, "d2/f05.md", st) is True
+    # and an in-process update on top of it
+    old_files(many, ["d0/f03.md"], prefix="ours ")
+    many.plumbing_commit(["d0/f03.md"])
+    update_index(many.git_dir, [many.entry("d0/f03.md")], work_tree=many.root)
+    assert read_index(many.git_dir) == many.stage0()
+    staged = {
+        "additions": ["a-first.md", "d0/new.md", "zz/last.md"],
+        "deletions": ["d1/f01.md", "d2/f23.md"],
+        "replacements": ["d0/f00.md", "d2/f11.md"],
+    }
+    changed = sorted(sum(staged.values(), []) if scenario == "mixed" else staged[scenario])
+    assert many.git("diff-index", "--cached", "HEAD", "--name-only").split() == changed
+    many.git("fsck", "--strict", "--no-progress")
+
+
+def test_read_git_split_index_with_conflicts(committed: Repo) -> None:
+    committed.git("config", "core.splitIndex", "true")
+    _make_conflict(committed)
+    assert link_of(committed) is not None
+    gi._cache.clear()
+    assert read_index(committed.git_dir) == committed.stage0()
+    assert "conflict.md" not in read_index(committed.git_dir)
+    committed.write("conflict.md", "resolved\n")
+    update_index(committed.git_dir, [committed.entry("conflict.md")])
+    assert committed.git("ls-files", "-u") == ""
+    committed.git("commit", "-q", "--no-edit")
+    assert_clean(committed)
+    assert read_index(committed.git_dir) == committed.stage0()
+
+
+def test_git_rewrite_of_split_index_reuses_cached_shared_index(
+    many: Repo, small_split: None
+) -> None:
+    old_files(many, ["d0/f00.md"], prefix="v2 ")
+    many.plumbing_commit(["d0/f00.md"])
+    update_index(many.git_dir, [many.entry("d0/f00.md")], work_tree=many.root)
+    assert link_of(many) is not None
+    start = gi._parse_count
+    old_files(many, ["d1/f01.md"], prefix="v2 ")
+    many.git("add", "d1/f01.md")  # git rewrites the split index on the same shared index
+    assert link_of(many) is not None
+    assert read_index(many.git_dir) == many.stage0()
+    assert gi._parse_count == start + 1  # only the small index was parsed
+    for i in range(3):  # our own updates never parse
+        old_files(many, [f"d2/f{i:02d}.md"], prefix="v3 ")
+        update_index(many.git_dir, [many.entry(f"d2/f{i:02d}.md")], work_tree=many.root)
+    assert gi._parse_count == start + 1
+    assert read_index(many.git_dir) == many.stage0()
+
+
+# -- writing
+
+
+def test_split_write_is_read_identically_and_git_works_on_it(many: Repo, small_split: None) -> None:
+    assert link_of(many) is None and shared_files(many) == []
+    old_files(many, ["d0/f00.md", "new/a.md"], prefix="v2 ")
+    (many.root / "d1/f04.md").unlink()
+    many.plumbing_commit(["d0/f00.md", "new/a.md"], removed=["d1/f04.md"])
+    update_and_compare(
+        many, [many.entry("d0/f00.md"), many.entry("new/a.md")], removals=["d1/f04.md"]
+    )
+    link = link_of(many)
+    assert link is not None
+    assert shared_files(many) == [f"sharedindex.{link[:20].hex()}"]
+    shared = (many.git_dir / shared_files(many)[0]).read_bytes()
+    assert shared[-20:] == link[:20] == hashlib.sha1(shared[:-20]).digest()
+    assert len(many.index_file.read_bytes()) < 200  # the changes only: none yet
+    assert_clean(many)
+
+    # a second write is split on the same shared index and holds just the changes
+    old_files(many, ["d0/f03.md", "new/b.md"], prefix="v3 ")
+    many.plumbing_commit(["d0/f03.md", "new/b.md"])
+    update_and_compare(many, [many.entry("d0/f03.md"), many.entry("new/b.md")])
+    assert base_of(many) == f"sharedindex.{link[:20].hex()}"  # no re-base
+    assert struct.unpack(">I", many.index_file.read_bytes()[8:12]) == (2,)  # the 2 changes
+    assert many.ls_files() == sorted(many.ls_files(), key=lambda r: (r[3].encode(), r[2]))
+    assert_clean(many)
+    expected = many.ls_files()
+
+    # git works on it, and we read back what git writes
+    many.git("update-index", "--refresh")
+    assert read_index(many.git_dir) == many.stage0()
+    old_files(many, ["d2/f02.md"], prefix="porcelain ")
+    many.git("add", "d2/f02.md")
+    many.git("commit", "-q", "-m", "porcelain commit")
+    assert link_of(many) is not None
+    assert read_index(many.git_dir) == many.stage0()
+    assert_clean(many)
+    many.git("-c", "core.splitIndex=true", "status", "--porcelain")
+    assert read_index(many.git_dir) == many.stage0()
+    many.git("-c", "core.splitIndex=false", "status", "--porcelain")
+    assert link_of(many) is None  # git un-split it
+    assert read_index(many.git_dir) == many.stage0()
+    assert len(many.ls_files()) == len(expected)
+
+
+def test_split_v4(many: Repo, small_split: None) -> None:
+    many.git("update-index", "--index-version", "4")
+    names = ["d0/f00.md", "d0/f001.md", "d0/a.md", "zz/new.md"]
+    old_files(many, names, prefix="v4 ")
+    many.plumbing_commit(names, removed=["d1/f07.md"])
+    (many.root / "d1/f07.md").unlink()
+    update_and_compare(many, [many.entry(n) for n in names], removals=["d1/f07.md"])
+    assert link_of(many) is not None and many.version() == 4
+    shared = (many.git_dir / shared_files(many)[0]).read_bytes()
+    assert struct.unpack(">I", shared[4:8])[0] == 4
+    more = ["d0/f00.md", "d2/b.md", "d2/f05.md"]
+    old_files(many, more, prefix="v4 again ")
+    many.plumbing_commit(more)
+    update_and_compare(many, [many.entry(n) for n in more])
+    assert many.version() == 4 and link_of(many) is not None
+    assert_clean(many)
+    gi._cache.clear()
+    gi._shared_cache.clear()
+    assert read_index(many.git_dir) == many.stage0()
+
+
+def test_split_extended_flags_choose_version_3(many: Repo, small_split: None) -> None:
+    old_files(many, ["d0/f00.md"], prefix="v2 ")
+    many.plumbing_commit(["d0/f00.md"])
+    update_index(many.git_dir, [many.entry("d0/f00.md")])
+    assert link_of(many) is not None and many.version() == 2
+    many.git("update-index", "--skip-worktree", "d1/f01.md")  # git: into the split part
+    assert many.version() == 3
+    old_files(many, ["d2/f02.md"], prefix="v2 ")
+    many.plumbing_commit(["d2/f02.md"])
+    update_index(many.git_dir, [many.entry("d2/f02.md")])
+    assert many.version() == 3
+    assert many.git("ls-files", "-t", "d1/f01.md").startswith("S ")
+    many.git("update-index", "--no-skip-worktree", "d1/f01.md")
+    update_index(many.git_dir, [many.entry("d2/f02.md")])
+    assert many.version() == 2
+    assert read_index(many.git_dir) == many.stage0()
+
+
+def test_rebase_and_expiry_of_old_shared_indexes(many: Repo, small_split: None) -> None:
+    def commit_one(i: int) -> None:
+        name = f"new/{i:02d}.md"
+        old_files(many, [name])
+        many.plumbing_commit([name])
+        update_index(many.git_dir, [many.entry(name)], work_tree=many.root)
+
+    commit_one(0)
+    first = shared_files(many)
+    assert len(first) == 1
+    for i in range(1, 5):  # 4 changes: still on the first shared index
+        commit_one(i)
+    assert shared_files(many) == first
+    commit_one(5)  # the 5th change re-bases
+    second = [name for name in shared_files(many) if name not in first]
+    assert len(second) == 1 and base_of(many) == second[0]
+    assert (many.git_dir / first[0]).exists()  # just replaced: kept (and freshened)
+    assert time.time() - (many.git_dir / first[0]).stat().st_mtime < 600
+    assert_clean(many)
+    assert read_index(many.git_dir) == many.stage0()
+
+    # once unused for longer than the expiry, a re-base removes it
+    stale = (many.git_dir / first[0], time.time() - 2 * 86400)
+    os.utime(stale[0], (stale[1], stale[1]))
+    for i in range(6, 11):
+        commit_one(i)
+    assert not (many.git_dir / first[0]).exists()
+    assert len(shared_files(many)) == 2  # the current one and the one it replaced
+    assert_clean(many)
+
+    # splitIndex.sharedIndexExpire=never keeps them all
+    many.git("config", "splitIndex.sharedIndexExpire", "never")
+    for name in shared_files(many):
+        os.utime(many.git_dir / name, (stale[1], stale[1]))
+    for i in range(11, 16):
+        commit_one(i)
+    assert len(shared_files(many)) == 3
+    many.git("config", "splitIndex.sharedIndexExpire", "1.hour.ago")
+    for name in shared_files(many):
+        os.utime(many.git_dir / name, (stale[1], stale[1]))
+    for i in range(16, 21):
+        commit_one(i)
+    assert len(shared_files(many)) == 2
+    assert read_index(many.git_dir) == many.stage0()
+
+
+def test_threshold_crossing_both_ways(repo: Repo, small_split: None) -> None:
+    old_files(repo, [f"f{i}.md" for i in range(6)])
+    repo.commit_all()
+    old_files(repo, ["f6.md"])
+    repo.plumbing_commit(["f6.md"])
+    update_index(repo.git_dir, [repo.entry("f6.md")])  # 7 entries: below the threshold
+    assert link_of(repo) is None and shared_files(repo) == []
+    old_files(repo, ["f7.md"])
+    repo.plumbing_commit(["f7.md"])
+    update_index(repo.git_dir, [repo.entry("f7.md")])  # 8 entries: split
+    assert link_of(repo) is not None and len(shared_files(repo)) == 1
+    assert_clean(repo)
+    # shrink to 3 entries: the re-base this triggers writes the index unsplit again
+    gone = [f"f{i}.md" for i in range(5)]
+    for name in gone:
+        (repo.root / name).unlink()
+    repo.plumbing_commit([], removed=gone)
+    update_index(repo.git_dir, [], removals=gone)
+    assert link_of(repo) is None
+    assert [r[3] for r in repo.ls_files()] == ["f5.md", "f6.md", "f7.md"]
+    assert_clean(repo)
+    assert read_index(repo.git_dir) == repo.stage0()
+
+
+@pytest.mark.parametrize("setting", ["false", "true"])
+def test_core_split_index_config_is_honoured(repo: Repo, small_split: None, setting: str) -> None:
+    repo.git("config", "core.splitIndex", setting)
+    old_files(repo, [f"f{i}.md" for i in range(3)])
+    repo.commit_all()  # git itself splits when the setting is true
+    names = [f"g{i}.md" for i in range(8)]
+    old_files(repo, names)
+    repo.plumbing_commit(names)
+    update_index(repo.git_dir, [repo.entry(n) for n in names])  # 11 entries, 8 changes
+    assert (link_of(repo) is not None) == (setting == "true")
+    assert_clean(repo)
+    for name in names:  # down to 3 entries: a re-base, below UNSPLIT_BELOW
+        (repo.root / name).unlink()
+    repo.plumbing_commit([], removed=names)
+    update_index(repo.git_dir, [], removals=names)
+    assert (link_of(repo) is not None) == (setting == "true")
+    assert_clean(repo)
+
+
+def test_racy_shared_entry_is_smudged_into_the_split_part(many: Repo, small_split: None) -> None:
+    future = 4_000_000_000  # later than any index mtime: always racily clean
+    path = many.write("racy.md", "original\n")
+    os.utime(path, (future, future))
+    many.plumbing_commit(["racy.md"])
+    with pytest.MonkeyPatch.context() as mp:  # re-base now: racy.md goes to the shared index
+        mp.setattr(gi, "REBASE_MIN_CHANGES", -1)
+        mp.setattr(gi, "REBASE_MAX_CHANGES", -1)
+        update_index(many.git_dir, [many.entry("racy.md")])
+        update_index(many.git_dir, [many.entry("racy.md")])
+    assert link_of(many) is not None and _size_in_index(many, "racy.md") == len("original\n")
+    shared = many.git_dir / shared_files(many)[-1]
+    assert b"racy.md" in shared.read_bytes()
+    # same size, same mtime: only the content tells the edit apart
+    path.write_text("modified\n")
+    os.utime(path, (future, future))
+    old_files(many, ["d0/f00.md"], prefix="other ")
+    many.plumbing_commit(["d0/f00.md"])
+    before = shared.read_bytes()
+    update_index(many.git_dir, [many.entry("d0/f00.md")], work_tree=many.root)
+    assert shared.read_bytes() == before  # not re-based: the smudge went to index
+    assert _size_in_index(many, "racy.md") == 0
+    assert " M racy.md" in many.status()
+
+
+@pytest.mark.parametrize("edited", [True, False])
+def test_entry_written_in_the_same_second_as_the_index(
+    many: Repo, small_split: None, edited: bool
+) -> None:
+    """An entry of the shared index whose mtime is the index's second is racily clean."""
+    second = int(time.time()) - 100
+    path = many.write("same.md", "original\n")
+    os.utime(path, (second, second))
+    many.plumbing_commit(["same.md"])
+    update_index(many.git_dir, [many.entry("same.md")])  # first split: into the shared index
+    shared = many.git_dir / shared_files(many)[0]
+    assert b"same.md" in shared.read_bytes()
+    os.utime(many.index_file, (second + 0.5, second + 0.5))  # the index's second too
+    if edited:  # same size, same mtime: only the content (and ctime) tells the edit apart
+        path.write_text("modified\n")
+        os.utime(path, (second, second))
+    old_files(many, ["d0/f00.md"], prefix="other ")
+    many.plumbing_commit(["d0/f00.md"])
+    update_index(many.git_dir, [many.entry("d0/f00.md")], work_tree=many.root)
+    assert link_of(many) is not None
+    if edited:  # smudged (size 0, in the split part): git notices the edit
+        assert _size_in_index(many, "same.md") == 0
+        assert " M same.md" in many.status()
+    else:  # content confirmed: kept as it was, and git agrees it is clean
+        assert _size_in_index(many, "same.md") == len("original\n")
+        assert many.status() == ""
+
+
+# -- failures
+
+
+def test_failure_inside_the_block_removes_the_new_shared_index(
+    many: Repo, small_split: None
+) -> None:
+    old_files(many, ["new.md"])
+    before = many.index_file.read_bytes()
+    with pytest.raises(RuntimeError):
+        with gi.staged_index(many.git_dir, [many.entry("new.md")]):
+            assert len(shared_files(many)) == 1  # written before the block runs
+            raise RuntimeError("the branch did not move")
+    assert many.index_file.read_bytes() == before
+    assert shared_files(many) == []
+    assert not (many.git_dir / "index.lock").exists()
+    update_index(many.git_dir, [many.entry("new.md")])  # and it works afterwards
+    assert link_of(many) is not None
+    # a failed split write (no new shared index) leaves the shared index alone
+    shared = shared_files(many)
+    before = many.index_file.read_bytes()
+    with pytest.raises(RuntimeError):
+        with gi.staged_index(many.git_dir, [many.entry("d0/f00.md")]):
+            raise RuntimeError("no")
+    assert many.index_file.read_bytes() == before and shared_files(many) == shared
+    assert not (many.git_dir / "index.lock").exists()
+
+
+def test_failed_shared_index_rename_leaves_everything(
+    many: Repo, small_split: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_files(many, ["new.md"])
+    before = many.index_file.read_bytes()
+    real_replace = os.replace
+    seen: list[str] = []
+
+    def failing_replace(src: str | Path, dst: str | Path) -> None:
+        if Path(dst).name.startswith("sharedindex.") and not seen:
+            seen.append(Path(src).name)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space"):
+        update_index(many.git_dir, [many.entry("new.md")], fsync=True)
+    assert fnmatch.fnmatch(seen[0], gi.SHARED_INDEX_TMP_GLOB)  # recover() would remove it
+    assert many.index_file.read_bytes() == before
+    assert not (many.git_dir / "index.lock").exists()
+    assert list(many.git_dir.glob("sharedindex*")) == []
+    update_index(many.git_dir, [many.entry("new.md")], fsync=True)
+    assert link_of(many) is not None and len(shared_files(many)) == 1
+    assert read_index(many.git_dir) == many.stage0()
+
+
+def test_shared_index_write_failure_in_a_child_process(many: Repo) -> None:
+    """A real write failure (file size limit -> EFBIG) while writing the shared index."""
+    old_files(many, ["new.md"])
+    entry = many.entry("new.md")
+    before = many.index_file.read_bytes()
+    script = textwrap.dedent(
+        f"""
+        import resource, signal, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from mdsessions import _gitindex as gi
+        gi.SPLIT_THRESHOLD = 8
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+        try:
+            gi.update_index(Path({str(many.git_dir)!r}), [gi.IndexEntryUpdate(
+                "new.md", 0o100644, bytes.fromhex({entry.sha.hex()!r}), None)])
+        except OSError as exc:
+            print("OSError", exc.errno)
+        else:
+            print("no error")
+        """
+    )
+    assert len(before) > 1000  # the shared index could not be written
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["OSError", str(errno.EFBIG)]
+    assert many.index_file.read_bytes() == before
+    assert not (many.git_dir / "index.lock").exists()
+    assert list(many.git_dir.glob("sharedindex*")) == []
+
+
+def test_recover_removes_shared_index_temp_files(committed: Repo) -> None:
+    from mdsessions._git import GitRepo
+
+    committed.git("update-index", "--split-index")
+    shared = shared_files(committed)
+    temp = committed.git_dir / "sharedindex.0123456789abcdef.mdstmp"
+    temp.write_bytes(b"half written")
+    store = GitRepo(committed.root)
+    head = committed.git("rev-parse", "HEAD").strip()
+    store._journal.write_text(json.dumps({"old": head, "ref": "refs/heads/main", "paths": []}))
+    assert store.recover() is True
+    assert not temp.exists()
+    assert shared_files(committed) == shared
+    assert read_index(committed.git_dir) == committed.stage0()
+
+
+@pytest.mark.parametrize("damage", ["missing", "flipped byte", "other content", "truncated"])
+def test_missing_or_corrupt_shared_index(many: Repo, damage: str) -> None:
+    many.git("update-index", "--split-index")
+    shared = many.git_dir / shared_files(many)[0]
+    if damage == "missing":
+        shared.unlink()
+    elif damage == "flipped byte":
+        data = bytearray(shared.read_bytes())
+        data[100] ^= 0xFF
+        shared.write_bytes(bytes(data))
+    elif damage == "other content":  # a valid index file, but not the one named
+        other = many.root.parent / "other"
+        Repo(other, many.env).git(
+            "update-index", "--add", "--index-info", input=f"100644 {'1' * 40}\tx\n"
+        )
+        shutil.copy(other / ".git/index", shared)
+    else:
+        shared.write_bytes(shared.read_bytes()[:-7])
+    gi._cache.clear()
+    gi._shared_cache.clear()
+    before = many.index_file.read_bytes()
+    message = {"missing": "missing", "other content": "does not match its name"}.get(damage)
+    with pytest.raises(CorruptIndexError, match=message):
+        read_index(many.git_dir)
+    with pytest.raises(UnsupportedIndexError):  # the store's cue to fall back to git
+        update_index(many.git_dir, [many.entry("d0/f00.md")])
+    with pytest.raises(CorruptIndexError):
+        index_entry(many.git_dir, "d0/f00.md")
+    assert many.index_file.read_bytes() == before
+    assert not (many.git_dir / "index.lock").exists()
+
+
+def test_split_concurrent_threads(committed: Repo, small_split: None) -> None:
+    sha = bytes.fromhex(committed.git("hash-object", "-w", "--stdin", input="t\n").strip())
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(10):
+                update_index(
+                    committed.git_dir, [IndexEntryUpdate(f"t{n}/{i}.md", 0o100644, sha, None)]
+                )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    stage0 = committed.stage0()
+    assert all(f"t{n}/{i}.md" in stage0 for n in range(4) for i in range(10))
+    assert read_index(committed.git_dir) == stage0
+    gi._cache.clear()
+    assert read_index(committed.git_dir) == stage0
+
+
+@pytest.mark.parametrize(("seed", "version"), [(1, 2), (2, 4), (3, 2)])
+def test_random_edits_agree_with_git(
+    repo: Repo, small_split: None, seed: int, version: int
+) -> None:
+    """Our split writes and git's, interleaved at random; both readers always agree."""
+    rng = random.Random(seed)
+    dirs = ["a", "a/b", "a/b/c", "b", "b-c", "c.d"]
+    old = repo.write("stat-source", "x\n")
+    os.utime(old, (PAST, PAST))
+    st = os.lstat(old)
+
+    def rpath() -> str:
+        d = rng.choice(dirs)
+        return f"{d}/f{rng.randrange(12)}.md" if rng.random() < 0.9 else d
+
+    def rsha() -> bytes:
+        return hashlib.sha1(str(rng.random()).encode()).digest()
+
+    if version == 4:
+        repo.git("config", "index.version", "4")
+    lines = "".join(f"100644 {rsha().hex()}\t{rpath()}\n" for _ in range(12))
+    repo.git("update-index", "--add", "--index-info", input=lines)
+    for _step in range(40):
+        op = rng.random()
+        if op < 0.7:
+            updates = [
+                IndexEntryUpdate(rpath(), 0o100644, rsha(), st) for _ in range(rng.randrange(4))
+            ]
+            update_and_compare(repo, updates, [rpath() for _ in range(rng.randrange(3))])
+        elif op < 0.85:
+            flags = rng.choice(
+                [[], ["-c", "core.splitIndex=true"], ["-c", "core.splitIndex=false"]]
+            )
+            lines = f"100644 {rsha().hex()}\t{rpath()}\n0 {'0' * 40}\t{rpath()}\n"
+            repo.git(*flags, "update-index", "--add", "--replace", "--index-info", input=lines)
+        elif op < 0.92:
+            path = rpath()
+            lines = f"0 {'0' * 40}\t{path}\n" + "".join(
+                f"100644 {rsha().hex()} {stage}\t{path}\n" for stage in (1, 2, 3)
+            )
+            repo.git("update-index", "--index-info", input=lines)
+        else:
+            gi._cache.clear()
+        assert read_index(repo.git_dir) == repo.stage0()
