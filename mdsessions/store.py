@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from . import _git
 from ._git import CommitInfo, Identity
 from ._logindex import LogIndex
-from ._sessionindex import SessionIndex, SessionSummary, summarize
+from ._sessionindex import SessionIndex, SessionSummary, phase_outputs, summarize
 from ._yaml import MAX_FRONTMATTER_BYTES
 from .documents import Document, Renderer, kind_of, load_as, loads
 from .documents import split as split_frontmatter
@@ -708,17 +708,22 @@ class Store:
             yield Session(self, path.parent.parent.parent.name, path.parent.name)
 
     def list_sessions(self, project_id: str | None = None) -> list[SessionSummary]:
-        """Every session's summary, fast on large stores (a stat-validated cache).
+        """Every session's summary, fast on large stores (a validated cache).
 
-        Only manifests whose file changed since they were last indexed are parsed again
-        (the index is a cache in ``.mdsessions/cache/``; a store it cannot be written in is
-        listed by parsing every manifest).
+        Every call checks the files (one stat per session, one per folder) and parses again
+        only manifests whose bytes changed, so an edit made by anyone is seen at once. The
+        index is a cache in ``.mdsessions/cache/``; a store it cannot be written in is listed
+        from memory after a first full parse (see :mod:`mdsessions._sessionindex`).
 
         Args:
             project_id: Only this project's sessions.
 
         Returns:
-            Summaries ordered by project, creation time, session id.
+            Summaries ordered by project, creation time, session id (a manifest that fails to
+            parse is skipped; :meth:`validate` reports it).
+
+        Raises:
+            InvalidIdentifierError: A bad project id.
         """
         if project_id is not None:
             check_id(project_id, "project id")
@@ -742,21 +747,29 @@ class Store:
     def inbox(self, project_id: str | None = None) -> list[InboxItem]:
         """Every phase awaiting review across the store, oldest first.
 
+        Served by the same validated cache as :meth:`list_sessions`, which also keeps each
+        waiting phase's outputs (checked with one stat of the phase folder per call).
+
         Args:
             project_id: Only this project's sessions.
 
         Returns:
-            One item per waiting phase, ordered by ``waiting_since`` (then project, session).
+            One item per waiting phase, ordered by ``waiting_since`` (then project, session,
+            phase).
+
+        Raises:
+            InvalidIdentifierError: A bad project id.
         """
+        if project_id is not None:
+            check_id(project_id, "project id")
+        try:
+            return [InboxItem(*item) for item in self.session_index.waiting(project_id)]
+        except (OSError, sqlite3.Error):
+            pass
         items: list[InboxItem] = []
         for summary in self.list_sessions(project_id):
             for number, name, directory, completed in summary.waiting:
                 folder = self.rel(summary.project_id, "sessions", summary.session_id, directory)
-                outputs = tuple(
-                    p.relative_to(self.root).as_posix()
-                    for p in sorted((self.root / folder).glob("*.md"))
-                    if p.name not in (CHECKPOINT, FEEDBACK)
-                )
                 items.append(
                     InboxItem(
                         summary.project_id,
@@ -765,7 +778,7 @@ class Store:
                         name,
                         completed,
                         f"{folder}/{FEEDBACK}",
-                        outputs,
+                        phase_outputs(self.root, folder),
                     )
                 )
         epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
