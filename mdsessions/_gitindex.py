@@ -788,7 +788,7 @@ def _load_shared(path: Path, name: bytes) -> _Parsed:
 
 def _merge_added(
     paths: list[bytes], raws: list[bytes], add_paths: Sequence[bytes], add_raws: Sequence[bytes]
-) -> tuple[list[bytes], list[bytes], int]:
+) -> tuple[list[bytes], list[bytes], int, list[bytes]]:
     """Insert the sorted entries ``add_*`` into the sorted ``paths``/``raws``.
 
     As git's ``merge_base_index`` (``add_index_entry``): an added entry replaces the
@@ -796,25 +796,34 @@ def _merge_added(
     stages of its path.  Costs O(len(paths)) in C-level slices plus O(added) bisects.
 
     Returns:
-        (paths, raws, change in the number of entries with extended flags).
+        (paths, raws, change in the number of entries with extended flags, the paths
+        that already had entries).
     """
     out_paths: list[bytes] = []
     out_raws: list[bytes] = []
-    extended = 0
+    extended = _count_extended(add_raws)
+    collided: list[bytes] = []
     pos = 0
     i = 0
     n_add = len(add_paths)
+    n = len(paths)
     while i < n_add:
         path = add_paths[i]
         j = i + 1
         while j < n_add and add_paths[j] == path:
             j += 1
         lo = bisect_left(paths, path, pos)
-        hi = bisect_right(paths, path, lo)
         out_paths += paths[pos:lo]
         out_raws += raws[pos:lo]
+        if (lo == n or paths[lo] != path) and j == i + 1:  # the usual case: a new path
+            out_paths.append(path)
+            out_raws.append(add_raws[i])
+            pos = lo
+            i = j
+            continue
+        hi = bisect_right(paths, path, lo)
         group = {_stage(raws[t]): raws[t] for t in range(lo, hi)}
-        extended -= _count_extended(group.values())
+        extended -= _count_extended(group.values()) + _count_extended(add_raws[i:j])
         for raw in add_raws[i:j]:
             stage = _stage(raw)
             if stage == 0 and 0 not in group:
@@ -824,11 +833,12 @@ def _merge_added(
         for stage in sorted(group):
             out_paths.append(path)
             out_raws.append(group[stage])
+        collided.append(path)
         pos = hi
         i = j
     out_paths += paths[pos:]
     out_raws += raws[pos:]
-    return out_paths, out_raws, extended
+    return out_paths, out_raws, extended, collided
 
 
 def _merge_split(git_dir: Path, part: _Parsed) -> _Parsed:
@@ -909,8 +919,9 @@ def _merge_split(git_dir: Path, part: _Parsed) -> _Parsed:
         kept_paths += paths[start:]
         kept_raws += raws[start:]
         paths, raws = kept_paths, kept_raws
+    collided: list[bytes] = []
     if n_added:
-        paths, raws, added_extended = _merge_added(
+        paths, raws, added_extended, collided = _merge_added(
             paths, raws, part.paths[nameless:], part.raws[nameless:]
         )
         n_extended += added_extended
@@ -936,10 +947,26 @@ def _merge_split(git_dir: Path, part: _Parsed) -> _Parsed:
         skip_hash=part.skip_hash,
         trailer=part.trailer,
     )
+    # The split state is taken from the file as it is; only paths where git's layout
+    # is not the canonical one (an added entry meeting shared ones, a changed stage)
+    # are recomputed.  A replacement identical to its shared entry (git writes racily
+    # clean entries so) stays a replacement until its path is touched.
     split = merged.split = _Split(base=base, base_path=base_path)
-    split.touched.update(base.paths[bp] for bp in deleted)
-    split.touched.update(base.paths[bp] for bp in replaced)
-    split.touched.update(part.paths[nameless:])
+    v4 = version == 4
+    split.deleted = deleted
+    split.replaced_order = replaced
+    for j, bp in enumerate(replaced):
+        raw = part.raws[j]
+        hlen = _header_len(raw)
+        split.replaced[bp] = _with_name_len(raw[:hlen], 0) + _EMPTY_NAME_TAIL[(hlen, v4)]
+    added_raws = part.raws[nameless:]
+    keys = zip(part.paths[nameless:], map(_stage, added_raws), strict=True)
+    split.added = dict(zip(keys, added_raws, strict=True))
+    split.added_order = sorted(split.added)
+    split.n_extended = _count_extended(split.replaced.values()) + _count_extended(
+        split.added.values()
+    )
+    split.touched.update(collided, restaged)
     _refresh_overlay(merged)
     return merged
 
