@@ -321,6 +321,26 @@ def parse_tree(raw: bytes) -> TreeEntries:
     return out
 
 
+#: Trees with at least this many entries keep a layout (see ``GitRepo._rewrite``).
+_LAYOUT_MIN_ENTRIES = 512
+_LAYOUT_CACHE = 16
+#: Trees larger than this are stored with zlib level 0: they are mostly object ids, which
+#: do not compress, and level 1 costs ~15 ms per MB (git repacks them with deltas anyway).
+_STORE_TREE_BYTES = 64 * 1024
+
+
+def tree_id_offsets(raw: bytes) -> dict[bytes, int]:
+    """Map each entry name of raw tree bytes to the offset of its 20-byte object id."""
+    out: dict[bytes, int] = {}
+    i = 0
+    find = raw.index
+    while i < len(raw):
+        nul = find(b"\0", i)
+        out[raw[find(b" ", i) + 1 : nul]] = nul + 1
+        i = nul + 21
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # the repository
 # --------------------------------------------------------------------------------------------
@@ -374,6 +394,10 @@ class GitRepo:
         self._repo_lock = threading.Lock()
         self._trees: OrderedDict[bytes, TreeEntries] = OrderedDict()
         self._commit_trees: dict[str, bytes] = {}
+        # Big trees (a sessions folder of thousands): raw bytes and where each entry's id
+        # sits, so a commit that changes a few entries splices 20-byte ids instead of
+        # sorting and joining thousands of entries again.
+        self._layouts: OrderedDict[bytes, tuple[bytes, dict[bytes, int]]] = OrderedDict()
         self._commits_since_check = 0
         self._maintaining = threading.Event()
         self._maintainer: threading.Thread | None = None
@@ -405,6 +429,7 @@ class GitRepo:
         with self._trees_lock:
             self._trees.clear()
             self._commit_trees.clear()
+            self._layouts.clear()
 
     @property
     def hooks_enabled(self) -> bool:
@@ -521,7 +546,8 @@ class GitRepo:
         final = f"{folder}/{hexsha[2:]}"
         if os.path.exists(final):  # noqa: PTH110
             return binsha
-        compressor = zlib.compressobj(1)
+        level = 0 if kind == b"tree" and len(raw) > _STORE_TREE_BYTES else 1
+        compressor = zlib.compressobj(level)
         data = compressor.compress(header) + compressor.compress(raw) + compressor.flush()
         tmp = f"{folder}/tmp_obj_{secrets.token_hex(6)}"
         _write_new(Path(tmp), data, 0o444, fsync=self.durable)
@@ -1027,7 +1053,8 @@ class GitRepo:
                 )
                 return
             except _gitindex.UnsupportedIndexError:
-                # A split or sparse index: git itself updates it once the files are in place.
+                # A sparse index (or one that does not parse): git itself updates it once the
+                # files are in place.
                 stack.callback(self._sync_index_with_git, updates, removals)
                 return
             except _gitindex.IndexLockedError:
@@ -1118,6 +1145,40 @@ class GitRepo:
                     "(writes must stay inside the store)"
                 )
 
+    def _tree_bytes(
+        self,
+        base: bytes | None,
+        old_entries: TreeEntries,
+        entries: TreeEntries,
+        changes: Mapping[bytes, tuple[bytes, bytes] | None],
+    ) -> tuple[bytes, dict[bytes, int] | None]:
+        """Serialize ``entries`` (``old_entries`` of tree ``base`` plus ``changes``).
+
+        Returns:
+            The raw tree and, for a big tree, the offsets of its entries' ids. When every
+            change replaces the id of an existing entry of the same mode and ``base``'s
+            layout is known, the ids are spliced into ``base``'s bytes (same offsets).
+        """
+        if len(entries) < _LAYOUT_MIN_ENTRIES:
+            return serialize_tree(entries), None
+        with self._trees_lock:
+            layout = self._layouts.get(base) if base is not None else None
+        if layout is not None and all(
+            value is not None
+            and (old := old_entries.get(name)) is not None
+            and old[0] == value[0]
+            for name, value in changes.items()
+        ):
+            old_raw, offsets = layout
+            buf = bytearray(old_raw)
+            for name, value in changes.items():
+                assert value is not None
+                at = offsets[name]
+                buf[at : at + 20] = value[1]
+            return bytes(buf), offsets
+        raw = serialize_tree(entries)
+        return raw, tree_id_offsets(raw)
+
     def _rewrite(self, root: bytes | None, blobs: Mapping[str, bytes | None]) -> bytes:
         """Write the trees for ``blobs`` on top of ``root``; return the new root tree id."""
         by_dir: dict[str, dict[bytes, tuple[bytes, bytes] | None]] = {}
@@ -1150,16 +1211,23 @@ class GitRepo:
         new_root = b""
         for folder in ordered:
             base = old_tree(folder)
-            entries = dict(self.tree(base)) if base is not None else {}
-            for entry_name, value in by_dir.get(folder, {}).items():
+            old_entries = self.tree(base) if base is not None else {}
+            entries = dict(old_entries)
+            changes = by_dir.get(folder, {})
+            for entry_name, value in changes.items():
                 if value is None:
                     entries.pop(entry_name, None)
                 else:
                     entries[entry_name] = value
             if entries or not folder:
-                raw = serialize_tree(entries)
+                raw, offsets = self._tree_bytes(base, old_entries, entries, changes)
                 sha = self._store_object(b"tree", raw)
                 self._remember_tree(sha, entries)
+                if offsets is not None:
+                    with self._trees_lock:
+                        self._layouts[sha] = (raw, offsets)
+                        while len(self._layouts) > _LAYOUT_CACHE:
+                            self._layouts.popitem(last=False)
                 value_for_parent: tuple[bytes, bytes] | None = (TREE_MODE, sha)
             else:
                 sha = b""

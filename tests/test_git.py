@@ -22,7 +22,15 @@ from conftest import (
     tree_digest,
 )
 
-from mdsessions import Identity, LockTimeoutError, Session, Store, StoreError, UnrecordedEditError
+from mdsessions import (
+    Identity,
+    LockTimeoutError,
+    Session,
+    Store,
+    StoreError,
+    UnrecordedEditError,
+    _git,
+)
 from mdsessions._git import atomic_write, blob_sha
 
 P, S = "project-123", "session-456"
@@ -434,3 +442,66 @@ def test_no_git_processes_or_file_handles_leak(tmp_path: Path) -> None:
     store.close()
     assert _children() - children_before == set()
     assert len(list(Path("/proc/self/fd").iterdir())) <= fds_before
+
+
+# ------------------------------------------------------------------------------ big trees
+
+
+def test_big_trees_spliced_in_place_equal_what_git_writes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder of 600 entries: the ids of changed entries are spliced into the old tree's
+    bytes; every tree must still be exactly git's (same id as ``git mktree`` gives), also
+    after additions, deletions and a file replaced by a folder, and ``git fsck`` is clean."""
+    import random
+
+    rng = random.Random(5)
+    names = [f"s{k:04d}" for k in range(600)]
+    full_serialisations: list[int] = []
+    serialize = _git.serialize_tree
+
+    def counting(entries: _git.TreeEntries) -> bytes:
+        if len(entries) >= 512:
+            full_serialisations.append(len(entries))
+        return serialize(entries)
+
+    monkeypatch.setattr(_git, "serialize_tree", counting)
+
+    def commit(files: dict[str, bytes | None], message: str) -> None:
+        with store.git.writer():
+            store.git.commit(files, message=message, author=store.author, committer=store.author)
+
+    commit({f"big/{n}/a.md": f"{n}\n".encode() for n in names}, "many")
+    state = {n: f"{n}\n" for n in names}
+    for step in range(12):
+        files: dict[str, bytes | None] = {}
+        for n in rng.sample(names, 3):  # replacements: the splice path
+            state[n] = f"{n} {step}\n"
+            files[f"big/{n}/a.md"] = state[n].encode()
+        if step % 4 == 3:  # an addition and a deletion: the full path
+            new = f"n{step:04d}"
+            names.append(new)
+            state[new] = "new\n"
+            files[f"big/{new}/a.md"] = b"new\n"
+            gone = names.pop(0)
+            del state[gone]
+            files[f"big/{gone}/a.md"] = None
+        if step == 6:  # a file and a folder named alike sort differently in git
+            files["big/s0300.md"] = b"file beside the folder s0300/\n"
+        full_serialisations.clear()
+        commit(files, f"step {step}")
+        spliced = step % 4 != 3 and step != 6
+        assert full_serialisations == ([] if spliced else [len(state) + (step >= 6)])
+        listing = git(store.root, "ls-tree", "HEAD:big")
+        # Re-create the tree with git itself: same entries, git's order and bytes.
+        remade = subprocess.run(
+            ["git", "mktree"], cwd=store.root, input=listing, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()
+        assert remade == git(store.root, "rev-parse", "HEAD:big").strip()
+        for n in rng.sample(sorted(state), 5):
+            assert git(store.root, "show", f"HEAD:big/{n}/a.md") == state[n]
+    assert subprocess.run(
+        ["git", "fsck", "--strict", "--no-dangling"], cwd=store.root, capture_output=True
+    ).returncode == 0
+    assert_clean(store.root)
