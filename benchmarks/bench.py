@@ -580,8 +580,16 @@ def writer_main(argv: Sequence[str]) -> int:
     store_mod = load_mdsessions()
     with store_mod.Store.open(root) as store:
         session = store.create_session(PROJECT, sid, mode="mvp")
+        profile_to = os.environ.get("MDSESSIONS_BENCH_PROFILE_WRITER")
+        profiler = None
+        if profile_to and sid.startswith("writer-0-"):  # one writer's cProfile, for digging
+            import cProfile  # noqa: PLC0415
+
+            profiler = cProfile.Profile()
         time.sleep(max(0.0, start_at - time.time()))
         begin = time.time()
+        if profiler:
+            profiler.enable()
         for i in range(n):
             session.save_checkpoint(
                 1,
@@ -589,6 +597,9 @@ def writer_main(argv: Sequence[str]) -> int:
                 outputs=[{"agent": AGENT, "content": agent_text(sid, i), "input_tokens": i}],
             )
         end = time.time()
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(str(profile_to))
     print(json.dumps({"begin": begin, "end": end, "n": n}))
     return 0
 
@@ -603,7 +614,7 @@ def concurrent_writers(root: Path, per_writer: int) -> dict[str, Any]:
                 str(Path(__file__).resolve()),
                 "--writer",
                 str(root),
-                f"w{w}",
+                f"writer-{w}-{int(start_at)}",
                 str(per_writer),
                 repr(start_at),
             ],
