@@ -96,6 +96,7 @@ _CONFIG = """\
 [store]
 format = 1
 projects_dir = "{projects_dir}"
+# durable = true   # fsync every write (objects, refs, index, files): slower, survives power loss
 
 # Workflows the runner can find by name: name = "path/to/workflow.toml" (relative to this file).
 [workflows]
@@ -228,7 +229,9 @@ class Store:
     Args:
         root: The repository's working-tree root.
         lock_timeout: Seconds a write waits for the writer lock before ``LockTimeoutError``.
-        durable: fsync objects, refs, the index and files on every write (slower).
+        durable: fsync objects, refs, the index and files on every write (slower; see
+            docs/performance.md). ``None``: the store's ``durable`` setting in the ``[store]``
+            table of ``mdsessions.toml`` (default false), so the command line follows it too.
         author: The identity of the runner's commits
             (default ``mdsessions <mdsessions@localhost>``).
 
@@ -243,7 +246,7 @@ class Store:
         root: str | os.PathLike[str],
         *,
         lock_timeout: float = 60.0,
-        durable: bool = False,
+        durable: bool | None = None,
         author: Identity | str | None = None,
     ) -> None:
         self.root = Path(root).resolve()
@@ -270,6 +273,12 @@ class Store:
         self._workflow_paths = {
             str(k): (self.root / str(v)).resolve() for k, v in config.get("workflows", {}).items()
         }
+        if durable is None:
+            durable = store_cfg.get("durable", False)
+            if not isinstance(durable, bool):
+                raise StoreError(
+                    f"{config_path}: [store] durable must be true or false, got {durable!r}"
+                )
         self.git = _git.GitRepo(self.root, lock_timeout=lock_timeout, durable=durable)
         self.git.recover_on_open()  # a crashed writer's leftovers, if no writer is active
         if isinstance(author, str):

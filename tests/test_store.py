@@ -1089,3 +1089,24 @@ def test_nothing_unreadable_is_ever_committed(store: Store) -> None:
     with Store.open(store.root) as fresh:
         assert fresh.session(P, S).manifest().idea == idea
         assert fresh.validate() == []
+
+
+def test_durable_mode_follows_the_store_config(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "s")
+    assert store.git.durable is False
+    store.close()
+    config = tmp_path / "s" / "mdsessions.toml"
+    text = config.read_text(encoding="utf-8")
+    assert "# durable = true" in text  # documented in the file a person opens
+    config.write_text(text.replace("# durable = true", "durable = true"), encoding="utf-8")
+    git(tmp_path / "s", "commit", "-qam", "durable store")
+    with Store.open(tmp_path / "s") as durable:
+        assert durable.git.durable is True
+        s = durable.create_session(P, S)
+        s.save_checkpoint(1, status="in_progress", outputs=[{"agent": "a", "content": "x\n"}])
+        check_after_call(durable.root)
+    with Store.open(tmp_path / "s", durable=False) as explicit:
+        assert explicit.git.durable is False  # the argument wins over the file
+    config.write_text(text.replace("# durable = true", 'durable = "yes"'), encoding="utf-8")
+    with pytest.raises(StoreError, match=r"\[store\] durable must be true or false"):
+        Store.open(tmp_path / "s")
