@@ -346,7 +346,7 @@ _LAYOUT_MIN_ENTRIES = 512
 _LAYOUT_CACHE = 16
 #: Trees larger than this are stored with zlib level 0: they are mostly object ids, which
 #: do not compress, and level 1 costs ~15 ms per MB (git repacks them with deltas anyway).
-_STORE_TREE_BYTES = 64 * 1024
+_STORE_TREE_BYTES = 16 * 1024
 
 
 def tree_id_offsets(raw: bytes) -> dict[bytes, int]:
@@ -758,6 +758,10 @@ class GitRepo:
                 self._flock.release()
         finally:
             self._thread_lock.release()
+
+    def holds_writer_lock(self) -> bool:
+        """Whether the calling thread is inside :meth:`writer`."""
+        return bool(getattr(self._local, "depth", 0))
 
     def recover_on_open(self) -> bool:
         """Recover a crashed writer's leftovers now, if no writer is active (called on open).

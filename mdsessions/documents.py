@@ -134,25 +134,36 @@ class Renderer:
     def __init__(self, override_dir: Path | None = None) -> None:
         # Jinja2 is imported here, not with the module: commands that only read documents
         # (status, list, show) never pay for it.
-        from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined  # noqa: PLC0415
+        from jinja2 import (  # noqa: PLC0415
+            ChoiceLoader,
+            Environment,
+            FileSystemLoader,
+            StrictUndefined,
+        )
         from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
 
-        loaders = []
         self.overridden = frozenset(
             path.name for path in (override_dir.glob("*.md.j2") if override_dir else ())
         )
+        options: dict[str, Any] = {
+            "undefined": StrictUndefined,
+            "autoescape": False,
+            "keep_trailing_newline": True,
+            "auto_reload": False,
+        }
+        package = FileSystemLoader(str(package_template_dir()))
+        # The package's own templates are trusted code and render without the sandbox's
+        # per-attribute checks (~30 % of a render); a store's templates are not, and they,
+        # with anything they include, render in the sandbox.
+        self._trusted: Any = Environment(loader=package, **options)
+        self._env: Any = self._trusted
         if self.overridden:
-            loaders.append(FileSystemLoader(str(override_dir)))
-        loaders.append(FileSystemLoader(str(package_template_dir())))
-        env = SandboxedEnvironment(
-            loader=ChoiceLoader(loaders),
-            undefined=StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            auto_reload=False,
-        )
-        env.filters.update(time=_time, seconds=_seconds, quote=_quote, title_case=_title_case)
-        self._env = env
+            assert override_dir is not None
+            self._env = SandboxedEnvironment(
+                loader=ChoiceLoader([FileSystemLoader(str(override_dir)), package]), **options
+            )
+        for env in {id(self._trusted): self._trusted, id(self._env): self._env}.values():
+            env.filters.update(time=_time, seconds=_seconds, quote=_quote, title_case=_title_case)
         self._lock = threading.Lock()
 
     def render(self, doc: Document, **context: Any) -> str:
@@ -173,10 +184,11 @@ class Renderer:
         kind = kind_of(doc)
         name = TEMPLATE_BY_KIND[kind]
         try:
+            env = self._env if name in self.overridden else self._trusted
             with self._lock:
-                template = self._env.get_template(name)
+                template = env.get_template(name)
             context.setdefault("next_name", "")
-            text = template.render(
+            text: str = template.render(
                 doc=doc, frontmatter=_dump_frontmatter(doc.frontmatter()), **context
             )
         except TemplateError as exc:

@@ -21,7 +21,7 @@ import re
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +36,7 @@ from .documents import split as split_frontmatter
 from .errors import (
     DocumentError,
     InvalidIdentifierError,
+    MdsessionsError,
     PhaseNotFoundError,
     SessionExistsError,
     SessionNotFoundError,
@@ -121,6 +122,7 @@ _OUTPUT_KEYS = frozenset(
     }
 )
 
+T = TypeVar("T")
 D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback)
 
 
@@ -218,6 +220,17 @@ def _message(subject: str, body: str = "", **trailers: Any) -> str:
         parts.append(body)
     parts.append(_trailers(**trailers))
     return "\n\n".join(parts)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A rendered write: file bytes (``None``: delete), their documents, the commit message."""
+
+    raw: dict[str, bytes | None]
+    docs: dict[str, Document]
+    message: str
+    author: Identity | None
+    check_edits: bool
 
 
 class Store:
@@ -476,6 +489,16 @@ class Store:
         Returns:
             The new commit id, or ``None`` when nothing changed.
         """
+        raw, docs = self._render_files(files, context)
+        return self._commit_rendered(
+            raw, docs, message=message, author=author, check_edits=check_edits
+        )
+
+    def _render_files(
+        self,
+        files: Mapping[str, Document | bytes | None],
+        context: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> tuple[dict[str, bytes | None], dict[str, Document]]:
         raw: dict[str, bytes | None] = {}
         docs: dict[str, Document] = {}
         for rel, value in files.items():
@@ -484,6 +507,17 @@ class Store:
             else:
                 raw[rel] = self.render(value, **(context or {}).get(rel, {}))
                 docs[rel] = value
+        return raw, docs
+
+    def _commit_rendered(
+        self,
+        raw: Mapping[str, bytes | None],
+        docs: Mapping[str, Document],
+        *,
+        message: str,
+        author: Identity | None,
+        check_edits: bool,
+    ) -> str | None:
         sha = self.git.commit(
             raw,
             message=message,
@@ -1142,6 +1176,29 @@ class Session:
         write_manifest: bool = True,
         **trailers: Any,
     ) -> str | None:
+        plan = self._plan(
+            files,
+            manifest,
+            subject,
+            author=author,
+            check_edits=check_edits,
+            write_manifest=write_manifest,
+            **trailers,
+        )
+        return self._apply(plan)
+
+    def _plan(
+        self,
+        files: dict[str, Document | bytes | None],
+        manifest: SessionManifest,
+        subject: str,
+        *,
+        author: Identity | None = None,
+        check_edits: bool = True,
+        write_manifest: bool = True,
+        **trailers: Any,
+    ) -> _Plan:
+        """Render what a write commits (not yet under the lock, see :meth:`_prepared`)."""
         if write_manifest:
             manifest.updated = utc_now()
             files[self.manifest_rel] = manifest
@@ -1154,20 +1211,74 @@ class Session:
                         if p.number == doc.next_phase:
                             nxt = p.name
                 contexts[rel] = {"next_name": nxt}
-        return self.store.commit(
-            files,
-            message=_message(
-                subject,
-                kind=trailers.pop("kind"),
-                project=self.project_id,
-                session=self.session_id,
-                **trailers,
-                session_status=manifest.status.value,
-            ),
-            author=author,
-            check_edits=check_edits,
-            context=contexts,
+        raw, docs = self.store._render_files(files, contexts)
+        message = _message(
+            subject,
+            kind=trailers.pop("kind"),
+            project=self.project_id,
+            session=self.session_id,
+            **trailers,
+            session_status=manifest.status.value,
         )
+        return _Plan(raw, docs, message, author, check_edits)
+
+    def _apply(self, plan: _Plan) -> str | None:
+        return self.store._commit_rendered(
+            plan.raw,
+            plan.docs,
+            message=plan.message,
+            author=plan.author,
+            check_edits=plan.check_edits,
+        )
+
+    def _fingerprint(self) -> tuple[tuple[str, int, int, int, int], ...]:
+        """The identity of every entry in the session folder and its phase folders.
+
+        (path, inode, size, mtime ns, ctime ns), sorted: any write to the session, by anyone,
+        changes it.
+        """
+        out: list[tuple[str, int, int, int, int]] = []
+        pending = [str(self.path)]
+        while pending:
+            folder = pending.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                out.append((entry.path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+                if entry.is_dir(follow_symlinks=False) and folder == str(self.path):
+                    pending.append(entry.path)
+        out.sort()
+        return tuple(out)
+
+    def _write_planned(self, plan: Callable[[SessionManifest], tuple[T, _Plan]]) -> T:
+        """Plan a write (read the session, build and render its documents), then commit it.
+
+        The plan is made before taking the writer lock when this thread does not hold it yet,
+        so other writers wait only for the commit itself; it is used only if no entry of the
+        session's folders changed meanwhile (:meth:`_fingerprint`), else it is made again
+        under the lock. Errors come from the plan made under the lock.
+
+        Returns:
+            What ``plan`` returned with its :class:`_Plan`.
+        """
+        early: tuple[tuple[tuple[str, int, int, int, int], ...], T, _Plan] | None = None
+        if not self.store.git.holds_writer_lock():
+            try:
+                fingerprint = self._fingerprint()
+                result, planned = plan(self.manifest())
+                early = (fingerprint, result, planned)
+            except (MdsessionsError, OSError, ValueError):
+                early = None  # planned again under the lock, which raises it
+        with self.store.writing():
+            if early is not None and self._fingerprint() == early[0]:
+                result, planned = early[1], early[2]
+            else:
+                result, planned = plan(self.manifest())
+            self._apply(planned)
+            return result
 
     def _next_phase(self, manifest: SessionManifest, after: int) -> PhaseEntry | None:
         for entry in manifest.phases:
@@ -1388,8 +1499,8 @@ class Session:
                 ``agent``/``content`` or with an unknown key (the message names it).
             InvalidIdentifierError: A bad agent id in ``outputs``.
         """
-        with self.store.writing():
-            manifest = self.manifest()
+
+        def plan(manifest: SessionManifest) -> tuple[Checkpoint, _Plan]:
             self._ensure_open(manifest)
             entry = self.phase_entry(phase, manifest)
             phase_rel = f"{self.rel}/{entry.directory}"
@@ -1487,7 +1598,7 @@ class Session:
                 manifest.current_phase = phase
             files[f"{phase_rel}/{CHECKPOINT}"] = doc
             label = manifest.status.value if gate and doc.status is PhaseStatus.COMPLETED else ""
-            self._commit(
+            return doc, self._plan(
                 files,
                 manifest,
                 f"checkpoint({self.ref}): phase {phase} {entry.name} {doc.status.value}"
@@ -1498,7 +1609,8 @@ class Session:
                 agent=next(iter(new_outputs)) if len(new_outputs) == 1 else None,
                 status=doc.status.value,
             )
-            return doc
+
+        return self._write_planned(plan)
 
     def _output_from_spec(
         self, manifest: SessionManifest, entry: PhaseEntry, spec: Mapping[str, Any], where: str

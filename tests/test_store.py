@@ -1110,3 +1110,50 @@ def test_durable_mode_follows_the_store_config(tmp_path: Path) -> None:
     config.write_text(text.replace("# durable = true", 'durable = "yes"'), encoding="utf-8")
     with pytest.raises(StoreError, match=r"\[store\] durable must be true or false"):
         Store.open(tmp_path / "s")
+
+
+def test_a_write_planned_before_the_lock_is_planned_again_if_the_session_changed(
+    store: Store, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """save_checkpoint renders before waiting for the writer lock; if another writer changed
+    the session meanwhile, the plan is made again under the lock (no lost update)."""
+    planned = threading.Event()
+    calls: list[str] = []
+    plan = Session._plan
+
+    def counting(self: Session, *args: object, **kwargs: object) -> object:
+        result = plan(self, *args, **kwargs)  # type: ignore[arg-type]
+        calls.append(threading.current_thread().name)
+        planned.set()
+        return result
+
+    monkeypatch.setattr(Session, "_plan", counting)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def other_writer() -> None:
+        with store.writing():
+            holding.set()
+            release.wait(30)
+            session.save_agent_output(1, "late_agent", "# arrived while the other waited\n")
+
+    t = threading.Thread(target=other_writer, name="other")
+    t.start()
+    assert holding.wait(30)
+    calls.clear()
+    planned.clear()
+    result: list[object] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(session.save_checkpoint(1, status="completed")),
+        name="checkpoint",
+    )
+    waiter.start()
+    assert planned.wait(30)  # planned before the lock: without late_agent
+    release.set()
+    t.join(30)
+    waiter.join(30)
+    assert calls.count("checkpoint") == 2  # the early plan, and the one under the lock
+    cp = session.checkpoint(1)
+    assert cp is not None and [a.agent_name for a in cp.agents] == ["late_agent"]
+    check_after_call(store.root)
+    assert store.validate() == []
