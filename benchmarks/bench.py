@@ -436,6 +436,9 @@ def checkpoint_size(
         "sessions": nsessions,
         "commits": commit_count(root),
         "index_bytes": (root / ".git" / "index").stat().st_size,
+        "shared_index_bytes": max(
+            (f.stat().st_size for f in (root / ".git").glob("sharedindex.*")), default=0
+        ),
         "build_s": build["total_s"],
         "rounds": rounds,
         "methods": {
@@ -688,7 +691,12 @@ def render(res: dict[str, Any]) -> str:
                 f"{r['files']:,}",
                 f"{r['sessions']:,}",
                 f"{r['commits']:,}",
-                f"{r['index_bytes'] / 1e6:.1f} MB",
+                f"{r['index_bytes'] / 1e3:,.0f} kB"
+                + (
+                    f" + shared {r['shared_index_bytes'] / 1e6:.1f} MB"
+                    if r["shared_index_bytes"]
+                    else ""
+                ),
                 r["rounds"],
                 f"{c['mdsessions']['loose_objects_per_op']:.1f} / "
                 f"{c['git CLI (add + commit)']['loose_objects_per_op']:.1f}",
