@@ -219,17 +219,26 @@ def find_repository(start: Path) -> Path | None:
     return None
 
 
+#: Tries to create a file whose folder a concurrent ``git prune-packed`` may remove.
+_CREATE_ATTEMPTS = 5
+
+
 def _write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
     """Create ``path`` (which must not exist; missing folders are made) holding ``data``.
 
     Raises:
         OSError: On any file-system error; a partly written file is removed.
     """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            break
+        except FileNotFoundError:
+            # The folder is missing, or was just removed again: `git prune-packed` (run by
+            # a concurrent repack) removes empty object folders between a mkdir and an open.
+            if attempt == _CREATE_ATTEMPTS - 1:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
     try:
         try:
             view = memoryview(data)

@@ -1389,18 +1389,12 @@ class Session:
         agent: str,
         content: str,
         *,
-        status: PhaseStatus | str = PhaseStatus.COMPLETED,
-        duration: float | None = None,
-        model: str | None = None,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        cost: float = 0.0,
         tools_used: Sequence[str] = (),
         executed: _dt.datetime | str | None = None,
         retry_count: int | None = None,
-        exit_status: int | None = None,
-        error: str | None = None,
+        **fields: Any,
     ) -> AgentOutput:
+        """Build an agent output; ``fields`` are :meth:`save_agent_output`'s other keywords."""
         check_id(agent, "agent id")
         if agent in ("checkpoint", "user_feedback"):
             raise InvalidIdentifierError(f"invalid agent id {agent!r}: the name is reserved")
@@ -1416,17 +1410,10 @@ class Session:
             phase=entry.number,
             phase_name=entry.name,
             executed=executed or utc_now(),
-            duration=duration,
-            status=status,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost=cost,
             tools_used=list(tools_used),
             retry_count=entry.retry_count if retry_count is None else retry_count,
-            exit_status=exit_status,
-            error=error,
             content=content,
+            **fields,
         )
 
     def _mark_started(self, manifest: SessionManifest, entry: PhaseEntry) -> None:

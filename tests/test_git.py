@@ -505,3 +505,25 @@ def test_big_trees_spliced_in_place_equal_what_git_writes(
         ["git", "fsck", "--strict", "--no-dangling"], cwd=store.root, capture_output=True
     ).returncode == 0
     assert_clean(store.root)
+
+
+def test_an_object_folder_removed_by_a_concurrent_prune_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`git prune-packed` (run by a concurrent repack) removes empty object folders, also
+    between our mkdir and our open: the write makes the folder again and succeeds."""
+    target = tmp_path / "objects" / "ab" / "tmp_obj_test"
+    real_open = os.open
+    calls: list[str] = []
+
+    def racing_open(path: str, flags: int, mode: int = 0o777) -> int:
+        calls.append(str(path))
+        if len(calls) == 2:  # the folder was just made: a prune removes it again
+            Path(path).parent.rmdir()
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(_git.os, "open", racing_open)
+    _git._write_new(target, b"object bytes", 0o444, fsync=False)
+    monkeypatch.undo()
+    assert len(calls) == 3
+    assert target.read_bytes() == b"object bytes"
