@@ -725,7 +725,9 @@ def render(res: dict[str, Any]) -> str:
         )
     )
     out.append("")
-    out.append("## Reads (10,000-session store, in-process, warm)")
+    out.append(
+        f"## Reads ({res['reads']['checks']['list_count']:,}-session store, in-process, warm)"
+    )
     out.append("")
     rd = res["reads"]["stats"]
     pairs = [
