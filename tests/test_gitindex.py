@@ -588,28 +588,32 @@ def test_unreadable_index_leaves_no_lock(committed: Repo) -> None:
     assert not (committed.git_dir / "index.lock").exists()
 
 
-def test_concurrent_threads(committed: Repo) -> None:
-    sha = bytes.fromhex(committed.git("hash-object", "-w", "--stdin", input="t\n").strip())
+def concurrent_updates(repo: Repo, threads: int) -> dict[str, tuple[int, bytes, int]]:
+    """``threads`` threads add 10 entries each through update_index; return git's stage 0."""
+    sha = bytes.fromhex(repo.git("hash-object", "-w", "--stdin", input="t\n").strip())
     errors: list[BaseException] = []
 
     def worker(n: int) -> None:
         try:
             for i in range(10):
-                update_index(
-                    committed.git_dir, [IndexEntryUpdate(f"t{n}/{i}.md", 0o100644, sha, None)]
-                )
+                update_index(repo.git_dir, [IndexEntryUpdate(f"t{n}/{i}.md", 0o100644, sha, None)])
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
-    for t in threads:
+    running = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in running:
         t.start()
-    for t in threads:
+    for t in running:
         t.join()
     assert errors == []
-    stage0 = committed.stage0()
-    assert all(f"t{n}/{i}.md" in stage0 for n in range(6) for i in range(10))
-    assert read_index(committed.git_dir) == stage0
+    stage0 = repo.stage0()
+    assert all(f"t{n}/{i}.md" in stage0 for n in range(threads) for i in range(10))
+    assert read_index(repo.git_dir) == stage0
+    return stage0
+
+
+def test_concurrent_threads(committed: Repo) -> None:
+    concurrent_updates(committed, 6)
 
 
 # --------------------------------------------------------------------------- cache
@@ -1311,27 +1315,7 @@ def test_missing_or_corrupt_shared_index(many: Repo, damage: str) -> None:
 
 
 def test_split_concurrent_threads(committed: Repo, small_split: None) -> None:
-    sha = bytes.fromhex(committed.git("hash-object", "-w", "--stdin", input="t\n").strip())
-    errors: list[BaseException] = []
-
-    def worker(n: int) -> None:
-        try:
-            for i in range(10):
-                update_index(
-                    committed.git_dir, [IndexEntryUpdate(f"t{n}/{i}.md", 0o100644, sha, None)]
-                )
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    stage0 = committed.stage0()
-    assert all(f"t{n}/{i}.md" in stage0 for n in range(4) for i in range(10))
-    assert read_index(committed.git_dir) == stage0
+    stage0 = concurrent_updates(committed, 4)
     gi._cache.clear()
     assert read_index(committed.git_dir) == stage0
 
