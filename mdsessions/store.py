@@ -1170,22 +1170,10 @@ class Session:
         files: dict[str, Document | bytes | None],
         manifest: SessionManifest,
         subject: str,
-        *,
-        author: Identity | None = None,
-        check_edits: bool = True,
-        write_manifest: bool = True,
-        **trailers: Any,
+        **options: Any,
     ) -> str | None:
-        plan = self._plan(
-            files,
-            manifest,
-            subject,
-            author=author,
-            check_edits=check_edits,
-            write_manifest=write_manifest,
-            **trailers,
-        )
-        return self._apply(plan)
+        """Plan (:meth:`_plan`, same keywords) and commit at once, under the caller's lock."""
+        return self._apply(self._plan(files, manifest, subject, **options))
 
     def _plan(
         self,
