@@ -1186,7 +1186,7 @@ class Session:
         write_manifest: bool = True,
         **trailers: Any,
     ) -> _Plan:
-        """Render what a write commits (not yet under the lock, see :meth:`_prepared`)."""
+        """Render what a write commits (maybe before the lock: see :meth:`_write_planned`)."""
         if write_manifest:
             manifest.updated = utc_now()
             files[self.manifest_rel] = manifest
