@@ -329,7 +329,7 @@ def parse_tree_layout(raw: bytes) -> tuple[TreeEntries, dict[bytes, int]]:
     entries: TreeEntries = {}
     offsets: dict[bytes, int] = {}
     end = 0
-    for m in _TREE_ENTRY.finditer(raw):  # scanning in C: ~5x a Python loop on big trees
+    for m in _TREE_ENTRY.finditer(raw):  # scanning in C: ~2.5x a Python loop
         if m.start() != end:
             break
         mode, name, sha = m.groups()
