@@ -51,7 +51,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_checkpoint import (  # noqa: E402 - the folder of this script, added above
     AUTHOR_EMAIL,
     AUTHOR_NAME,
+    AtomicWriteMethod,
+    GitCliMethod,
+    Method,
     commit_count,
     copy_repo,
     fmt,
@@ -73,6 +75,7 @@ from bench_checkpoint import (  # noqa: E402 - the folder of this script, added 
     summarize,
     sysinfo,
     table,
+    write_plain,
 )
 
 PROJECT = "bench"
@@ -220,28 +223,6 @@ def build_store(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Method:
-    """One way to take a checkpoint; ``op(i)`` is what gets timed."""
-
-    name: str
-    root: Path
-    commits_per_op: int = 0
-    ops: int = 0
-    start_commits: int = 0
-    start_loose: int = 0
-    samples: list[float] = field(default_factory=list)
-
-    def op(self, i: int) -> None:
-        raise NotImplementedError
-
-    def content_ok(self, i: int) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-
 class LibraryMethod(Method):
     """``session.save_checkpoint(1, status="in_progress", outputs=[...])``: one commit."""
 
@@ -249,8 +230,6 @@ class LibraryMethod(Method):
         super().__init__(name, root, 1)
         self.store = store_mod.Store.open(root, durable=durable)
         self.session = self.store.create_session(PROJECT, BENCH_SESSION, mode="mvp")
-        self.start_commits = commit_count(root)
-        self.start_loose = loose_objects(root)
 
     def op(self, i: int) -> None:
         self.session.save_checkpoint(
@@ -274,7 +253,7 @@ class LibraryMethod(Method):
         rels = [f"{phase}/{AGENT}.md", f"{phase}/checkpoint.md", self.session.manifest_rel]
         return [(rel, (self.root / rel).read_bytes()) for rel in rels]
 
-    def content_ok(self, i: int) -> bool:
+    def last_round_check(self, i: int) -> bool:
         rel = f"{self.session.phase_rel(1)}/{AGENT}.md"
         return f"Round {i}.".encode() in git(self.root, "cat-file", "blob", f"HEAD:{rel}")
 
@@ -297,56 +276,6 @@ class Payload:
             else:
                 out.append((rel, data + b"<!-- round %d -->\n" % i))
         return out
-
-
-def _write(path: Path, data: bytes) -> None:
-    try:
-        fh = path.open("wb")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = path.open("wb")
-    with fh:
-        fh.write(data)
-
-
-class GitCliMethod(Method):
-    """Write the 3 files, ``git add`` them, ``git commit``: 2 processes, 1 commit."""
-
-    def __init__(self, root: Path, payload: Payload) -> None:
-        super().__init__("git CLI (add + commit)", root, 1)
-        self.payload = payload
-        self.start_commits = commit_count(root)
-        self.start_loose = loose_objects(root)
-
-    def op(self, i: int) -> None:
-        files = self.payload.files(i)
-        for rel, data in files:
-            _write(self.root / rel, data)
-        git(self.root, "add", "--", *[rel for rel, _ in files])
-        git(self.root, "commit", "-q", "-m", f"checkpoint {i}")
-
-    def content_ok(self, i: int) -> bool:
-        rel, data = self.payload.files(i)[0]
-        return git(self.root, "cat-file", "blob", f"HEAD:{rel}") == data
-
-
-class AtomicWriteMethod(Method):
-    """The 3 files as temp file + ``os.replace`` each, no git, no fsync (seed 003)."""
-
-    def __init__(self, root: Path, payload: Payload) -> None:
-        super().__init__("atomic write, no git", root)
-        self.payload = payload
-
-    def op(self, i: int) -> None:
-        for rel, data in self.payload.files(i):
-            target = self.root / rel
-            tmp = target.with_name(f".{target.name}.tmp")
-            _write(tmp, data)
-            tmp.replace(target)
-
-    def content_ok(self, i: int) -> bool:
-        rel, data = self.payload.files(i)[0]
-        return (self.root / rel).read_bytes() == data
 
 
 def rounds_for(nfiles: int, quick: bool) -> tuple[int, int]:
@@ -389,13 +318,13 @@ def checkpoint_size(
     payload = Payload(lib.written())
     # The git CLI's copy gets the bench session the same way (one commit), untimed.
     for rel, data in payload.files(0):
-        _write(cli_root / rel, data)
+        write_plain(cli_root, rel, data)
     git(cli_root, "add", "-A")
     git(cli_root, "commit", "-q", "-m", "bench session")
     cli = GitCliMethod(cli_root, payload)
     plain = AtomicWriteMethod(plain_root, payload)
     methods: list[Method] = [lib, cli, plain, durable]
-    for m in (lib, durable):  # after the calibration checkpoint
+    for m in (lib, cli, durable):  # after the calibration checkpoint
         m.start_commits = commit_count(m.root)
         m.start_loose = loose_objects(m.root)
 
@@ -417,7 +346,7 @@ def checkpoint_size(
     last = warmup + rounds
     checks: dict[str, Any] = {}
     for m in methods:
-        c: dict[str, Any] = {"content_ok": m.content_ok(last)}
+        c: dict[str, Any] = {"content_ok": m.last_round_check(last)}
         if m.commits_per_op:
             got = commit_count(m.root)
             c["commits_ok"] = got == m.start_commits + m.commits_per_op * m.ops

@@ -59,7 +59,7 @@ SESSION = "s-bench"
 PHASE = 1
 AGENT = "concept_expansion"
 TARGET_RATIO = 0.5  # mdsessions median must be <= 0.5x the git CLI median
-BASELINE = "git CLI"
+BASELINE = "git CLI (add + commit)"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # The files of one filler session (10 per session, laid out like real sessions).
@@ -266,6 +266,7 @@ class Method:
     ops: int = 0
     start_commits: int = 0
     start_loose: int = 0
+    samples: list[float] = field(default_factory=list)  # timed ops, ms (bench.py)
 
     def op(self, i: int) -> None:
         raise NotImplementedError
@@ -641,16 +642,22 @@ def sysinfo() -> dict[str, Any]:
     return info
 
 
+def machine_lines(si: dict[str, Any]) -> list[str]:
+    """The report's two lines about the machine and the versions (from :func:`sysinfo`)."""
+    cpu = f" ({si['cpu']})" if "cpu" in si else ""
+    return [
+        f"- python {si['python']} · {si['git']} · {si['cpus']} CPUs{cpu} · {si['platform']}",
+        f"- mdsessions {si['mdsessions']} (checkout {si['checkout']}) · "
+        f"GitPython {si['GitPython']}",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     si = results["sysinfo"]
     out = [
         "# mdsessions checkpoint benchmark",
         "",
-        f"- python {si['python']} · {si['git']} · {si['cpus']} CPUs"
-        + (f" ({si['cpu']})" if "cpu" in si else "")
-        + f" · {si['platform']}",
-        f"- mdsessions {si['mdsessions']} (checkout {si['checkout']}) · "
-        f"GitPython {si['GitPython']}",
+        *machine_lines(si),
         "- one checkpoint = mdsessions: save_agent_output + save_checkpoint (2 commits); "
         "git CLI: write the same 2 files + `git add` + `git commit -q` (1 commit); "
         "atomic write: temp file + os.replace of the same 2 files (no git, no fsync)",

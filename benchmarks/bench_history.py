@@ -60,6 +60,7 @@ from bench_checkpoint import (  # noqa: E402  (the shared helpers live next to t
     fmt_ratio,
     git,
     load_mdsessions,
+    machine_lines,
     markdown_text,
     percentile,
     setup_env,
@@ -533,11 +534,7 @@ def render(results: dict[str, Any]) -> str:
     out = [
         "# mdsessions history benchmark",
         "",
-        f"- python {si['python']} · {si['git']} · {si['cpus']} CPUs"
-        + (f" ({si['cpu']})" if "cpu" in si else "")
-        + f" · {si['platform']}",
-        f"- mdsessions {si['mdsessions']} (checkout {si['checkout']}) · "
-        f"GitPython {si['GitPython']}",
+        *machine_lines(si),
         f"- store: {n:,} commits, {results['sessions']} sessions of `idea_validation` "
         f"(mode `{MODE}`), built through the library by {b['workers']} writer processes in "
         f"{b['seconds']:.0f} s ({n / b['seconds']:.0f} commits/s)",

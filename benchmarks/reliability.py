@@ -44,12 +44,9 @@ GROUPS = ("concurrency", "crash", "fs", "long", "fuzz")
 
 def isolate_git(workdir: Path) -> None:
     """The tests' git isolation (tests/conftest.py), for this process and its children."""
-    config = workdir / "gitconfig"
-    config.write_text(
-        "[user]\n\tname = Test Person\n\temail = person@example.com\n"
-        "[init]\n\tdefaultBranch = main\n",
-        encoding="utf-8",
-    )
+    from conftest import write_git_config  # noqa: PLC0415 - tests/ is on sys.path by now
+
+    config = write_git_config(workdir)
     for name in list(os.environ):
         if name.startswith("GIT_"):
             del os.environ[name]
@@ -292,9 +289,9 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="mds-reliability-bench-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     isolate_git(workdir)
     os.environ["MDSESSIONS_RELIABILITY_SCALE"] = str(args.scale)
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     import test_reliability as rel  # noqa: PLC0415 - after the scale is set
 
     info = machine()

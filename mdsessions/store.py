@@ -1331,8 +1331,7 @@ class Session:
             DocumentError: An invalid field (status, negative tokens, …).
             UnrecordedEditError: The file holds a person's unrecorded edit.
         """
-        with self.store.writing():
-            manifest = self.manifest()
+        def plan(manifest: SessionManifest) -> tuple[AgentOutput, _Plan]:
             self._ensure_open(manifest)
             entry = self.phase_entry(phase, manifest)
             doc = self._new_output(
@@ -1355,7 +1354,7 @@ class Session:
             before = manifest.model_dump()
             self._mark_started(manifest, entry)
             rel = f"{self.rel}/{entry.directory}/{agent}.md"
-            self._commit(
+            return doc, self._plan(
                 {rel: doc},
                 manifest,
                 f"output({self.ref}): phase {phase} {agent} {doc.status.value}",
@@ -1368,7 +1367,8 @@ class Session:
                 agent=agent,
                 status=doc.status.value,
             )
-            return doc
+
+        return self._write_planned(plan)
 
     def _new_output(
         self,

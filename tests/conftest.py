@@ -27,15 +27,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 
 
-@pytest.fixture(autouse=True)
-def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private global git config (the test person, branch main); no other GIT_* variables."""
-    config = tmp_path / "gitconfig"
+def write_git_config(folder: Path) -> Path:
+    """Write ``folder/gitconfig``: the test person as git identity, branch ``main``."""
+    config = folder / "gitconfig"
     config.write_text(
         f"[user]\n\tname = {PERSON_NAME}\n\temail = {PERSON_EMAIL}\n"
         "[init]\n\tdefaultBranch = main\n",
         encoding="utf-8",
     )
+    return config
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private global git config (the test person, branch main); no other GIT_* variables."""
+    config = write_git_config(tmp_path)
     for name in list(os.environ):
         if name.startswith("GIT_"):
             monkeypatch.delenv(name, raising=False)

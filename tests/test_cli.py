@@ -31,19 +31,14 @@ ECHO_PROMPT = "import sys; print(sys.stdin.read()[:50])"
 
 
 @pytest.fixture(autouse=True)
-def cli_git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Private git config, no inherited GIT_*/MDSESSIONS_* variables, cwd outside any store."""
-    config = tmp_path / "gitconfig"
-    config.write_text(
-        "[user]\n\tname = Test Person\n\temail = person@example.com\n"
-        "[init]\n\tdefaultBranch = main\n",
-        encoding="utf-8",
-    )
+def cli_git_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_git: Path
+) -> Iterator[None]:
+    """conftest's private git config, and no inherited MDSESSIONS_* variables; cwd outside
+    any store."""
     for name in list(os.environ):
-        if name.startswith(("GIT_", "MDSESSIONS_")):
+        if name.startswith("MDSESSIONS_"):
             monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

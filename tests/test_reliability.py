@@ -285,12 +285,24 @@ def _check_concurrent_result(
     outcome: Outcome,
     root: Path,
     before: int,
-    expected: dict[str, dict[int, str] | None],
+    results: dict[int, dict[int, str]],
     workers: int,
     count: int,
-    session_of: Callable[[int], str],
+    *,
+    shared: bool,
 ) -> None:
-    """Every commit present, every output readable, manifests list the last status written."""
+    """Every commit present, every output readable, manifests list the last status written.
+
+    ``results`` maps each worker to the statuses it wrote by phase (own sessions ``w{n}``);
+    with ``shared`` every worker wrote session ``shared``, where the last checkpoint decides.
+    """
+
+    def session_of(w: int) -> str:
+        return "shared" if shared else f"w{w}"
+
+    expected: dict[str, dict[int, str] | None] = (
+        {"shared": None} if shared else {f"w{w}": results.get(w, {}) for w in range(workers)}
+    )
     records = log_records(root)
     new = records[before:]
     if len(new) != 2 * workers * count:
@@ -388,18 +400,7 @@ def concurrency_processes(
     outcome.failures += reader.errors
     outcome.figures["reader rounds"] = reader.rounds
     outcome.runs = workers * count
-    expected: dict[str, dict[int, str] | None] = (
-        {"shared": None} if shared else {f"w{w}": results.get(w, {}) for w in range(workers)}
-    )
-    _check_concurrent_result(
-        outcome,
-        root,
-        before,
-        expected,
-        workers,
-        count,
-        (lambda w: "shared") if shared else (lambda w: f"w{w}"),
-    )
+    _check_concurrent_result(outcome, root, before, results, workers, count, shared=shared)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -443,18 +444,7 @@ def concurrency_threads(
     finally:
         store.close()
     outcome.runs = workers * count
-    expected: dict[str, dict[int, str] | None] = (
-        {"shared": None} if shared else {f"w{w}": results.get(w, {}) for w in range(workers)}
-    )
-    _check_concurrent_result(
-        outcome,
-        root,
-        before,
-        expected,
-        workers,
-        count,
-        (lambda w: "shared") if shared else (lambda w: f"w{w}"),
-    )
+    _check_concurrent_result(outcome, root, before, results, workers, count, shared=shared)
     outcome.seconds = time.monotonic() - started
     return outcome
 
