@@ -58,7 +58,6 @@ import gc
 import hashlib
 import json
 import os
-import secrets
 import sqlite3
 import sys
 import threading
@@ -68,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from . import _fsutil
+from . import _git
 from .documents import load_as
 from .errors import DocumentError
 from .models import ReviewState, SessionManifest, SessionStatus
@@ -1110,31 +1109,22 @@ def _unpack(data: bytes) -> tuple[dict[str, Any], dict[str, list[Any]]]:
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    """Write ``path`` whole, atomically (temp file in the same folder + replace), no fsync.
+    """Write ``path`` whole with :func:`_git.atomic_write` (no fsync: it is a cache).
 
-    A crash may lose the new file (the old one stays) but never leaves half of one.
+    A crash may lose the new file (the old one stays) but never leaves half of one; temp files
+    a crashed writer left beside it are removed once they are an hour old.
 
     Raises:
         OSError: The folder cannot be created or written.
     """
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         hour_ago = time.time() - 3600
         for entry in entries:  # left by a writer that crashed
-            if entry.name.startswith(path.name + ".") and entry.name.endswith(".tmp"):
+            if entry.name.startswith(f".{path.name}.") and entry.name.endswith(_git.TMP_SUFFIX):
                 if entry.stat().st_mtime < hour_ago:
                     Path(entry.path).unlink(missing_ok=True)
-    tmp = folder / f"{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
-    # os.open, not mkstemp: the mode follows the umask (0600 would lock out other users).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        _fsutil.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _git.atomic_write(path, data)
 
 
 @contextlib.contextmanager
