@@ -690,6 +690,9 @@ def test_watch_command_records_an_edit(waiting: Session) -> None:
         text=True,
         encoding="utf-8",
         env=env(),
+        # Ctrl-C as in a terminal, also when the suite itself runs as a background job
+        # (whose children inherit SIGINT ignored, so the watcher would never see it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         out, err = Lines(proc.stdout), Lines(proc.stderr)
