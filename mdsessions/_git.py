@@ -20,6 +20,7 @@ temp files.  A kill at any point therefore leaves either the whole operation or 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -39,7 +40,14 @@ from typing import Any, NamedTuple
 from . import _fsutil, _gitindex
 from ._lock import LockTimeout as _LockTimeout
 from ._lock import WriterLock
-from .errors import ConflictError, LockTimeoutError, StoreError, UnrecordedEditError
+from .errors import (
+    BranchMovedError,
+    ConflictError,
+    HookError,
+    LockTimeoutError,
+    StoreError,
+    UnrecordedEditError,
+)
 
 __all__ = [
     "TMP_SUFFIX",
@@ -159,6 +167,7 @@ def run_git(
     check: bool = True,
     hooks: bool = False,
     timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run one git command with a clean environment; hooks off unless ``hooks`` is true.
 
@@ -169,6 +178,7 @@ def run_git(
         check: Raise on a non-zero exit status.
         hooks: Let repository hooks run (``core.hooksPath`` is pointed at nothing otherwise).
         timeout: Seconds before the command is killed.
+        env: More environment variables for git (e.g. ``GIT_AUTHOR_DATE``).
 
     Returns:
         The completed process (stdout and stderr as bytes).
@@ -187,7 +197,7 @@ def run_git(
             cwd=str(cwd) if cwd else None,
             input=input,
             capture_output=True,
-            env=git_env(),
+            env={**git_env(), **(env or {})},
             timeout=timeout,
             check=False,
         )
@@ -254,13 +264,15 @@ def _write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
         raise
 
 
-def _stage_file(path: Path, data: bytes, *, fsync: bool) -> Path:
+def _stage_file(path: Path, data: bytes, *, fsync: bool, token: str) -> Path:
     """Write ``data`` to a new temp file beside ``path`` (folders made); return the temp file.
+
+    The temp file's name holds the writer's journal ``token`` (recovery removes only those).
 
     Raises:
         OSError: On any file-system error (nothing is left behind).
     """
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    tmp = path.parent / f".{path.name}.{token}{TMP_SUFFIX}"
     _write_new(tmp, data, 0o644, fsync=fsync)
     return tmp
 
@@ -368,21 +380,178 @@ def tree_id_offsets(raw: bytes) -> dict[bytes, int]:
 # --------------------------------------------------------------------------------------------
 
 
+def _commit_bytes(
+    tree: bytes,
+    parents: Sequence[str],
+    message: str,
+    author: Identity,
+    committer: Identity,
+    when: int | None = None,
+) -> bytes:
+    """The raw bytes of an unsigned commit object (times UTC, ``+0000``)."""
+    stamp = int(time.time()) if when is None else when
+    lines = [f"tree {tree.hex()}\n", *(f"parent {p}\n" for p in parents)]
+    lines.append(f"author {author.name} <{author.email}> {stamp} +0000\n")
+    lines.append(f"committer {committer.name} <{committer.email}> {stamp} +0000\n\n")
+    lines.append(f"{message.rstrip()}\n")
+    return "".join(lines).encode()
+
+
 def init_repository(path: Path, *, branch: str = "main") -> None:
     """Create an empty git repository at ``path`` with ``branch`` as the unborn HEAD.
+
+    What it creates is pinned whatever the user's git defaults say (``init.defaultBranch``,
+    ``GIT_DEFAULT_HASH``, a future default of SHA-256 or reftable): SHA-1 objects, the
+    ``files`` ref store (asked for explicitly where git knows ``--ref-format``), ``branch``.
 
     Raises:
         StoreError: If git fails.
     """
     path.mkdir(parents=True, exist_ok=True)
-    run_git(["init", "-q", "-b", branch, str(path)])
+    args = ["init", "-q", "-b", branch, "--object-format=sha1"]
+    proc = run_git([*args, "--ref-format=files", str(path)], check=False)
+    if proc.returncode != 0 and b"ref-format" in proc.stderr:  # git < 2.45: files is the only one
+        proc = run_git([*args, str(path)], check=False)
+    if proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip()
+        raise StoreError(f"git init {path} failed: {message}")
 
 
 class _JournalEntry(NamedTuple):
+    """What a writer is doing, written before it creates anything (``journal.json``).
+
+    ``token`` names every lock claim and temp file the writer creates, so recovery removes
+    only those; ``new`` is the commit it is about to install (``None`` until known), so a
+    branch found at any other commit is someone else's and is never "rolled forward".
+    """
+
     old: str | None
     ref: str
     paths: list[str]
+    token: str = ""
+    new: str | None = None
 
+
+class _RefMoved(Exception):
+    """The branch moved between reading it and taking its lock (internal)."""
+
+
+#: Times a commit is re-planned on top of someone else's new commit before giving up.
+COMMIT_ATTEMPTS = 5
+
+_CONFIG_FILES_ENV = ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM")
+
+
+class GitConfig:
+    """The repository's effective git configuration, re-read only when a config file changed.
+
+    One ``git config --list -z`` (every scope, includes followed) per change of the
+    repository's, the global and the system config files (their ``stat``); between
+    changes a lookup costs a few ``os.stat`` calls. Keys are git's canonical form: section
+    and name lower case (``core.autocrlf``), a subsection as written.
+    """
+
+    def __init__(self, root: Path, git_dir: Path) -> None:
+        self.root = root
+        self._files = [git_dir / "config"]
+        if os.environ.get("GIT_CONFIG_GLOBAL"):
+            self._files.append(Path(os.environ["GIT_CONFIG_GLOBAL"]))
+        else:
+            home = Path(os.environ.get("HOME", "~")).expanduser()
+            xdg = os.environ.get("XDG_CONFIG_HOME") or str(home / ".config")
+            self._files += [home / ".gitconfig", Path(xdg) / "git" / "config"]
+        if not os.environ.get("GIT_CONFIG_NOSYSTEM"):
+            self._files.append(Path(os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig"))
+        self._signature: tuple[tuple[int, int, int], ...] | None = None
+        self._values: dict[str, str] = {}
+        self._local: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _stat_signature(self) -> tuple[tuple[int, int, int], ...]:
+        out = []
+        for path in self._files:
+            try:
+                st = os.stat(path)  # noqa: PTH116
+            except OSError:
+                out.append((0, 0, 0))
+            else:
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def values(self, *, local: bool = False) -> dict[str, str]:
+        """Every key's last value (``git config --list``), fresh as of the last change.
+
+        Args:
+            local: Only the repository's own ``.git/config`` (and what it includes).
+        """
+        signature = self._stat_signature()
+        with self._lock:
+            if signature != self._signature:
+                proc = run_git(
+                    ["config", "--list", "-z", "--show-scope"], cwd=self.root, check=False
+                )
+                values: dict[str, str] = {}
+                local_values: dict[str, str] = {}
+                items = proc.stdout.decode("utf-8", "replace").split("\0")
+                for scope, item in zip(items[::2], items[1::2]):
+                    key, newline, value = item.partition("\n")
+                    if key:
+                        values[key] = value if newline else "true"
+                        if scope == "local":
+                            local_values[key] = values[key]
+                self._values, self._local = values, local_values
+                self._signature = signature
+            return self._local if local else self._values
+
+    def get(self, key: str, *, local: bool = False) -> str | None:
+        """One value (``None`` when unset); ``local``: from ``.git/config`` only."""
+        return self.values(local=local).get(key)
+
+    def boolean(self, key: str, default: bool = False, *, local: bool = False) -> bool:
+        """One boolean value the way git reads it (``true``/``yes``/``on``/``1``…)."""
+        value = self.get(key, local=local)
+        if value is None:
+            return default
+        value = value.strip().lower()
+        if value in ("true", "yes", "on", "1", ""):
+            return True
+        if value in ("false", "no", "off", "0"):
+            return False
+        try:
+            return int(value) != 0
+        except ValueError:
+            return default
+
+
+def _local_config_text(git_dir: Path) -> str:
+    try:
+        return (git_dir / "config").read_text("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def check_repository_format(root: Path, git_dir: Path) -> None:
+    """Refuse a repository whose formats mdsessions does not write (cheap: no subprocess).
+
+    Raises:
+        StoreError: For a SHA-256 repository (``extensions.objectFormat``), a ``reftable``
+            ref store (``extensions.refStorage``), naming the setting and what is expected.
+    """
+    text = _local_config_text(git_dir)
+    fmt = re.search(r"(?im)^\s*objectformat\s*=\s*\"?([A-Za-z0-9-]+)", text)
+    if fmt and fmt.group(1).lower() != "sha1":
+        raise StoreError(
+            f"{root}: extensions.objectFormat is {fmt.group(1)}; mdsessions writes SHA-1 "
+            "objects and indexes and does not support SHA-256 repositories yet (create the "
+            "store with 'mdsessions init', which pins SHA-1)"
+        )
+    refs = re.search(r"(?im)^\s*refstorage\s*=\s*\"?([A-Za-z0-9-]+)", text)
+    if (refs and refs.group(1).lower() != "files") or (git_dir / "reftable").is_dir():
+        raise StoreError(
+            f"{root}: the repository keeps its refs in a reftable (extensions.refStorage); "
+            "mdsessions moves branches with the 'files' ref store's lock protocol and does not "
+            "support reftable yet"
+        )
 
 
 class GitRepo:
@@ -390,18 +559,37 @@ class GitRepo:
 
     Args:
         root: The working-tree root (the folder holding ``.git``).
-        lock_timeout: Seconds a writer waits for the store lock before failing.
+        lock_timeout: Seconds a writer waits for the store lock (and for another git
+            process's ``index.lock`` or ref lock) before failing.
         durable: fsync objects, refs, the index and files (slower; survives power loss).
+        branch: The store's branch; writes are refused while another branch (or a detached
+            ``HEAD``) is checked out.
+
+    Raises:
+        StoreError: ``.git`` is not a folder (a linked worktree or a gitfile), or the
+            repository is SHA-256 or uses reftable (:func:`check_repository_format`).
     """
 
-    def __init__(self, root: Path, *, lock_timeout: float = 60.0, durable: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        lock_timeout: float = 60.0,
+        durable: bool = False,
+        branch: str = "main",
+    ) -> None:
         self.root = root
         self.git_dir = root / ".git"
         self._objects_dir = str(self.git_dir / "objects")
         if not self.git_dir.is_dir():
             raise StoreError(
-                f"{root}: .git is not a folder (worktrees and gitfiles are not supported)"
+                f"{root}: .git is a file, not a folder (a linked worktree or a separate git "
+                "dir); mdsessions needs a store's own repository: use 'mdsessions clone' or "
+                "'git clone' instead of 'git worktree add'"
             )
+        check_repository_format(root, self.git_dir)
+        self.branch = branch
+        self.config = GitConfig(root, self.git_dir)
         self.private_dir = self.git_dir / "mdsessions"
         self.private_dir.mkdir(exist_ok=True)
         self.lock_timeout = lock_timeout
@@ -421,7 +609,6 @@ class GitRepo:
         self._maintaining = threading.Event()
         self._maintainer: threading.Thread | None = None
         self._trees_lock = threading.Lock()
-        self._hooks: bool | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -452,13 +639,20 @@ class GitRepo:
 
     @property
     def hooks_enabled(self) -> bool:
-        """Whether ``mdsessions.hooks`` is true in the repository's own ``.git/config``."""
-        if self._hooks is None:
-            proc = run_git(
-                ["config", "--local", "--bool", "mdsessions.hooks"], cwd=self.root, check=False
-            )
-            self._hooks = proc.stdout.strip() == b"true"
-        return self._hooks
+        """Whether ``mdsessions.hooks`` is true in the repository's own ``.git/config``.
+
+        Only the store itself can turn hooks on: a global or system setting does not count
+        (hooks that arrive with a clone or a template folder must not run by surprise).
+        Re-read when the configuration changes.
+        """
+        return self.config.boolean("mdsessions.hooks", local=True)
+
+    @property
+    def signing(self) -> bool:
+        """Whether commits are signed: ``mdsessions.sign`` if set, else ``commit.gpgsign``."""
+        if self.config.get("mdsessions.sign") is not None:
+            return self.config.boolean("mdsessions.sign")
+        return self.config.boolean("commit.gpgsign")
 
     def git(
         self,
@@ -475,18 +669,27 @@ class GitRepo:
     # -- refs -----------------------------------------------------------------------------
 
     def head_ref(self) -> str:
-        """The branch HEAD points at, e.g. ``refs/heads/main``.
+        """The store's branch, e.g. ``refs/heads/main``, checked to be the one checked out.
 
         Raises:
-            StoreError: If HEAD is detached.
+            StoreError: If HEAD is detached or another branch is checked out (naming both).
         """
         text = (self.git_dir / "HEAD").read_text().strip()
+        ref = f"refs/heads/{self.branch}"
         if not text.startswith("ref: "):
             raise StoreError(
-                f"{self.root}: HEAD is detached at {text[:12]}; check out a branch "
-                "(git switch main) before writing"
+                f"{self.root}: HEAD is detached at {text[:12]}, but the store's branch is "
+                f"'{self.branch}' (mdsessions.toml); check it out (git switch {self.branch}) "
+                "before writing"
             )
-        return text[5:]
+        if text[5:] != ref:
+            current = text[5:].removeprefix("refs/heads/")
+            raise StoreError(
+                f"{self.root}: branch '{current}' is checked out, but the store's branch is "
+                f"'{self.branch}' (mdsessions.toml); switch back (git switch {self.branch}) "
+                "before writing, or set branch in mdsessions.toml"
+            )
+        return ref
 
     def read_ref(self, ref: str) -> str | None:
         """The commit id a ref points at (loose or packed), or ``None`` if it does not exist."""
@@ -511,64 +714,138 @@ class GitRepo:
         return None
 
     def head(self) -> str | None:
-        """The commit HEAD's branch points at, or ``None`` on an unborn branch."""
-        return self.read_ref(self.head_ref())
+        """The commit HEAD points at (whatever is checked out), or ``None`` on an unborn branch."""
+        text = (self.git_dir / "HEAD").read_text().strip()
+        if text.startswith("ref: "):
+            return self.read_ref(text[5:])
+        return text or None
 
-    def _cas_ref(self, ref: str, new: str, old: str | None, message: str, who: Identity) -> None:
+    def _claim(self, token: str, kind: str) -> Path:
+        """The private file through which this writer takes a git lock (see ``_take_lock``)."""
+        return self.private_dir / f"claim-{token}.{kind}"
+
+    def _take_lock(self, lock: Path, claim: Path) -> int:
+        """Take git's lock file ``lock`` through ``claim``, waiting while another git holds it.
+
+        The lock is the same file as ``claim`` (a hard link): recovery can prove it is this
+        writer's. Returns a descriptor open for writing its content.
+
+        Raises:
+            LockTimeoutError: ``lock`` stayed held for more than ``lock_timeout`` seconds.
+        """
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.001
+        while True:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.link(claim, lock)
+                return fd
+            except FileExistsError:
+                os.close(fd)
+                claim.unlink()
+            except BaseException:
+                os.close(fd)
+                claim.unlink()
+                raise
+            if time.monotonic() > deadline:
+                raise LockTimeoutError(
+                    f"{lock} was held by another git process for more than "
+                    f"{self.lock_timeout:g} s; nothing was changed. If no git command is "
+                    "running, a crashed one left it: remove it and try again"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _cas_ref(
+        self, ref: str, new: str, old: str | None, message: str, who: Identity, token: str
+    ) -> None:
+        """Move ``ref`` from ``old`` to ``new`` under git's ref lock (``<ref>.lock``).
+
+        Raises:
+            _RefMoved: ``ref`` is not at ``old`` (someone else's commit); nothing changed.
+            LockTimeoutError: Another git process held the ref lock too long.
+        """
         ref_path = self.git_dir / ref
         ref_path.parent.mkdir(parents=True, exist_ok=True)
         lock = ref_path.with_name(ref_path.name + ".lock")
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            raise ConflictError(
-                f"{ref} is locked by another git process ({lock} exists); try again"
-            ) from None
+        claim = self._claim(token, "ref")
+        fd = self._take_lock(lock, claim)
         try:
             current = self.read_ref(ref)
             if current != old:
-                raise ConflictError(
-                    f"{ref} moved from {str(old)[:12]} to {str(current)[:12]} during the operation"
-                )
+                raise _RefMoved(current)
             os.write(fd, (new + "\n").encode())
             if self.durable:
                 os.fsync(fd)
             os.close(fd)
             fd = -1
+            # The reflog is written while the ref is locked, as git does.
+            stamp = f"{who.name} <{who.email}> {int(time.time())} +0000"
+            line = (
+                f"{old or '0' * 40} {new} {stamp}\t{message.splitlines()[0] if message else ''}\n"
+            )
+            for log in (self.git_dir / "logs" / ref, self.git_dir / "logs" / "HEAD"):
+                with contextlib.suppress(OSError):
+                    log.parent.mkdir(parents=True, exist_ok=True)
+                    with log.open("a", encoding="utf-8") as fh:
+                        fh.write(line)
             _fsutil.replace(lock, ref_path, durable=self.durable)
-        finally:
+        except BaseException:
             if fd != -1:
                 os.close(fd)
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-        stamp = f"{who.name} <{who.email}> {int(time.time())} +0000"
-        line = f"{old or '0' * 40} {new} {stamp}\t{message.splitlines()[0] if message else ''}\n"
-        for log in (self.git_dir / "logs" / ref, self.git_dir / "logs" / "HEAD"):
-            with contextlib.suppress(OSError):
-                log.parent.mkdir(parents=True, exist_ok=True)
-                with log.open("a", encoding="utf-8") as fh:
-                    fh.write(line)
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # ours: taken above and not yet renamed
+            raise
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                claim.unlink()
 
     # -- objects --------------------------------------------------------------------------
 
-    def _store_object(self, kind: bytes, raw: bytes) -> bytes:
-        r"""Write one loose object (zlib-deflated ``"<kind> <size>\\0" + raw``); return its id.
+    def _store_object(
+        self, kind: bytes, raw: bytes, sink: list[tuple[str, bytes, bytes]] | None = None
+    ) -> bytes:
+        r"""Store one object (``"<kind> <size>\\0" + raw``), or queue it; return its id.
 
-        An object that already exists is not written again. The file appears atomically
-        (temp file in the object's folder, then a rename to its final, new name).
+        With ``sink`` the object is only hashed and queued for :meth:`_write_objects`
+        (a commit computes every id before it writes its journal); without, it is written now.
         """
         header = b"%s %d\0" % (kind, len(raw))
         binsha = hashlib.sha1(header + raw).digest()
-        hexsha = binsha.hex()
+        if sink is not None:
+            sink.append((binsha.hex(), kind, raw))
+        else:
+            self._write_object(binsha.hex(), kind, raw, "")
+        return binsha
+
+    def _write_objects(self, objects: Sequence[tuple[str, bytes, bytes]], token: str) -> None:
+        for hexsha, kind, raw in objects:
+            self._write_object(hexsha, kind, raw, token)
+
+    def _write_object(self, hexsha: str, kind: bytes, raw: bytes, token: str) -> None:
+        """Write one zlib-deflated loose object; an existing one is freshened instead.
+
+        The file appears atomically (a temp file named with the writer's ``token`` in the
+        object's folder, then a rename to its final name). Freshening an object that exists
+        (its mtime set to now, as git does) keeps a concurrent ``git prune`` from removing
+        an unreachable old copy that the new commit is about to reference.
+        """
         # Plain strings, not Path objects: ten objects per commit, on the hot path.
         folder = f"{self._objects_dir}/{hexsha[:2]}"
         final = f"{folder}/{hexsha[2:]}"
-        if os.path.exists(final):  # noqa: PTH110
-            return binsha
+        try:
+            os.utime(final)
+            return
+        except FileNotFoundError:
+            pass
+        except OSError:  # read-only object (another user's): it exists all the same
+            if os.path.exists(final):  # noqa: PTH110
+                return
+        header = b"%s %d\0" % (kind, len(raw))
         level = 0 if kind == b"tree" and len(raw) > _STORE_TREE_BYTES else 1
         compressor = zlib.compressobj(level)
         data = compressor.compress(header) + compressor.compress(raw) + compressor.flush()
-        tmp = f"{folder}/tmp_obj_{secrets.token_hex(6)}"
+        tmp = f"{folder}/tmp_obj_mds{token}_{secrets.token_hex(4)}"
         _write_new(Path(tmp), data, 0o444, fsync=self.durable)
         try:
             os.replace(tmp, final)  # noqa: PTH105
@@ -576,7 +853,6 @@ class GitRepo:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # noqa: PTH108
             raise
-        return binsha
 
     def read_object(self, binsha: bytes) -> tuple[str, bytes]:
         """Read one object (any kind, loose or packed).
@@ -816,6 +1092,12 @@ class GitRepo:
     def recover(self) -> bool:
         """Finish or undo an operation a crashed writer left half done (call under the lock).
 
+        Only what the journal proves the dead writer created is touched: its lock files
+        (the same files as its claims in ``.git/mdsessions/``), its temp files (named with
+        its token) and, when the branch is at the very commit it was installing, that
+        commit's files and index entries (rolled forward). A lock another git process holds,
+        and a branch someone else moved, are left alone.
+
         Returns:
             True if something was recovered.
         """
@@ -825,43 +1107,69 @@ class GitRepo:
             return False
         try:
             data = json.loads(raw)
-            entry = _JournalEntry(data["old"], data["ref"], list(data["paths"]))
-        except (ValueError, TypeError, KeyError):
-            self._journal.unlink()
+            entry = _JournalEntry(
+                data["old"],
+                data["ref"],
+                [str(p) for p in data["paths"]],
+                str(data.get("token") or ""),
+                data.get("new"),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            self._journal.unlink()  # torn while written: nothing had been created yet
             return True
         # Never write (nor clean temp files) through a symbolic link that appeared since.
         for rel in entry.paths:
             self._check_path(rel)
-        # Lock files left by the dead writer (it held the store lock, so they are its own).
-        for lock in (self.git_dir / (entry.ref + ".lock"), self.git_dir / "index.lock"):
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
-        current = self.read_ref(entry.ref)
-        for rel in entry.paths:
-            target = self.root / rel
-            if target.parent.is_dir():
-                for tmp in target.parent.glob(f".{target.name}.*{TMP_SUFFIX}"):
-                    with contextlib.suppress(OSError):
-                        tmp.unlink()
-        objects = self.git_dir / "objects"
-        for tmp in [
-            *objects.glob("[0-9a-f][0-9a-f]/tmp_obj_*"),
-            *self.git_dir.glob(_gitindex.SHARED_INDEX_TMP_GLOB),  # shared-index temp files
-        ]:
+        if entry.token:
+            self._remove_leftovers(entry)
+        # Shared-index temp files: only mdsessions writers make them, one at a time under
+        # the writer lock this caller holds, so any left is a dead writer's.
+        for tmp in self.git_dir.glob(_gitindex.SHARED_INDEX_TMP_GLOB):
             with contextlib.suppress(OSError):
                 tmp.unlink()
-        if current is not None and current != entry.old:
-            # The branch moved (we hold the lock: only the dead writer moved it): roll
-            # forward, files and index from the commit it points at.
-            self._materialize(current, entry.paths, protect_from=entry.old)
+        current = self.read_ref(entry.ref)
+        if entry.new is not None and current == entry.new and current != entry.old:
+            # The dead writer installed its commit: finish its files and index entries.
+            self._materialize(current, entry.paths, protect_from=entry.old, token=entry.token)
         else:
+            # Not moved, or moved by someone else (their commit, never rolled "forward").
             for rel in entry.paths:  # folders made only for its temp files
                 self._prune_empty_dirs((self.root / rel).parent)
         self._journal.unlink()
         return True
 
+    def _remove_leftovers(self, entry: _JournalEntry) -> None:
+        """Remove the lock files, claims and temp files a dead writer provably created."""
+        token = entry.token
+        for kind, lock in (
+            ("index", self.git_dir / "index.lock"),
+            ("ref", self.git_dir / (entry.ref + ".lock")),
+        ):
+            claim = self._claim(token, kind)
+            with contextlib.suppress(OSError):
+                if claim.exists() and lock.exists() and claim.samefile(lock):
+                    lock.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                claim.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self._message_file(token).unlink()
+        for rel in entry.paths:
+            target = self.root / rel
+            if target.parent.is_dir():
+                for tmp in target.parent.glob(f".{glob.escape(target.name)}.{token}*{TMP_SUFFIX}"):
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+        for tmp in (self.git_dir / "objects").glob(f"[0-9a-f][0-9a-f]/tmp_obj_mds{token}_*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
     def _materialize(
-        self, commit: str, paths: Sequence[str], *, protect_from: str | None = None
+        self,
+        commit: str,
+        paths: Sequence[str],
+        *,
+        protect_from: str | None = None,
+        token: str | None = None,
     ) -> None:
         """Bring working-tree files and index entries of ``paths`` to ``commit``.
 
@@ -877,7 +1185,7 @@ class GitRepo:
             if protect_from is not None and target.is_file():
                 before = self.entry(protect_from, rel)
                 known = {None if found is None else found[1], None if before is None else before[1]}
-                if blob_sha(target.read_bytes()) not in known:
+                if self._worktree_blob_sha(rel, target.read_bytes()) not in known:
                     if found is None:
                         removals.append(rel)
                     else:
@@ -890,9 +1198,9 @@ class GitRepo:
                 removals.append(rel)
                 continue
             _kind, data = self.read_object(found[1])
-            st = atomic_write(target, data, fsync=self.durable)
+            st = atomic_write(target, self._to_worktree(rel, data), fsync=self.durable)
             updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], st))
-        self._sync_index(updates, removals)
+        self._sync_index(updates, removals, token or secrets.token_hex(6))
 
     def _prune_empty_dirs(self, folder: Path) -> None:
         while folder != self.root and folder.is_dir():
@@ -903,34 +1211,33 @@ class GitRepo:
             folder = folder.parent
 
     def _sync_index(
-        self, updates: Sequence[_gitindex.IndexEntryUpdate], removals: Sequence[str]
+        self,
+        updates: Sequence[_gitindex.IndexEntryUpdate],
+        removals: Sequence[str],
+        token: str,
     ) -> None:
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.005
-        while True:
-            try:
-                _gitindex.update_index(
-                    self.git_dir, updates, removals, fsync=self.durable, work_tree=self.root
-                )
-                return
-            except _gitindex.UnsupportedIndexError:
-                self._sync_index_with_git(updates, removals)
-                return
-            except _gitindex.IndexLockedError:
-                if time.monotonic() > deadline:
-                    raise LockTimeoutError(
-                        f"{self.git_dir / 'index.lock'} was held by another git process for "
-                        f"more than {self.lock_timeout:g} s; the commit is recorded and the "
-                        "index will be brought in sync on the next write"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.2)
+        with contextlib.ExitStack() as stack:
+            self._enter_index(stack, updates, removals, token)
+
+    # -- line ends and attributes ------------------------------------------------------------
+
+    def _to_worktree(self, rel: str, blob: bytes) -> bytes:
+        """What ``git checkout`` writes for ``blob`` at ``rel`` (line-end conversion)."""
+        return blob
+
+    def _to_git(self, rel: str, data: bytes) -> bytes:
+        """What ``git add`` stores for working-tree bytes ``data`` at ``rel``."""
+        return data
+
+    def _worktree_blob_sha(self, rel: str, data: bytes) -> bytes:
+        """The blob id ``git add`` would give working-tree bytes ``data`` at ``rel``."""
+        return blob_sha(self._to_git(rel, data))
 
     def check_clean(self, head: str | None, paths: Sequence[str]) -> None:
         """Refuse to overwrite a path a person changed and has not committed.
 
-        A path is clean when its working-tree file is missing or holds HEAD's content, and
-        the index holds HEAD's content for it.
+        A path is clean when its working-tree file is missing or holds HEAD's content (as
+        ``git add`` would store it), and the index holds HEAD's content for it.
 
         Raises:
             UnrecordedEditError: Naming the first edited path.
@@ -956,7 +1263,7 @@ class GitRepo:
                 )
             if staged is not None and _gitindex.entry_stat_matches(self.git_dir, rel, st):
                 continue
-            if blob_sha(target.read_bytes()) != committed_sha:
+            if self._worktree_blob_sha(rel, target.read_bytes()) != committed_sha:
                 raise UnrecordedEditError(
                     f"{rel} has edits that are not recorded yet; record them "
                     "(mdsessions record) or discard them (git restore) before this save"
@@ -972,50 +1279,86 @@ class GitRepo:
         check_edits: bool = True,
         expected_head: str | None = None,
     ) -> str | None:
-        """Record ``files`` as one commit on HEAD's branch and in the working tree.
+        """Record ``files`` as one commit on the store's branch and in the working tree.
 
-        Must be called inside :meth:`writer`.
+        Must be called inside :meth:`writer`. Other git processes may commit meanwhile (a
+        person's ``git commit``, a ``git stash``): when the branch moved under this write,
+        the commit is made again on top of the new ``HEAD`` — unless that commit changed one
+        of ``files``' paths, which the caller planned from the old state
+        (:class:`BranchMovedError`: plan again). The blobs are what ``git add`` would store
+        for the working-tree files (line-end conversion); the commit is signed and the
+        repository's commit hooks run when its configuration says so.
 
         Args:
-            files: Store-relative ``/``-separated paths to new content, or ``None`` to delete.
+            files: Store-relative ``/``-separated paths to new working-tree content, or
+                ``None`` to delete.
             message: The full commit message (subject, blank line, body, trailers).
             author: Who acted.
             committer: Who recorded it (the tool's identity).
             check_edits: Refuse when a path holds a person's unrecorded edit.
-            expected_head: When given, the commit the branch must still be at.
+            expected_head: When given, the commit the branch must still be at (no re-plan).
 
         Returns:
             The new commit id, or ``None`` when nothing changed (no commit is made).
 
         Raises:
             UnrecordedEditError: A path holds a person's unrecorded edit (nothing written).
-            ConflictError: The branch moved (nothing written).
+            BranchMovedError: Someone else's new commit changed one of the paths (nothing
+                written; retryable after planning again).
+            ConflictError: The branch is not at ``expected_head``, or kept moving through
+                :data:`COMMIT_ATTEMPTS` tries (nothing written; retryable).
+            LockTimeoutError: Another git process held ``index.lock`` or the ref lock too long.
+            HookError: A ``pre-commit``, ``prepare-commit-msg`` or ``commit-msg`` hook
+                rejected the commit (nothing written).
+            StoreError: Signing failed (the signer's message; nothing written), or HEAD is
+                not the store's branch.
             OSError: A file-system error before the branch moved (nothing written); after it
                 moved the journal completes the operation on the next write.
         """
         if not files:
             return None
         ref = self.head_ref()
-        head = self.read_ref(ref)
-        if expected_head is not None and head != expected_head:
-            raise ConflictError(f"{ref} is at {str(head)[:12]}, expected {expected_head[:12]}")
         paths = sorted(files)
         for rel in paths:
             self._check_path(rel)
-        if check_edits:
-            self.check_clean(head, paths)
-        # The journal comes first: whatever a crash leaves from here on (object or file temp
-        # files, index.lock, a moved branch) the next writer finds and finishes or undoes.
-        self._write_journal(_JournalEntry(head, ref, paths))
-        try:
-            return self._commit_journaled(files, paths, ref, head, message, author, committer)
-        except Exception:
-            if self.read_ref(ref) == head:  # the branch did not move: nothing happened
-                with contextlib.suppress(FileNotFoundError):
-                    self._journal.unlink()
-            raise
+        base = self.read_ref(ref)
+        if expected_head is not None and base != expected_head:
+            raise ConflictError(f"{ref} is at {str(base)[:12]}, expected {expected_head[:12]}")
+        head = base
+        for _attempt in range(COMMIT_ATTEMPTS):
+            if head != base:
+                changed = self._changed_between(base, head, paths)
+                if changed is not None:
+                    raise BranchMovedError(
+                        f"{ref} moved to {str(head)[:12]} with a commit made outside this "
+                        f"save that changed {changed}; nothing was written, plan the save again"
+                    )
+            if check_edits:
+                self.check_clean(head, paths)
+            try:
+                return self._commit_once(files, paths, ref, head, message, author, committer)
+            except _RefMoved as moved:
+                if expected_head is not None:
+                    raise ConflictError(
+                        f"{ref} moved from {expected_head[:12]} to {str(moved.args[0])[:12]} "
+                        "during the operation; nothing was written, try again"
+                    ) from None
+                head = moved.args[0]
+        raise ConflictError(
+            f"{ref} kept moving: other git processes committed {COMMIT_ATTEMPTS} times while "
+            "this save was being made; nothing was written, try again"
+        )
 
-    def _commit_journaled(
+    def _changed_between(
+        self, old: str | None, new: str | None, paths: Sequence[str]
+    ) -> str | None:
+        """The first of ``paths`` whose entry differs between two commits, or ``None``."""
+        for rel in paths:
+            if self.entry(old, rel) != self.entry(new, rel):
+                return rel
+        return None
+
+    def _commit_once(
         self,
         files: Mapping[str, bytes | None],
         paths: Sequence[str],
@@ -1025,44 +1368,69 @@ class GitRepo:
         author: Identity,
         committer: Identity,
     ) -> str | None:
+        """One attempt of :meth:`commit` on top of ``head``.
+
+        Every object id is computed before the journal is written, so the journal names
+        the commit it is about to install; then objects, temp files, ``index.lock`` (hooks
+        and signing, when on, run here), the branch, the renames.
+
+        Raises:
+            _RefMoved: The branch was not at ``head`` any more (nothing written but objects).
+        """
+        token = secrets.token_hex(6)
+        objects: list[tuple[str, bytes, bytes]] = []
         blobs: dict[str, bytes | None] = {}
         for rel in paths:
             data = files[rel]
-            blobs[rel] = None if data is None else self._store_object(b"blob", data)
+            blobs[rel] = (
+                None
+                if data is None
+                else self._store_object(b"blob", self._to_git(rel, data), objects)
+            )
         old_root = self.commit_tree(head) if head else None
-        new_root = self._rewrite(old_root, blobs)
+        new_root = self._rewrite(old_root, blobs, objects)
         if new_root == old_root:
-            self._journal.unlink()
             return None
-        when = int(time.time())
-        parent = f"parent {head}\n" if head else ""
-        raw = (
-            f"tree {new_root.hex()}\n{parent}"
-            f"author {author.name} <{author.email}> {when} +0000\n"
-            f"committer {committer.name} <{committer.email}> {when} +0000\n\n"
-            f"{message.rstrip()}\n"
-        ).encode()
-        new = self._store_object(b"commit", raw).hex()
-        self._remember_commit(new, new_root)
-        # Everything that can fail on a full disk, a read-only folder or a busy index happens
-        # before the branch moves: the new files are written as temp files beside their
-        # targets and the new index into index.lock. Then the branch moves, and what is left
-        # is renames. A failure before the move leaves the store as it was.
+        hooks = self.hooks_enabled
+        sign = self.signing
+        new: str | None = None
+        parents = [head] if head else []
+        if not hooks and not sign:
+            raw = _commit_bytes(new_root, parents, message, author, committer)
+            new = self._store_object(b"commit", raw, objects).hex()
+            self._remember_commit(new, new_root)
+        # The journal comes first: whatever a crash leaves from here on (temp files,
+        # index.lock, a moved branch) the next writer finds and finishes or undoes.
+        self._write_journal(_JournalEntry(head, ref, list(paths), token, new))
         staged: dict[str, Path] = {}
         moved = False
         try:
+            self._write_objects(objects, token)
+            # Everything that can fail on a full disk, a read-only folder or a busy index
+            # happens before the branch moves: the new files are written as temp files
+            # beside their targets and the new index into index.lock. Then the branch moves,
+            # and what is left is renames. A failure before the move leaves the store as it
+            # was.
             with contextlib.ExitStack() as stack:
                 for rel in paths:
                     data = files[rel]
                     if data is not None:
-                        staged[rel] = _stage_file(self.root / rel, data, fsync=self.durable)
+                        staged[rel] = _stage_file(
+                            self.root / rel, data, fsync=self.durable, token=token
+                        )
                 updates = [
                     _gitindex.IndexEntryUpdate(rel, 0o100644, blobs[rel] or b"", tmp.stat())
                     for rel, tmp in staged.items()
                 ]
                 removals = [rel for rel in paths if files[rel] is None]
-                self._enter_index(stack, updates, removals)
-                self._cas_ref(ref, new, head, message, committer)
+                index_file = self._enter_index(stack, updates, removals, token)
+                if new is None:
+                    if hooks:
+                        message = self._run_commit_hooks(message, index_file, author, token)
+                    new = self._make_commit(new_root, parents, message, author, committer, sign)
+                    self._remember_commit(new, new_root)
+                    self._write_journal(_JournalEntry(head, ref, list(paths), token, new))
+                self._cas_ref(ref, new, head, message, committer, token)
                 moved = True
                 for rel in paths:
                     target = self.root / rel
@@ -1075,10 +1443,13 @@ class GitRepo:
             # Leaving the block put the new index in place.
         except Exception:
             if not moved:
+                with contextlib.suppress(FileNotFoundError):
+                    self._journal.unlink()
                 raise
             # A rename failed after the move: finish from the commit itself; if that fails
             # as well, the journal stays and the next writer completes the operation.
-            self._materialize(new, paths)
+            assert new is not None
+            self._materialize(new, paths, token=token)
         finally:
             for tmp in staged.values():
                 with contextlib.suppress(OSError):
@@ -1087,39 +1458,195 @@ class GitRepo:
                 for rel in paths:
                     self._prune_empty_dirs((self.root / rel).parent)
         self._journal.unlink()
+        if hooks:
+            self._run_hook("post-commit", [], index_file=None, author=author, check=False)
         self._maybe_maintain()
         return new
+
+    # -- signing and hooks --------------------------------------------------------------------
+
+    def _make_commit(
+        self,
+        tree: bytes,
+        parents: Sequence[str],
+        message: str,
+        author: Identity,
+        committer: Identity,
+        sign: bool,
+    ) -> str:
+        """Write the commit object (signed by git itself when ``sign``); return its id.
+
+        Raises:
+            StoreError: Signing failed; the message holds the signer's own words.
+        """
+        if not sign:
+            raw = _commit_bytes(tree, parents, message, author, committer)
+            return self._store_object(b"commit", raw).hex()
+        when = f"@{int(time.time())} +0000"
+        env = {
+            "GIT_AUTHOR_NAME": author.name,
+            "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_AUTHOR_DATE": when,
+            "GIT_COMMITTER_NAME": committer.name,
+            "GIT_COMMITTER_EMAIL": committer.email,
+            "GIT_COMMITTER_DATE": when,
+        }
+        args = ["commit-tree", "-S", tree.hex()]
+        for parent in parents:
+            args += ["-p", parent]
+        proc = run_git(
+            args,
+            cwd=self.root,
+            input=(message.rstrip() + "\n").encode(),
+            check=False,
+            env=env,
+        )
+        if proc.returncode != 0:
+            said = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
+            fmt = self.config.get("gpg.format") or "openpgp"
+            raise StoreError(
+                f"signing the commit failed (commit.gpgsign/mdsessions.sign is on, gpg.format "
+                f"{fmt}); nothing was written: {said}"
+            )
+        return proc.stdout.decode().strip()
+
+    def _message_file(self, token: str) -> Path:
+        return self.private_dir / f"msg-{token}"
+
+    def _hook_path(self, name: str) -> Path | None:
+        """The executable hook ``name`` from ``core.hooksPath`` or ``.git/hooks``, if any."""
+        configured = self.config.get("core.hookspath")
+        folder = Path(configured).expanduser() if configured else self.git_dir / "hooks"
+        if not folder.is_absolute():
+            folder = self.root / folder
+        path = folder / name
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        return None
+
+    def _run_hook(
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        index_file: Path | None,
+        author: Identity,
+        check: bool = True,
+    ) -> None:
+        """Run one hook the way ``git commit`` does (working-tree root, ``GIT_INDEX_FILE``).
+
+        Raises:
+            HookError: With ``check``, the hook exited non-zero (its output in the message).
+        """
+        path = self._hook_path(name)
+        if path is None:
+            return
+        env = git_env()
+        env.pop("LC_ALL", None)
+        env.update(GIT_EDITOR=":", GIT_AUTHOR_NAME=author.name, GIT_AUTHOR_EMAIL=author.email)
+        if index_file is not None:
+            env["GIT_INDEX_FILE"] = str(index_file)
+        try:
+            proc = subprocess.run(
+                [str(path), *args],
+                cwd=str(self.root),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        except OSError as exc:
+            if check:
+                raise HookError(f"the {name} hook ({path}) could not run: {exc}") from None
+            return
+        if check and proc.returncode != 0:
+            said = proc.stdout.decode("utf-8", "replace").strip()
+            raise HookError(
+                f"the {name} hook ({path}) rejected the commit (exit status "
+                f"{proc.returncode}); nothing was written" + (f": {said}" if said else "")
+            )
+
+    def _run_commit_hooks(
+        self, message: str, index_file: Path | None, author: Identity, token: str
+    ) -> str:
+        """Run ``pre-commit``, ``prepare-commit-msg`` and ``commit-msg``; return the message.
+
+        The message hooks may rewrite the message file (a ``Signed-off-by`` or
+        ``Change-Id`` trailer); what they leave is cleaned up as ``git commit -m`` does
+        (trailing spaces and surplus blank lines removed).
+
+        Raises:
+            HookError: A hook rejected the commit.
+        """
+        self._run_hook("pre-commit", [], index_file=index_file, author=author)
+        msg_file = self._message_file(token)
+        msg_file.write_text(message.rstrip() + "\n", encoding="utf-8")
+        try:
+            self._run_hook(
+                "prepare-commit-msg",
+                [str(msg_file), "message"],
+                index_file=index_file,
+                author=author,
+            )
+            self._run_hook("commit-msg", [str(msg_file)], index_file=index_file, author=author)
+            text = msg_file.read_text(encoding="utf-8", errors="replace")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                msg_file.unlink()
+        lines = [line.rstrip() for line in text.splitlines()]
+        cleaned = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+        if not cleaned:
+            raise HookError(
+                "a commit message hook left the commit message empty; nothing was written"
+            )
+        return cleaned + "\n"
 
     def _enter_index(
         self,
         stack: contextlib.ExitStack,
         updates: Sequence[_gitindex.IndexEntryUpdate],
         removals: Sequence[str],
-    ) -> None:
-        """Stage the new index in ``index.lock`` (waiting while another git holds it)."""
+        token: str,
+    ) -> Path | None:
+        """Stage the new index in ``index.lock`` (waiting while another git holds it).
+
+        The lock is taken through this writer's claim file, so a crashed writer's lock can
+        be told from a live git process's.
+
+        Returns:
+            The staged index file (for hooks' ``GIT_INDEX_FILE``), or ``None`` when git
+            itself updates the index after the block (a sparse or unreadable index).
+        """
         deadline = time.monotonic() + self.lock_timeout
-        delay = 0.005
+        delay = 0.001
         while True:
             try:
                 stack.enter_context(
                     _gitindex.staged_index(
-                        self.git_dir, updates, removals, fsync=self.durable, work_tree=self.root
+                        self.git_dir,
+                        updates,
+                        removals,
+                        fsync=self.durable,
+                        work_tree=self.root,
+                        claim=self._claim(token, "index"),
                     )
                 )
-                return
+                return self.git_dir / "index.lock"
             except _gitindex.UnsupportedIndexError:
                 # A sparse index (or one that does not parse): git itself updates it once the
                 # files are in place.
                 stack.callback(self._sync_index_with_git, updates, removals)
-                return
+                return None
             except _gitindex.IndexLockedError:
                 if time.monotonic() > deadline:
                     raise LockTimeoutError(
                         f"{self.git_dir / 'index.lock'} was held by another git process for "
-                        f"more than {self.lock_timeout:g} s; nothing was changed"
+                        f"more than {self.lock_timeout:g} s; if no git command is running, a "
+                        "crashed one left it: remove it and try again"
                     ) from None
                 time.sleep(delay)
-                delay = min(delay * 2, 0.2)
+                delay = min(delay * 2, 0.05)
 
     def _sync_index_with_git(
         self, updates: Sequence[_gitindex.IndexEntryUpdate], removals: Sequence[str]
@@ -1219,9 +1746,7 @@ class GitRepo:
         with self._trees_lock:
             layout = self._layouts.get(base) if base is not None else None
         if layout is not None and all(
-            value is not None
-            and (old := old_entries.get(name)) is not None
-            and old[0] == value[0]
+            value is not None and (old := old_entries.get(name)) is not None and old[0] == value[0]
             for name, value in changes.items()
         ):
             old_raw, offsets = layout
@@ -1234,8 +1759,17 @@ class GitRepo:
         raw = serialize_tree(entries)
         return raw, tree_id_offsets(raw)
 
-    def _rewrite(self, root: bytes | None, blobs: Mapping[str, bytes | None]) -> bytes:
-        """Write the trees for ``blobs`` on top of ``root``; return the new root tree id."""
+    def _rewrite(
+        self,
+        root: bytes | None,
+        blobs: Mapping[str, bytes | None],
+        sink: list[tuple[str, bytes, bytes]] | None = None,
+    ) -> bytes:
+        """Write (or queue in ``sink``) the trees for ``blobs`` on top of ``root``.
+
+        Returns:
+            The new root tree id.
+        """
         by_dir: dict[str, dict[bytes, tuple[bytes, bytes] | None]] = {}
         for rel, sha in blobs.items():
             folder, _, name = rel.rpartition("/")
@@ -1276,7 +1810,7 @@ class GitRepo:
                     entries[entry_name] = value
             if entries or not folder:
                 raw, offsets = self._tree_bytes(base, old_entries, entries, changes)
-                sha = self._store_object(b"tree", raw)
+                sha = self._store_object(b"tree", raw, sink)
                 self._remember_tree(sha, entries)
                 if offsets is not None:
                     self._remember_layout(sha, raw, offsets)
@@ -1507,14 +2041,7 @@ class GitRepo:
         self.check_clean(head, touched)
         old_root = self.commit_tree(head)
         new_root = self._rewrite(old_root, changes) if changes else old_root
-        when = int(time.time())
-        raw = (
-            f"tree {new_root.hex()}\nparent {head}\nparent {other}\n"
-            f"author {author.name} <{author.email}> {when} +0000\n"
-            f"committer {committer.name} <{committer.email}> {when} +0000\n\n"
-            f"{message.rstrip()}\n"
-        ).encode()
-        new = self._store_object(b"commit", raw).hex()
+        new = self._make_commit(new_root, [head, other], message, author, committer, self.signing)
         self._remember_commit(new, new_root)
         self._move_branch(ref, head, new, touched, message, committer)
         return new
@@ -1560,14 +2087,25 @@ class GitRepo:
         message: str,
         committer: Identity,
     ) -> None:
-        """Journal, compare-and-swap the branch, then bring files and index to ``new``."""
-        self._write_journal(_JournalEntry(head, ref, list(paths)))
+        """Journal, compare-and-swap the branch, then bring files and index to ``new``.
+
+        Raises:
+            ConflictError: The branch is not at ``head`` any more (nothing changed).
+        """
+        token = secrets.token_hex(6)
+        self._write_journal(_JournalEntry(head, ref, list(paths), token, new))
         try:
-            self._cas_ref(ref, new, head, message, committer)
+            self._cas_ref(ref, new, head, message, committer, token)
+        except _RefMoved as moved:
+            self._journal.unlink()
+            raise ConflictError(
+                f"{ref} moved from {str(head)[:12]} to {str(moved.args[0])[:12]} during the "
+                "operation; nothing was changed, try again"
+            ) from None
         except BaseException:
             self._journal.unlink()
             raise
-        self._materialize(new, paths)
+        self._materialize(new, paths, token=token)
         self._journal.unlink()
 
     def run_progress(

@@ -1570,6 +1570,36 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
+def _take_lock(lock_path: Path, claim: Path | None) -> int:
+    """Create ``lock_path`` exclusively (through ``claim`` when given); return a write fd.
+
+    Raises:
+        IndexLockedError: ``lock_path`` already exists.
+        OSError: Creating the files failed.
+    """
+    if claim is None:
+        try:
+            return os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            raise IndexLockedError(
+                f"unable to create {lock_path}: File exists (another git process "
+                "seems to be running in this repository)"
+            ) from None
+    fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        os.link(claim, lock_path)
+    except BaseException as exc:
+        os.close(fd)
+        _unlink_quietly(claim)
+        if isinstance(exc, FileExistsError):
+            raise IndexLockedError(
+                f"unable to create {lock_path}: File exists (another git process "
+                "seems to be running in this repository)"
+            ) from None
+        raise
+    return fd
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -1580,13 +1610,14 @@ def update_index(
     *,
     fsync: bool = False,
     work_tree: Path | None = None,
+    claim: Path | None = None,
 ) -> None:
     """Set and remove stage-0 entries of ``git_dir/index`` in place (see :func:`staged_index`).
 
     Raises:
         As :func:`staged_index`.
     """
-    with staged_index(git_dir, updates, removals, fsync=fsync, work_tree=work_tree):
+    with staged_index(git_dir, updates, removals, fsync=fsync, work_tree=work_tree, claim=claim):
         pass
 
 
@@ -1598,6 +1629,7 @@ def staged_index(
     *,
     fsync: bool = False,
     work_tree: Path | None = None,
+    claim: Path | None = None,
 ) -> Iterator[None]:
     """Write the updated index into ``index.lock`` now; put it in place when the block ends.
 
@@ -1631,6 +1663,11 @@ def staged_index(
         removals: Repository-relative paths to remove (all stages).
         fsync: Whether to fsync the new index (and a new shared index) before renaming
             it into place.
+        claim: A path of the caller's own (in the same file system, not existing yet).
+            When given, the lock is taken by creating ``claim`` and hard-linking it as
+            ``index.lock`` (as atomic as git's exclusive create), so that a crashed caller's
+            ``index.lock`` can later be told from another process's: it is the same file as
+            ``claim``.  ``claim`` is removed when the block ends, whatever the outcome.
         work_tree: The working tree the index describes.  When given, carried-over
             racily clean entries are checked against their files and smudged only
             if the content changed (as git does); when omitted they are all
@@ -1664,13 +1701,7 @@ def staged_index(
     lock_path = index_path.with_name("index.lock")
     key = str(index_path.absolute())
     with _path_lock(key):
-        try:
-            fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            raise IndexLockedError(
-                f"unable to create {lock_path}: File exists (another git process "
-                "seems to be running in this repository)"
-            ) from None
+        fd = _take_lock(lock_path, claim)
         committed = False
         created: Path | None = None  # a shared index this call wrote
         try:
@@ -1719,6 +1750,8 @@ def staged_index(
                 _unlink_quietly(lock_path)
                 if created is not None:
                     _unlink_quietly(created)
+            if claim is not None:
+                _unlink_quietly(claim)
 
         if base_changed and before is not None:
             # Nothing references the old shared index any more: its expiry starts now.

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 __all__ = [
     "AgentFailedError",
+    "BranchMovedError",
     "ConflictError",
+    "HookError",
     "DocumentError",
     "InvalidIdentifierError",
     "LockTimeoutError",
@@ -44,6 +46,20 @@ class LockTimeoutError(StoreError, TimeoutError):
 
 class ConflictError(StoreError):
     """The branch moved under us, or a sync met a diverging change to the same session."""
+
+
+class HookError(StoreError):
+    """A repository hook (``pre-commit``, ``commit-msg`` …) rejected a commit.
+
+    Nothing was written; the message holds the hook's own output.
+    """
+
+
+class BranchMovedError(ConflictError):
+    """Someone else's commit changed a path a write had planned from the old state.
+
+    Nothing was written; retryable: plan the write again from the new ``HEAD``.
+    """
 
 
 class UnrecordedEditError(StoreError):

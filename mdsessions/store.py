@@ -34,6 +34,7 @@ from ._yaml import MAX_FRONTMATTER_BYTES
 from .documents import Document, Renderer, kind_of, load_as, loads
 from .documents import split as split_frontmatter
 from .errors import (
+    BranchMovedError,
     DocumentError,
     InvalidIdentifierError,
     MdsessionsError,
@@ -85,6 +86,14 @@ CHECKPOINT = "checkpoint.md"
 FEEDBACK = "user_feedback.md"
 RUNNER_IDENTITY = Identity("mdsessions", "mdsessions@localhost")
 
+#: Times a session write is planned again when a commit made outside mdsessions changed its
+#: files while the write was being made (then :class:`BranchMovedError` is raised).
+_REPLANS = 3
+
+#: The branch a new store is created on and writes to (``[store] branch``).
+DEFAULT_BRANCH = "main"
+_BRANCH_RE = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])")
+
 _GITIGNORE = """\
 # mdsessions: caches and locks (rebuildable), temp files of atomic writes
 /.mdsessions/*
@@ -97,6 +106,7 @@ _CONFIG = """\
 [store]
 format = 1
 projects_dir = "{projects_dir}"
+branch = "{branch}"   # mdsessions writes only while this branch is checked out
 # durable = true   # fsync every write (objects, refs, index, files): slower, survives power loss
 
 # Workflows the runner can find by name: name = "path/to/workflow.toml" (relative to this file).
@@ -283,6 +293,13 @@ class Store:
                 f"{config_path}: projects_dir {projects_dir!r} must stay inside the store"
             )
         self.projects_dir = projects_dir
+        branch = store_cfg.get("branch", DEFAULT_BRANCH)
+        if not isinstance(branch, str) or not _BRANCH_RE.fullmatch(branch):
+            raise StoreError(
+                f"{config_path}: [store] branch must be a plain branch name like "
+                f'"{DEFAULT_BRANCH}", got {branch!r}'
+            )
+        self.branch = branch
         self._workflow_paths = {
             str(k): (self.root / str(v)).resolve() for k, v in config.get("workflows", {}).items()
         }
@@ -292,7 +309,9 @@ class Store:
                 raise StoreError(
                     f"{config_path}: [store] durable must be true or false, got {durable!r}"
                 )
-        self.git = _git.GitRepo(self.root, lock_timeout=lock_timeout, durable=durable)
+        self.git = _git.GitRepo(
+            self.root, lock_timeout=lock_timeout, durable=durable, branch=self.branch
+        )
         self.git.recover_on_open()  # a crashed writer's leftovers, if no writer is active
         if isinstance(author, str):
             author = Identity.parse(author)
@@ -338,12 +357,10 @@ class Store:
                 f"{root} is already a git repository but not an mdsessions store; "
                 "use an empty folder (mdsessions keeps its own repository)"
             )
-        _git.init_repository(root)
-        git = _git.GitRepo(root)
-        files = {
-            ".gitignore": _GITIGNORE.encode(),
-            CONFIG_FILE: _CONFIG.format(projects_dir=projects_dir.strip("/") or ".").encode(),
-        }
+        _git.init_repository(root, branch=DEFAULT_BRANCH)
+        git = _git.GitRepo(root, branch=DEFAULT_BRANCH)
+        config = _CONFIG.format(projects_dir=projects_dir.strip("/") or ".", branch=DEFAULT_BRANCH)
+        files = {".gitignore": _GITIGNORE.encode(), CONFIG_FILE: config.encode()}
         with git.writer():
             git.commit(
                 files,
@@ -1265,8 +1282,17 @@ class Session:
                 result, planned = early[1], early[2]
             else:
                 result, planned = plan(self.manifest())
-            self._apply(planned)
-            return result
+            for attempt in range(_REPLANS + 1):
+                try:
+                    self._apply(planned)
+                    return result
+                except BranchMovedError:
+                    # Someone's own git commit changed this session's files meanwhile: their
+                    # version is the new truth; plan again on top of it.
+                    if attempt == _REPLANS:
+                        raise
+                    result, planned = plan(self.manifest())
+            raise AssertionError("unreachable")
 
     def _next_phase(self, manifest: SessionManifest, after: int) -> PhaseEntry | None:
         for entry in manifest.phases:

@@ -36,6 +36,7 @@ from mdsessions import (
     DocumentError,
     FeedbackAction,
     InvalidIdentifierError,
+    LockTimeoutError,
     MdsessionsError,
     PhaseNotFoundError,
     PhaseStatus,
@@ -937,22 +938,77 @@ def test_crash_before_the_branch_moved_rolls_back(store: Store, session: Session
     target = store.root / rel
     before = snapshot(store.root)
     old = head(store.root)
-    # What a writer killed after the journal but before the ref update leaves behind:
+    # What a writer killed after the journal but before the ref update leaves behind: its
+    # temp file and its locks, each lock the same file as its claim in .git/mdsessions/.
+    token = "0badc0de0001"
     journal(store).write_text(
-        json.dumps({"old": old, "new": "f" * 40, "ref": "refs/heads/main", "paths": [rel]})
+        json.dumps(
+            {"old": old, "new": "f" * 40, "ref": "refs/heads/main", "paths": [rel], "token": token}
+        )
     )
-    stale_tmp = target.with_name(f".{target.name}.0badc0de.mdstmp")
+    stale_tmp = target.with_name(f".{target.name}.{token}.mdstmp")
     stale_tmp.write_bytes(b"half written")
-    (store.root / ".git" / "index.lock").write_bytes(b"")
-    (store.root / ".git" / "refs" / "heads" / "main.lock").write_text(old + "\n")
+    private = store.root / ".git" / "mdsessions"
+    (private / f"claim-{token}.index").write_bytes(b"")
+    os.link(private / f"claim-{token}.index", store.root / ".git" / "index.lock")
+    (private / f"claim-{token}.ref").write_text(old + "\n")
+    os.link(private / f"claim-{token}.ref", store.root / ".git" / "refs" / "heads" / "main.lock")
 
     session.save_agent_output(1, "other", "after\n")
     assert not journal(store).exists()
     assert not stale_tmp.exists()
     assert not (store.root / ".git" / "index.lock").exists()
     assert not (store.root / ".git" / "refs" / "heads" / "main.lock").exists()
+    assert not list(private.glob("claim-*"))
     assert git(store.root, "rev-parse", "HEAD~1").strip() == before[0]
     assert session.output(1, "concept_expansion").content == "kept\n"  # type: ignore[union-attr]
+    assert_clean(store.root)
+
+
+def test_recovery_leaves_another_git_process_lock_alone(tmp_path: Path) -> None:
+    """A crashed writer's journal does not make a live git's index.lock or ref lock ours."""
+    store = Store.init(tmp_path / "store", lock_timeout=0.3)
+    try:
+        session = store.create_session("p", "s")
+        session.save_agent_output(1, "concept_expansion", "kept\n")
+        rel = f"{session.phase_rel(1)}/concept_expansion.md"
+        old = head(store.root)
+        journal(store).write_text(
+            json.dumps(
+                {"old": old, "new": None, "ref": "refs/heads/main", "paths": [rel], "token": "ab12"}
+            )
+        )
+        index_lock = store.root / ".git" / "index.lock"
+        index_lock.write_bytes(b"a person's git commit, still writing")
+        with pytest.raises(LockTimeoutError, match="index.lock was held by another git process"):
+            session.save_agent_output(1, "other", "after\n")
+        assert index_lock.read_bytes() == b"a person's git commit, still writing"
+        assert head(store.root) == old
+        assert not journal(store).exists()  # the dead writer's journal is handled, though
+        index_lock.unlink()  # the person's git finishes
+        session.save_agent_output(1, "other", "after\n")
+        assert_clean(store.root)
+    finally:
+        store.close()
+
+
+def test_recovery_never_rolls_a_foreign_commit_forward(store: Store, session: Session) -> None:
+    """A branch moved by someone else after a writer died is theirs: files are left alone."""
+    session.save_agent_output(1, "concept_expansion", "kept\n")
+    rel = f"{session.phase_rel(1)}/concept_expansion.md"
+    old = head(store.root)
+    (store.root / "notes.md").write_text("a person's note\n")
+    git(store.root, "add", "notes.md")
+    git(store.root, "commit", "-q", "-m", "person: a note")
+    journal(store).write_text(
+        json.dumps(
+            {"old": old, "new": "e" * 40, "ref": "refs/heads/main", "paths": [rel], "token": "cd34"}
+        )
+    )
+    person_head = head(store.root)
+    assert store.git.recover() is True
+    assert head(store.root) == person_head
+    assert (store.root / "notes.md").read_text() == "a person's note\n"
     assert_clean(store.root)
 
 
