@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from ._git import run_git
+from . import _git
 from .errors import StoreError
 
 __all__ = [
@@ -505,7 +505,9 @@ class Conversion:
         payload = b"".join(os.fsencode(path) + b"\0" for path in paths)
         # Run in the root, where git finds this repository (and its .git file, for a
         # worktree) itself; paths are then relative to the root as given.
-        proc = run_git(["check-attr", "-z", "--stdin", *_ATTRIBUTES], cwd=self.root, input=payload)
+        proc = _git.run_git(
+            ["check-attr", "-z", "--stdin", *_ATTRIBUTES], cwd=self.root, input=payload
+        )
         # -z output: <path> NUL <attribute> NUL <value> NUL, attributes in the order asked.
         fields = proc.stdout.split(b"\0")
         expected = 3 * len(_ATTRIBUTES) * len(paths)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import _fsutil, _gitindex
+from . import _convert, _fsutil, _gitindex
 from ._lock import LockTimeout as _LockTimeout
 from ._lock import WriterLock
 from .errors import (
@@ -277,13 +277,17 @@ def _stage_file(path: Path, data: bytes, *, fsync: bool, token: str) -> Path:
     return tmp
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> os.stat_result:
+def atomic_write(
+    path: Path, data: bytes, *, fsync: bool = False, token: str = ""
+) -> os.stat_result:
     """Write a file atomically: a temp file in the same folder, then ``os.replace``.
 
     Args:
         path: The target file; missing parent folders are created.
         data: The exact bytes to write.
         fsync: Flush the file and its folder to disk (durable mode).
+        token: A writer's journal token, put in the temp file's name so that recovery can
+            tell its leftovers.
 
     Returns:
         The ``os.stat`` of the new file.
@@ -292,7 +296,7 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> os.stat_res
         OSError: On any file-system error; the target is then untouched and the temp removed.
     """
     parent = path.parent
-    tmp = parent / f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    tmp = parent / f".{path.name}.{token}{secrets.token_hex(4)}{TMP_SUFFIX}"
     _write_new(tmp, data, 0o644, fsync=fsync)
     try:
         _fsutil.replace(tmp, path, durable=fsync)
@@ -397,6 +401,16 @@ def _commit_bytes(
     return "".join(lines).encode()
 
 
+def _restore_message(dropped: str) -> str:
+    return (
+        f"restore: put back {dropped[:12]}, dropped by a concurrent git reset\n\n"
+        f"A 'git reset --hard' (or 'git stash') that read HEAD before {dropped[:12]} was made\n"
+        "moved the branch back over it; this merge brings its files back.\n\n"
+        "Mdsessions-Kind: restore\n"
+        f"Mdsessions-Restored: {dropped}\n"
+    )
+
+
 def init_repository(path: Path, *, branch: str = "main") -> None:
     """Create an empty git repository at ``path`` with ``branch`` as the unborn HEAD.
 
@@ -487,13 +501,16 @@ class GitConfig:
         signature = self._stat_signature()
         with self._lock:
             if signature != self._signature:
-                proc = run_git(
-                    ["config", "--list", "-z", "--show-scope"], cwd=self.root, check=False
+                proc = run_git(  # hooks=True: no -c core.hooksPath override in the listing
+                    ["config", "--list", "-z", "--show-scope"],
+                    cwd=self.root,
+                    check=False,
+                    hooks=True,
                 )
                 values: dict[str, str] = {}
                 local_values: dict[str, str] = {}
                 items = proc.stdout.decode("utf-8", "replace").split("\0")
-                for scope, item in zip(items[::2], items[1::2]):
+                for scope, item in zip(items[::2], items[1::2], strict=False):
                     key, newline, value = item.partition("\n")
                     if key:
                         values[key] = value if newline else "true"
@@ -609,6 +626,15 @@ class GitRepo:
         self._maintaining = threading.Event()
         self._maintainer: threading.Thread | None = None
         self._trees_lock = threading.Lock()
+        #: The commit this process last put on the branch; while the branch is still there,
+        #: nobody else moved it and there is nothing to look for in the reflog.
+        self._last_installed: str | None = None
+        #: The branch position last checked for commits dropped by racing git commands.
+        self._audited: str | None = None
+        self._drops_checked: set[str] = set()
+        self._conv: tuple[dict[str, str], _convert.Conversion] | None = None
+        #: Who records commits of the repository's own making (restores): set by the store.
+        self.identity = Identity("mdsessions", "mdsessions@localhost")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -789,7 +815,7 @@ class GitRepo:
                     log.parent.mkdir(parents=True, exist_ok=True)
                     with log.open("a", encoding="utf-8") as fh:
                         fh.write(line)
-            _fsutil.replace(lock, ref_path, durable=self.durable)
+            _gitindex.replace_claimed(lock, ref_path, claim, self.durable)
         except BaseException:
             if fd != -1:
                 os.close(fd)
@@ -797,8 +823,9 @@ class GitRepo:
                 lock.unlink()  # ours: taken above and not yet renamed
             raise
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                claim.unlink()
+            for own in (claim, _gitindex.old_claim(claim)):
+                with contextlib.suppress(FileNotFoundError):
+                    own.unlink()
 
     # -- objects --------------------------------------------------------------------------
 
@@ -1037,6 +1064,7 @@ class GitRepo:
             try:
                 self._local.depth = 1
                 self.recover()
+                self._restore_dropped(self.identity)
                 yield
             finally:
                 self._local.depth = 0
@@ -1055,7 +1083,7 @@ class GitRepo:
             True if something was recovered; False if there was nothing to do or another
             writer holds the lock (it recovers before writing).
         """
-        if not self._journal.exists():
+        if not self._journal.exists() and not self._moved_by_others():
             return False
         if not self._thread_lock.acquire(blocking=False):
             return False
@@ -1065,7 +1093,8 @@ class GitRepo:
             except _LockTimeout:
                 return False
             try:
-                return self.recover()
+                recovered = self.recover()
+                return bool(self._restore_dropped(self.identity)) or recovered
             except (StoreError, OSError):
                 return False  # the next writer meets it and reports it clearly
             finally:
@@ -1146,11 +1175,15 @@ class GitRepo:
             ("ref", self.git_dir / (entry.ref + ".lock")),
         ):
             claim = self._claim(token, kind)
-            with contextlib.suppress(OSError):
-                if claim.exists() and lock.exists() and claim.samefile(lock):
-                    lock.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                claim.unlink()
+            # The lock is the dead writer's if it is its claim (taken, not yet renamed) or the
+            # file its replace swapped out (exchanged, old content not yet unlinked).
+            for own in (claim, _gitindex.old_claim(claim)):
+                with contextlib.suppress(OSError):
+                    if own.exists() and lock.exists() and own.samefile(lock):
+                        lock.unlink()
+            for own in (claim, _gitindex.old_claim(claim)):
+                with contextlib.suppress(FileNotFoundError):
+                    own.unlink()
         with contextlib.suppress(FileNotFoundError):
             self._message_file(token).unlink()
         for rel in entry.paths:
@@ -1177,6 +1210,7 @@ class GitRepo:
         whose content is neither that commit's nor ``commit``'s is a person's edit made since
         the crash: it is left as it is (its index entry still follows ``commit``).
         """
+        token = token or secrets.token_hex(6)
         updates: list[_gitindex.IndexEntryUpdate] = []
         removals: list[str] = []
         for rel in paths:
@@ -1198,9 +1232,9 @@ class GitRepo:
                 removals.append(rel)
                 continue
             _kind, data = self.read_object(found[1])
-            st = atomic_write(target, self._to_worktree(rel, data), fsync=self.durable)
+            st = atomic_write(target, self._to_worktree(rel, data), fsync=self.durable, token=token)
             updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], st))
-        self._sync_index(updates, removals, token or secrets.token_hex(6))
+        self._sync_index(updates, removals, token)
 
     def _prune_empty_dirs(self, folder: Path) -> None:
         while folder != self.root and folder.is_dir():
@@ -1221,13 +1255,58 @@ class GitRepo:
 
     # -- line ends and attributes ------------------------------------------------------------
 
+    def _conversion(self) -> _convert.Conversion:
+        """The line-end rules of the current configuration (rebuilt when it changes)."""
+        values = self.config.values()
+        with self._trees_lock:
+            if self._conv is None or self._conv[0] is not values:
+                self._conv = (values, _convert.Conversion(self.root, self.git_dir, values))
+            return self._conv[1]
+
+    def check_attributes(self, paths: Sequence[str]) -> dict[str, _convert.CrlfAction]:
+        """The line-end action of each path (``git check-attr`` rules, cached).
+
+        Raises:
+            UnsupportedAttributeError: A path has a ``filter``, ``ident`` or
+                ``working-tree-encoding`` attribute that mdsessions cannot honour.
+        """
+        return self._conversion().actions(paths)
+
     def _to_worktree(self, rel: str, blob: bytes) -> bytes:
         """What ``git checkout`` writes for ``blob`` at ``rel`` (line-end conversion)."""
-        return blob
+        conv = self._conversion()
+        return conv.to_worktree(conv.actions([rel])[rel], blob)
 
-    def _to_git(self, rel: str, data: bytes) -> bytes:
-        """What ``git add`` stores for working-tree bytes ``data`` at ``rel``."""
-        return data
+    def _to_git(self, rel: str, data: bytes, action: _convert.CrlfAction | None = None) -> bytes:
+        """What ``git add`` stores for working-tree bytes ``data`` at ``rel``.
+
+        Raises:
+            UnsupportedAttributeError: As :meth:`check_attributes`.
+            StoreError: ``core.safecrlf=true`` and git would refuse the conversion.
+        """
+        conv = self._conversion()
+        if action is None:
+            action = conv.actions([rel])[rel]
+        if action is _convert.CrlfAction.BINARY:
+            return data
+        index_blob = None
+        if b"\r" in data:  # git's "CRLF already in the index" rule needs the index's blob
+            staged = _gitindex.index_entry(self.git_dir, rel)
+            if staged is not None:
+                index_blob = self.read_object(staged[1])[1]
+        return conv.to_git(action, data, index_blob, path=rel)
+
+    def read_worktree(self, rel: str) -> bytes:
+        """A working-tree file as git would store it (line ends converted as ``git add`` does).
+
+        Raises:
+            FileNotFoundError: If it does not exist.
+        """
+        data = (self.root / rel).read_bytes()
+        try:
+            return self._to_git(rel, data)
+        except StoreError:  # an attribute a save would refuse: reading is still fine
+            return data
 
     def _worktree_blob_sha(self, rel: str, data: bytes) -> bytes:
         """The blob id ``git add`` would give working-tree bytes ``data`` at ``rel``."""
@@ -1326,6 +1405,11 @@ class GitRepo:
             raise ConflictError(f"{ref} is at {str(base)[:12]}, expected {expected_head[:12]}")
         head = base
         for _attempt in range(COMMIT_ATTEMPTS):
+            if head != self._audited:
+                # Someone else moved the branch: first put back a commit of ours that a
+                # racing no-op reset (git stash) dropped, then re-plan on whatever is there.
+                self._restore_dropped(self.identity)
+                head = self.read_ref(ref)
             if head != base:
                 changed = self._changed_between(base, head, paths)
                 if changed is not None:
@@ -1380,12 +1464,13 @@ class GitRepo:
         token = secrets.token_hex(6)
         objects: list[tuple[str, bytes, bytes]] = []
         blobs: dict[str, bytes | None] = {}
+        actions = self.check_attributes(paths)
         for rel in paths:
             data = files[rel]
             blobs[rel] = (
                 None
                 if data is None
-                else self._store_object(b"blob", self._to_git(rel, data), objects)
+                else self._store_object(b"blob", self._to_git(rel, data, actions[rel]), objects)
             )
         old_root = self.commit_tree(head) if head else None
         new_root = self._rewrite(old_root, blobs, objects)
@@ -1432,6 +1517,7 @@ class GitRepo:
                     self._write_journal(_JournalEntry(head, ref, list(paths), token, new))
                 self._cas_ref(ref, new, head, message, committer, token)
                 moved = True
+                self._last_installed = self._audited = new
                 for rel in paths:
                     target = self.root / rel
                     if rel in staged:
@@ -1462,6 +1548,216 @@ class GitRepo:
             self._run_hook("post-commit", [], index_file=None, author=author, check=False)
         self._maybe_maintain()
         return new
+
+    # -- commits dropped by a racing reset -----------------------------------------------------
+
+    #: The reflog message of ``git reset --hard`` without a commit (and of ``git stash``'s
+    #: own reset): meant to leave the branch where it is.
+    _STALE_RESET = "reset: moving to HEAD"
+
+    def _reflog_tail(self, ref: str) -> list[tuple[str, str, str, str]]:
+        """``(old, new, identity, message)`` of the last reflog lines of ``ref``, newest first.
+
+        Only the last 16 KiB of the reflog are read.
+        """
+        try:
+            with (self.git_dir / "logs" / ref).open("rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - 16384))
+                tail = fh.read()
+        except OSError:
+            return []
+        lines = tail.splitlines()
+        if size > 16384:
+            lines = lines[1:]  # the first one is cut
+        out: list[tuple[str, str, str, str]] = []
+        for line in reversed(lines):
+            head, tab, message = line.decode("utf-8", "replace").partition("\t")
+            parts = head.split(" ", 2)
+            if tab and len(parts) == 3:
+                identity = parts[2].rpartition(">")[0] + ">"
+                out.append((parts[0], parts[1], identity, message))
+        return out
+
+    def _stale_resets(self, ref: str) -> list[tuple[str, str]]:
+        """``(old, new)`` of recent reflog lines of ``ref`` where a no-op reset moved it.
+
+        ``git reset --hard`` resolves ``HEAD`` before it takes ``index.lock``; a commit made
+        in between is then "reset" away (the branch moves back to the stale ``HEAD``).
+        Newest first.
+        """
+        return [
+            (old, new)
+            for old, new, _who, message in self._reflog_tail(ref)
+            if message == self._STALE_RESET and old != new
+        ]
+
+    def _moved_by_others(self) -> bool:
+        """Whether the branch's last move (its newest reflog line) was not this store's."""
+        tail = self._reflog_tail(f"refs/heads/{self.branch}")
+        return bool(tail) and tail[0][2] != str(self.identity)
+
+    def _last_own_commit(self, ref: str) -> str | None:
+        """The commit mdsessions (this store's identity) last put on ``ref``, from the reflog."""
+        if self._last_installed is not None:
+            return self._last_installed
+        for _old, new, who, _message in self._reflog_tail(ref):
+            if who == str(self.identity):
+                return new
+        return None
+
+    def _restore_dropped(self, committer: Identity) -> list[str]:
+        """Put back what a racing git command dropped from the branch after mdsessions wrote it.
+
+        Two races of git's own commands lose a commit of another process, and both hit a
+        store that a person uses while a runner writes:
+
+        - ``git reset --hard`` (and ``git stash``, which runs it) resolves ``HEAD`` before
+          it takes ``index.lock``; a commit made in between is "reset" away. Seen in the
+          reflog as ``reset: moving to HEAD`` with two different ids. The dropped commit is
+          put back by moving the branch forward to it when nothing was committed since, else
+          by a merge commit that brings back the paths it changed (when the commits since did
+          not change them too; otherwise it is kept reachable as
+          ``refs/mdsessions/dropped/<id>``).
+        - ``git stash pop`` (and other merges) read the index before taking its lock and
+          write it back under the lock, dropping entries written in between; the person's
+          next ``git commit`` then deletes (or reverts) the file in ``HEAD`` while the working
+          tree still holds what mdsessions wrote. A path whose working-tree file still holds
+          exactly the content of mdsessions' last commit, while ``HEAD`` does not, is put
+          back in a new commit. (A person who removes or reverts a file on purpose changes
+          the working-tree file too, and is left alone.)
+
+        Called under the writer lock when the branch is not where this process left it;
+        files follow, sparing a person's edit (:meth:`_materialize` with ``protect_from``).
+
+        Returns:
+            The commit ids restored or kept.
+        """
+        ref = f"refs/heads/{self.branch}"
+        head = self.read_ref(ref)
+        if head is None or head == self._audited:
+            return []
+        done: list[str] = []
+        for old, new in self._stale_resets(ref):
+            if old in self._drops_checked:
+                continue
+            self._drops_checked.add(old)
+            if not self._is_own_commit(old) or self._descends(head, old):
+                continue
+            paths = sorted(self.diff_trees(new, old))
+            if head == new:
+                target = old
+            elif any(self.entry(new, p) != self.entry(head, p) for p in paths):
+                self._keep_dropped(old, committer)
+                done.append(old)
+                continue
+            else:
+                changes = {p: (found[1] if (found := self.entry(old, p)) else None) for p in paths}
+                tree = self._rewrite(self.commit_tree(head), changes)
+                message = _restore_message(old)
+                target = self._make_commit(
+                    tree, [head, old], message, committer, committer, self.signing
+                )
+            token = secrets.token_hex(6)
+            self._write_journal(_JournalEntry(head, ref, paths, token, target))
+            try:
+                self._cas_ref(
+                    ref, target, head, f"mdsessions: restore {old[:12]}", committer, token
+                )
+            except _RefMoved:
+                self._journal.unlink()
+                self._drops_checked.discard(old)
+                return done
+            except BaseException:
+                self._journal.unlink()
+                raise
+            self._materialize(target, paths, protect_from=head, token=token)
+            self._journal.unlink()
+            head = target
+            self._last_installed = target
+            done.append(old)
+        head = self._restore_unindexed(ref, head, committer, done)
+        self._audited = head
+        return done
+
+    def _restore_unindexed(self, ref: str, head: str, committer: Identity, done: list[str]) -> str:
+        """Commit again files of mdsessions' last commit that a stale-index write dropped."""
+        last = self._last_own_commit(ref)
+        if last is None or last == head or not self._descends(head, last):
+            return head
+        lost: dict[str, bytes] = {}
+        for rel, (ours, theirs) in self.diff_trees(last, head).items():
+            if ours is None or theirs == ours:
+                continue
+            try:
+                data = (self.root / rel).read_bytes()
+            except OSError:
+                continue
+            if self._worktree_blob_sha(rel, data) == ours:
+                lost[rel] = data
+        if not lost:
+            return head
+        message = (
+            f"restore: put back {len(lost)} file(s) a concurrent git command dropped\n\n"
+            f"The index was written back by a git command that had read it before\n"
+            f"{last[:12]} was made, so the next commit left these out:\n"
+            + "".join(f"  {rel}\n" for rel in sorted(lost))
+            + "\nMdsessions-Kind: restore\n"
+            + f"Mdsessions-Restored: {last}\n"
+        )
+        try:
+            new = self._commit_once(lost, sorted(lost), ref, head, message, committer, committer)
+        except _RefMoved:
+            return self.read_ref(ref) or head
+        if new is None:
+            return head
+        done.append(last)
+        return new
+
+    def _is_own_commit(self, commit: str) -> bool:
+        """Whether ``commit`` is an mdsessions commit (it carries an ``Mdsessions-Kind``)."""
+        try:
+            kind, raw = self.read_object(bytes.fromhex(commit))
+        except (ValueError, StoreError, OSError):
+            return False
+        return kind == "commit" and b"\nMdsessions-Kind: " in raw
+
+    def _descends(self, descendant: str, ancestor: str, limit: int = 256) -> bool:
+        """Whether ``ancestor`` is reachable from ``descendant`` (in-process for short walks)."""
+        seen = {descendant}
+        todo = [descendant]
+        while todo and len(seen) <= limit:
+            commit = todo.pop()
+            if commit == ancestor:
+                return True
+            try:
+                _kind, raw = self.read_object(bytes.fromhex(commit))
+            except (ValueError, StoreError, OSError):
+                continue
+            for line in raw.split(b"\n\n", 1)[0].splitlines():
+                if line.startswith(b"parent "):
+                    parent = line[7:].decode()
+                    if parent not in seen:
+                        seen.add(parent)
+                        todo.append(parent)
+        if not todo:
+            return False
+        return self.is_ancestor(ancestor, descendant)
+
+    def _keep_dropped(self, commit: str, committer: Identity) -> None:
+        """Name a dropped commit ``refs/mdsessions/dropped/<id>`` so it stays reachable."""
+        ref = f"refs/mdsessions/dropped/{commit}"
+        if self.read_ref(ref) is None:
+            with contextlib.suppress(_RefMoved, LockTimeoutError, OSError):
+                self._cas_ref(
+                    ref,
+                    commit,
+                    None,
+                    "mdsessions: keep a dropped commit",
+                    committer,
+                    secrets.token_hex(6),
+                )
 
     # -- signing and hooks --------------------------------------------------------------------
 
@@ -1504,11 +1800,46 @@ class GitRepo:
         if proc.returncode != 0:
             said = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
             fmt = self.config.get("gpg.format") or "openpgp"
+            signer = self._signer_says(fmt, committer)
             raise StoreError(
                 f"signing the commit failed (commit.gpgsign/mdsessions.sign is on, gpg.format "
                 f"{fmt}); nothing was written: {said}"
+                + (f"; the signer said: {signer}" if signer else "")
             )
         return proc.stdout.decode().strip()
+
+    def _signer_says(self, fmt: str, committer: Identity) -> str:
+        """Ask the configured signing program to sign a test text; return what it prints.
+
+        git (2.39) reports only "gpg failed to sign the data"; the signer's own words (no
+        secret key, a missing key file, a locked agent) are what a person needs to fix it.
+        """
+        key = self.config.get("user.signingkey") or ""
+        if fmt == "ssh":
+            program = self.config.get("gpg.ssh.program") or "ssh-keygen"
+            if not key or key.startswith("key::"):
+                return ""
+            args = [program, "-Y", "sign", "-n", "git", "-f", str(Path(key).expanduser())]
+        else:
+            default = "gpgsm" if fmt == "x509" else "gpg"
+            program = (
+                self.config.get(f"gpg.{fmt}.program") or self.config.get("gpg.program") or default
+            )
+            args = [program, "--status-fd=2", "-bsau", key or str(committer)]
+        try:
+            proc = subprocess.run(
+                args,
+                input=b"mdsessions signing check\n",
+                capture_output=True,
+                env=git_env(),
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{args[0]}: {exc}"
+        text = (proc.stderr + proc.stdout).decode("utf-8", "replace")
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("[GNUPG:]")]
+        return " ".join(lines)[:500] if proc.returncode != 0 else ""
 
     def _message_file(self, token: str) -> Path:
         return self.private_dir / f"msg-{token}"
@@ -1630,6 +1961,7 @@ class GitRepo:
                         fsync=self.durable,
                         work_tree=self.root,
                         claim=self._claim(token, "index"),
+                        new_version=self._new_index_version(),
                     )
                 )
                 return self.git_dir / "index.lock"
@@ -1647,6 +1979,13 @@ class GitRepo:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
+
+    def _new_index_version(self) -> int:
+        """The version git gives an index it creates: ``index.version``, ``feature.manyFiles``."""
+        value = self.config.get("index.version")
+        if value is not None and value.strip() in ("2", "3", "4"):
+            return int(value)
+        return 4 if self.config.boolean("feature.manyfiles") else 2
 
     def _sync_index_with_git(
         self, updates: Sequence[_gitindex.IndexEntryUpdate], removals: Sequence[str]

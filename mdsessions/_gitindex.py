@@ -971,7 +971,7 @@ def _merge_split(git_dir: Path, part: _Parsed) -> _Parsed:
     return merged
 
 
-def _load(index_path: Path, key: str) -> _Parsed:
+def _load(index_path: Path, key: str, new_version: int = 2) -> _Parsed:
     """Return the parsed index at ``index_path``, from the cache when still valid.
 
     The caller holds the per-path lock.  A missing index is an empty version-2 index.
@@ -987,7 +987,7 @@ def _load(index_path: Path, key: str) -> _Parsed:
     except FileNotFoundError:
         with _cache_lock:
             _cache.pop(key, None)
-        return _empty()
+        return _empty(new_version)
     try:
         st = os.fstat(fd)
         ident = _identity(st)
@@ -1570,6 +1570,24 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
+def old_claim(claim: Path) -> Path:
+    """Where a claimed replace links the file it replaces (see :func:`replace_claimed`)."""
+    return claim.with_name(claim.name + "-old")
+
+
+def replace_claimed(lock_path: Path, target: Path, claim: Path, fsync: bool) -> None:
+    """Put ``lock_path`` in place of ``target``, keeping the replaced file provably ours.
+
+    The atomic replace may swap the two names (``renameat2`` exchange) and unlink the old
+    content after: a crash in between leaves the *old* file under the lock's name. Linking it
+    to ``old_claim(claim)`` first makes that leftover provable too (and, while the link
+    exists, its inode cannot be reused by another process's lock file).
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.link(target, old_claim(claim))
+    _fsutil.replace(lock_path, target, durable=fsync)
+
+
 def _take_lock(lock_path: Path, claim: Path | None) -> int:
     """Create ``lock_path`` exclusively (through ``claim`` when given); return a write fd.
 
@@ -1611,13 +1629,22 @@ def update_index(
     fsync: bool = False,
     work_tree: Path | None = None,
     claim: Path | None = None,
+    new_version: int = 2,
 ) -> None:
     """Set and remove stage-0 entries of ``git_dir/index`` in place (see :func:`staged_index`).
 
     Raises:
         As :func:`staged_index`.
     """
-    with staged_index(git_dir, updates, removals, fsync=fsync, work_tree=work_tree, claim=claim):
+    with staged_index(
+        git_dir,
+        updates,
+        removals,
+        fsync=fsync,
+        work_tree=work_tree,
+        claim=claim,
+        new_version=new_version,
+    ):
         pass
 
 
@@ -1630,6 +1657,7 @@ def staged_index(
     fsync: bool = False,
     work_tree: Path | None = None,
     claim: Path | None = None,
+    new_version: int = 2,
 ) -> Iterator[None]:
     """Write the updated index into ``index.lock`` now; put it in place when the block ends.
 
@@ -1668,6 +1696,9 @@ def staged_index(
             ``index.lock`` (as atomic as git's exclusive create), so that a crashed caller's
             ``index.lock`` can later be told from another process's: it is the same file as
             ``claim``.  ``claim`` is removed when the block ends, whatever the outcome.
+        new_version: The version (2, 3 or 4) of an index this call creates (there was
+            none): git's ``index.version`` / ``feature.manyFiles``.  An existing index
+            keeps its version, as with git.
         work_tree: The working tree the index describes.  When given, carried-over
             racily clean entries are checked against their files and smudged only
             if the content changed (as git does); when omitted they are all
@@ -1706,7 +1737,7 @@ def staged_index(
         created: Path | None = None  # a shared index this call wrote
         try:
             with os.fdopen(fd, "wb") as out:
-                parsed = _load(index_path, key)
+                parsed = _load(index_path, key, new_version)
                 try:
                     _smudge_racy(parsed, None if work_tree is None else Path(work_tree))
                     for path in removal_paths:
@@ -1739,7 +1770,10 @@ def staged_index(
                     raise
             try:
                 yield
-                _fsutil.replace(lock_path, index_path, durable=fsync)
+                if claim is None:
+                    _fsutil.replace(lock_path, index_path, durable=fsync)
+                else:
+                    replace_claimed(lock_path, index_path, claim, fsync)
             except BaseException:
                 with _cache_lock:
                     _cache.pop(key, None)
@@ -1752,6 +1786,7 @@ def staged_index(
                     _unlink_quietly(created)
             if claim is not None:
                 _unlink_quietly(claim)
+                _unlink_quietly(old_claim(claim))
 
         if base_changed and before is not None:
             # Nothing references the old shared index any more: its expiry starts now.

@@ -316,6 +316,7 @@ class Store:
         if isinstance(author, str):
             author = Identity.parse(author)
         self.author = (author or RUNNER_IDENTITY).checked()
+        self.git.identity = self.author
         self._renderer: Renderer | None = None
         self._cache: dict[str, tuple[bytes, type[Document], dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
@@ -433,7 +434,7 @@ class Store:
             FileNotFoundError: If it does not exist.
             DocumentError: If it is not valid UTF-8.
         """
-        return _decode((self.root / rel).read_bytes(), rel)
+        return _decode(self.git.read_worktree(rel), rel)
 
     def read_doc(self, rel: str, model: type[D]) -> D:
         """Read and parse a document from the working tree (parsed form cached by content).
@@ -442,7 +443,7 @@ class Store:
             FileNotFoundError: If the file does not exist.
             DocumentError: If it does not parse or validate.
         """
-        data = (self.root / rel).read_bytes()
+        data = self.git.read_worktree(rel)
         with self._cache_lock:
             hit = self._cache.get(rel)
         if hit is not None and hit[0] == data and hit[1] is model:
