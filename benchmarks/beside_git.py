@@ -20,7 +20,10 @@ The person's commands are expected to fail now and then (git refuses while the s
 ``save_feedback(…, action="pending", comments=…)`` and ``create_session``; each carries a
 unique token.  A save is *acknowledged* when the call returned, *failed* when it raised.
 
-After the person stopped, the run is checked (git first, then the API on a fresh ``Store.open``):
+After the person stopped, the store is opened once (what the person's next mdsessions command
+does first: it puts back a save that one of git's own races dropped after the last save; during
+the run the next save does it, and the "restored" column counts both), then the run is checked
+(git first, then the API on a fresh ``Store.open``):
 
 - lost: an acknowledged agent output whose exact content is not under ``## Output`` of
   ``HEAD:<path>`` or not what ``session.output(phase, agent).content`` returns; an
@@ -475,6 +478,7 @@ class RunResult:
     fsck_output: str = ""
     tree_not_head: list[str] = field(default_factory=list)
     journal_left: bool = False
+    restores: int = 0
     seconds: float = 0.0
 
     @property
@@ -737,6 +741,18 @@ def run_once(
         person_log = stop_person(person)
         store.close()
     result.seconds = time.monotonic() - started
+    # What the person's next mdsessions command does first: opening the store puts back a
+    # save that one of git's own races (git stash's reset, a stale index written back)
+    # dropped after the last save of the run; during the run the next save does it.
+    from mdsessions import Store  # noqa: PLC0415
+
+    Store.open(root).close()
+    result.restores = sum(
+        "mdsessions: restore" in line or line.endswith("restore: put back")
+        for line in git(
+            root, "reflog", "show", "--format=%gs", "refs/heads/main"
+        ).stdout.splitlines()
+    ) + len(git(root, "log", "--format=%H", "--grep=^Mdsessions-Kind: restore").stdout.split())
     verify(root, result, records, person_log)
     return result
 
@@ -775,14 +791,15 @@ def _classes(counts: dict[str, int]) -> str:
 def format_table(results: list[RunResult]) -> str:
     head = (
         "| run | scenario | saves | git ops ok/failed | failed saves | applied despite error "
-        "| lost | damaged index | fsck | person lost | tree≠HEAD | s |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| restored | lost | damaged index | fsck | person lost | tree≠HEAD | s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for k, r in enumerate(results, 1):
         rows.append(
             f"| {k} | {r.scenario} | {r.saves} | {r.person_ok}/{r.person_failed} | "
-            f"{_classes(r.failed_by_class)} | {r.applied_despite_error} | {r.lost_saves} | "
+            f"{_classes(r.failed_by_class)} | {r.applied_despite_error} | {r.restores} | "
+            f"{r.lost_saves} | "
             f"{len(r.index_damage)} | {'ok' if r.fsck_ok else 'FAIL'} | {len(r.person_lost)} | "
             f"{len(r.tree_not_head)} | {r.seconds:.1f} |"
         )
@@ -795,12 +812,13 @@ def format_table(results: list[RunResult]) -> str:
         f"| **total** | | {saves} | {sum(r.person_ok for r in results)}/"
         f"{sum(r.person_failed for r in results)} | {_classes(dict(total))} "
         f"({failed / saves:.1%}) | {sum(r.applied_despite_error for r in results)} | "
-        f"{sum(r.lost_saves for r in results)} | {sum(len(r.index_damage) for r in results)} | "
+        f"{sum(r.restores for r in results)} | {sum(r.lost_saves for r in results)} | "
+        f"{sum(len(r.index_damage) for r in results)} | "
         f"{sum(not r.fsck_ok for r in results)} failed | "
         f"{sum(len(r.person_lost) for r in results)} | "
         f"{sum(len(r.tree_not_head) for r in results)} | {sum(r.seconds for r in results):.1f} |"
         if saves
-        else "| **total** | | 0 | | | | | | | | | |"
+        else "| **total** | | 0 | | | | | | | | | | |"
     )
     return head + "\n".join(rows) + "\n"
 

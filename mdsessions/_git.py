@@ -450,6 +450,9 @@ class _RefMoved(Exception):
     """The branch moved between reading it and taking its lock (internal)."""
 
 
+#: How many recently committed paths are checked for entries a stale-index write dropped.
+_RECENT_PATHS = 24
+
 #: Times a commit is re-planned on top of someone else's new commit before giving up.
 COMMIT_ATTEMPTS = 5
 
@@ -632,6 +635,8 @@ class GitRepo:
         #: The branch position last checked for commits dropped by racing git commands.
         self._audited: str | None = None
         self._drops_checked: set[str] = set()
+        #: Paths this process committed lately and their blobs (see ``_index_repairs``).
+        self._recent: dict[str, bytes] = {}
         self._conv: tuple[dict[str, str], _convert.Conversion] | None = None
         #: Who records commits of the repository's own making (restores): set by the store.
         self.identity = Identity("mdsessions", "mdsessions@localhost")
@@ -1507,6 +1512,7 @@ class GitRepo:
                     _gitindex.IndexEntryUpdate(rel, 0o100644, blobs[rel] or b"", tmp.stat())
                     for rel, tmp in staged.items()
                 ]
+                updates += self._index_repairs(head, paths)
                 removals = [rel for rel in paths if files[rel] is None]
                 index_file = self._enter_index(stack, updates, removals, token)
                 if new is None:
@@ -1518,6 +1524,12 @@ class GitRepo:
                 self._cas_ref(ref, new, head, message, committer, token)
                 moved = True
                 self._last_installed = self._audited = new
+                for rel in paths:
+                    self._recent.pop(rel, None)
+                    if blobs[rel] is not None:
+                        self._recent[rel] = blobs[rel] or b""
+                while len(self._recent) > _RECENT_PATHS:
+                    self._recent.pop(next(iter(self._recent)))
                 for rel in paths:
                     target = self.root / rel
                     if rel in staged:
@@ -1714,6 +1726,40 @@ class GitRepo:
             return head
         done.append(last)
         return new
+
+    def _index_repairs(
+        self, head: str | None, paths: Sequence[str]
+    ) -> list[_gitindex.IndexEntryUpdate]:
+        """Index entries of recent commits that a stale-index write took out: put them back.
+
+        ``git commit``, ``git stash pop`` and other git commands read the index before they
+        take ``index.lock`` and may write that copy back, dropping entries mdsessions wrote in
+        between; ``git status`` then shows the file deleted and untracked, and the person's
+        next commit would delete it. An entry is put back only while ``HEAD`` and the
+        working-tree file both still hold exactly what mdsessions wrote.
+        """
+        out: list[_gitindex.IndexEntryUpdate] = []
+        for rel, blob in list(self._recent.items()):
+            if rel in paths:
+                continue
+            try:
+                staged = _gitindex.index_entry(self.git_dir, rel)
+            except (_gitindex.UnsupportedIndexError, OSError):
+                return []
+            if staged is not None and staged[1] == blob:
+                continue
+            found = self.entry(head, rel)
+            if found is None or found[1] != blob:
+                continue  # HEAD moved on from it: not ours to put back
+            target = self.root / rel
+            try:
+                st = target.stat()
+                same = self._worktree_blob_sha(rel, target.read_bytes()) == blob
+            except (OSError, StoreError):
+                continue
+            if same:
+                out.append(_gitindex.IndexEntryUpdate(rel, 0o100644, blob, st))
+        return out
 
     def _is_own_commit(self, commit: str) -> bool:
         """Whether ``commit`` is an mdsessions commit (it carries an ``Mdsessions-Kind``)."""
