@@ -637,6 +637,7 @@ class GitRepo:
         self._drops_checked: set[str] = set()
         #: Paths this process committed lately and their blobs (see ``_index_repairs``).
         self._recent: dict[str, bytes] = {}
+        self._index_written: tuple[int, int, int, int] | None = None
         self._conv: tuple[dict[str, str], _convert.Conversion] | None = None
         #: Who records commits of the repository's own making (restores): set by the store.
         self.identity = Identity("mdsessions", "mdsessions@localhost")
@@ -1539,6 +1540,7 @@ class GitRepo:
                             target.unlink()
                         self._prune_empty_dirs(target.parent)
             # Leaving the block put the new index in place.
+            self._index_written = self._index_identity()
         except Exception:
             if not moved:
                 with contextlib.suppress(FileNotFoundError):
@@ -1739,6 +1741,8 @@ class GitRepo:
         working-tree file both still hold exactly what mdsessions wrote.
         """
         out: list[_gitindex.IndexEntryUpdate] = []
+        if not self._recent or self._index_identity() == self._index_written:
+            return out  # nobody wrote the index since this process did
         for rel, blob in list(self._recent.items()):
             if rel in paths:
                 continue
@@ -1760,6 +1764,13 @@ class GitRepo:
             if same:
                 out.append(_gitindex.IndexEntryUpdate(rel, 0o100644, blob, st))
         return out
+
+    def _index_identity(self) -> tuple[int, int, int, int] | None:
+        try:
+            st = os.stat(self.git_dir / "index")  # noqa: PTH116
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def _is_own_commit(self, commit: str) -> bool:
         """Whether ``commit`` is an mdsessions commit (it carries an ``Mdsessions-Kind``)."""
