@@ -1354,6 +1354,16 @@ class GitRepo:
                     "(mdsessions record) or discard them (git restore) before this save"
                 )
 
+    def edited_paths(self, head: str | None, paths: Sequence[str]) -> list[str]:
+        """The paths :meth:`check_clean` would refuse: a person's unrecorded edit."""
+        out = []
+        for rel in paths:
+            try:
+                self.check_clean(head, [rel])
+            except UnrecordedEditError:
+                out.append(rel)
+        return out
+
     def commit(
         self,
         files: Mapping[str, bytes | None],

@@ -16,8 +16,11 @@ without an outer thread lock (``GitRepo`` holds one).
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import threading
+import time
 from pathlib import Path
 
 try:
@@ -25,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LockTimeout", "WriterLock"]
+__all__ = ["LockTimeout", "RunLock", "WriterLock"]
 
 #: Seconds between two tries of the ``filelock`` fallback.
 _POLL_S = 0.001
@@ -130,3 +133,50 @@ class WriterLock:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+class RunLock:
+    """A named inter-process lock that says who holds it: one runner per session.
+
+    A :class:`WriterLock` (``flock``: the kernel releases it when the holder dies, so a dead
+    holder's lock is simply taken over) whose file holds the holder's pid, host and start
+    time (UTC ISO-8601) as JSON, so a refused runner can name it.
+
+    Args:
+        path: The lock file (created with its folder if missing, never deleted).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = WriterLock(path)
+
+    def holder(self) -> dict[str, object]:
+        """What the current (or last) holder wrote: ``{"pid", "host", "since"}``, or ``{}``."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def acquire(self, timeout: float) -> None:
+        """Take the lock (waiting up to ``timeout`` seconds) and write this holder's details.
+
+        Raises:
+            LockTimeout: Another holder kept it throughout.
+            OSError: The lock file cannot be opened.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire(timeout)
+        fd = self._lock._fd
+        if fd is not None:
+            info = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+
+    def release(self) -> None:
+        """Release the lock (its file keeps the last holder's details)."""
+        self._lock.release()

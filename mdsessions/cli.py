@@ -1019,6 +1019,15 @@ def validate_command(ctx: click.Context, session_ref: str | None, as_json: bool)
     metavar="SECONDS",
     help="At a review gate, wait up to SECONDS for the reviewer's saved decision and go on.",
 )
+@click.option(
+    "--wait-lock",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When another runner is running the session, wait up to SECONDS for it "
+    "(default: exit at once, naming it).",
+)
 @idea_options()
 @session_options()
 @json_option()
@@ -1031,6 +1040,7 @@ def run_command(
     workflow: str | None,
     max_phases: int | None,
     wait: float | None,
+    wait_lock: float,
     idea: str | None,
     idea_file: str | None,
     mode: str | None,
@@ -1049,6 +1059,7 @@ def run_command(
         mdsessions run --new demo --idea-file idea.md --workflow workflow.toml
         mdsessions run demo/session-20241124-100200-ab12 --workflow workflow.toml
         mdsessions run demo/s1 --wait 3600     # wait for each review, then go on
+        mdsessions run demo/s1 --wait-lock 600 # queue behind another runner (cron)
     """
     if new_project is None:
         given = [
@@ -1092,7 +1103,9 @@ def run_command(
             idea=idea_text,
             tags=tags,
         )
-    result = runner.run(session, max_phases=max_phases, wait=wait, on_wait=waiting)
+    result = runner.run(
+        session, max_phases=max_phases, wait=wait, on_wait=waiting, wait_lock=wait_lock
+    )
     if as_json:
         echo_json(run_json(result))
         return

@@ -32,6 +32,7 @@ from . import _yaml
 from .errors import DocumentError
 from .models import (
     AgentOutput,
+    AgentPrompt,
     Checkpoint,
     DocumentKind,
     SessionManifest,
@@ -47,14 +48,15 @@ __all__ = [
     "package_template_dir",
 ]
 
-Document = SessionManifest | Checkpoint | AgentOutput | UserFeedback
-D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback)
+Document = SessionManifest | Checkpoint | AgentOutput | UserFeedback | AgentPrompt
+D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback, AgentPrompt)
 
 MODEL_BY_KIND: dict[DocumentKind, type[Document]] = {
     DocumentKind.SESSION_MANIFEST: SessionManifest,
     DocumentKind.CHECKPOINT: Checkpoint,
     DocumentKind.AGENT_OUTPUT: AgentOutput,
     DocumentKind.USER_FEEDBACK: UserFeedback,
+    DocumentKind.PROMPT: AgentPrompt,
 }
 KIND_BY_MODEL: dict[type[Any], DocumentKind] = {v: k for k, v in MODEL_BY_KIND.items()}
 TEMPLATE_BY_KIND = {kind: f"{kind.value}.md.j2" for kind in DocumentKind}
@@ -303,10 +305,11 @@ def _notes(body: str) -> str:
     return _strip_section(body[match.end() :], _newline(match))
 
 
-def _agent_content(body: str, path: str | None, body_line: int) -> str:
-    match = _heading(body, "Output")
+def _agent_content(body: str, path: str | None, body_line: int, title: str = "Output") -> str:
+    """The verbatim text after the first ``## {title}`` heading, to the end of the file."""
+    match = _heading(body, title)
     if match is None:
-        raise DocumentError("missing the '## Output' section", path=path, line=body_line)
+        raise DocumentError(f"missing the '## {title}' section", path=path, line=body_line)
     rest = body[match.end() :]
     for lead in ("\r\n", "\n"):
         if rest.startswith(lead):
@@ -427,7 +430,7 @@ def loads(
             line=_line_of_key(yaml_text, "schema"),
             field="schema",
         )
-    for body_field in ("notes", "content", "comments"):
+    for body_field in ("notes", "content", "comments", "user"):
         if body_field in data:
             raise DocumentError(
                 f"'{body_field}' belongs in the body, not in the frontmatter",
@@ -437,6 +440,8 @@ def loads(
             )
     if found is DocumentKind.AGENT_OUTPUT:
         data["content"] = _agent_content(body, path, body_line)
+    elif found is DocumentKind.PROMPT:
+        data["user"] = _agent_content(body, path, body_line, "User")
     elif found is DocumentKind.USER_FEEDBACK:
         comments, changes = _feedback_body(body)
         data["comments"] = comments

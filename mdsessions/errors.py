@@ -20,6 +20,7 @@ __all__ = [
     "MdsessionsError",
     "PhaseNotFoundError",
     "SessionExistsError",
+    "SessionLockedError",
     "SessionNotFoundError",
     "StoreError",
     "StoreNotFoundError",
@@ -59,6 +60,13 @@ class BranchMovedError(ConflictError):
     """Someone else's commit changed a path a write had planned from the old state.
 
     Nothing was written; retryable: plan the write again from the new ``HEAD``.
+    """
+
+
+class SessionLockedError(ConflictError):
+    """Another runner holds the session's run lock (its pid, host and start are named).
+
+    Retryable: wait for it (``--wait-lock SECONDS``) or try again later.
     """
 
 

@@ -622,13 +622,15 @@ def diff(session: Session, old: str, new: str = "HEAD", *, patch: bool = True) -
         document = _document_kind(name) if folder == "" or match else "other"
         if folder == "" and name != MANIFEST:
             document = "other"
+        if match and "/" in folder:  # phase_N_slug/prompts/{agent}.md: what an agent was given
+            document = "prompt" if folder.endswith("/prompts") and name.endswith(".md") else "other"
         plus, minus = counts.get(rel, (0, 0))
         files.append(
             FileChange(
                 path=rel,
                 change="added" if before is None else "deleted" if after is None else "modified",
                 document=document,
-                phase=int(match.group(1)) if match and "/" not in folder else None,
+                phase=int(match.group(1)) if match else None,
                 agent=name[:-3] if document == "agent_output" else None,
                 insertions=plus,
                 deletions=minus,

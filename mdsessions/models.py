@@ -27,6 +27,7 @@ from pydantic import (
 __all__ = [
     "ID_PATTERN",
     "AgentOutput",
+    "AgentPrompt",
     "AgentRun",
     "Checkpoint",
     "DocumentKind",
@@ -142,12 +143,13 @@ class FeedbackAction(str, Enum):
 
 
 class DocumentKind(str, Enum):
-    """The four document kinds (DESIGN.md "Documents")."""
+    """The document kinds: the four of DESIGN.md "Documents" and the prompt an agent got."""
 
     SESSION_MANIFEST = "session_manifest"
     CHECKPOINT = "checkpoint"
     AGENT_OUTPUT = "agent_output"
     USER_FEEDBACK = "user_feedback"
+    PROMPT = "prompt"
 
     def __str__(self) -> str:
         return self.value
@@ -228,6 +230,22 @@ def _list_of_strings(value: Any) -> Any:
 
 
 StrList = Annotated[list[OneLine], BeforeValidator(_list_of_strings)]
+
+
+def _input_map(value: Any) -> Any:
+    """Inputs as ``{path: blob id}``; a list of paths (stores before 0.2) maps to ``""``."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {value: ""} if value.strip() else {}
+    if isinstance(value, list | tuple):
+        return {str(item): "" for item in value}
+    return value
+
+
+InputMap = Annotated[dict[OneLine, str], BeforeValidator(_input_map)]
+"""The documents a phase consumed: store-relative path → blob id (40 hex digits, or ``""``
+when not known), the exact text it read being ``git cat-file blob <id>``."""
 
 
 class _Doc(BaseModel):
@@ -365,7 +383,7 @@ class Checkpoint(_Doc):
     retry_count: Count = 0
     execution_mode: OneLine = "single"
     agents: list[AgentRun] = Field(default_factory=list)
-    inputs: StrList = Field(default_factory=list)
+    inputs: InputMap = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list)
     next_phase: int | None = None
     notes: str = ""
@@ -418,6 +436,31 @@ class AgentOutput(_Doc):
     content: str = ""
 
     _body_fields: ClassVar[set[str]] = {"content"}
+
+
+class AgentPrompt(_Doc):
+    """``phase_N_slug/prompts/{agent}.md``: the exact prompt an agent was given.
+
+    Written in the same commit as the agent's output, so every output can be audited and its
+    run repeated: ``system`` is the system part (empty for agents that take one text), the
+    body's ``## User`` section holds the user part **verbatim** to the end of the file, and
+    ``inputs`` names each earlier output the prompt was built from with its blob id (the
+    commit that holds that exact text is in the history).
+    """
+
+    schema_: Literal["mdsessions/prompt/v1"] = Field("mdsessions/prompt/v1", alias="schema")
+    project_id: Identifier
+    session_id: Identifier
+    agent: Identifier
+    phase: Annotated[int, Field(ge=1)]
+    phase_name: OneLine
+    created: UTCTime
+    retry_count: Count = 0
+    system: str = ""
+    inputs: InputMap = Field(default_factory=dict)
+    user: str = ""
+
+    _body_fields: ClassVar[set[str]] = {"user"}
 
 
 class UserFeedback(_Doc):

@@ -61,6 +61,8 @@ class AgentContext:
         feedback_comments: The reviewer's comments when re-running after ``revise``.
         requested_changes: The reviewer's requested changes (one line each).
         description: What the phase is for (from the workflow).
+        system_prompt: The system part of the prompt, for agents that take one (an LLM's
+            system message); stored with the output beside :attr:`prompt`.
     """
 
     idea: str
@@ -75,6 +77,7 @@ class AgentContext:
     feedback_comments: str | None = None
     requested_changes: Sequence[str] = ()
     description: str = ""
+    system_prompt: str = ""
 
     @property
     def prompt(self) -> str:
@@ -212,6 +215,15 @@ class CommandAgent:
 
 
 @dataclass(frozen=True)
+class _Asked:
+    """What an agent was given, stored beside its output (``prompts/{agent}.md``)."""
+
+    prompt: str
+    system_prompt: str
+    inputs: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What one :meth:`Runner.run` did.
 
@@ -342,6 +354,7 @@ class Runner:
         mode: str | None = None,
         user_id: str | None = None,
         tags: Sequence[str] = (),
+        wait_lock: float = 0.0,
     ) -> RunResult:
         """Create a session for ``idea`` and run it to the first review gate (or the end).
 
@@ -358,7 +371,7 @@ class Runner:
             tags=tags,
             author=self.author,
         )
-        return self.run(session)
+        return self.run(session, wait_lock=wait_lock)
 
     def run(
         self,
@@ -367,8 +380,13 @@ class Runner:
         max_phases: int | None = None,
         wait: float | None = None,
         on_wait: Callable[[int], None] | None = None,
+        wait_lock: float = 0.0,
     ) -> RunResult:
         """Continue a session: record feedback edits, then run phases until a gate or the end.
+
+        One runner runs a session at a time (:meth:`Session.run_lock`): the session's state is
+        read only once the lock is held, so a phase another runner finished meanwhile is not
+        run again.
 
         Args:
             session: A :class:`Session` or ``project/session``.
@@ -377,6 +395,8 @@ class Runner:
                 decision (recorded by a :class:`~mdsessions.watch.FeedbackWatcher`) and go
                 on, instead of returning; ``None`` returns at the gate.
             on_wait: Called with the phase number each time the run starts waiting.
+            wait_lock: Seconds to wait for another runner of the same session (0: fail at
+                once with :class:`SessionLockedError`).
 
         Returns:
             What the run did and where the session stands.
@@ -385,9 +405,20 @@ class Runner:
             AgentFailedError: An agent failed; the failure is recorded (output with exit status
                 and stderr, checkpoint ``failed``) and the next run retries the phase.
             DocumentError: A person's feedback edit does not validate (it stays on disk).
+            SessionLockedError: Another runner held the session throughout ``wait_lock``.
         """
         if isinstance(session, str):
             session = self.store.find_session(session)
+        with session.run_lock(wait_lock):
+            return self._run_locked(session, max_phases, wait, on_wait)
+
+    def _run_locked(
+        self,
+        session: Session,
+        max_phases: int | None,
+        wait: float | None,
+        on_wait: Callable[[int], None] | None,
+    ) -> RunResult:
         workflow = self._workflow_for(session)
         recorded: list[int] = []
         ran: list[int] = []
@@ -470,17 +501,18 @@ class Runner:
                 feedback = session.feedback(entry.number)
         manifest = session.manifest()
         idea = manifest.idea or ""
-        previous: dict[int, dict[str, str]] = {}
-        inputs: list[str] = []
         earlier = [
             p.number
             for p in manifest.phases
             if p.number < entry.number and p.status is PhaseStatus.COMPLETED
         ]
+        # A person's edit of an earlier output is committed (as theirs) before it is read,
+        # so the commit the checkpoint names holds exactly what the agents were given.
+        inputs = session.record_inputs(earlier, before=entry.number)
+        previous: dict[int, dict[str, str]] = {}
         for number, outputs in session.outputs(earlier).items():
             previous[number] = {name: out.content for name, out in outputs.items()}
-            inputs += [f"{session.phase_rel(number, manifest)}/{name}.md" for name in outputs]
-        started = manifest.phase(entry.number).started
+        started = session.manifest().phase(entry.number).started
         for name in phase.agents:
             existing = session.output(entry.number, name)
             if (
@@ -489,7 +521,9 @@ class Runner:
                 and existing.retry_count == retry
             ):
                 continue  # saved before an interruption: not redone
-            self._run_agent(session, workflow, phase, name, idea, previous, retry, feedback)
+            self._run_agent(
+                session, workflow, phase, name, idea, previous, retry, feedback, inputs
+            )
         session.save_checkpoint(
             entry.number,
             status=PhaseStatus.COMPLETED,
@@ -510,6 +544,7 @@ class Runner:
         previous: Mapping[int, Mapping[str, str]],
         retry: int,
         feedback: object,
+        inputs: Mapping[str, str],
     ) -> None:
         from .models import UserFeedback
 
@@ -530,6 +565,7 @@ class Runner:
         )
         agent = self._agent(workflow, name)
         spec = workflow.agents.get(name)
+        asked = _Asked(ctx.prompt, ctx.system_prompt, inputs)
         began = time.monotonic()
         try:
             result = agent(ctx)
@@ -544,10 +580,13 @@ class Runner:
                 exc.stdout,
                 exc.stderr,
                 exc.exit_status,
+                asked,
             )
         except Exception as exc:  # an agent is foreign code: record whatever it raised
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            self._record_failure(session, phase, name, retry, began, detail, "", detail, None)
+            self._record_failure(
+                session, phase, name, retry, began, detail, "", detail, None, asked
+            )
         duration = time.monotonic() - began
         if isinstance(result, str):
             result = AgentResult(content=result)
@@ -562,6 +601,7 @@ class Runner:
                 "",
                 "",
                 None,
+                asked,
             )
         model = result.model or (spec.model if spec else None) or _callable_name(agent)
         session.save_agent_output(
@@ -577,6 +617,9 @@ class Runner:
             tools_used=list(result.tools_used),
             retry_count=retry,
             author=self.author,
+            prompt=asked.prompt,
+            system_prompt=asked.system_prompt,
+            inputs=asked.inputs,
         )
 
     def _record_failure(
@@ -590,6 +633,7 @@ class Runner:
         stdout: str,
         stderr: str,
         exit_status: int | None,
+        asked: _Asked,
     ) -> NoReturn:
         duration = round(time.monotonic() - began, 3)
         error = _clip(message) + (
@@ -606,6 +650,9 @@ class Runner:
                 exit_status=exit_status,
                 error=error,
                 author=self.author,
+                prompt=asked.prompt,
+                system_prompt=asked.system_prompt,
+                inputs=asked.inputs,
             )
         session.save_checkpoint(
             phase.number,

@@ -13,6 +13,7 @@ Layout (seed 003)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import getpass
 import json
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 from . import _git
 from ._git import CommitInfo, Identity
+from ._lock import LockTimeout, RunLock
 from ._logindex import LogIndex
 from ._sessionindex import SessionIndex, SessionSummary, phase_outputs, summarize
 from ._yaml import MAX_FRONTMATTER_BYTES
@@ -40,6 +42,7 @@ from .errors import (
     MdsessionsError,
     PhaseNotFoundError,
     SessionExistsError,
+    SessionLockedError,
     SessionNotFoundError,
     StoreError,
     StoreNotFoundError,
@@ -48,6 +51,7 @@ from .errors import (
 from .models import (
     ID_PATTERN,
     AgentOutput,
+    AgentPrompt,
     AgentRun,
     Checkpoint,
     FeedbackAction,
@@ -85,6 +89,9 @@ MANIFEST = "session_manifest.md"
 CHECKPOINT = "checkpoint.md"
 FEEDBACK = "user_feedback.md"
 RUNNER_IDENTITY = Identity("mdsessions", "mdsessions@localhost")
+
+#: The folder of a phase that holds the prompt each agent was given (``{agent}.md``).
+PROMPTS_DIR = "prompts"
 
 #: Times a session write is planned again when a commit made outside mdsessions changed its
 #: files while the write was being made (then :class:`BranchMovedError` is raised).
@@ -133,7 +140,7 @@ _OUTPUT_KEYS = frozenset(
 )
 
 T = TypeVar("T")
-D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback)
+D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback, AgentPrompt)
 
 
 @dataclass(frozen=True)
@@ -1177,6 +1184,99 @@ class Session:
                 out[number] = found
         return out
 
+    def record_inputs(
+        self, phases: Iterable[int], *, before: int, author: Identity | str | None = None
+    ) -> dict[str, str]:
+        """Commit a person's edits to the outputs of ``phases`` before a phase reads them.
+
+        Every input a phase consumes is in a commit first (DESIGN.md "Sharing the store"):
+        an agent output a reviewer changed and did not record is recorded as that person's
+        commit (git's ``user.name``, or ``author``), exactly as a hand edit is with
+        ``mdsessions record``.
+
+        Args:
+            phases: The earlier phases whose agent outputs are about to be read.
+            before: The phase that will read them (named in the commit message).
+            author: The person (default: git's identity of the store).
+
+        Returns:
+            ``{store-relative path: blob id}`` of every input, as now committed.
+
+        Raises:
+            DocumentError: An edited output no longer parses; it is left as it is, uncommitted.
+        """
+        manifest = self.manifest()
+        paths: list[str] = []
+        for number in phases:
+            folder = self.store.root / self.phase_rel(number, manifest)
+            if folder.is_dir():
+                paths += [
+                    p.relative_to(self.store.root).as_posix()
+                    for p in sorted(folder.glob("*.md"))
+                    if p.name not in (CHECKPOINT, FEEDBACK)
+                ]
+        git = self.store.git
+        with self.store.writing():
+            edited = git.edited_paths(git.head(), paths)
+            if edited:
+                _sha, rejected = self.store.record_edits(
+                    edited,
+                    author=author,
+                    message=f"edit({self.ref}): {len(edited)} input(s) of phase {before} "
+                    "recorded before it runs",
+                )
+                if rejected:
+                    raise DocumentError(
+                        f"{rejected[0].error}; phase {before} reads this file: fix or discard "
+                        "the edit (git restore) and run again",
+                        path=rejected[0].path,
+                    )
+            head = git.head()
+            out: dict[str, str] = {}
+            for rel in paths:
+                found = git.entry(head, rel)
+                if found is not None:
+                    out[rel] = found[1].hex()
+            return out
+
+    @contextlib.contextmanager
+    def run_lock(self, wait: float = 0.0) -> Iterator[None]:
+        """Hold the session's run lock: one runner per session across processes.
+
+        The lock (``.git/mdsessions/run/<project>/<session>.lock``, a ``flock``) is released
+        when the block ends or the holder dies, so a dead runner's lock is taken over at once.
+        Writes themselves do not need it; it keeps two runners from running the same phase's
+        agents twice.
+
+        Args:
+            wait: Seconds to wait for another runner to finish (0: fail at once).
+
+        Raises:
+            SessionLockedError: Another runner held it throughout, naming its pid, host and
+                start time (UTC).
+        """
+        lock = RunLock(
+            self.store.git.private_dir / "run" / self.project_id / f"{self.session_id}.lock"
+        )
+        try:
+            lock.acquire(max(0.0, wait))
+        except LockTimeout:
+            who = lock.holder()
+            holder = (
+                f"pid {who.get('pid', '?')} on {who.get('host', '?')} since {who.get('since', '?')}"
+                if who
+                else "another runner"
+            )
+            waited = f" (waited {wait:g} s)" if wait > 0 else ""
+            raise SessionLockedError(
+                f"session {self.ref} is being run by {holder}{waited}; wait for it with "
+                "--wait-lock SECONDS, or run again when it is done"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
     def history(self, *, max_count: int | None = None, skip: int = 0) -> list[CommitInfo]:
         """The session's commits, newest first (``git log -- <session folder>``)."""
         return self.store.git.log([self.rel], max_count=max_count, skip=skip)
@@ -1326,6 +1426,9 @@ class Session:
         exit_status: int | None = None,
         error: str | None = None,
         author: Identity | None = None,
+        prompt: str | None = None,
+        system_prompt: str = "",
+        inputs: Mapping[str, str] | None = None,
     ) -> AgentOutput:
         """Save one agent's output (seed 003 ``{agent_name}.md``) as one commit.
 
@@ -1349,6 +1452,11 @@ class Session:
             exit_status: A command agent's exit status.
             error: What went wrong (for a failed run), e.g. a command's stderr.
             author: Commit author (default: the store's runner identity).
+            prompt: The exact (user) prompt the agent was given; stored verbatim in
+                ``phase_N_slug/prompts/{agent}.md`` in the same commit (:class:`AgentPrompt`).
+            system_prompt: The system part of the prompt, if the agent had one.
+            inputs: The earlier outputs the prompt was built from: store-relative path →
+                blob id (40 hex digits), recorded with the prompt.
 
         Returns:
             The saved document.
@@ -1358,6 +1466,7 @@ class Session:
             DocumentError: An invalid field (status, negative tokens, …).
             UnrecordedEditError: The file holds a person's unrecorded edit.
         """
+
         def plan(manifest: SessionManifest) -> tuple[AgentOutput, _Plan]:
             self._ensure_open(manifest)
             entry = self.phase_entry(phase, manifest)
@@ -1381,8 +1490,23 @@ class Session:
             before = manifest.model_dump()
             self._mark_started(manifest, entry)
             rel = f"{self.rel}/{entry.directory}/{agent}.md"
+            files: dict[str, Document | bytes | None] = {rel: doc}
+            if prompt is not None:
+                files[f"{self.rel}/{entry.directory}/{PROMPTS_DIR}/{agent}.md"] = _build(
+                    AgentPrompt,
+                    project_id=self.project_id,
+                    session_id=self.session_id,
+                    agent=agent,
+                    phase=entry.number,
+                    phase_name=entry.name,
+                    created=doc.executed,
+                    retry_count=doc.retry_count,
+                    system=system_prompt,
+                    inputs=dict(sorted((inputs or {}).items())),
+                    user=prompt,
+                )
             return doc, self._plan(
-                {rel: doc},
+                files,
                 manifest,
                 f"output({self.ref}): phase {phase} {agent} {doc.status.value}",
                 author=author,
@@ -1454,7 +1578,7 @@ class Session:
         completed: _dt.datetime | str | None = None,
         duration: float | None = None,
         execution_mode: str = "single",
-        inputs: Sequence[str] = (),
+        inputs: Sequence[str] | Mapping[str, str] = (),
         errors: Sequence[str] = (),
         retry_count: int | None = None,
         request_review: bool | None = None,
@@ -1481,7 +1605,8 @@ class Session:
             completed: End time (default: now, for completed/failed).
             duration: Seconds (default: completed - started).
             execution_mode: How the agents ran (seed 003: ``single``, ``parallel``, …).
-            inputs: Store-relative paths of the documents the phase read.
+            inputs: The documents the phase read: store-relative paths, or path → blob id
+                (40 hex digits) of the exact version read.
             errors: Error messages.
             retry_count: Run number of the phase (default: the manifest's).
             request_review: Force (True) or suppress (False) the review gate; default: the
@@ -1542,7 +1667,7 @@ class Session:
                 retry_count=entry.retry_count if retry_count is None else retry_count,
                 execution_mode=execution_mode,
                 agents=runs,
-                inputs=list(inputs),
+                inputs=dict(inputs) if isinstance(inputs, Mapping) else list(inputs),
                 errors=list(errors),
                 next_phase=nxt.number if nxt else None,
             )
@@ -1619,8 +1744,7 @@ class Session:
     ) -> AgentOutput:
         if not isinstance(spec, Mapping):
             raise DocumentError(
-                f"{where}: expected a mapping with 'agent' and 'content', got "
-                f"{type(spec).__name__}"
+                f"{where}: expected a mapping with 'agent' and 'content', got {type(spec).__name__}"
             )
         fields = dict(spec)
         missing = [key for key in ("agent", "content") if key not in fields]
@@ -1630,8 +1754,7 @@ class Session:
         if unknown:
             raise DocumentError(
                 f"{where}: unknown key {unknown[0]!r}; expected agent, content and keywords of "
-                "save_agent_output (" + ", ".join(sorted(_OUTPUT_KEYS - {"agent", "content"}))
-                + ")"
+                "save_agent_output (" + ", ".join(sorted(_OUTPUT_KEYS - {"agent", "content"})) + ")"
             )
         agent = fields.pop("agent")
         if not isinstance(agent, str):
@@ -1843,7 +1966,8 @@ class Session:
             folder = self.store.root / folder_rel
             checkpoint = None
             if folder.is_dir():
-                for path in sorted(folder.glob("*.md")):
+                documents = sorted(folder.glob("*.md")) + sorted(folder.glob(f"{PROMPTS_DIR}/*.md"))
+                for path in documents:
                     rel = path.relative_to(self.store.root).as_posix()
                     try:
                         doc = loads(self.store.read_text(rel), path=rel)
@@ -1918,7 +2042,7 @@ def _build_status(value: PhaseStatus | str) -> PhaseStatus:
         ) from None
 
 
-M = TypeVar("M", SessionManifest, AgentOutput, Checkpoint, UserFeedback, AgentRun)
+M = TypeVar("M", SessionManifest, AgentOutput, Checkpoint, UserFeedback, AgentRun, AgentPrompt)
 
 
 def _build(model_cls: type[M], /, **fields: Any) -> M:

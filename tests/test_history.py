@@ -278,6 +278,7 @@ def test_diff_summarises_files_phases_and_status(store: Store, run_session: Sess
         "session_manifest.md": "modified",
         "phase_1_concept/checkpoint.md": "added",
         "phase_1_concept/concept_expansion.md": "added",
+        "phase_1_concept/prompts/concept_expansion.md": "added",  # the prompt it was given
         "phase_1_concept/user_feedback.md": "added",
     }
     assert (result.status_before, result.status_after) == ("created", "awaiting_review")
