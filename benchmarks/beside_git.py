@@ -424,6 +424,8 @@ def make_saves(
         lines = [f"line {j} {rng.getrandbits(32):08x}" for j in range(rng.randint(1, 12))]
         content = f"# Output {i}\n\ntoken {token}\n\n" + "\n".join(lines) + "\n"
         sid = rng.choice(sorted(sessions))
+        if kind == "feedback" and sessions[sid].phase_entry(1).status.value == "pending":
+            kind = "output"  # a phase that has not run has nothing to review (refused)
         save = Save(i, kind, sid, None, token, content)
         try:
             if kind == "output":

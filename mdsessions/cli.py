@@ -41,6 +41,7 @@ CHECKPOINT_FILE = "checkpoint.md"
 REVIEW_HINT = "set approved: true (or action: revise / reject) and run again"
 
 _STATUS_COLOURS = {
+    "stale": "yellow",
     "completed": "green",
     "approved": "green",
     "in_progress": "yellow",
@@ -654,6 +655,9 @@ def status_command(ctx: click.Context, session_ref: str, as_json: bool) -> None:
         f"totals    {totals.input_tokens:,} tokens in, {totals.output_tokens:,} out; "
         f"${totals.cost:.4f}; agent time {seconds(totals.duration)}",
     ]
+    stale = [p for p in manifest.phases if p.status.value == "stale"]
+    if stale:
+        lines += ["", *(f"stale     phase {p.number}: {p.stale_reason}; runs again" for p in stale)]
     click.echo("\n".join(lines))
     if manifest.status.value == "awaiting_review" and current is not None:
         click.echo("\n".join(["", *review_hint(store, session, current)]))
@@ -811,6 +815,12 @@ def output_command(
     "--change", "changes", multiple=True, metavar="TEXT", help="A requested change (repeatable)."
 )
 @click.option("--reviewer", metavar='"NAME <EMAIL>"', help="The reviewer recorded in the file.")
+@click.option(
+    "--keep-downstream",
+    is_flag=True,
+    help="With --revise: leave later phases as they are instead of marking them stale "
+    "(they would otherwise run again and be reviewed again).",
+)
 @author_option("Commit author (default: the reviewer, else git's user).")
 @store_option()
 @click.pass_context
@@ -825,6 +835,7 @@ def feedback_command(
     comment_file: str | None,
     changes: tuple[str, ...],
     reviewer: str | None,
+    keep_downstream: bool,
     author: str | None,
 ) -> None:
     """Record a reviewer's decision on a phase, as one commit.
@@ -837,9 +848,12 @@ def feedback_command(
         mdsessions feedback project-123/session-456 1 --approve --reviewer "Ann <ann@example.com>"
         mdsessions feedback session-456 1 --revise --comment "Focus on students" \\
             --change "audience: students" --change "shorter"
+        mdsessions feedback session-456 3 --revise --keep-downstream   # 4… stay as they are
     """
     if approve + reject + revise != 1:
         raise click.UsageError("give exactly one of --approve, --revise or --reject")
+    if keep_downstream and not revise:
+        raise click.UsageError("--keep-downstream goes with --revise")
     comments = text_or_file(comment, comment_file, "comment")
     store = open_store(ctx)
     session = store.find_session(session_ref)
@@ -852,6 +866,7 @@ def feedback_command(
         requested_changes=list(changes) if changes else None,
         reviewer=reviewer,
         author=author,
+        keep_downstream=keep_downstream,
         **decision,
     )
     manifest = session.manifest()

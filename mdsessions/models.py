@@ -69,6 +69,9 @@ class PhaseStatus(str, Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"
+    STALE = "stale"
+    """Built on an earlier phase that was revised or restored since: it runs again (and is
+    reviewed again) after that phase; the manifest row's ``stale_reason`` says why."""
 
     def __str__(self) -> str:
         return self.value
@@ -300,6 +303,7 @@ class PhaseEntry(_Doc):
     input_tokens: Count = 0
     output_tokens: Count = 0
     cost: USD = 0.0
+    stale_reason: OneLine | None = None
 
     @property
     def directory(self) -> str:

@@ -484,8 +484,18 @@ class Runner:
         phase = workflow.phase(entry.number)
         revising = entry.review is ReviewState.REVISE
         feedback = session.feedback(entry.number) if revising else None
-        if revising or entry.status in (PhaseStatus.PENDING, PhaseStatus.FAILED):
-            retry = entry.retry_count + (1 if revising else 0)
+        # Outputs that need not run again: completed in this attempt before an interruption,
+        # or, when the last attempt failed, completed in that attempt (only the agents that
+        # did not finish run again). A revision or a stale phase runs every agent again.
+        keep = {entry.retry_count}
+        if revising or entry.status in (
+            PhaseStatus.PENDING,
+            PhaseStatus.FAILED,
+            PhaseStatus.STALE,
+        ):
+            again = revising or entry.status in (PhaseStatus.FAILED, PhaseStatus.STALE)
+            retry = entry.retry_count + (1 if again else 0)
+            keep = {retry} | ({entry.retry_count} if entry.status is PhaseStatus.FAILED else set())
             session.save_checkpoint(
                 entry.number,
                 status=PhaseStatus.IN_PROGRESS,
@@ -518,9 +528,9 @@ class Runner:
             if (
                 existing is not None
                 and existing.status is PhaseStatus.COMPLETED
-                and existing.retry_count == retry
+                and existing.retry_count in keep
             ):
-                continue  # saved before an interruption: not redone
+                continue  # saved before an interruption or a failure: not redone
             self._run_agent(
                 session, workflow, phase, name, idea, previous, retry, feedback, inputs
             )

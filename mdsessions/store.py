@@ -1491,6 +1491,13 @@ class Session:
             self._mark_started(manifest, entry)
             rel = f"{self.rel}/{entry.directory}/{agent}.md"
             files: dict[str, Document | bytes | None] = {rel: doc}
+            # Seed 003's call order saves the phase checkpoint before its outputs: an output
+            # that arrives after it brings its metrics to the checkpoint and the totals.
+            cp_rel = f"{self.rel}/{entry.directory}/{CHECKPOINT}"
+            checkpoint = self._existing(cp_rel, Checkpoint)
+            if checkpoint is not None and _fill_run_metrics(checkpoint, doc):
+                files[cp_rel] = checkpoint
+                _set_phase_metrics(manifest, entry, checkpoint)
             if prompt is not None:
                 files[f"{self.rel}/{entry.directory}/{PROMPTS_DIR}/{agent}.md"] = _build(
                     AgentPrompt,
@@ -1677,21 +1684,13 @@ class Session:
             if old is not None:
                 doc.notes = old.notes
             entry.status = doc.status
+            if doc.status is not PhaseStatus.STALE:
+                entry.stale_reason = None
             entry.started = doc.started
             entry.completed = doc.completed
             entry.duration = doc.duration
             entry.retry_count = doc.retry_count
-            entry.tokens = doc.total_tokens
-            entry.input_tokens = doc.total_input_tokens
-            entry.output_tokens = doc.total_output_tokens
-            entry.cost = doc.total_cost
-            manifest.totals = Totals(
-                tokens=sum(p.tokens for p in manifest.phases),
-                input_tokens=sum(p.input_tokens for p in manifest.phases),
-                output_tokens=sum(p.output_tokens for p in manifest.phases),
-                cost=sum(p.cost for p in manifest.phases),
-                duration=sum(p.duration or 0.0 for p in manifest.phases),
-            )
+            _set_phase_metrics(manifest, entry, doc)
             gate = request_review
             if gate is None:
                 gate = entry.review is not ReviewState.NOT_REQUIRED
@@ -1822,11 +1821,14 @@ class Session:
         reviewer: str | None = None,
         timestamp: _dt.datetime | str | None = None,
         author: Identity | str | None = None,
+        keep_downstream: bool = False,
     ) -> UserFeedback:
         """Save a reviewer's decision (seed 003 ``user_feedback.md``) and apply it, as one commit.
 
         ``approved`` → the next phase can start; ``revise`` → the phase re-runs with the
-        comments (its retry count + 1); ``rejected`` → the session ends as rejected.
+        comments (its retry count + 1), and every later phase that already ran becomes
+        ``stale`` (it runs again after this one and is reviewed again); ``rejected`` → the
+        session ends as rejected.
 
         Args:
             phase: Phase number.
@@ -1838,6 +1840,8 @@ class Session:
             reviewer: Name (or ``Name <email>``) recorded in the file.
             timestamp: When it was reviewed (default now, UTC).
             author: Commit author (default: the reviewer, else git's user, else the login).
+            keep_downstream: On ``revise``, leave later phases as they are (they were built
+                on the version being revised; opt out of re-running them explicitly).
 
         Returns:
             The saved feedback.
@@ -1845,7 +1849,9 @@ class Session:
         Raises:
             PhaseNotFoundError: Unknown phase.
             DocumentError: An unknown action, or ``approved`` contradicting ``action``.
+            StoreError: The phase has not run yet (there is nothing to review).
         """
+        who = self.store._person(author, [reviewer] if reviewer else [])
         with self.store.writing():
             manifest = self.manifest()
             self._ensure_open(manifest)
@@ -1881,8 +1887,12 @@ class Session:
                 decision = doc.decision()
             except ValueError as exc:
                 raise DocumentError(str(exc), field="action") from None
-            self._apply_feedback(manifest, doc)
-            who = self.store._person(author, [reviewer] if reviewer else [])
+            if entry.status in (PhaseStatus.PENDING, PhaseStatus.SKIPPED):
+                raise StoreError(
+                    f"phase {phase} ({entry.name}) of {self.ref} has not run yet "
+                    f"(status {entry.status.value}); there is nothing to review"
+                )
+            self._apply_feedback(manifest, doc, keep_downstream=keep_downstream)
             self._commit(
                 {rel: doc},
                 manifest,
@@ -1894,7 +1904,9 @@ class Session:
             )
             return doc
 
-    def _apply_feedback(self, manifest: SessionManifest, fb: UserFeedback) -> None:
+    def _apply_feedback(
+        self, manifest: SessionManifest, fb: UserFeedback, *, keep_downstream: bool = False
+    ) -> None:
         entry = self.phase_entry(fb.phase, manifest)
         decision = fb.decision()
         if decision is FeedbackAction.APPROVED:
@@ -1905,6 +1917,8 @@ class Session:
             entry.review = ReviewState.REVISE
             manifest.status = SessionStatus.IN_PROGRESS
             manifest.current_phase = fb.phase
+            if not keep_downstream:
+                mark_downstream_stale(manifest, fb.phase, f"phase {fb.phase} revised")
         elif decision is FeedbackAction.REJECTED:
             entry.review = ReviewState.REJECTED
             manifest.status = SessionStatus.REJECTED
@@ -2032,14 +2046,92 @@ class Session:
         ]
 
 
+def _fill_run_metrics(checkpoint: Checkpoint, output: AgentOutput) -> bool:
+    """Give a checkpoint's row for ``output``'s agent the output's metrics, if it has none.
+
+    Returns:
+        Whether the checkpoint changed (a row added, or a row without metrics filled in).
+    """
+    if not (output.input_tokens or output.output_tokens or output.cost):
+        return False
+    found = next((a for a in checkpoint.agents if a.agent_name == output.agent), None)
+    if found is not None and (found.tokens or found.input_tokens or found.output_tokens):
+        return False
+    run = AgentRun(
+        agent_name=output.agent,
+        status=found.status if found is not None else output.status,
+        output_file=f"{output.agent}.md",
+        tokens=output.input_tokens + output.output_tokens,
+        input_tokens=output.input_tokens,
+        output_tokens=output.output_tokens,
+        cost=output.cost,
+        duration=output.duration if found is None else (found.duration or output.duration),
+        error=output.error if found is None else found.error,
+    )
+    if found is None:
+        checkpoint.agents = [*checkpoint.agents, run]
+    else:
+        checkpoint.agents = [run if a is found else a for a in checkpoint.agents]
+    return True
+
+
+def _set_phase_metrics(
+    manifest: SessionManifest, entry: PhaseEntry, checkpoint: Checkpoint
+) -> None:
+    """A manifest row's tokens and cost from its checkpoint, and the session totals (in place)."""
+    entry.tokens = checkpoint.total_tokens
+    entry.input_tokens = checkpoint.total_input_tokens
+    entry.output_tokens = checkpoint.total_output_tokens
+    entry.cost = checkpoint.total_cost
+    manifest.totals = Totals(
+        tokens=sum(p.tokens for p in manifest.phases),
+        input_tokens=sum(p.input_tokens for p in manifest.phases),
+        output_tokens=sum(p.output_tokens for p in manifest.phases),
+        cost=sum(p.cost for p in manifest.phases),
+        duration=sum(p.duration or 0.0 for p in manifest.phases),
+    )
+
+
+def mark_downstream_stale(manifest: SessionManifest, after: int, reason: str) -> list[int]:
+    """Mark every phase after ``after`` that already ran ``stale`` (in place).
+
+    A decision upstream invalidates what was built on it (DESIGN.md "Sharing the store"):
+    such phases run again, in order, after ``after``, and a phase with a review gate is
+    reviewed again (its review goes back to ``required``).
+
+    Args:
+        manifest: The session manifest to change.
+        after: The phase that was revised or restored.
+        reason: Why, recorded as each row's ``stale_reason`` (e.g. ``phase 3 revised``).
+
+    Returns:
+        The phase numbers marked.
+    """
+    marked = []
+    for row in manifest.phases:
+        if row.number <= after or row.status in (PhaseStatus.PENDING, PhaseStatus.SKIPPED):
+            continue
+        row.status = PhaseStatus.STALE
+        row.stale_reason = reason
+        if row.review is not ReviewState.NOT_REQUIRED:
+            row.review = ReviewState.REQUIRED
+        marked.append(row.number)
+    return marked
+
+
 def _build_status(value: PhaseStatus | str) -> PhaseStatus:
+    """A status a caller may save (``stale`` is the store's own verdict, never saved)."""
+    allowed = [s for s in PhaseStatus if s is not PhaseStatus.STALE]
     try:
-        return value if isinstance(value, PhaseStatus) else PhaseStatus(str(value))
+        status = value if isinstance(value, PhaseStatus) else PhaseStatus(str(value))
     except ValueError:
+        status = None
+    if status not in allowed:
         raise DocumentError(
-            f"invalid status {value!r}; expected one of " + ", ".join(s.value for s in PhaseStatus),
+            f"invalid status {value!r}; expected one of " + ", ".join(s.value for s in allowed),
             field="status",
-        ) from None
+        )
+    return status
 
 
 M = TypeVar("M", SessionManifest, AgentOutput, Checkpoint, UserFeedback, AgentRun, AgentPrompt)

@@ -645,6 +645,8 @@ def test_surrogates_are_refused_with_a_document_error(
     written as UTF-8 text: a DocumentError naming the field (not a UnicodeEncodeError), or,
     where the format can escape it (YAML ``"\\udcff"``), stored and read back as given."""
     save, read = SURROGATE_CALLS[call]
+    if call == "feedback comments":  # a phase that has not run has nothing to review
+        session.save_checkpoint(1, status="completed")
     before = snapshot(store.root)
     try:
         save(session)
