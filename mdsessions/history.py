@@ -1114,6 +1114,8 @@ def verify(store: Store) -> VerifyReport:
     * ``git fsck --strict`` finds no error (dangling objects are not errors);
     * every document validates and every manifest agrees with its checkpoint files
       (:meth:`Store.validate`), and a fork's ``forked_from`` commit exists;
+    * every manifest's status and current phase follow from its phase table (the rules
+      of the store's writes: a pending review waits, the first phase to (re)run is current);
     * every commit reachable from ``HEAD`` whose trailers name a session
       (``Mdsessions-Project`` + ``Mdsessions-Session``) touched only that session's folder
       (and ``mdsessions.toml``).
@@ -1137,9 +1139,21 @@ def verify(store: Store) -> VerifyReport:
     for session in store.iter_sessions():
         sessions += 1
         try:
-            origin = session.manifest().forked_from
+            manifest = session.manifest()
         except MdsessionsError:
             continue  # reported by validate()
+        derived = manifest.model_copy(deep=True)
+        _derive_status(derived)
+        if (derived.status, derived.current_phase) != (manifest.status, manifest.current_phase):
+            problems.append(
+                Problem(
+                    session.manifest_rel,
+                    f"status {manifest.status.value} (current phase {manifest.current_phase}) "
+                    f"contradicts the phase table, which says {derived.status.value} (current "
+                    f"phase {derived.current_phase})",
+                )
+            )
+        origin = manifest.forked_from
         if origin is not None:
             check = git.git("cat-file", "-e", f"{origin.commit}^{{commit}}", check=False)
             if check.returncode != 0:
