@@ -32,7 +32,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -637,6 +637,8 @@ class GitRepo:
         self._drops_checked: set[str] = set()
         #: Paths this process committed lately and their blobs (see ``_index_repairs``).
         self._recent: dict[str, bytes] = {}
+        #: The last few blobs this process wrote per path (see ``_stale_entry_of_ours``).
+        self._written: dict[str, list[bytes]] = {}
         self._index_written: tuple[int, int, int, int] | None = None
         self._conv: tuple[dict[str, str], _convert.Conversion] | None = None
         #: Who records commits of the repository's own making (restores): set by the store.
@@ -789,9 +791,27 @@ class GitRepo:
             delay = min(delay * 2, 0.05)
 
     def _cas_ref(
-        self, ref: str, new: str, old: str | None, message: str, who: Identity, token: str
+        self,
+        ref: str,
+        new: str,
+        old: str | None,
+        message: str,
+        who: Identity,
+        token: str,
+        before_install: Callable[[], None] | None = None,
     ) -> None:
         """Move ``ref`` from ``old`` to ``new`` under git's ref lock (``<ref>.lock``).
+
+        Args:
+            ref: The ref, e.g. ``refs/heads/main``.
+            new: The commit to install.
+            old: The commit the ref must be at (``None``: must not exist).
+            message: The reflog message (its first line).
+            who: The reflog identity.
+            token: The writer's journal token (the lock is taken through its claim).
+            before_install: Called once the ref is locked and verified, right before it
+                moves: the commit puts its new index in place here, so that a ``git commit``
+                that reads the new ``HEAD`` also reads the new index.
 
         Raises:
             _RefMoved: ``ref`` is not at ``old`` (someone else's commit); nothing changed.
@@ -811,6 +831,8 @@ class GitRepo:
                 os.fsync(fd)
             os.close(fd)
             fd = -1
+            if before_install is not None:
+                before_install()
             # The reflog is written while the ref is locked, as git does.
             stamp = f"{who.name} <{who.email}> {int(time.time())} +0000"
             line = (
@@ -1168,6 +1190,9 @@ class GitRepo:
             self._materialize(current, entry.paths, protect_from=entry.old, token=entry.token)
         else:
             # Not moved, or moved by someone else (their commit, never rolled "forward").
+            if entry.new is not None and current == entry.old:
+                # Killed between putting its index in place and moving the branch.
+                self._revert_index(entry.paths, entry.old, entry.new, entry.token or "r")
             for rel in entry.paths:  # folders made only for its temp files
                 self._prune_empty_dirs((self.root / rel).parent)
         self._journal.unlink()
@@ -1331,7 +1356,11 @@ class GitRepo:
             committed = self.entry(head, rel)
             committed_sha = committed[1] if committed else None
             staged = _gitindex.index_entry(self.git_dir, rel)
-            if staged is not None and staged[1] != committed_sha:
+            if (
+                staged is not None
+                and staged[1] != committed_sha
+                and not self._stale_entry_of_ours(rel, staged[1], committed_sha)
+            ):
                 raise UnrecordedEditError(
                     f"{rel} has changes staged in git's index that are not committed; commit "
                     "or unstage them (git restore --staged) first"
@@ -1532,15 +1561,36 @@ class GitRepo:
                     new = self._make_commit(new_root, parents, message, author, committer, sign)
                     self._remember_commit(new, new_root)
                     self._write_journal(_JournalEntry(head, ref, list(paths), token, new))
-                self._cas_ref(ref, new, head, message, committer, token)
+                # The new index goes in place while the branch is locked and verified, right
+                # before the branch moves: a git commit that reads the new HEAD then reads
+                # the new index too (it reads the index before it locks it, and would commit
+                # that stale copy, deleting these files, on top of the new HEAD).
+                installed: list[bool] = []
+
+                def install_index() -> None:
+                    stack.close()
+                    installed.append(True)
+
+                try:
+                    self._cas_ref(
+                        ref, new, head, message, committer, token, before_install=install_index
+                    )
+                except BaseException:
+                    if installed:  # the index went in, the branch did not move: undo it
+                        self._revert_index(paths, head, new, token)
+                    raise
                 moved = True
                 self._last_installed = self._audited = new
                 for rel in paths:
                     self._recent.pop(rel, None)
                     if blobs[rel] is not None:
                         self._recent[rel] = blobs[rel] or b""
+                        versions = self._written.pop(rel, [])[-7:]
+                        self._written[rel] = [*versions, blobs[rel] or b""]
                 while len(self._recent) > _RECENT_PATHS:
                     self._recent.pop(next(iter(self._recent)))
+                while len(self._written) > 4 * _RECENT_PATHS:
+                    self._written.pop(next(iter(self._written)))
                 for rel in paths:
                     target = self.root / rel
                     if rel in staged:
@@ -1739,6 +1789,33 @@ class GitRepo:
         done.append(last)
         return new
 
+    def _revert_index(self, paths: Sequence[str], old: str | None, new: str, token: str) -> None:
+        """Entries of ``paths`` that hold ``new``'s blobs go back to ``old``'s (best effort).
+
+        Only entries that are exactly what the commit ``new`` staged are touched: a person's
+        staging made since is left alone.
+        """
+        updates: list[_gitindex.IndexEntryUpdate] = []
+        removals: list[str] = []
+        if self._read_loose(bytes.fromhex(new)) is None:
+            return  # killed before its objects were written: the index cannot hold them
+        for rel in paths:
+            ours = self.entry(new, rel)
+            try:
+                staged = _gitindex.index_entry(self.git_dir, rel)
+            except (_gitindex.UnsupportedIndexError, OSError):
+                return
+            if (staged[1] if staged else None) != (ours[1] if ours else None):
+                continue
+            before = self.entry(old, rel)
+            if before is None:
+                removals.append(rel)
+            else:
+                updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, before[1], None))
+        if updates or removals:
+            with contextlib.suppress(StoreError, OSError):
+                self._sync_index(updates, removals, token)
+
     def _index_repairs(
         self, head: str | None, paths: Sequence[str]
     ) -> list[_gitindex.IndexEntryUpdate]:
@@ -1774,6 +1851,20 @@ class GitRepo:
             if same:
                 out.append(_gitindex.IndexEntryUpdate(rel, 0o100644, blob, st))
         return out
+
+    def _stale_entry_of_ours(self, rel: str, staged: bytes, committed: bytes | None) -> bool:
+        """Whether an index entry is an older version this process wrote.
+
+        A git command that wrote back a stale copy of the index put it there; the file itself
+        still holds what is committed.
+        """
+        if staged not in self._written.get(rel, ()):
+            return False
+        try:
+            data = (self.root / rel).read_bytes()
+        except OSError:
+            return False
+        return self._worktree_blob_sha(rel, data) == committed
 
     def _index_identity(self) -> tuple[int, int, int, int] | None:
         try:

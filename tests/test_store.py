@@ -910,26 +910,55 @@ def test_crash_after_the_branch_moved_rolls_forward(
     assert_clean(store.root)
 
 
-def test_crash_while_syncing_the_index_rolls_forward(
+def test_crash_while_installing_the_index_rolls_back(
     store: Store, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The new index goes in place under the verified branch lock, before the branch moves."""
     real_replace = _git._fsutil.replace
+    before = head(store.root)
 
     def crash_on_index(src: Path, dst: Path, **kwargs: bool) -> None:
-        if Path(dst).name == "index":  # the new index into place, after the branch moved
+        if Path(dst).name == "index":  # the new index into place, the branch not moved yet
             raise SystemExit("killed")
         return real_replace(src, dst, **kwargs)
 
     monkeypatch.setattr(_git._fsutil, "replace", crash_on_index)
     with pytest.raises(SystemExit):
-        session.save_agent_output(1, "concept_expansion", "written, index stale\n")
+        session.save_agent_output(1, "concept_expansion", "never acknowledged\n")
     monkeypatch.undo()
-    assert journal(store).exists()
+    assert head(store.root) == before
     session.save_agent_output(1, "other", "next\n")
     assert not journal(store).exists()
-    assert session.output(1, "concept_expansion").content == "written, index stale\n"  # type: ignore[union-attr]
+    assert session.output(1, "concept_expansion") is None
+    assert session.output(1, "other").content == "next\n"  # type: ignore[union-attr]
     assert_clean(store.root)
     assert store.validate() == []
+
+
+def test_crash_after_the_index_before_the_branch_reverts_the_index(
+    store: Store, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between the new index and the branch: recovery puts the old entries back."""
+    real_replace = _git._fsutil.replace
+    before = head(store.root)
+    seen: list[str] = []
+
+    def crash_on_ref(src: Path, dst: Path, **kwargs: bool) -> None:
+        if Path(dst).name == "main" and seen:  # the index is in place; now the branch
+            raise SystemExit("killed")
+        if Path(dst).name == "index":
+            seen.append("index")
+        return real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(_git._fsutil, "replace", crash_on_ref)
+    with pytest.raises(SystemExit):
+        session.save_agent_output(1, "concept_expansion", "never acknowledged\n")
+    monkeypatch.undo()
+    assert head(store.root) == before
+    assert journal(store).exists()
+    assert store.git.recover() is True
+    assert_clean(store.root)
+    assert session.output(1, "concept_expansion") is None
 
 
 def test_crash_before_the_branch_moved_rolls_back(store: Store, session: Session) -> None:
