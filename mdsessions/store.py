@@ -2019,7 +2019,11 @@ class Session:
                         )
                     )
                 continue
-            if checkpoint.status is not entry.status:
+            stale_run = entry.status is PhaseStatus.STALE and checkpoint.status in (
+                PhaseStatus.COMPLETED,
+                PhaseStatus.FAILED,
+            )  # the checkpoint of the run that an upstream revision made stale
+            if checkpoint.status is not entry.status and not stale_run:
                 problems.append(
                     Problem(
                         cp_rel,
