@@ -319,11 +319,13 @@ class Store:
         self.git = _git.GitRepo(
             self.root, lock_timeout=lock_timeout, durable=durable, branch=self.branch
         )
-        self.git.recover_on_open()  # a crashed writer's leftovers, if no writer is active
         if isinstance(author, str):
             author = Identity.parse(author)
         self.author = (author or RUNNER_IDENTITY).checked()
         self.git.identity = self.author
+        # A crashed writer's leftovers, and saves a racing git command dropped, are put
+        # right now if no writer is active (else that writer does it first).
+        self.git.recover_on_open()
         self._renderer: Renderer | None = None
         self._cache: dict[str, tuple[bytes, type[Document], dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
