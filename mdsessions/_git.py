@@ -810,7 +810,12 @@ class GitRepo:
             line = (
                 f"{old or '0' * 40} {new} {stamp}\t{message.splitlines()[0] if message else ''}\n"
             )
-            for log in (self.git_dir / "logs" / ref, self.git_dir / "logs" / "HEAD"):
+            # HEAD's own log records only moves of the branch HEAD names (as git does).
+            logs = [self.git_dir / "logs" / ref]
+            with contextlib.suppress(OSError):
+                if (self.git_dir / "HEAD").read_text().strip() == f"ref: {ref}":
+                    logs.append(self.git_dir / "logs" / "HEAD")
+            for log in logs:
                 with contextlib.suppress(OSError):
                     log.parent.mkdir(parents=True, exist_ok=True)
                     with log.open("a", encoding="utf-8") as fh:
