@@ -129,7 +129,33 @@ def _parse(text: str, what: str) -> dict[str, Any]:
 
 
 def _render_key(name: str) -> str:
-    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
+    return name if _BARE_KEY.fullmatch(name) else _render_string(name)
+
+
+_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _render_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for char in value:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F or char in "\x85\u2028\u2029":
+            out.append(f"\\u{ord(char):04x}")
+        elif 0xD800 <= ord(char) <= 0xDFFF:
+            raise ConfigEditError(f"cannot write {value!r} into mdsessions.toml (a lone surrogate)")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def _render(value: Any) -> str:
@@ -149,7 +175,7 @@ def _render(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=True)  # \uXXXX escapes are valid TOML
+        return _render_string(value)
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
     if isinstance(value, list):
@@ -185,7 +211,10 @@ def _key_of(line: str) -> str | None:
         if end < 0:
             return None
         raw, rest = stripped[: end + 1], stripped[end + 1 :]
-        name = json.loads(raw) if quote == '"' else raw[1:-1]
+        try:
+            name = next(iter(tomllib.loads(f"{raw} = 0")))
+        except (tomllib.TOMLDecodeError, StopIteration):
+            return None
     else:
         match = re.match(r"[A-Za-z0-9_-]+", stripped)
         if match is None:
@@ -197,7 +226,7 @@ def _key_of(line: str) -> str | None:
 def _apply(text: str, key: Key, value: Any) -> str:
     """``text`` with one key set (or removed, for ``_DELETE``), by editing lines."""
     table, name = key
-    lines = text.splitlines(keepends=True)
+    lines = re.findall(r"[^\n]*\n|[^\n]+$", text)  # "\n" only: TOML's line ends
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     # Find the section: [start, end) are its lines (after the header).
     start, end = 0, len(lines)
@@ -264,17 +293,25 @@ def set_key(text: str, table: str, name: str, value: Any) -> str:
     if want == before:
         return text
     edited = _apply(text, (table, name), _DELETE if value is None else value)
-    if flatten(_parse(edited, "edited mdsessions.toml")) != want:
+    if not _gives(edited, want):
         raise ConfigEditError(
             f"cannot set {key_name((table, name))} in mdsessions.toml by editing its lines"
         )
     return edited
 
 
+def _gives(text: str, want: Mapping[Key, Any]) -> bool:
+    """Whether ``text`` parses to exactly the values ``want``."""
+    try:
+        return flatten(tomllib.loads(text)) == dict(want)
+    except tomllib.TOMLDecodeError:
+        return False
+
+
 def _edit_all(text: str, values: Mapping[Key, Any], want: Mapping[Key, Any]) -> str:
     for key, value in values.items():
         text = _apply(text, key, value)
-    if flatten(_parse(text, "merged mdsessions.toml")) != dict(want):
+    if not _gives(text, want):
         raise ConfigEditError("the key-by-key merge of mdsessions.toml cannot be written safely")
     return text
 

@@ -19,6 +19,7 @@ and the pull names it (a ref, made before the branch moves) and warns.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "SessionChange",
     "SetAside",
     "StoreFileChange",
+    "parse_set_aside_ref",
     "set_aside_ref",
 ]
 
@@ -41,9 +43,37 @@ STORE_FILES = "_store"
 SET_ASIDE_REFSPEC = f"{SET_ASIDE_PREFIX}*:{SET_ASIDE_PREFIX}*"
 
 
+_LOCKISH = re.compile(r"\.lock_*$")
+
+
+def _ref_part(name: str) -> str:
+    """An id as a ref component: git refuses one ending in ``.lock``, so a ``_`` is added."""
+    return name + "_" if _LOCKISH.search(name) else name
+
+
+def _id_part(component: str) -> str:
+    """The id a ref component names (inverse of :func:`_ref_part`)."""
+    return component[:-1] if _LOCKISH.search(component) and component.endswith("_") else component
+
+
 def set_aside_ref(session: str | None, commit: str) -> str:
     """``refs/mdsessions/set-aside/<project>/<session>/<12 hex>`` (or ``…/_store/<12 hex>``)."""
-    return f"{SET_ASIDE_PREFIX}{session or STORE_FILES}/{commit[:12]}"
+    if session is None:
+        where = STORE_FILES
+    else:
+        project_id, _, session_id = session.partition("/")
+        where = f"{_ref_part(project_id)}/{_ref_part(session_id)}"
+    return f"{SET_ASIDE_PREFIX}{where}/{commit[:12]}"
+
+
+def parse_set_aside_ref(name: str) -> tuple[bool, str | None]:
+    """``(is a set-aside ref, "project/session" or None for store files)``."""
+    if not name.startswith(SET_ASIDE_PREFIX):
+        return False, None
+    parts = name[len(SET_ASIDE_PREFIX) :].split("/")
+    if len(parts) == 3:
+        return True, f"{_id_part(parts[0])}/{_id_part(parts[1])}"
+    return (len(parts) == 2 and parts[0] == STORE_FILES), None
 
 
 def _fork_id(session_id: str, commit: str) -> str:

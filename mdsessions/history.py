@@ -54,6 +54,7 @@ from ._sync import (
     SessionChange,
     SetAside,
     StoreFileChange,
+    parse_set_aside_ref,
     set_aside_ref,
 )
 from .documents import Document, load_as, loads
@@ -2041,7 +2042,7 @@ def _keep_aside(
     try:
         created = git.create_ref(ref, commit, f"mdsessions: set aside {side} version of {what}")
     except ConflictError:  # a 12-digit clash with another commit: use the full id
-        ref = f"{ref[: -12]}{commit}"
+        ref = f"{ref[:-12]}{commit}"
         created = git.create_ref(ref, commit, f"mdsessions: set aside {side} version of {what}")
     status = None
     if session is not None:
@@ -2575,12 +2576,8 @@ def list_set_aside(store: Store, session: str | None = None) -> list[SetAside]:
     git = store.git
     found = []
     for name, sha in git.refs(SET_ASIDE_PREFIX).items():
-        parts = name[len(SET_ASIDE_PREFIX) :].split("/")
-        if len(parts) == 3:
-            key: str | None = f"{parts[0]}/{parts[1]}"
-        elif len(parts) == 2 and parts[0] == STORE_FILES:
-            key = None
-        else:
+        ours, key = parse_set_aside_ref(name)
+        if not ours:
             continue
         if session is not None and (key or STORE_FILES) != session:
             continue

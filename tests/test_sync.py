@@ -310,6 +310,39 @@ def test_keep_theirs_sets_mine_aside_and_the_api_reports_every_change(
     assert refs(a.root) == refs(b.root)
 
 
+def test_a_merge_pull_also_sets_aside_a_version_the_remote_replaced(
+    machines: tuple[Store, Store],
+) -> None:
+    a, b = machines
+    sa = a.create_session(P, S, idea="x")
+    a.create_session(P, "other")
+    history.push(a)
+    history.pull(b)
+    sa.save_agent_output(1, "concept_expansion", "A's work\n")
+    history.push(a)
+    b.session(P, S).save_agent_output(1, "concept_expansion", "B's work\n")
+    assert history.sync(b, keep="mine")[0].changes[0].change == "kept-mine"
+    # A has moved on elsewhere meanwhile: its pull is a merge, S changed on B's side only.
+    a.session(P, "other").save_agent_output(1, "concept_expansion", "unrelated\n")
+    ours = head(a.root)
+    result = history.pull(a)
+    assert result.action == "merged"
+    [change] = [c for c in result.changes if c.session == f"{P}/{S}"]
+    assert change.change == "replaced" and change.set_aside is not None
+    assert change.set_aside.commit == ours and change.set_aside.side == "mine"
+    assert [w.split(":")[0] for w in result.warnings] == [f"{P}/{S}"]
+    kept = history.read_version(a.session(P, S), "phase_1_concept/concept_expansion.md", ours)
+    assert b"A's work" in kept
+    now = a.session(P, S).output(1, "concept_expansion")
+    assert now is not None and now.content == "B's work\n"
+    body = git(a.root, "log", "-1", "--format=%b")
+    assert f"- {P}/{S}: origin's version does not include ours; set aside as " in body
+    # Ordinary merges and fast-forwards of a session changed on one side warn about nothing.
+    b.create_session(P, "third")
+    history.sync(b)
+    assert history.pull(a).warnings == ()
+
+
 # ------------------------------------------------------------------------------ workflows
 
 
@@ -554,6 +587,8 @@ def _concurrent_syncs(tmp_path: Path, url: str, rounds: int) -> None:
         assert name in printed, f"{name} is never named in the output"
     for name in set(re.findall(r"set aside: (\S+)", printed)):
         assert name in names_a
+    # A session only one side writes is never reported replaced (no false alarms).
+    assert not re.search(r"(own-A|own-B): (REPLACED|changed on both sides)", printed)
     # What a side lost in the shared session is exactly a version it had: named, reachable.
     for name, sha in names_a.items():
         assert f"/{P}/shared/" in name
