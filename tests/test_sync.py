@@ -9,7 +9,9 @@ teardown. No git command is mocked. Covered:
   version is kept under a named ref, listed with the command that brings it back;
 * ``mdsessions.toml`` merging key by key, and a session whose workflow file lies outside the
   store resuming on the other machine;
-* ``mdsessions clone`` from a bare repository whose HEAD names ``master``;
+* ``mdsessions clone`` from a bare repository whose HEAD names ``master``, over a path,
+  ``git://``, ssh (a stand-in ``ssh`` that runs git's command locally) and smart HTTP
+  (``git http-backend`` behind a small WSGI server);
 * two processes syncing concurrently: no commit either side made becomes unreachable, and
   every version set aside is named in the command output.
 """
@@ -24,9 +26,13 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from click.testing import CliRunner, Result
@@ -407,7 +413,78 @@ def test_an_absolute_registration_of_an_older_version_is_replaced_by_a_copy(
 # ------------------------------------------------------------------------------ a second machine
 
 
-@pytest.mark.parametrize("transport", ["path", "daemon"])
+FAKE_SSH = r"""
+import subprocess, sys
+# git runs: <ssh> HOST COMMAND (ssh.variant = simple); run COMMAND here, as sshd would there.
+sys.exit(subprocess.call(["sh", "-c", sys.argv[-1]]))
+"""
+
+
+@pytest.fixture
+def ssh_url(tmp_path: Path, isolated_git: Path, remotes_dir: Path) -> str:
+    """``ssh://`` to ``remotes_dir`` through a stand-in for ssh that runs git's command here."""
+    script = tmp_path / "fake_ssh.py"
+    script.write_text(FAKE_SSH, encoding="utf-8")
+    with isolated_git.open("a", encoding="utf-8") as fh:
+        fh.write(f'[ssh]\n\tvariant = simple\n[core]\n\tsshCommand = "{sys.executable}" {script}\n')
+    return f"ssh://machine-a{remotes_dir}"
+
+
+@pytest.fixture
+def http_url(remotes_dir: Path) -> Iterator[str]:
+    """Smart HTTP: ``git http-backend`` (CGI) behind a small threaded WSGI server."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+            "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_PROJECT_ROOT": str(remotes_dir),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REMOTE_USER": "tester",  # authenticated: receive-pack (push) allowed
+            "REMOTE_ADDR": "127.0.0.1",
+            "REQUEST_METHOD": environ["REQUEST_METHOD"],
+            "PATH_INFO": environ.get("PATH_INFO", ""),
+            "QUERY_STRING": environ.get("QUERY_STRING", ""),
+            "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""),
+            "CONTENT_LENGTH": str(len(body)),
+        }
+        for key in ("HTTP_CONTENT_ENCODING", "HTTP_GIT_PROTOCOL"):
+            if key in environ:
+                env[key] = environ[key]
+        proc = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
+        head_, _, payload = proc.stdout.partition(b"\r\n\r\n")
+        status, headers = "200 OK", []
+        for line in head_.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = value.strip()
+            elif name:
+                headers.append((name, value.strip()))
+        start_response(status, headers)
+        return [payload]
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, server_class=Server, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("transport", ["path", "daemon", "ssh", "http"])
 def test_clone_from_a_bare_repository_whose_head_names_master(
     tmp_path: Path,
     remotes_dir: Path,
@@ -420,14 +497,20 @@ def test_clone_from_a_bare_repository_whose_head_names_master(
     first.create_session(P, "s0", idea="first")
     history.add_remote(first, "origin", str(remotes_dir / "plain.git"))
     history.push(first)
-    if transport == "path":
-        source = str(remotes_dir / "plain.git")
-    else:
-        source = f"{request.getfixturevalue('daemon')}/plain.git"
-    # Plain git clone gives an empty checkout; the error now says what to do.
+    base = {
+        "path": lambda: str(remotes_dir),
+        "daemon": lambda: request.getfixturevalue("daemon"),
+        "ssh": lambda: request.getfixturevalue("ssh_url"),
+        "http": lambda: request.getfixturevalue("http_url"),
+    }[transport]()
+    source = f"{base}/plain.git"
+    # Plain git clone gives an empty checkout (protocol v2 reports the unborn master; v0, as
+    # over this stand-in ssh, lets git guess): the error now says what to do.
     git(tmp_path, "clone", "-q", source, "plain-clone", check=False)
-    with pytest.raises(StoreNotFoundError, match="mdsessions clone URL"):
-        Store.open(tmp_path / "plain-clone")
+    if transport != "ssh":
+        assert not (tmp_path / "plain-clone" / "mdsessions.toml").exists()
+        with pytest.raises(StoreNotFoundError, match="mdsessions clone URL"):
+            Store.open(tmp_path / "plain-clone")
 
     monkeypatch.chdir(ROOT)  # the sample workflow's relative path, as a person would type it
     second = tmp_path / "second"
