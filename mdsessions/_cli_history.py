@@ -737,6 +737,8 @@ def _commands() -> list[click.Command]:
         )
         if as_json:
             echo_json(result.to_json())
+            for line in result.warnings:  # loud on stderr in JSON mode too
+                click.echo(f"Warning: {line}", err=True)
             return
         echo_pull(result)
 
@@ -782,6 +784,8 @@ def _commands() -> list[click.Command]:
         )
         if as_json:
             echo_json({"pull": pulled.to_json(), "push": pushed.to_json()})
+            for line in pulled.warnings:  # loud on stderr in JSON mode too
+                click.echo(f"Warning: {line}", err=True)
             return
         echo_push(pushed)
 

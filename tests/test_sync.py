@@ -331,12 +331,15 @@ def test_a_merge_pull_also_sets_aside_a_version_the_remote_replaced(
     # A has moved on elsewhere meanwhile: its pull is a merge, S changed on B's side only.
     a.session(P, "other").save_agent_output(1, "concept_expansion", "unrelated\n")
     ours = head(a.root)
-    result = history.pull(a)
-    assert result.action == "merged"
-    [change] = [c for c in result.changes if c.session == f"{P}/{S}"]
-    assert change.change == "replaced" and change.set_aside is not None
-    assert change.set_aside.commit == ours and change.set_aside.side == "mine"
-    assert [w.split(":")[0] for w in result.warnings] == [f"{P}/{S}"]
+    out = invoke("pull", "--json", "--store", str(a.root))
+    result = json.loads(out.stdout)
+    assert result["action"] == "merged"
+    [change] = [c for c in result["changes"] if c["session"] == f"{P}/{S}"]
+    assert change["change"] == "replaced"
+    assert change["set_aside"]["commit"] == ours and change["set_aside"]["side"] == "mine"
+    assert change["status"] == {"before": "in_progress", "after": "in_progress"}
+    assert [w.split(":")[0] for w in result["warnings"]] == [f"{P}/{S}"]
+    assert out.stderr == f"Warning: {result['warnings'][0]}\n"  # loud in JSON mode too
     kept = history.read_version(a.session(P, S), "phase_1_concept/concept_expansion.md", ours)
     assert b"A's work" in kept
     now = a.session(P, S).output(1, "concept_expansion")
