@@ -252,6 +252,8 @@ def test_a_version_the_other_side_kept_theirs_over_is_set_aside_named_and_warned
         assert f'{name} = "workflows/{name}.toml"' in config
     assert str(tmp_path) not in config
     assert b.session(P, S).manifest().phases[0].review is ReviewState.REVISE
+    # The open store on B finds the workflow the pull registered (no 'unknown workflow').
+    assert b.workflow("cflow").source == (b.root / "workflows" / "cflow.toml").resolve()
 
     # A's pull fast-forwards onto B's resolution: loud, and A's version is kept and listed.
     out = invoke("pull", "--store", str(a.root))
