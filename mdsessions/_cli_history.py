@@ -3,7 +3,8 @@
 
 ``register(cli)`` adds ``versions``, ``diff``, ``restore``, ``fork``, ``backup``
 (``create``/``list``/``prune``/``restore``), ``remote`` (``add``/``list``/``remove``),
-``push``, ``pull``, ``sync``, ``verify`` and ``maintenance`` to the ``mdsessions`` group.
+``clone``, ``push``, ``pull``, ``sync``, ``set-aside``, ``verify`` and ``maintenance`` to the
+``mdsessions`` group.
 Each command parses its options, makes one call into :mod:`mdsessions.history` and formats
 the result (``--json`` on every command that reports). The library, and the shared helpers of
 ``mdsessions.cli``, are imported when commands are built or run, never at import time, so
@@ -600,21 +601,77 @@ def _commands() -> list[click.Command]:
 
         history.remove_remote(open_store(ctx), name)
 
-    def echo_pull(result: Any) -> None:
-        if result.action == "merged":
-            click.echo(f"merged {result.remote}/{result.branch} in {result.commit[:10]}")
-        elif result.action == "fast-forward":
-            click.echo(f"fast-forward to {result.remote}/{result.branch} ({result.commit[:10]})")
-        elif result.action == "remote-empty":
-            click.echo(f"{result.remote} has no branch {result.branch} yet")
-        else:
-            click.echo(f"up to date with {result.remote}/{result.branch}")
-        for name in result.sessions:
-            click.echo(f"  from {result.remote}: {name}")
-        for name, how in result.resolved.items():
+    def arrow(before: object, after: object) -> str:
+        left = "-" if before is None else str(before)
+        right = "-" if after is None else str(after)
+        return left if left == right else f"{left} -> {right}"
+
+    def echo_aside(aside: Any, indent: str = "    ") -> None:
+        whose = {"mine": "this store's", "theirs": "the remote's"}.get(aside.side, "a")
+        state = f", {aside.status}" if aside.status else ""
+        click.echo(f"{indent}set aside: {aside.ref} ({whose} version{state})")
+        if aside.session is not None:
             click.echo(
-                f"  conflict {name}: " + (f"kept {how}" if how in ("mine", "theirs") else how)
+                f"{indent}get it back: {aside.get_back}  "
+                f"(or make it current: mdsessions restore {aside.session} {aside.commit[:12]})"
             )
+        else:
+            click.echo(f"{indent}see it: {aside.get_back}")
+
+    def echo_pull(result: Any) -> None:
+        """One line for the pull, then per session and per store file what changed."""
+        remote = result.remote
+        if result.action == "merged":
+            click.echo(f"merged {remote}/{result.branch} in {result.commit[:10]}")
+        elif result.action == "fast-forward":
+            click.echo(f"fast-forward to {remote}/{result.branch} ({result.commit[:10]})")
+        elif result.action == "remote-empty":
+            click.echo(f"{remote} has no branch {result.branch} yet")
+        else:
+            click.echo(f"up to date with {remote}/{result.branch}")
+        for c in result.changes:
+            status = arrow(c.status_before, c.status_after)
+            phase = arrow(c.phase_before, c.phase_after)
+            state = f"{status}, phase {phase}"
+            text = {
+                "added": f"added from {remote} ({c.status_after or '-'}, phase "
+                f"{'-' if c.phase_after is None else c.phase_after})",
+                "updated": f"updated from {remote}: {state}",
+                "deleted": f"deleted by {remote}",
+                "replaced": f"REPLACED by {remote}'s version, which does not include this "
+                f"store's: {state}",
+                "kept-mine": f"changed on both sides: kept mine ({state}); {remote}'s version "
+                "set aside",
+                "kept-theirs": f"changed on both sides: kept {remote}'s ({state}); mine set aside",
+                "forked": f"changed on both sides: kept mine; {remote}'s version added as "
+                f"session {c.fork}",
+            }.get(c.change, f"{c.change}: {state}")
+            click.echo(f"  {c.session}: {text}")
+            if c.change == "replaced" and c.fork:
+                click.echo(f"    this store's version also lives on as session {c.fork}")
+            if c.set_aside is not None:
+                echo_aside(c.set_aside)
+        for f in result.files:
+            keys = f" ({', '.join(f.keys)})" if f.keys else ""
+            text = {
+                "merged": f"merged key by key: {', '.join(f.keys)} from {remote}",
+                "replaced": f"REPLACED by {remote}'s version, which does not include this "
+                "store's",
+                "kept-mine": f"changed on both sides{keys}: kept mine; {remote}'s set aside",
+                "kept-theirs": f"changed on both sides{keys}: kept {remote}'s; mine set aside",
+            }.get(f.change, f"{f.change} from {remote}")
+            click.echo(f"  {f.path}: {text}")
+            if f.set_aside is not None:
+                echo_aside(f.set_aside)
+        for line in result.warnings:
+            click.echo(f"Warning: {line}", err=True)
+
+    def echo_push(result: Any) -> None:
+        click.echo(f"{result.action}: {result.remote}/{result.branch} at {result.commit[:10]}")
+        for ref in result.refs:
+            click.echo(f"  pushed {ref}")
+        for ref in result.refs_refused:
+            click.echo(f"Warning: {result.remote} refused {ref}; it stays here", err=True)
 
     @click.command("push")
     @click.argument("remote", required=False, default="origin", metavar="[REMOTE]")
@@ -638,7 +695,7 @@ def _commands() -> list[click.Command]:
         if as_json:
             echo_json(result.to_json())
             return
-        click.echo(f"{result.action}: {remote}/{result.branch} at {result.commit[:10]}")
+        echo_push(result)
 
     @click.command("pull")
     @click.argument("remote", required=False, default="origin", metavar="[REMOTE]")
@@ -657,9 +714,14 @@ def _commands() -> list[click.Command]:
     ) -> None:
         """Fetch REMOTE (default origin) and merge it, session by session.
 
-        Sessions changed on one side only merge cleanly. A session changed on
-        both sides stops the pull (exit 1, nothing changed) and names it; pull
-        again with --keep mine, --keep theirs or --fork-theirs NEW_ID.
+        Sessions changed on one side only merge cleanly; mdsessions.toml merges
+        key by key. A session changed on both sides (or a key set to different
+        values) stops the pull (exit 1, nothing changed) and names it; pull
+        again with --keep mine, --keep theirs or --fork-theirs NEW_ID. The
+        version not kept is set aside under refs/mdsessions/set-aside/ and
+        listed with the command that brings it back. A session whose remote
+        version does not include this store's (the other side kept theirs over
+        it) is a warning on stderr; this store's version is set aside first.
 
         \b
         Example:
@@ -675,6 +737,8 @@ def _commands() -> list[click.Command]:
         )
         if as_json:
             echo_json(result.to_json())
+            for line in result.warnings:  # loud on stderr in JSON mode too
+                click.echo(f"Warning: {line}", err=True)
             return
         echo_pull(result)
 
@@ -693,7 +757,13 @@ def _commands() -> list[click.Command]:
         author: str | None,
         as_json: bool,
     ) -> None:
-        """Pull from REMOTE (default origin), then push to it.
+        """Pull from REMOTE (default origin), then push to it (the set-aside refs too).
+
+        Prints, per session, what the pull changed and what it set aside, with the
+        command that brings it back; a session whose new version does not include
+        this store's is a warning on stderr (this store's version is kept under
+        refs/mdsessions/set-aside/ first). When the remote moves before the push,
+        pulls again (up to 3 rounds). Conflicts as for pull.
 
         \b
         Example:
@@ -705,13 +775,110 @@ def _commands() -> list[click.Command]:
         if keep is not None and fork_theirs is not None:
             raise click.UsageError("give --keep or --fork-theirs, not both")
         pulled, pushed = history.sync(
-            open_store(ctx), remote, keep=keep, fork_theirs=fork_theirs, author=author
+            open_store(ctx),
+            remote,
+            keep=keep,
+            fork_theirs=fork_theirs,
+            author=author,
+            on_pull=None if as_json else echo_pull,
         )
         if as_json:
             echo_json({"pull": pulled.to_json(), "push": pushed.to_json()})
+            for line in pulled.warnings:  # loud on stderr in JSON mode too
+                click.echo(f"Warning: {line}", err=True)
             return
-        echo_pull(pulled)
-        click.echo(f"{pushed.action}: {remote}/{pushed.branch} at {pushed.commit[:10]}")
+        echo_push(pushed)
+
+    @click.command("clone")
+    @click.argument("url", metavar="URL")
+    @click.argument("directory", required=False, metavar="[DIR]")
+    @json_option()
+    def clone_command(url: str, directory: str | None, as_json: bool) -> None:
+        """Clone a store from URL into DIR, ready to run and sync (a second machine).
+
+        URL is anything git takes: a path, file://, git://, ssh (host:path) or
+        https://. The store's branch is checked out whatever the remote's HEAD
+        names (a bare repository from plain 'git init --bare' names master): the
+        branch mdsessions.toml names (default main), else the one that holds
+        mdsessions.toml. It tracks origin; the versions other machines set aside
+        are fetched too. DIR defaults to the URL's last part without .git.
+
+        \b
+        Example:
+            mdsessions clone git@server:team/store.git
+            mdsessions clone /srv/git/store.git my-store --json
+        """
+        from mdsessions import history
+
+        store = history.clone(url, directory)
+        ctx = click.get_current_context()
+        ctx.call_on_close(store.close)
+        sessions = store.list_sessions()
+        aside = history.list_set_aside(store)
+        latest = store.log(max_count=1)
+        head = latest[0].sha if latest else None
+        if as_json:
+            echo_json(
+                {
+                    "path": str(store.root),
+                    "url": url,
+                    "remote": "origin",
+                    "branch": store.branch,
+                    "upstream": f"origin/{store.branch}",
+                    "commit": head,
+                    "sessions": len(sessions),
+                    "set_aside": [a.to_json() for a in aside],
+                }
+            )
+            return
+        click.echo(
+            f"cloned {url} into {store.root}: branch {store.branch} tracking "
+            f"origin/{store.branch} at {(head or '')[:10]}, {len(sessions)} session(s)"
+            + (f", {len(aside)} version(s) set aside (mdsessions set-aside)" if aside else "")
+        )
+
+    @click.command("set-aside")
+    @click.argument("session_ref", required=False, metavar="[SESSION]")
+    @json_option()
+    @store_option()
+    @click.pass_context
+    def set_aside_command(ctx: click.Context, session_ref: str | None, as_json: bool) -> None:
+        """List the versions sync set aside (refs/mdsessions/set-aside/), newest first.
+
+        A pull or sync sets a version aside when a conflict is resolved with
+        --keep, or when the remote's version of a session does not include this
+        store's. Each is listed with the command that brings it back: fork it
+        into a new session, or restore it as the session's current state.
+
+        \b
+        Example:
+            mdsessions set-aside
+            mdsessions set-aside project-123/session-456 --json
+        """
+        from mdsessions import history
+
+        store = open_store(ctx)
+        key = None
+        if session_ref is not None:
+            key = session_ref if session_ref == "_store" else store.find_session(session_ref).ref
+        found = history.list_set_aside(store, key)
+        if as_json:
+            echo_json([a.to_json() for a in found])
+            return
+        if not found:
+            click.echo("nothing set aside", err=True)
+            return
+        rows = [
+            [
+                a.session or "(store files)",
+                click.style(a.commit[:12], fg="yellow"),
+                short_time(a.time) if a.time else "-",
+                styled(a.status) if a.status else "-",
+                a.get_back,
+            ]
+            for a in found
+        ]
+        click.echo(table(["session", "commit", "time (UTC)", "status", "get it back"], rows))
 
     # ------------------------------------------------------------------ verify / maintenance
 
@@ -775,9 +942,11 @@ def _commands() -> list[click.Command]:
         fork_command,
         backup_group,
         remote_group,
+        clone_command,
         push_command,
         pull_command,
         sync_command,
+        set_aside_command,
         verify_command,
         maintenance_command,
     ]

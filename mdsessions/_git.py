@@ -838,7 +838,12 @@ class GitRepo:
             line = (
                 f"{old or '0' * 40} {new} {stamp}\t{message.splitlines()[0] if message else ''}\n"
             )
-            for log in (self.git_dir / "logs" / ref, self.git_dir / "logs" / "HEAD"):
+            # HEAD's own log records only moves of the branch HEAD names (as git does).
+            logs = [self.git_dir / "logs" / ref]
+            with contextlib.suppress(OSError):
+                if (self.git_dir / "HEAD").read_text().strip() == f"ref: {ref}":
+                    logs.append(self.git_dir / "logs" / "HEAD")
+            for log in logs:
                 with contextlib.suppress(OSError):
                     log.parent.mkdir(parents=True, exist_ok=True)
                     with log.open("a", encoding="utf-8") as fh:
@@ -2604,6 +2609,73 @@ class GitRepo:
             raise
         self._materialize(new, paths, token=token)
         self._journal.unlink()
+
+    # ---- sync verbs (issue 11) ----
+    # Named refs that keep a version reachable, the commit graph a pull brings, and listing.
+
+    def create_ref(self, ref: str, commit: str, message: str) -> bool:
+        """Create ``ref`` at ``commit`` unless it exists (``git update-ref REF COMMIT ""``).
+
+        Git's own ref lock protocol and reflog; never moves an existing ref.
+
+        Args:
+            ref: A full ref name (``refs/mdsessions/…``).
+            commit: A full commit id in the object database.
+            message: The reflog message.
+
+        Returns:
+            ``True`` when created, ``False`` when it already pointed at ``commit``.
+
+        Raises:
+            ConflictError: The ref exists and points elsewhere.
+        """
+        current = self.read_ref(ref)
+        if current == commit:
+            return False
+        if current is None:
+            proc = self.git(
+                "update-ref", "--create-reflog", "-m", message, ref, commit, "", check=False
+            )
+            if proc.returncode == 0:
+                return True
+            current = self.read_ref(ref)
+            if current == commit:
+                return False
+            if current is None:
+                raise StoreError(
+                    f"cannot create {ref}: {proc.stderr.decode('utf-8', 'replace').strip()}"
+                )
+        raise ConflictError(f"{ref} exists and points at {current[:12]}, not {commit[:12]}")
+
+    def refs(self, prefix: str) -> dict[str, str]:
+        """Refs below ``prefix`` (``refs/mdsessions/set-aside/``): name → commit id, sorted."""
+        proc = self.git("for-each-ref", "--format=%(objectname) %(refname)", prefix)
+        out: dict[str, str] = {}
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            sha, _, name = line.partition(" ")
+            if name:
+                out[name] = sha
+        return out
+
+    def commit_parents(self, include: str, exclude: str | None) -> dict[str, tuple[str, ...]]:
+        """Commits reachable from ``include`` but not from ``exclude``, with their parents.
+
+        (``git rev-list --parents include ^exclude``.) A parent missing from the result is
+        reachable from ``exclude``.
+        """
+        args = ["rev-list", "--parents", include]
+        if exclude is not None:
+            args.append(f"^{exclude}")
+        proc = self.git(*args)
+        out: dict[str, tuple[str, ...]] = {}
+        for line in proc.stdout.decode().splitlines():
+            sha, *parents = line.split()
+            out[sha] = tuple(parents)
+        return out
+
+    def set_local_config(self, key: str, value: str) -> None:
+        """Set a key in the repository's own ``.git/config`` (``git config --local``)."""
+        self.git("config", "--local", key, value)
 
     def run_progress(
         self,

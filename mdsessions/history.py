@@ -10,7 +10,9 @@ capability              git operation
 :func:`fork`            the session's files at a commit, ids rewritten, in a new folder
 :func:`create_backup`   ``git bundle create --all`` + ``git bundle verify``
 :func:`restore_backup`  a new repository fetched from the bundle, checked out, verified
-:func:`push`/:func:`pull`  ``git push`` / ``git fetch`` + a per-session merge
+:func:`push`/:func:`pull`  ``git push`` / ``git fetch`` + a per-session merge; versions a
+                        sync sets aside are named ``refs/mdsessions/set-aside/…``
+:func:`clone`           ``git clone`` + the store's branch checked out, whatever ``HEAD`` says
 :func:`verify`          ``git fsck --strict`` + schema validation + trailers vs paths
 :func:`maintenance`     ``git pack-refs``, ``git repack``, ``git commit-graph write``
 ======================  ===========================================================
@@ -35,13 +37,26 @@ import os
 import re
 import shutil
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._config import ConfigEditError, ConfigMerge, key_name, merge_config
 from ._git import CommitInfo, GitRepo, init_repository, run_git
+from ._sync import (
+    SET_ASIDE_PREFIX,
+    SET_ASIDE_REFSPEC,
+    STORE_FILES,
+    Lineage,
+    SessionChange,
+    SetAside,
+    StoreFileChange,
+    parse_set_aside_ref,
+    set_aside_ref,
+)
 from .documents import Document, load_as, loads
 from .errors import (
     ConflictError,
@@ -52,6 +67,7 @@ from .errors import (
     SessionExistsError,
     SessionNotFoundError,
     StoreError,
+    StoreNotFoundError,
     UnrecordedEditError,
 )
 from .models import (
@@ -64,7 +80,23 @@ from .models import (
     Totals,
     utc_now,
 )
-from .store import CONFIG_FILE, MANIFEST, Identity, Problem, Session, Store, _message, check_id
+from .store import (
+    CONFIG_FILE,
+    DEFAULT_BRANCH,
+    MANIFEST,
+    WORKFLOWS_DIR,
+    Identity,
+    Problem,
+    Session,
+    Store,
+    _message,
+    check_id,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 __all__ = [
     "Backup",
@@ -75,10 +107,14 @@ __all__ = [
     "PhaseChange",
     "ProgressCallback",
     "PullResult",
+    "PushRejectedError",
     "PushResult",
     "RestoreResult",
+    "SessionChange",
     "SessionConflict",
     "SessionDiff",
+    "SetAside",
+    "StoreFileChange",
     "SyncConflictError",
     "VerifyReport",
     "Version",
@@ -90,6 +126,7 @@ __all__ = [
     "diff",
     "fork",
     "list_backups",
+    "list_set_aside",
     "load_version",
     "maintenance",
     "prune_backups",
@@ -1118,7 +1155,7 @@ def verify(store: Store) -> VerifyReport:
       of the store's writes: a pending review waits, the first phase to (re)run is current);
     * every commit reachable from ``HEAD`` whose trailers name a session
       (``Mdsessions-Project`` + ``Mdsessions-Session``) touched only that session's folder
-      (and ``mdsessions.toml``).
+      (and ``mdsessions.toml`` and the workflow copies in ``workflows/``).
 
     Args:
         store: The store.
@@ -1174,7 +1211,13 @@ def verify(store: Store) -> VerifyReport:
         except InvalidIdentifierError as exc:
             problems.append(Problem(where, f"invalid session trailers: {exc}"))
             continue
-        stray = [p for p in info.paths if p != CONFIG_FILE and not p.startswith(rel + "/")]
+        stray = [
+            p
+            for p in info.paths
+            if p != CONFIG_FILE
+            and not p.startswith(rel + "/")
+            and not p.startswith(WORKFLOWS_DIR + "/")
+        ]
         if stray:
             problems.append(
                 Problem(
@@ -1614,22 +1657,142 @@ def remotes(store: Store) -> dict[str, str]:
     return out
 
 
-def clone(url: str, dest: str | os.PathLike[str], **options: Any) -> Store:
-    """Clone a store from a remote (``git clone``) and open it.
+def _humanish(url: str) -> str:
+    """The folder ``git clone`` would make for ``url`` (``…/store.git`` → ``store``)."""
+    text = url.rstrip("/").removesuffix("/.git")
+    name = re.split(r"[/:\\]", text)[-1].removesuffix(".git")
+    return name or "store"
+
+
+def _remote_branches(root: Path, remote: str) -> dict[str, str]:
+    prefix = f"refs/remotes/{remote}/"
+    proc = run_git(["for-each-ref", "--format=%(objectname) %(refname)", prefix], cwd=root)
+    out: dict[str, str] = {}
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        sha, _, name = line.partition(" ")
+        if name.startswith(prefix) and name != prefix + "HEAD":
+            out[name[len(prefix) :]] = sha
+    return out
+
+
+def _configured_branch(root: Path, commit: str) -> str | None:
+    """``[store] branch`` of ``mdsessions.toml`` at ``commit`` (default ``main``).
+
+    ``None`` when the commit has no readable ``mdsessions.toml``.
+    """
+    proc = run_git(["cat-file", "blob", f"{commit}:{CONFIG_FILE}"], cwd=root, check=False)
+    if proc.returncode != 0:
+        return None
+    try:
+        config = tomllib.loads(proc.stdout.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    store_cfg = config.get("store", {})
+    branch = store_cfg.get("branch", DEFAULT_BRANCH) if isinstance(store_cfg, dict) else None
+    return branch if isinstance(branch, str) else DEFAULT_BRANCH
+
+
+def _pick_branch(root: Path, url: str, heads: Mapping[str, str], preferred: str | None) -> str:
+    """The store's branch: the one ``mdsessions.toml`` names, else the one that holds it.
+
+    Raises:
+        StoreNotFoundError: The remote has no branch, or none holds ``mdsessions.toml``.
+    """
+    if not heads:
+        raise StoreNotFoundError(
+            f"{url} has no branch yet (an empty repository); on the machine that has the "
+            f"store run 'mdsessions remote add origin {url}' and 'mdsessions push', then "
+            "clone again"
+        )
+    order = [b for b in (preferred, DEFAULT_BRANCH) if b is not None and b in heads]
+    order += [b for b in sorted(heads) if b not in order]
+    holding = []
+    for candidate in order:
+        configured = _configured_branch(root, heads[candidate])
+        if configured is None:
+            continue
+        holding.append(candidate)
+        if configured in heads and _configured_branch(root, heads[configured]) is not None:
+            return configured
+    if holding:
+        return holding[0]
+    raise StoreNotFoundError(
+        f"{url} holds no mdsessions store: none of its branches ({', '.join(sorted(heads))}) "
+        f"has {CONFIG_FILE}"
+    )
+
+
+def clone(
+    url: str,
+    dest: str | os.PathLike[str] | None = None,
+    *,
+    remote: str = "origin",
+    **options: Any,
+) -> Store:
+    """Clone a store from any remote git understands and open it, ready to run and sync.
+
+    The store's branch is found whatever the remote's ``HEAD`` says (a bare repository made
+    with plain ``git init --bare`` names ``master``): the branch ``mdsessions.toml``
+    ``[store] branch`` names (default ``main``), else the remote branch that holds
+    ``mdsessions.toml``. That branch is checked out and tracks ``REMOTE/<branch>``; the
+    versions other machines set aside (``refs/mdsessions/set-aside/*``) are fetched too.
 
     Args:
-        url: Any URL git takes (path, ``file://``, ``git://``, ``ssh://``, ``https://``).
-        dest: A new folder.
+        url: Any URL git takes: a path, ``file://``, ``git://``, ``ssh://``/``host:path``,
+            ``https://``.
+        dest: A new (or empty) folder; default the name ``git clone`` would pick
+            (``…/team-store.git`` → ``team-store``).
+        remote: The name of the remote in the clone.
         **options: Passed to :class:`~mdsessions.Store`.
 
     Returns:
-        The open store; its remote ``origin`` is ``url``.
+        The open store.
 
     Raises:
-        StoreError: If git fails. StoreNotFoundError: the remote is not an mdsessions store.
+        StoreNotFoundError: The remote is empty or holds no mdsessions store (the new
+            folder is removed).
+        StoreError: git failed (unreachable remote, authentication), or ``dest`` is not
+            empty.
+
+    Example:
+        >>> store = history.clone("git@server:team/store.git", "store")   # doctest: +SKIP
+        >>> store.branch                                                   # doctest: +SKIP
+        'main'
     """
-    run_git(["clone", "-q", "--", url, str(dest)])
-    return Store(Path(dest), **options)
+    _check_remote(remote)
+    target = Path(dest if dest is not None else _humanish(url)).resolve()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise StoreError(f"{target} exists and is not empty; clone into a new folder")
+    created = not target.exists()
+    try:
+        run_git(["clone", "--no-checkout", "--quiet", "--origin", remote, "--", url, str(target)])
+        heads = _remote_branches(target, remote)
+        head_text = (target / ".git" / "HEAD").read_text().strip()
+        preferred = head_text[len("ref: refs/heads/") :] if head_text.startswith("ref: ") else None
+        branch = _pick_branch(target, url, heads, preferred)
+        ref = f"refs/heads/{branch}"
+        run_git(["update-ref", ref, heads[branch]], cwd=target)
+        run_git(["symbolic-ref", "HEAD", ref], cwd=target)
+        run_git(["config", f"branch.{branch}.remote", remote], cwd=target)
+        run_git(["config", f"branch.{branch}.merge", ref], cwd=target)
+        if preferred is not None and preferred != branch:
+            run_git(["update-ref", "-d", f"refs/heads/{preferred}"], cwd=target, check=False)
+        run_git(["remote", "set-head", remote, branch], cwd=target)
+        run_git(["reset", "--quiet", "--hard", "HEAD"], cwd=target)
+        run_git(
+            ["fetch", "--quiet", "--no-tags", remote, f"+{SET_ASIDE_REFSPEC}"], cwd=target
+        )
+        return Store(target, **options)
+    except BaseException:
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.is_dir():
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink()
+        raise
 
 
 @dataclass(frozen=True)
@@ -1641,12 +1804,18 @@ class PushResult:
         branch: The branch pushed, e.g. ``main``.
         action: ``created``, ``pushed`` or ``up-to-date``.
         commit: The commit the remote's branch is at now.
+        refs: Set-aside refs (``refs/mdsessions/set-aside/…``) the remote did not have and
+            now has.
+        refs_refused: Set-aside refs the remote refused (its copy points elsewhere, or the
+            server does not take such refs); they stay here.
     """
 
     remote: str
     branch: str
     action: str
     commit: str
+    refs: tuple[str, ...] = ()
+    refs_refused: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The result as a JSON-ready mapping."""
@@ -1655,11 +1824,20 @@ class PushResult:
             "branch": self.branch,
             "action": self.action,
             "commit": self.commit,
+            "refs": list(self.refs),
+            "refs_refused": list(self.refs_refused),
         }
 
 
+class PushRejectedError(ConflictError):
+    """The remote's branch has commits this store lacks: pull (or sync) first."""
+
+
 def push(store: Store, remote: str = "origin") -> PushResult:
-    """Push the store's branch to a remote (``git push REMOTE main:main``); never forced.
+    """Push the store's branch (never forced) and the set-aside refs to a remote.
+
+    ``git push REMOTE main:main 'refs/mdsessions/set-aside/*:refs/mdsessions/set-aside/*'``:
+    the versions sync set aside here become findable on every machine that pulls.
 
     Args:
         store: The store.
@@ -1669,7 +1847,7 @@ def push(store: Store, remote: str = "origin") -> PushResult:
         What happened.
 
     Raises:
-        ConflictError: The remote has commits this store lacks (pull or sync first).
+        PushRejectedError: The remote has commits this store lacks (pull or sync first).
         StoreError: Any other git failure (unreachable remote, permissions).
     """
     git = store.git
@@ -1678,23 +1856,37 @@ def push(store: Store, remote: str = "origin") -> PushResult:
     head = git.head()
     if head is None:
         raise StoreError(f"{store.root}: nothing to push (no commit yet)")
-    proc = git.git("push", "--porcelain", "--", _check_remote(remote), f"{ref}:{ref}", check=False)
+    proc = git.git(
+        "push", "--porcelain", "--", _check_remote(remote), f"{ref}:{ref}", SET_ASIDE_REFSPEC,
+        check=False,
+    )  # fmt: skip
     out = proc.stdout.decode("utf-8", "replace")
     flag = None
+    pushed: list[str] = []
+    refused: list[str] = []
     for line in out.splitlines():
-        if "\t" in line and line[:1] in " +-*!=":
+        if "\t" not in line or line[:1] not in " +-*!=":
+            continue
+        fields = line.split("\t")
+        target = fields[1].partition(":")[2] if len(fields) > 1 else ""
+        if target == ref:
             flag = line[:1]
             if flag == "!":
-                raise ConflictError(
+                raise PushRejectedError(
                     f"push to {remote} rejected: {remote}/{branch} has commits this store does "
                     f"not have; run 'mdsessions pull {remote}' (or 'mdsessions sync {remote}') "
-                    f"first ({line.split(chr(9))[-1].strip()})"
+                    f"first ({fields[-1].strip()})"
                 )
-    if proc.returncode != 0 or flag is None:
+        elif target.startswith(SET_ASIDE_PREFIX):
+            if line[:1] == "*":
+                pushed.append(target)
+            elif line[:1] == "!":
+                refused.append(target)
+    if flag is None:
         message = proc.stderr.decode("utf-8", "replace").strip()
         raise StoreError(f"push to {remote} failed: {message or out.strip()}")
     action = {"*": "created", "=": "up-to-date"}.get(flag, "pushed")
-    return PushResult(remote, branch, action, head)
+    return PushResult(remote, branch, action, head, tuple(pushed), tuple(refused))
 
 
 @dataclass(frozen=True)
@@ -1719,6 +1911,8 @@ class SyncConflictError(ConflictError):
         remote: The remote pulled from.
         sessions: The sessions changed on both sides.
         files: Store files outside sessions changed differently on both sides.
+        keys: ``mdsessions.toml`` keys set to different values on both sides
+            (``[workflows] aflow: mine "…", theirs "…"``).
     """
 
     def __init__(
@@ -1728,11 +1922,13 @@ class SyncConflictError(ConflictError):
         remote: str,
         sessions: Sequence[SessionConflict],
         files: Sequence[str] = (),
+        keys: Sequence[str] = (),
     ) -> None:
         super().__init__(message)
         self.remote = remote
         self.sessions = tuple(sessions)
         self.files = tuple(files)
+        self.keys = tuple(keys)
 
 
 @dataclass(frozen=True)
@@ -1748,6 +1944,8 @@ class PullResult:
         resolved: Session (or file) → how a conflict was resolved: ``mine``, ``theirs`` or
             ``forked as p/new``.
         forked: The session made by ``fork_theirs``, if any.
+        changes: Per session, what the pull did to it (and what it set aside).
+        files: Per store file outside the sessions, what the pull did to it.
     """
 
     remote: str
@@ -1757,6 +1955,42 @@ class PullResult:
     sessions: tuple[str, ...] = ()
     resolved: dict[str, str] = field(default_factory=dict)
     forked: Session | None = None
+    changes: tuple[SessionChange, ...] = ()
+    files: tuple[StoreFileChange, ...] = ()
+
+    @property
+    def set_aside(self) -> tuple[SetAside, ...]:
+        """Every version this pull set aside (or found set aside already), once each."""
+        seen: dict[tuple[str, str | None], SetAside] = {}
+        found = [c.set_aside for c in self.changes] + [f.set_aside for f in self.files]
+        for aside in found:
+            if aside is not None:
+                seen.setdefault((aside.ref, aside.session), aside)
+        return tuple(seen.values())
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per version of ours the remote replaced without including it."""
+        out = []
+        for change in self.changes:
+            if change.change != "replaced" or change.set_aside is None:
+                continue
+            kept = change.set_aside
+            also = f" and as session {change.fork} (forked there)" if change.fork else ""
+            out.append(
+                f"{change.session}: {self.remote}'s version replaces this store's and does not "
+                f"include it ({change.status_before or '-'} -> {change.status_after or '-'}); "
+                f"this store's version is kept as {kept.ref}{also}; get it back: "
+                f"{kept.get_back}"
+            )
+        for item in self.files:
+            if item.change == "replaced" and item.set_aside is not None:
+                out.append(
+                    f"{item.path}: {self.remote}'s version replaces this store's and does not "
+                    f"include it; this store's version is kept as {item.set_aside.ref}; see it: "
+                    f"git show {item.set_aside.commit[:12]}:{item.path}"
+                )
+        return tuple(out)
 
     def to_json(self) -> dict[str, Any]:
         """The result as a JSON-ready mapping."""
@@ -1768,6 +2002,10 @@ class PullResult:
             "sessions": list(self.sessions),
             "resolved": dict(self.resolved),
             "forked": self.forked.ref if self.forked else None,
+            "changes": [c.to_json() for c in self.changes],
+            "files": [f.to_json() for f in self.files],
+            "set_aside": [s.to_json() for s in self.set_aside],
+            "warnings": list(self.warnings),
         }
 
 
@@ -1783,12 +2021,20 @@ def _by_session(store: Store, paths: Iterable[str]) -> tuple[dict[str, list[str]
     return sessions, other
 
 
+def _key_rel(store: Store, key: str) -> str:
+    project_id, _, session_id = key.partition("/")
+    return store.session_rel(project_id, session_id)
+
+
 def _fetch(store: Store, remote: str, branch: str) -> str | None:
-    """Fetch the remote's branch into ``refs/remotes/<remote>/<branch>``; its commit or None."""
+    """Fetch the remote's branch (to ``refs/remotes/<remote>/<branch>``) and the set-aside refs.
+
+    Returns the branch's commit, or ``None`` when the remote lacks the branch.
+    """
     tracking = f"refs/remotes/{remote}/{branch}"
     proc = store.git.git(
         "fetch", "--quiet", "--no-tags", "--", remote, f"+refs/heads/{branch}:{tracking}",
-        check=False,
+        f"+{SET_ASIDE_REFSPEC}", check=False,
     )  # fmt: skip
     if proc.returncode != 0:
         message = proc.stderr.decode("utf-8", "replace").strip()
@@ -1796,6 +2042,106 @@ def _fetch(store: Store, remote: str, branch: str) -> str | None:
             return None
         raise StoreError(f"fetch from {remote} failed: {message}")
     return store.git.read_ref(tracking)
+
+
+def _keep_aside(
+    store: Store,
+    session: str | None,
+    commit: str,
+    side: str,
+    paths: Sequence[str] = (),
+) -> SetAside:
+    """Name the version of ``session`` (or of store files) at ``commit``: a set-aside ref."""
+    git = store.git
+    ref = set_aside_ref(session, commit)
+    what = session or ", ".join(paths)
+    try:
+        created = git.create_ref(ref, commit, f"mdsessions: set aside {side} version of {what}")
+    except ConflictError:  # a 12-digit clash with another commit: use the full id
+        ref = f"{ref[:-12]}{commit}"
+        created = git.create_ref(ref, commit, f"mdsessions: set aside {side} version of {what}")
+    status = None
+    if session is not None:
+        manifest = _manifest_at(store, commit, f"{_key_rel(store, session)}/{MANIFEST}")
+        status = manifest.status.value if manifest else None
+    return SetAside(ref, commit, session, tuple(paths), side, status, created)
+
+
+def _fork_of(store: Store, ours: str, theirs: str, key: str, sessions: Iterable[str]) -> str | None:
+    """A session new in ``theirs`` forked from ``key`` at a commit holding our version of it."""
+    rel = _key_rel(store, key)
+    mine = store.git.entry(ours, rel)
+    if mine is None:
+        return None
+    for other in sessions:
+        if other == key or store.git.entry(ours, _key_rel(store, other)) is not None:
+            continue
+        manifest = _manifest_at(store, theirs, f"{_key_rel(store, other)}/{MANIFEST}")
+        origin = manifest.forked_from if manifest else None
+        if origin is None or origin.session != key:
+            continue
+        try:
+            if store.git.entry(origin.commit, rel) == mine:
+                return other
+        except (StoreError, ValueError):
+            continue
+    return None
+
+
+def _session_changes(
+    store: Store,
+    before: str | None,
+    after: str,
+    keys: Iterable[str],
+    kinds: Mapping[str, str],
+    kept: Mapping[str, SetAside],
+    forks: Mapping[str, str],
+) -> tuple[SessionChange, ...]:
+    out = []
+    for key in sorted(set(keys)):
+        manifest_rel = f"{_key_rel(store, key)}/{MANIFEST}"
+        old = _manifest_at(store, before, manifest_rel)
+        new = _manifest_at(store, after, manifest_rel)
+        change = kinds.get(key)
+        if change is None:
+            exists_before = before is not None and store.git.entry(before, manifest_rel)
+            exists_after = store.git.entry(after, manifest_rel)
+            if not exists_before and exists_after:
+                change = "added"
+            elif exists_before and not exists_after:
+                change = "deleted"
+            else:
+                change = "updated"
+        out.append(
+            SessionChange(
+                session=key,
+                change=change,
+                status_before=old.status.value if old else None,
+                status_after=new.status.value if new else None,
+                phase_before=old.current_phase if old else None,
+                phase_after=new.current_phase if new else None,
+                set_aside=kept.get(key),
+                fork=forks.get(key),
+            )
+        )
+    return tuple(out)
+
+
+def _file_change(
+    store: Store, before: str | None, after: str, path: str, change: str | None = None, **kw: Any
+) -> StoreFileChange:
+    if change is None:
+        old = before is not None and store.git.entry(before, path) is not None
+        new = store.git.entry(after, path) is not None
+        change = "added" if new and not old else "deleted" if old and not new else "updated"
+    return StoreFileChange(path, change, **kw)
+
+
+def _text_at(store: Store, commit: str | None, rel: str) -> str | None:
+    if commit is None:
+        return None
+    data = store.git.read_file(commit, rel)
+    return None if data is None else _decode(data, rel)
 
 
 def pull(
@@ -1806,21 +2152,30 @@ def pull(
     fork_theirs: str | None = None,
     author: Identity | str | None = None,
 ) -> PullResult:
-    """Fetch the remote's branch and merge it, session by session.
+    """Fetch the remote's branch and merge it, session by session; never lose a version silently.
 
     Sessions are single-writer, so a merge is per path: when the histories diverged, the
     session folders changed on each side since the common ancestor are compared. Disjoint
     sets make one merge commit (``Mdsessions-Kind: merge``, built in-process under the
-    writer lock, so ``git status`` stays clean). A session changed on both sides (or a store
-    file such as ``mdsessions.toml`` changed differently on both) raises
-    :class:`SyncConflictError` naming the sessions and files, and nothing local changes.
-    Then choose:
+    writer lock, so ``git status`` stays clean). ``mdsessions.toml`` merges key by key (two
+    machines' workflow registrations add up). A session changed on both sides, a store file
+    changed differently on both, or a ``mdsessions.toml`` key set to different values on
+    both raises :class:`SyncConflictError` naming them, and nothing local changes. Then
+    choose:
 
-    * ``keep="mine"``: those sessions stay as they are here;
-    * ``keep="theirs"``: those sessions become the remote's;
+    * ``keep="mine"``: those sessions (keys, files) stay as they are here; the remote's
+      version is set aside;
+    * ``keep="theirs"``: they become the remote's; this store's version is set aside;
     * ``fork_theirs="NEW_ID"``: ours stays, the remote's version of the (one) conflicting
       session is added as ``project/NEW_ID`` (the fork mechanism, ``forked_from`` the
       remote's commit).
+
+    A version set aside is named ``refs/mdsessions/set-aside/<project>/<session>/<12 hex>``
+    (see :class:`SetAside`; pushed by :func:`push`, fetched here). Also when there is no
+    conflict here: if the remote's version of a session does not include ours (the other
+    machine resolved a conflict with ``keep="mine"`` over our work), ours is set aside
+    under that name **before** the branch moves, the change is ``replaced`` and
+    :attr:`PullResult.warnings` says so.
 
     Args:
         store: The store.
@@ -1830,7 +2185,7 @@ def pull(
         author: Author of a merge commit (default: git's user, else the login).
 
     Returns:
-        What happened.
+        What happened, per session and per store file, and what was set aside.
 
     Raises:
         SyncConflictError: Conflicting changes and no way out chosen (nothing changed).
@@ -1855,92 +2210,233 @@ def pull(
         if ours is not None and git.is_ancestor(theirs, ours):
             return PullResult(remote, branch, "up-to-date", ours)
         if ours is None or git.is_ancestor(ours, theirs):
-            paths = git.fast_forward(
-                theirs,
-                message=f"pull: fast-forward to {remote}/{branch}",
-                committer=store.author,
-                expected_head=ours,
+            return _fast_forward(store, remote, branch, ours, theirs)
+        return _merge(store, remote, branch, ours, theirs, keep, fork_theirs, who)
+
+
+def _fast_forward(
+    store: Store, remote: str, branch: str, ours: str | None, theirs: str
+) -> PullResult:
+    git = store.git
+    changed = git.diff_trees(ours, theirs)
+    sessions, other = _by_session(store, changed)
+    kept: dict[str, SetAside] = {}
+    kinds: dict[str, str] = {}
+    forks: dict[str, str] = {}
+    files: dict[str, StoreFileChange] = {}
+    if ours is not None:
+        lineage = Lineage(git, ours, theirs)
+        for key in sessions:
+            if not lineage.keeps(_key_rel(store, key)):
+                kinds[key] = "replaced"
+                kept[key] = _keep_aside(store, key, ours, "mine")
+                fork = _fork_of(store, ours, theirs, key, sessions)
+                if fork is not None:
+                    forks[key] = fork
+        lost = [p for p in other if not lineage.keeps(p)]
+        if lost:
+            aside = _keep_aside(store, None, ours, "mine", lost)
+            for path in lost:
+                files[path] = StoreFileChange(path, "replaced", set_aside=aside)
+    git.fast_forward(
+        theirs,
+        message=f"pull: fast-forward to {remote}/{branch}",
+        committer=store.author,
+        expected_head=ours,
+    )
+    for path in other:
+        files.setdefault(path, _file_change(store, ours, theirs, path))
+    return PullResult(
+        remote,
+        branch,
+        "fast-forward",
+        theirs,
+        tuple(sessions),
+        changes=_session_changes(store, ours, theirs, sessions, kinds, kept, forks),
+        files=tuple(files[p] for p in sorted(files)),
+    )
+
+
+def _merge(
+    store: Store,
+    remote: str,
+    branch: str,
+    ours: str,
+    theirs: str,
+    keep: str | None,
+    fork_theirs: str | None,
+    who: Identity,
+) -> PullResult:
+    git = store.git
+    base = git.merge_base(ours, theirs)
+    mine_changed = git.diff_trees(base, ours)
+    their_changed = git.diff_trees(base, theirs)
+    mine_s, mine_o = _by_session(store, mine_changed)
+    their_s, their_o = _by_session(store, their_changed)
+    both = sorted(mine_s.keys() & their_s.keys())
+    clash = [
+        p for p in sorted(set(mine_o) & set(their_o)) if mine_changed[p][1] != their_changed[p][1]
+    ]
+    config: ConfigMerge | None = None
+    if CONFIG_FILE in clash:
+        try:
+            config = merge_config(
+                _text_at(store, base, CONFIG_FILE),
+                _text_at(store, ours, CONFIG_FILE) or "",
+                _text_at(store, theirs, CONFIG_FILE) or "",
             )
-            sessions, _ = _by_session(store, paths)
-            return PullResult(remote, branch, "fast-forward", theirs, tuple(sessions))
-        base = git.merge_base(ours, theirs)
-        mine_changed = git.diff_trees(base, ours)
-        their_changed = git.diff_trees(base, theirs)
-        mine_s, mine_o = _by_session(store, mine_changed)
-        their_s, their_o = _by_session(store, their_changed)
-        both = sorted(mine_s.keys() & their_s.keys())
-        clash = [
-            p
-            for p in sorted(set(mine_o) & set(their_o))
-            if mine_changed[p][1] != their_changed[p][1]
-        ]
-        if (both or clash) and keep is None and fork_theirs is None:
-            raise _conflict(store, remote, branch, both, clash, mine_s, their_s)
-        if fork_theirs is not None and (clash or len(both) > 1):
-            raise SyncConflictError(
-                f"pull from {remote}/{branch}: --fork-theirs takes one conflicting session; "
-                + (f"sessions {', '.join(both)} " if len(both) > 1 else "")
-                + (f"store files {', '.join(clash)} " if clash else "")
-                + "changed on both sides; use --keep mine or --keep theirs. Nothing was changed.",
-                remote=remote,
-                sessions=[_session_conflict(store, k, mine_s, their_s) for k in both],
-                files=clash,
-            )
-        blobs: dict[str, bytes | None] = {}
-        for key, paths_ in their_s.items():
-            if key not in both:
-                for rel in paths_:
-                    blobs[rel] = their_changed[rel][1]
-        for rel in their_o:
-            if rel not in clash or keep == "theirs":
+        except (ConfigEditError, DocumentError):
+            config = None  # not mergeable key by key: a conflict on the whole file
+        else:
+            clash.remove(CONFIG_FILE)
+    key_conflicts = tuple(c.describe() for c in config.conflicts) if config else ()
+    if (both or clash or key_conflicts) and keep is None and fork_theirs is None:
+        raise _conflict(store, remote, branch, both, clash, mine_s, their_s, key_conflicts)
+    if fork_theirs is not None and (clash or key_conflicts or len(both) > 1):
+        files_ = [*clash, *([CONFIG_FILE] if key_conflicts else [])]
+        raise SyncConflictError(
+            f"pull from {remote}/{branch}: --fork-theirs takes one conflicting session; "
+            + (f"sessions {', '.join(both)} " if len(both) > 1 else "")
+            + (f"store files {', '.join(clash)} " if clash else "")
+            + (f"{CONFIG_FILE} keys {'; '.join(key_conflicts)} " if key_conflicts else "")
+            + "changed on both sides; use --keep mine or --keep theirs. Nothing was changed.",
+            remote=remote,
+            sessions=[_session_conflict(store, k, mine_s, their_s) for k in both],
+            files=files_,
+            keys=key_conflicts,
+        )
+    lineage = Lineage(git, ours, theirs)
+    blobs: dict[str, bytes | None] = {}
+    files: dict[str, bytes | None] = {}
+    kinds: dict[str, str] = {}
+    kept: dict[str, SetAside] = {}
+    forks: dict[str, str] = {}
+    resolved: dict[str, str] = {}
+    forked = None
+    # Sessions only the remote changed: take them (naming ours first if they replace it).
+    for key, paths_ in their_s.items():
+        if key in both:
+            continue
+        if not lineage.keeps(_key_rel(store, key)):
+            kinds[key] = "replaced"
+            kept[key] = _keep_aside(store, key, ours, "mine")
+            fork = _fork_of(store, ours, theirs, key, their_s)
+            if fork is not None:
+                forks[key] = fork
+        for rel in paths_:
+            blobs[rel] = their_changed[rel][1]
+    # Store files outside the sessions.
+    file_changes: dict[str, StoreFileChange] = {}
+    lost_mine = [p for p in their_o if p not in mine_o and not lineage.keeps(p)]
+    lost_mine += [p for p in clash if keep == "theirs"]
+    lost_theirs = [p for p in clash if keep != "theirs"]
+    if config is not None and config.conflicts:
+        (lost_mine if keep == "theirs" else lost_theirs).append(CONFIG_FILE)
+    aside_mine = _keep_aside(store, None, ours, "mine", sorted(lost_mine)) if lost_mine else None
+    aside_theirs = (
+        _keep_aside(store, None, theirs, "theirs", sorted(lost_theirs)) if lost_theirs else None
+    )
+    for rel in their_o:
+        if rel == CONFIG_FILE and config is not None:
+            continue
+        if rel in clash:
+            side = keep or "mine"
+            resolved[rel] = side
+            if side == "theirs":
                 blobs[rel] = their_changed[rel][1]
-        resolved: dict[str, str] = {}
-        files: dict[str, bytes | None] = {}
-        forked = None
-        for key in both:
-            project_id, _, session_id = key.partition("/")
-            rel = store.session_rel(project_id, session_id)
-            if keep == "mine":
-                resolved[key] = "mine"
-            elif keep == "theirs":
-                resolved[key] = "theirs"
-                for path, (_mine, their_sha) in git.diff_trees(ours, theirs, rel).items():
-                    blobs[path] = their_sha
-            else:
-                assert fork_theirs is not None
-                new_rel = store.session_rel(project_id, check_id(fork_theirs, "session id"))
-                if (
-                    (store.root / new_rel).exists()
-                    or git.entry(ours, new_rel) is not None
-                    or git.entry(theirs, new_rel) is not None
-                ):
-                    raise SessionExistsError(f"session {project_id}/{fork_theirs} already exists")
-                source = Session(store, project_id, session_id)
-                files.update(_fork_files(store, source, theirs, project_id, fork_theirs))
-                forked = Session(store, project_id, fork_theirs)
-                resolved[key] = f"forked as {forked.ref}"
-        for rel in clash:
-            resolved[rel] = keep or "mine"
-        brought = sorted(k for k in their_s if k not in both)
-        subject = f"merge({remote}/{branch}): " + (
-            ", ".join(brought[:5]) + (f" and {len(brought) - 5} more" if len(brought) > 5 else "")
-            if brought
-            else "no session"
-        )
-        body = "\n".join(
-            f"- {k}: kept {v}" if v in ("mine", "theirs") else f"- {k}: {v}"
-            for k, v in resolved.items()
-        )
-        sha = git.commit_merge(
-            theirs,
-            blobs=blobs,
-            files=files,
-            message=_message(subject, body, kind="merge"),
-            author=who,
-            committer=store.author,
-            expected_head=ours,
-        )
-        return PullResult(remote, branch, "merged", sha, tuple(sorted(their_s)), resolved, forked)
+            file_changes[rel] = StoreFileChange(
+                rel, f"kept-{side}", set_aside=aside_mine if side == "theirs" else aside_theirs
+            )
+            continue
+        blobs[rel] = their_changed[rel][1]
+        if rel in lost_mine:
+            file_changes[rel] = StoreFileChange(rel, "replaced", set_aside=aside_mine)
+    if config is not None:
+        ours_text = _text_at(store, ours, CONFIG_FILE) or ""
+        text = config.theirs_text if keep == "theirs" else config.text
+        if text != ours_text:
+            files[CONFIG_FILE] = text.encode("utf-8")
+        taken = tuple(key_name(k) for k in config.taken)
+        if config.conflicts:
+            side = keep or "mine"
+            resolved[CONFIG_FILE] = side
+            file_changes[CONFIG_FILE] = StoreFileChange(
+                CONFIG_FILE,
+                f"kept-{side}",
+                keys=key_conflicts,
+                set_aside=aside_mine if side == "theirs" else aside_theirs,
+            )
+        elif taken:
+            file_changes[CONFIG_FILE] = StoreFileChange(CONFIG_FILE, "merged", keys=taken)
+    # Sessions changed on both sides: the way out chosen.
+    for key in both:
+        project_id, _, session_id = key.partition("/")
+        rel = store.session_rel(project_id, session_id)
+        if keep == "mine":
+            resolved[key], kinds[key] = "mine", "kept-mine"
+            kept[key] = _keep_aside(store, key, theirs, "theirs")
+        elif keep == "theirs":
+            resolved[key], kinds[key] = "theirs", "kept-theirs"
+            kept[key] = _keep_aside(store, key, ours, "mine")
+            for path, (_mine, their_sha) in git.diff_trees(ours, theirs, rel).items():
+                blobs[path] = their_sha
+        else:
+            assert fork_theirs is not None
+            new_rel = store.session_rel(project_id, check_id(fork_theirs, "session id"))
+            if (
+                (store.root / new_rel).exists()
+                or git.entry(ours, new_rel) is not None
+                or git.entry(theirs, new_rel) is not None
+            ):
+                raise SessionExistsError(f"session {project_id}/{fork_theirs} already exists")
+            source = Session(store, project_id, session_id)
+            files.update(_fork_files(store, source, theirs, project_id, fork_theirs))
+            forked = Session(store, project_id, fork_theirs)
+            resolved[key], kinds[key], forks[key] = f"forked as {forked.ref}", "forked", forked.ref
+    brought = sorted(k for k in their_s if k not in both)
+    subject = f"merge({remote}/{branch}): " + (
+        ", ".join(brought[:5]) + (f" and {len(brought) - 5} more" if len(brought) > 5 else "")
+        if brought
+        else "no session"
+    )
+    body = []
+    for key in sorted(kinds):
+        aside = kept.get(key)
+        where = f"; set aside as {aside.ref}" if aside else ""
+        if kinds[key] == "replaced":
+            body.append(f"- {key}: {remote}'s version does not include ours{where}")
+        elif kinds[key] == "forked":
+            body.append(f"- {key}: {resolved[key]}")
+        else:
+            body.append(f"- {key}: kept {resolved[key]}{where}")
+    for path, change in sorted(file_changes.items()):
+        if change.change != "merged":
+            where = f"; set aside as {change.set_aside.ref}" if change.set_aside else ""
+            body.append(f"- {path}: {change.change.replace('-', ' ')}{where}")
+        else:
+            body.append(f"- {path}: merged key by key ({', '.join(change.keys)} from {remote})")
+    sha = git.commit_merge(
+        theirs,
+        blobs=blobs,
+        files=files,
+        message=_message(subject, "\n".join(body), kind="merge"),
+        author=who,
+        committer=store.author,
+        expected_head=ours,
+    )
+    for path in their_o:
+        file_changes.setdefault(path, _file_change(store, ours, sha, path))
+    return PullResult(
+        remote,
+        branch,
+        "merged",
+        sha,
+        tuple(sorted(their_s)),
+        resolved,
+        forked,
+        changes=_session_changes(store, ours, sha, [*their_s], kinds, kept, forks),
+        files=tuple(file_changes[p] for p in sorted(file_changes)),
+    )
 
 
 def _session_conflict(
@@ -1963,6 +2459,7 @@ def _conflict(
     clash: Sequence[str],
     mine: Mapping[str, list[str]],
     theirs: Mapping[str, list[str]],
+    keys: Sequence[str] = (),
 ) -> SyncConflictError:
     conflicts = [_session_conflict(store, k, mine, theirs) for k in both]
 
@@ -1973,17 +2470,21 @@ def _conflict(
         f"session {c.session} (mine: {names(c.mine)}; theirs: {names(c.theirs)})" for c in conflicts
     ]
     parts += [f"store file {p}" for p in clash]
+    if keys:
+        parts.append(f"store file {CONFIG_FILE} ({'; '.join(keys)})")
     way_out = "--keep mine, --keep theirs" + (
-        " or --fork-theirs NEW_ID" if not clash and len(both) == 1 else ""
+        " or --fork-theirs NEW_ID" if not clash and not keys and len(both) == 1 else ""
     )
     return SyncConflictError(
         f"pull from {remote}/{branch}: changed on both sides: "
         + "; ".join(parts)
         + f". Nothing was changed. Pull again with {way_out} "
-        f"(mdsessions pull {remote} --keep mine).",
+        f"(mdsessions pull {remote} --keep mine); the version not kept is set aside under "
+        "refs/mdsessions/set-aside/, never lost.",
         remote=remote,
         sessions=conflicts,
-        files=clash,
+        files=[*clash, *([CONFIG_FILE] if keys else [])],
+        keys=keys,
     )
 
 
@@ -2008,6 +2509,29 @@ def resolve(
     return pull(store, remote, keep=keep, fork_theirs=fork_theirs, author=author)
 
 
+def _combine(pulls: Sequence[PullResult]) -> PullResult:
+    """Several pulls of one sync (the remote moved before the push) as one result."""
+    if len(pulls) == 1:
+        return pulls[0]
+    actions = [p.action for p in pulls]
+    action = next((a for a in ("merged", "fast-forward") if a in actions), actions[-1])
+    resolved: dict[str, str] = {}
+    for p in pulls:
+        resolved.update(p.resolved)
+    last = pulls[-1]
+    return PullResult(
+        last.remote,
+        last.branch,
+        action,
+        last.commit,
+        tuple(sorted({s for p in pulls for s in p.sessions})),
+        resolved,
+        next((p.forked for p in pulls if p.forked is not None), None),
+        changes=tuple(c for p in pulls for c in p.changes),
+        files=tuple(f for p in pulls for f in p.files),
+    )
+
+
 def sync(
     store: Store,
     remote: str = "origin",
@@ -2015,15 +2539,76 @@ def sync(
     keep: str | None = None,
     fork_theirs: str | None = None,
     author: Identity | str | None = None,
+    attempts: int = 3,
+    on_pull: Callable[[PullResult], None] | None = None,
 ) -> tuple[PullResult, PushResult]:
-    """Pull (see :func:`pull`), then push.
+    """Pull (see :func:`pull`), then push; pull again when the remote moved in between.
+
+    Args:
+        store: The store.
+        remote: A remote name.
+        keep: As for :func:`pull`.
+        fork_theirs: As for :func:`pull`.
+        author: As for :func:`pull`.
+        attempts: Pull-and-push rounds before giving up when other machines keep pushing.
+        on_pull: Called with each pull's result as soon as it is done (so what a pull set
+            aside is reported even if a later step fails).
 
     Returns:
-        ``(pull result, push result)``.
+        ``(pull result, push result)``; with several rounds, the pulls combined.
 
     Raises:
-        SyncConflictError: From the pull (nothing pushed, nothing changed).
-        ConflictError: The remote moved between the pull and the push (sync again).
+        SyncConflictError: From a pull (nothing pushed; nothing changed by that pull).
+        PushRejectedError: The remote moved before each of the ``attempts`` pushes.
     """
-    pulled = pull(store, remote, keep=keep, fork_theirs=fork_theirs, author=author)
-    return pulled, push(store, remote)
+    if attempts < 1:
+        raise ValueError("attempts must be 1 or more")
+    pulls: list[PullResult] = []
+    for attempt in range(1, attempts + 1):
+        pulled = pull(store, remote, keep=keep, fork_theirs=fork_theirs, author=author)
+        pulls.append(pulled)
+        if on_pull is not None:
+            on_pull(pulled)
+        try:
+            pushed = push(store, remote)
+        except PushRejectedError:
+            if attempt == attempts:
+                raise
+            continue
+        return _combine(pulls), pushed
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def list_set_aside(store: Store, session: str | None = None) -> list[SetAside]:
+    """The versions sync set aside (``refs/mdsessions/set-aside/*``), newest first.
+
+    Args:
+        store: The store.
+        session: Only this session's (``project/session``); ``"_store"`` for store files.
+
+    Returns:
+        Each with its ref, commit, time, the session's status in it and how to get it back.
+    """
+    git = store.git
+    found = []
+    for name, sha in git.refs(SET_ASIDE_PREFIX).items():
+        ours, key = parse_set_aside_ref(name)
+        if not ours:
+            continue
+        if session is not None and (key or STORE_FILES) != session:
+            continue
+        status = None
+        paths: tuple[str, ...] = ()
+        if key is not None:
+            try:
+                manifest = _manifest_at(store, sha, f"{_key_rel(store, key)}/{MANIFEST}")
+            except InvalidIdentifierError:
+                continue
+            status = manifest.status.value if manifest else None
+        else:
+            paths = (CONFIG_FILE,)
+        info = git.log(rev=sha, max_count=1)
+        when = info[0].time if info else None
+        found.append(SetAside(name, sha, key, paths, None, status, False, when))
+    found.sort(key=lambda s: (s.time or "", s.ref), reverse=True)
+    return found

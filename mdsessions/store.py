@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import _git
+from ._config import ConfigEditError, set_key
 from ._git import CommitInfo, Identity
 from ._lock import LockTimeout, RunLock
 from ._logindex import LogIndex
@@ -99,6 +100,12 @@ _REPLANS = 3
 
 #: The branch a new store is created on and writes to (``[store] branch``).
 DEFAULT_BRANCH = "main"
+#: Store-relative folder holding copies of workflow files registered from outside the store
+#: (``workflows/<name>.toml``), so every clone can resume every session.
+WORKFLOWS_DIR = "workflows"
+#: Local git configuration (``.git/config``) naming the file outside the store a registered
+#: workflow was copied from on this machine: ``mdsessions-workflow.<name>.source``.
+_LOCAL_SOURCE_KEY = "mdsessions-workflow.{name}.source"
 _BRANCH_RE = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])")
 
 _GITIGNORE = """\
@@ -284,6 +291,13 @@ class Store:
         try:
             config = tomllib.loads(config_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
+            if (self.root / ".git").exists():
+                raise StoreNotFoundError(
+                    f"{self.root} is a git repository without {CONFIG_FILE}: if it is a clone "
+                    "of a store, the store's branch is not checked out (git switch main, or "
+                    "clone with 'mdsessions clone URL'); a new store is made in an empty "
+                    "folder with 'mdsessions init'"
+                ) from None
             raise StoreNotFoundError(
                 f"{self.root} is not an mdsessions store (no {CONFIG_FILE}); run 'mdsessions init'"
             ) from None
@@ -307,9 +321,8 @@ class Store:
                 f'"{DEFAULT_BRANCH}", got {branch!r}'
             )
         self.branch = branch
-        self._workflow_paths = {
-            str(k): (self.root / str(v)).resolve() for k, v in config.get("workflows", {}).items()
-        }
+        self._workflow_paths = self._workflow_table(config)
+        self._config_seen = self._config_signature()
         if durable is None:
             durable = store_cfg.get("durable", False)
             if not isinstance(durable, bool):
@@ -329,7 +342,7 @@ class Store:
         self._renderer: Renderer | None = None
         self._cache: dict[str, tuple[bytes, type[Document], dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
-        self._workflows: dict[str, Workflow] = {}
+        self._workflows: dict[str, tuple[tuple[int, int, int], Workflow]] = {}
         self._log_index: LogIndex | None = None
         self._session_index: SessionIndex | None = None
 
@@ -571,8 +584,45 @@ class Store:
         """The writer lock as a context manager (re-entrant in one thread)."""
         return self.git.writer()
 
+    def _config_signature(self) -> tuple[int, int, int]:
+        try:
+            st = (self.root / CONFIG_FILE).stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _workflow_table(self, config: Mapping[str, Any]) -> dict[str, Path]:
+        table = config.get("workflows", {})
+        if not isinstance(table, dict):
+            return {}
+        return {str(k): (self.root / str(v)).resolve() for k, v in table.items()}
+
+    def registered_workflows(self) -> dict[str, Path]:
+        """The ``[workflows]`` table of ``mdsessions.toml``: name → file (resolved).
+
+        Re-read whenever the file changed (a pull may have brought registrations).
+        """
+        signature = self._config_signature()
+        if signature != self._config_seen:
+            try:
+                config = tomllib.loads((self.root / CONFIG_FILE).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                return dict(self._workflow_paths)
+            self._workflow_paths = self._workflow_table(config)
+            self._config_seen = signature
+        return dict(self._workflow_paths)
+
+    def _local_workflow_source(self, name: str) -> Path | None:
+        value = self.git.config.get(_LOCAL_SOURCE_KEY.format(name=name), local=True)
+        return Path(value) if value else None
+
     def workflow(self, name: str | Path | Workflow | None) -> Workflow:
         """Find a workflow by name (``mdsessions.toml`` ``[workflows]``), path or object.
+
+        A workflow registered from a file outside the store is read from its copy in the
+        store (``workflows/<name>.toml``); on the machine that registered it, from the
+        original file while that still holds the same bytes, so Python agents beside it
+        import as they did.
 
         Raises:
             WorkflowError: If it cannot be found or is invalid.
@@ -580,13 +630,32 @@ class Store:
         if isinstance(name, Workflow):
             return name
         key = str(name) if name is not None else "idea_validation"
-        if key in self._workflows:
-            return self._workflows[key]
-        if key in self._workflow_paths:
-            wf = Workflow.from_toml(self._workflow_paths[key])
-        else:
+        registered = self.registered_workflows()
+        path = registered.get(key)
+        if path is None:
+            cached = self._workflows.get(key)
+            if cached is not None:
+                return cached[1]
             wf = resolve_workflow(name)
-        self._workflows[key] = wf
+            self._workflows[key] = ((0, 0, 0), wf)
+            return wf
+        local = self._local_workflow_source(key)
+        if local is not None and local != path:
+            try:
+                if local.read_bytes() == path.read_bytes():
+                    path = local
+            except OSError:
+                pass
+        try:
+            st = path.stat()
+            signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            signature = (0, 0, 0)
+        cached = self._workflows.get(f"{key}\0{path}")
+        if cached is not None and cached[0] == signature and signature != (0, 0, 0):
+            return cached[1]
+        wf = Workflow.from_toml(path)
+        self._workflows[f"{key}\0{path}"] = (signature, wf)
         return wf
 
     # -- sessions -------------------------------------------------------------------------
@@ -668,9 +737,8 @@ class Store:
             if (self.root / rel / MANIFEST).exists():
                 raise SessionExistsError(f"session {project_id}/{session_id} already exists")
             files: dict[str, Document | bytes | None] = {f"{rel}/{MANIFEST}": manifest}
-            config = self._register_workflow(wf)
-            if config is not None:
-                files[CONFIG_FILE] = config
+            recorded, outside = self._register_workflow(wf)
+            files.update(recorded)
             self.commit(
                 files,
                 message=_message(
@@ -682,35 +750,79 @@ class Store:
                 ),
                 author=author,
             )
-            if config is not None and wf.source is not None:
-                self._workflow_paths[wf.name] = wf.source
+            if outside is not None:
+                self._remember_workflow_source(wf.name, outside)
         return session
 
-    def _register_workflow(self, wf: Workflow) -> bytes | None:
-        """New ``mdsessions.toml`` bytes naming ``wf``'s file, so later runs find it by name.
+    def _register_workflow(self, wf: Workflow) -> tuple[dict[str, bytes], Path | None]:
+        """The files that record ``wf`` in the store, so every clone finds it by name.
 
-        Returns ``None`` when the workflow has no file, is already registered there, or the
-        configuration cannot take the line safely (``[workflows]`` not its last table).
+        * A file inside the store is registered by its store-relative path.
+        * A file outside the store is copied to ``workflows/<name>.toml`` (updated when the
+          file changed since) and that relative path registered; an absolute path never
+          reaches ``mdsessions.toml`` (one registered by an older version is replaced).
+
+        Nothing is registered when the workflow has no file, when another file inside the
+        store is registered under its name (people sort that out), or when the
+        configuration cannot take the key by a line edit.
+
+        Returns:
+            Store-relative path → new bytes (``mdsessions.toml`` and the copy), and the
+            original file when it lies outside the store (remembered for this machine).
         """
-        if wf.source is None or self._workflow_paths.get(wf.name) == wf.source:
-            return None
-        if wf.name in self._workflow_paths:
-            return None  # a different file is registered under that name: leave it to people
+        source = wf.source
+        if source is None:
+            return {}, None
+        registered = self.registered_workflows().get(wf.name)
         try:
-            target = wf.source.relative_to(self.root).as_posix()
+            inside = source.relative_to(self.root).as_posix()
         except ValueError:
-            target = wf.source.as_posix()
-        current = (self.root / CONFIG_FILE).read_text(encoding="utf-8")
-        if not current.endswith("\n"):
-            current += "\n"
-        updated = current + f"{wf.name} = {json.dumps(target)}\n"
+            inside = None
+        if inside is not None:
+            if registered is not None:
+                return {}, None  # registered already (this file, or another one: left to people)
+            config = self._config_with(wf.name, inside)
+            return ({CONFIG_FILE: config} if config is not None else {}), None
+        copy_rel = f"{WORKFLOWS_DIR}/{wf.name}.toml"
+        copy_path = (self.root / copy_rel).resolve()
+        if registered is not None and registered != copy_path:
+            try:
+                registered.relative_to(self.root)
+                return {}, None  # another file inside the store has the name: left to people
+            except ValueError:
+                pass  # an absolute path from an older version: replaced by the copy
+        files: dict[str, bytes] = {}
         try:
-            parsed = tomllib.loads(updated)
-        except tomllib.TOMLDecodeError:
+            data = source.read_bytes()
+        except OSError:
+            return {}, None
+        try:
+            current = copy_path.read_bytes()
+        except OSError:
+            current = None
+        if current != data:
+            files[copy_rel] = data
+        if registered != copy_path:
+            config = self._config_with(wf.name, copy_rel)
+            if config is None:
+                return {}, None
+            files[CONFIG_FILE] = config
+        return files, source
+
+    def _config_with(self, name: str, rel: str) -> bytes | None:
+        """``mdsessions.toml`` with ``[workflows] name = "rel"`` (``None``: cannot be edited)."""
+        try:
+            current = (self.root / CONFIG_FILE).read_text(encoding="utf-8")
+            return set_key(current, "workflows", name, rel).encode("utf-8")
+        except (OSError, UnicodeDecodeError, ConfigEditError):
             return None
-        if parsed.get("workflows", {}).get(wf.name) != target:
-            return None
-        return updated.encode("utf-8")
+
+    def _remember_workflow_source(self, name: str, source: Path) -> None:
+        """Note in ``.git/config`` (this machine only) where a copied workflow came from."""
+        key = _LOCAL_SOURCE_KEY.format(name=name)
+        if self.git.config.get(key, local=True) != str(source):
+            with contextlib.suppress(StoreError):
+                self.git.set_local_config(key, str(source))
 
     def session(self, project_id: str, session_id: str) -> Session:
         """Return an existing session.

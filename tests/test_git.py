@@ -18,6 +18,7 @@ from conftest import (
     author,
     commit_count,
     git,
+    head,
     snapshot,
     tree_digest,
 )
@@ -527,3 +528,16 @@ def test_an_object_folder_removed_by_a_concurrent_prune_is_made_again(
     monkeypatch.undo()
     assert len(calls) == 3
     assert target.read_bytes() == b"object bytes"
+
+
+def test_naming_a_dropped_commit_leaves_heads_reflog_alone(store: Store) -> None:
+    """A ref other than the checked-out branch is logged in its own reflog only (as git does):
+    ``git reflog`` (HEAD's) must not gain a line for ``refs/mdsessions/dropped/…``."""
+    store.create_session("p", "s")
+    sha = head(store.root)
+    before = (store.root / ".git" / "logs" / "HEAD").read_text()
+    store.git._keep_dropped(sha, store.author)
+    assert (store.root / ".git" / "logs" / "HEAD").read_text() == before
+    assert git(store.root, "rev-parse", f"refs/mdsessions/dropped/{sha}").strip() == sha
+    logged = (store.root / ".git" / "logs" / "refs" / "mdsessions" / "dropped" / sha).read_text()
+    assert logged.split()[1] == sha

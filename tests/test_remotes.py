@@ -336,22 +336,39 @@ def test_each_way_out_of_a_conflict(conflict: tuple[Store, Store], way: str) -> 
 
 def test_a_store_file_changed_on_both_sides(pair: tuple[Store, Store]) -> None:
     a, b = pair
+    # Different keys of mdsessions.toml merge key by key (issue 11) ...
     for store, name in ((a, "wf_a"), (b, "wf_b")):
         config = store.root / "mdsessions.toml"
         config.write_text(config.read_text() + f'{name} = "{name}.toml"\n')
         git(store.root, "commit", "-q", "-am", f"register {name}")
     history.push(a)
+    merged = history.pull(b)
+    assert merged.action == "merged" and merged.resolved == {}
+    text = (b.root / "mdsessions.toml").read_text()
+    assert 'wf_a = "wf_a.toml"' in text and 'wf_b = "wf_b.toml"' in text
+    history.push(b)
+    history.pull(a)
+    # ... the same key set to different values is a conflict, named.
+    for store, value in ((a, "one.toml"), (b, "two.toml")):
+        config = store.root / "mdsessions.toml"
+        config.write_text(config.read_text() + f'same = "{value}"\n')
+        git(store.root, "commit", "-q", "-am", "register same")
+    history.push(a)
     before = snapshot(b.root)
     with pytest.raises(SyncConflictError) as info:
         history.pull(b)
     assert info.value.files == ("mdsessions.toml",)
-    assert "store file mdsessions.toml" in str(info.value)
+    assert "store file mdsessions.toml ([workflows] same" in str(info.value)
+    assert info.value.keys == ('[workflows] same: mine "two.toml", theirs "one.toml"',)
     with pytest.raises(SyncConflictError, match="--fork-theirs takes one conflicting session"):
         history.pull(b, fork_theirs="x")
     assert snapshot(b.root) == before
     result = history.pull(b, keep="theirs")
     assert result.resolved == {"mdsessions.toml": "theirs"}
-    assert "wf_a" in (b.root / "mdsessions.toml").read_text()
+    assert 'same = "one.toml"' in (b.root / "mdsessions.toml").read_text()
+    [aside] = result.set_aside
+    assert aside.session is None and aside.side == "mine"
+    assert git(b.root, "show", f"{aside.ref}:mdsessions.toml").count('"two.toml"') == 1
     assert_clean(b.root)
 
 
