@@ -1097,6 +1097,7 @@ class GitRepo:
             try:
                 self._local.depth = 1
                 self.recover()
+                self._sweep_claims()
                 self._restore_dropped(self.identity)
                 yield
             finally:
@@ -1116,7 +1117,11 @@ class GitRepo:
             True if something was recovered; False if there was nothing to do or another
             writer holds the lock (it recovers before writing).
         """
-        if not self._journal.exists() and not self._moved_by_others():
+        if (
+            not self._journal.exists()
+            and not self._moved_by_others()
+            and not any(self.private_dir.glob("claim-*"))
+        ):
             return False
         if not self._thread_lock.acquire(blocking=False):
             return False
@@ -1127,7 +1132,8 @@ class GitRepo:
                 return False
             try:
                 recovered = self.recover()
-                return bool(self._restore_dropped(self.identity)) or recovered
+                swept = self._sweep_claims()
+                return bool(self._restore_dropped(self.identity)) or recovered or swept
             except (StoreError, OSError):
                 return False  # the next writer meets it and reports it clearly
             finally:
@@ -1140,16 +1146,24 @@ class GitRepo:
         return self.private_dir / "journal.json"
 
     def _write_journal(self, entry: _JournalEntry) -> None:
-        # A fresh file (never a replace: cheaper on ext4); a torn journal from a crash while
-        # writing it is unreadable JSON, and then the branch had not moved yet.
+        # The first journal of an operation is a fresh file (never a replace: cheaper on
+        # ext4): torn by a crash while written, it is unreadable JSON, and nothing had been
+        # created yet. A journal rewritten later (hooks, signing: the commit id is known only
+        # after the index lock is taken) replaces the old one atomically, so it is never torn.
         data = json.dumps(entry._asdict()).encode()
-        fd = os.open(self._journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        target = self._journal
+        rewrite = target.exists()
+        if rewrite:
+            target = self.private_dir / f"journal-{entry.token or 'x'}.tmp"
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, data)
             if self.durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
+        if rewrite:
+            os.replace(target, self._journal)  # noqa: PTH105
 
     def recover(self) -> bool:
         """Finish or undo an operation a crashed writer left half done (call under the lock).
@@ -1193,6 +1207,16 @@ class GitRepo:
         if entry.new is not None and current == entry.new and current != entry.old:
             # The dead writer installed its commit: finish its files and index entries.
             self._materialize(current, entry.paths, protect_from=entry.old, token=entry.token)
+        elif (
+            entry.new is not None
+            and current not in (entry.old, entry.new)
+            and current is not None
+            and self._descends(current, entry.new)
+        ):
+            # It installed its commit and someone committed on top since: finish the paths
+            # that are still as it left them (a later commit's version is theirs).
+            ours = [p for p in entry.paths if self.entry(current, p) == self.entry(entry.new, p)]
+            self._materialize(current, ours, protect_from=entry.old, token=entry.token)
         else:
             # Not moved, or moved by someone else (their commit, never rolled "forward").
             if entry.new is not None and current == entry.old:
@@ -1201,6 +1225,47 @@ class GitRepo:
             for rel in entry.paths:  # folders made only for its temp files
                 self._prune_empty_dirs((self.root / rel).parent)
         self._journal.unlink()
+        return True
+
+    def _sweep_claims(self) -> bool:
+        """Remove claims (and the locks that are them) of writers that died (under the lock).
+
+        Every claim is made by an mdsessions writer holding the store's writer lock, so one
+        found by the holder of that lock is a dead writer's, also where no journal names it
+        (a lock taken to keep a dropped commit, a journal torn while rewritten). A git lock
+        file is removed only when it is the same file as such a claim.
+
+        Returns:
+            True if something was removed.
+        """
+        try:
+            names = [e.name for e in os.scandir(self.private_dir) if e.name.startswith("claim-")]
+        except OSError:
+            return False
+        if not names:
+            return False
+        locks = [self.git_dir / "index.lock", self.git_dir / f"refs/heads/{self.branch}.lock"]
+        locks += list((self.git_dir / "refs" / "mdsessions").glob("**/*.lock"))
+        tokens = set()
+        for name in names:
+            claim = self.private_dir / name
+            for lock in locks:
+                with contextlib.suppress(OSError):
+                    if lock.exists() and claim.samefile(lock):
+                        lock.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                claim.unlink()
+            tokens.add(name[len("claim-") :].partition(".")[0])
+        # Its temp files carry the token; with no journal their folders are unknown (rare:
+        # only after a crash): look through the working tree once.
+        for token in tokens - {""}:
+            for tmp in self.root.rglob(f".*.{glob.escape(token)}*{TMP_SUFFIX}"):
+                if ".git" not in tmp.relative_to(self.root).parts:
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+        for leftover in self.private_dir.glob("journal-*.tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         return True
 
     def _remove_leftovers(self, entry: _JournalEntry) -> None:
@@ -1327,7 +1392,7 @@ class GitRepo:
             return data
         index_blob = None
         if b"\r" in data:  # git's "CRLF already in the index" rule needs the index's blob
-            staged = _gitindex.index_entry(self.git_dir, rel)
+            staged = self.staged_entry(rel)
             if staged is not None:
                 index_blob = self.read_object(staged[1])[1]
         return conv.to_git(action, data, index_blob, path=rel)
@@ -1343,6 +1408,31 @@ class GitRepo:
             return self._to_git(rel, data)
         except StoreError:  # an attribute a save would refuse: reading is still fine
             return data
+
+    def staged_entry(self, rel: str) -> tuple[int, bytes, int] | None:
+        """The index's stage-0 entry of ``rel``: ``(mode, binsha, 0)``, or ``None``.
+
+        Read in-process; an index this module does not parse (a sparse index) is asked of
+        ``git ls-files``.
+
+        Raises:
+            StoreError: The index is unreadable for git too.
+        """
+        try:
+            return _gitindex.index_entry(self.git_dir, rel)
+        except _gitindex.UnsupportedIndexError:
+            pass
+        proc = self.git("ls-files", "-s", "-z", "--", rel, check=False)
+        if proc.returncode != 0:
+            said = proc.stderr.decode("utf-8", "replace").strip()
+            raise StoreError(f"{self.git_dir / 'index'}: git cannot read the index: {said}")
+        for item in proc.stdout.split(b"\0"):
+            info, _, path = item.partition(b"\t")
+            fields = info.split()
+            if path.decode("utf-8", "surrogateescape") == rel and len(fields) == 3:
+                if fields[2] == b"0":
+                    return int(fields[0], 8), bytes.fromhex(fields[1].decode()), 0
+        return None
 
     def _worktree_blob_sha(self, rel: str, data: bytes) -> bytes:
         """The blob id ``git add`` would give working-tree bytes ``data`` at ``rel``."""
@@ -1360,7 +1450,7 @@ class GitRepo:
         for rel in paths:
             committed = self.entry(head, rel)
             committed_sha = committed[1] if committed else None
-            staged = _gitindex.index_entry(self.git_dir, rel)
+            staged = self.staged_entry(rel)
             if (
                 staged is not None
                 and staged[1] != committed_sha
@@ -1380,7 +1470,13 @@ class GitRepo:
                     f"{rel} exists in the working tree but is not recorded in git; record it "
                     "(mdsessions record) or move it away first"
                 )
-            if staged is not None and _gitindex.entry_stat_matches(self.git_dir, rel, st):
+            try:
+                unchanged = staged is not None and _gitindex.entry_stat_matches(
+                    self.git_dir, rel, st
+                )
+            except _gitindex.UnsupportedIndexError:
+                unchanged = False  # a sparse index: compare the content below
+            if unchanged:
                 continue
             if self._worktree_blob_sha(rel, target.read_bytes()) != committed_sha:
                 raise UnrecordedEditError(
@@ -1407,6 +1503,8 @@ class GitRepo:
         committer: Identity,
         check_edits: bool = True,
         expected_head: str | None = None,
+        planned_on: str | None = None,
+        in_place: Mapping[str, os.stat_result] | None = None,
     ) -> str | None:
         """Record ``files`` as one commit on the store's branch and in the working tree.
 
@@ -1426,6 +1524,13 @@ class GitRepo:
             committer: Who recorded it (the tool's identity).
             check_edits: Refuse when a path holds a person's unrecorded edit.
             expected_head: When given, the commit the branch must still be at (no re-plan).
+            planned_on: The branch's commit when the caller read what ``files`` are made
+                from (default: the branch now); a commit made since that changed one of the
+                paths raises :class:`BranchMovedError`.
+            in_place: Paths whose working-tree file already holds their new content (a
+                person's edit being recorded), with the ``os.stat`` taken when it was read:
+                the file is not written again (so an editor's newer save is never replaced
+                by the older bytes, and the editor sees no change), only its index entry.
 
         Returns:
             The new commit id, or ``None`` when nothing changed (no commit is made).
@@ -1450,10 +1555,10 @@ class GitRepo:
         paths = sorted(files)
         for rel in paths:
             self._check_path(rel)
-        base = self.read_ref(ref)
+        base = self.read_ref(ref) if planned_on is None else planned_on
         if expected_head is not None and base != expected_head:
             raise ConflictError(f"{ref} is at {str(base)[:12]}, expected {expected_head[:12]}")
-        head = base
+        head = self.read_ref(ref)
         for _attempt in range(COMMIT_ATTEMPTS):
             if head != self._audited:
                 # Someone else moved the branch: first put back a commit of ours that a
@@ -1470,7 +1575,9 @@ class GitRepo:
             if check_edits:
                 self.check_clean(head, paths)
             try:
-                return self._commit_once(files, paths, ref, head, message, author, committer)
+                return self._commit_once(
+                    files, paths, ref, head, message, author, committer, in_place
+                )
             except _RefMoved as moved:
                 if expected_head is not None:
                     raise ConflictError(
@@ -1501,6 +1608,7 @@ class GitRepo:
         message: str,
         author: Identity,
         committer: Identity,
+        in_place: Mapping[str, os.stat_result] | None = None,
     ) -> str | None:
         """One attempt of :meth:`commit` on top of ``head``.
 
@@ -1512,6 +1620,7 @@ class GitRepo:
             _RefMoved: The branch was not at ``head`` any more (nothing written but objects).
         """
         token = secrets.token_hex(6)
+        in_place = in_place or {}
         objects: list[tuple[str, bytes, bytes]] = []
         blobs: dict[str, bytes | None] = {}
         actions = self.check_attributes(paths)
@@ -1549,13 +1658,18 @@ class GitRepo:
             with contextlib.ExitStack() as stack:
                 for rel in paths:
                     data = files[rel]
-                    if data is not None:
+                    if data is not None and rel not in in_place:
                         staged[rel] = _stage_file(
                             self.root / rel, data, fsync=self.durable, token=token
                         )
                 updates = [
                     _gitindex.IndexEntryUpdate(rel, 0o100644, blobs[rel] or b"", tmp.stat())
                     for rel, tmp in staged.items()
+                ]
+                updates += [
+                    _gitindex.IndexEntryUpdate(rel, 0o100644, blobs[rel] or b"", st)
+                    for rel, st in in_place.items()
+                    if files.get(rel) is not None
                 ]
                 updates += self._index_repairs(head, paths)
                 removals = [rel for rel in paths if files[rel] is None]
@@ -1600,6 +1714,8 @@ class GitRepo:
                     target = self.root / rel
                     if rel in staged:
                         _fsutil.replace(staged.pop(rel), target, durable=self.durable)
+                    elif rel in in_place and files[rel] is not None:
+                        continue  # the file already holds it: a person's newer save stays
                     else:
                         with contextlib.suppress(FileNotFoundError):
                             target.unlink()
@@ -1802,8 +1918,10 @@ class GitRepo:
         """
         updates: list[_gitindex.IndexEntryUpdate] = []
         removals: list[str] = []
-        if self._read_loose(bytes.fromhex(new)) is None:
-            return  # killed before its objects were written: the index cannot hold them
+        try:
+            self.commit_tree(new)
+        except Exception:  # noqa: BLE001 - never written (killed before its objects), or gone
+            return
         for rel in paths:
             ours = self.entry(new, rel)
             try:

@@ -495,7 +495,8 @@ class Runner:
         ):
             again = revising or entry.status in (PhaseStatus.FAILED, PhaseStatus.STALE)
             retry = entry.retry_count + (1 if again else 0)
-            keep = {retry} | ({entry.retry_count} if entry.status is PhaseStatus.FAILED else set())
+            failed_only = entry.status is PhaseStatus.FAILED and not revising
+            keep = {retry} | ({entry.retry_count} if failed_only else set())
             session.save_checkpoint(
                 entry.number,
                 status=PhaseStatus.IN_PROGRESS,

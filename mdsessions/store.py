@@ -14,6 +14,7 @@ Layout (seed 003)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import getpass
 import json
@@ -255,6 +256,8 @@ class _Plan:
     message: str
     author: Identity | None
     check_edits: bool
+    planned_on: str | None = None
+    """The branch's commit before the plan read the session's files (see ``GitRepo.commit``)."""
 
 
 class Store:
@@ -523,6 +526,7 @@ class Store:
         author: Identity | None = None,
         check_edits: bool = True,
         context: Mapping[str, Mapping[str, Any]] | None = None,
+        in_place: Mapping[str, os.stat_result] | None = None,
     ) -> str | None:
         """Render documents and record them (and raw bytes) as one commit, under :meth:`writing`.
 
@@ -531,7 +535,7 @@ class Store:
         """
         raw, docs = self._render_files(files, context)
         return self._commit_rendered(
-            raw, docs, message=message, author=author, check_edits=check_edits
+            raw, docs, message=message, author=author, check_edits=check_edits, in_place=in_place
         )
 
     def _render_files(
@@ -557,6 +561,8 @@ class Store:
         message: str,
         author: Identity | None,
         check_edits: bool,
+        planned_on: str | None = None,
+        in_place: Mapping[str, os.stat_result] | None = None,
     ) -> str | None:
         sha = self.git.commit(
             raw,
@@ -564,6 +570,8 @@ class Store:
             author=author or self.author,
             committer=self.author,
             check_edits=check_edits,
+            planned_on=planned_on,
+            in_place=in_place,
         )
         for rel, doc in docs.items():
             rendered = raw[rel]
@@ -1042,11 +1050,15 @@ class Store:
             files: dict[str, Document | bytes | None] = {}
             reviewers: list[str] = []
             sessions: dict[str, tuple[Session, list[UserFeedback]]] = {}
+            as_read: dict[str, tuple[bytes, os.stat_result]] = {}
             for edit in valid:
                 if edit.change == "deleted":
                     files[edit.path] = None
                     continue
-                files[edit.path] = (self.root / edit.path).read_bytes()
+                with (self.root / edit.path).open("rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    files[edit.path] = data = fh.read()
+                as_read[edit.path] = (data, st)
                 if edit.path.endswith("/" + FEEDBACK):
                     fb = self.read_doc(edit.path, UserFeedback)
                     session = Session(self, fb.project_id, fb.session_id)
@@ -1084,8 +1096,14 @@ class Store:
             )
             # Session trailers only when the commit touches exactly one session.
             first = next(iter(sessions.values())) if len(sessions) == 1 else None
+            # A file committed as it was read is not written again (only its index entry):
+            # an editor's newer save is never replaced by the bytes read before it.
+            in_place = {
+                rel: st for rel, (data, st) in as_read.items() if files.get(rel) == data
+            }
             sha = self.commit(
                 files,
+                in_place=in_place,
                 message=_message(
                     subject,
                     "\n".join(f"- {e.change}: {e.path}" for e in valid),
@@ -1449,6 +1467,7 @@ class Session:
             message=plan.message,
             author=plan.author,
             check_edits=plan.check_edits,
+            planned_on=plan.planned_on,
         )
 
     def _fingerprint(self) -> tuple[tuple[str, int, int, int, int], ...]:
@@ -1484,19 +1503,27 @@ class Session:
         Returns:
             What ``plan`` returned with its :class:`_Plan`.
         """
+        git = self.store.git
+
+        def make() -> tuple[T, _Plan]:
+            # The branch is read before the files: a commit someone makes after this point is
+            # seen by GitRepo.commit, which makes the plan again if it changed these files.
+            planned_on = git.read_ref(f"refs/heads/{git.branch}")
+            result, planned = plan(self.manifest())
+            return result, dataclasses.replace(planned, planned_on=planned_on)
+
         early: tuple[tuple[tuple[str, int, int, int, int], ...], T, _Plan] | None = None
-        if not self.store.git.holds_writer_lock():
+        if not git.holds_writer_lock():
             try:
                 fingerprint = self._fingerprint()
-                result, planned = plan(self.manifest())
-                early = (fingerprint, result, planned)
+                early = (fingerprint, *make())
             except (MdsessionsError, OSError, ValueError):
                 early = None  # planned again under the lock, which raises it
         with self.store.writing():
             if early is not None and self._fingerprint() == early[0]:
                 result, planned = early[1], early[2]
             else:
-                result, planned = plan(self.manifest())
+                result, planned = make()
             for attempt in range(_REPLANS + 1):
                 try:
                     self._apply(planned)
@@ -1506,7 +1533,7 @@ class Session:
                     # version is the new truth; plan again on top of it.
                     if attempt == _REPLANS:
                         raise
-                    result, planned = plan(self.manifest())
+                    result, planned = make()
             raise AssertionError("unreachable")
 
     def _next_phase(self, manifest: SessionManifest, after: int) -> PhaseEntry | None:
@@ -1609,7 +1636,12 @@ class Session:
             # that arrives after it brings its metrics to the checkpoint and the totals.
             cp_rel = f"{self.rel}/{entry.directory}/{CHECKPOINT}"
             checkpoint = self._existing(cp_rel, Checkpoint)
-            if checkpoint is not None and _fill_run_metrics(checkpoint, doc):
+            if (
+                checkpoint is not None
+                and checkpoint.status in (PhaseStatus.COMPLETED, PhaseStatus.FAILED)
+                and not self.store.git.edited_paths(self.store.git.head(), [cp_rel])
+                and _fill_run_metrics(checkpoint, doc)
+            ):
                 files[cp_rel] = checkpoint
                 _set_phase_metrics(manifest, entry, checkpoint)
             if prompt is not None:

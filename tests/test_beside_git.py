@@ -961,3 +961,19 @@ def test_linked_worktree_is_refused_or_works_cleanly(tmp_path: Path) -> None:
                 )
     assert snapshot(root) == main_before
     assert_clean(root)
+
+
+def test_a_sparse_index_is_updated_by_git_itself(tmp_path: Path) -> None:
+    """A sparse index (``--sparse-index``) is not parsed in-process: git updates it."""
+    store = Store.init(tmp_path / "sparse")
+    try:
+        session = store.create_session("p", "s1")
+        git(store.root, "sparse-checkout", "set", "--cone", "--sparse-index", "projects")
+        session.save_agent_output(1, "concept_expansion", "# one\r\n")
+        session.save_agent_output(1, "concept_expansion", "# two\n")
+        session.save_checkpoint(1, status="completed")
+        assert session.output(1, "concept_expansion").content == "# two\n"  # type: ignore[union-attr]
+        assert git(store.root, "status", "--porcelain") == ""
+        assert_clean(store.root)
+    finally:
+        store.close()
