@@ -146,6 +146,11 @@ class RunLock:
         path: The lock file (created with its folder if missing, never deleted).
     """
 
+    #: Seconds between two tries while waiting: runs last minutes, a waiter need not wake at
+    #: once, and a poll leaves no thread blocked in the kernel holding the lock for a moment
+    #: after the waiter gave up (which would refuse a third runner spuriously).
+    POLL_S = 0.05
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = WriterLock(path)
@@ -166,7 +171,15 @@ class RunLock:
             OSError: The lock file cannot be opened.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._lock.acquire(0)
+                break
+            except LockTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(self.POLL_S, max(0.0, deadline - time.monotonic())))
         fd = self._lock._fd
         if fd is not None:
             info = {
