@@ -463,14 +463,15 @@ class GitConfig:
     """The repository's effective git configuration, re-read only when a config file changed.
 
     One ``git config --list -z`` (every scope, includes followed) per change of the
-    repository's, the global and the system config files (their ``stat``); between
+    repository's, the worktree's, the global, the system and every included config file
+    (their ``stat``); between
     changes a lookup costs a few ``os.stat`` calls. Keys are git's canonical form: section
     and name lower case (``core.autocrlf``), a subsection as written.
     """
 
     def __init__(self, root: Path, git_dir: Path) -> None:
         self.root = root
-        self._files = [git_dir / "config"]
+        self._files = [git_dir / "config", git_dir / "config.worktree"]
         if os.environ.get("GIT_CONFIG_GLOBAL"):
             self._files.append(Path(os.environ["GIT_CONFIG_GLOBAL"]))
         else:
@@ -505,7 +506,7 @@ class GitConfig:
         with self._lock:
             if signature != self._signature:
                 proc = run_git(  # hooks=True: no -c core.hooksPath override in the listing
-                    ["config", "--list", "-z", "--show-scope"],
+                    ["config", "--list", "-z", "--show-scope", "--show-origin"],
                     cwd=self.root,
                     check=False,
                     hooks=True,
@@ -513,14 +514,26 @@ class GitConfig:
                 values: dict[str, str] = {}
                 local_values: dict[str, str] = {}
                 items = proc.stdout.decode("utf-8", "replace").split("\0")
-                for scope, item in zip(items[::2], items[1::2], strict=False):
+                for scope, origin, item in zip(items[::3], items[1::3], items[2::3], strict=False):
                     key, newline, value = item.partition("\n")
                     if key:
                         values[key] = value if newline else "true"
                         if scope == "local":
                             local_values[key] = values[key]
+                    # Every config file is watched: those values came from, and those an
+                    # include names (an empty one gives no value yet).
+                    if origin.startswith("file:"):
+                        source = Path(origin[5:])
+                        source = source if source.is_absolute() else self.root / source
+                        watch = [source]
+                        if key.startswith("include") and key.endswith(".path") and value:
+                            target = Path(value).expanduser()
+                            watch.append(target if target.is_absolute() else source.parent / target)
+                        for path in watch:
+                            if path not in self._files:
+                                self._files.append(path)
                 self._values, self._local = values, local_values
-                self._signature = signature
+                self._signature = self._stat_signature()
             return self._local if local else self._values
 
     def get(self, key: str, *, local: bool = False) -> str | None:

@@ -985,3 +985,24 @@ def test_a_sparse_index_is_updated_by_git_itself(tmp_path: Path) -> None:
         assert_clean(store.root)
     finally:
         store.close()
+
+
+def test_configuration_changes_in_an_included_file_are_seen(tmp_path: Path) -> None:
+    """``include.path`` targets are watched like .git/config (hooks turned on there count)."""
+    store = Store.init(tmp_path / "inc")
+    try:
+        session = store.create_session("p", "s1")
+        extra = store.root / ".git" / "extra.cfg"
+        extra.write_text("[mdsessions]\n", encoding="utf-8")
+        git(store.root, "config", "include.path", "extra.cfg")
+        marker = tmp_path / "ran"
+        hook = store.root / ".git" / "hooks" / "pre-commit"
+        hook.write_text(f"#!/bin/sh\necho ran >> '{marker}'\n", encoding="utf-8")
+        hook.chmod(0o755)
+        session.save_agent_output(1, "a", "# one\n")
+        assert not marker.exists()
+        extra.write_text("[mdsessions]\n\thooks = true\n", encoding="utf-8")
+        session.save_agent_output(1, "a", "# two\n")
+        assert marker.read_text(encoding="utf-8") == "ran\n"
+    finally:
+        store.close()
