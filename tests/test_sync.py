@@ -22,12 +22,10 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -122,60 +120,6 @@ def refs(root: Path, prefix: str = SET_ASIDE) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------ remotes
-
-
-@pytest.fixture
-def remotes_dir(tmp_path: Path) -> Path:
-    base = tmp_path / "remotes"
-    base.mkdir()
-    git(base, "init", "-q", "--bare", "-b", "main", "store.git")
-    return base
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def daemon(remotes_dir: Path) -> Iterator[str]:
-    """``git daemon`` serving ``remotes_dir`` on 127.0.0.1 with push enabled; its base URL."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "git", "daemon", "--export-all", f"--base-path={remotes_dir}", f"--port={port}",
-            "--reuseaddr", "--enable=receive-pack", "--listen=127.0.0.1", str(remotes_dir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("git daemon did not start") from None
-                time.sleep(0.05)
-        yield f"git://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(params=["file", "daemon"])
-def url(request: pytest.FixtureRequest, remotes_dir: Path) -> str:
-    if request.param == "file":
-        return (remotes_dir / "store.git").as_uri()
-    base: str = request.getfixturevalue("daemon")
-    return f"{base}/store.git"
 
 
 @pytest.fixture
