@@ -97,26 +97,15 @@ def log(message: str) -> None:
 # ------------------------------------------------------------------------------ git helpers
 
 
-def write_git_config(folder: Path) -> Path:
-    """Write ``folder/gitconfig``: a person's identity and ``init.defaultBranch = main``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "gitconfig"
-    config.write_text(
-        "[user]\n\tname = Test Person\n\temail = person@example.com\n"
-        "[init]\n\tdefaultBranch = main\n",
-        encoding="utf-8",
-    )
-    return config
-
-
 def isolate_git(folder: Path) -> None:
-    """Private global git config, no system config, no other GIT_* (this process + children)."""
-    config = write_git_config(folder)
-    for name in list(os.environ):
-        if name.startswith("GIT_"):
-            del os.environ[name]
-    os.environ["GIT_CONFIG_GLOBAL"] = str(config)
-    os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+    """The tests' git isolation (as ``benchmarks/reliability.py`` applies it): a private global
+    config, no system config, no other GIT_* (this process and its children)."""
+    for path in (ROOT, ROOT / "tests"):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    from benchmarks.reliability import isolate_git as isolate  # noqa: PLC0415
+
+    isolate(folder)
 
 
 def git(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
