@@ -77,34 +77,34 @@ _WHERE = {
     "RunResult": "runner",
     "Runner": "runner",
     "CheckpointManager": "compat",
-    "Store": "store",
-    "Session": "store",
-    "Problem": "store",
-    "SessionSummary": "store",
-    "EditedFile": "store",
-    "InboxItem": "store",
+    "Store": "store.store",
+    "Session": "store.store",
+    "Problem": "store.store",
+    "SessionSummary": "store.store",
+    "EditedFile": "store.store",
+    "InboxItem": "store.store",
     "FeedbackEvent": "watch",
     "FeedbackWatcher": "watch",
-    "Identity": "store",
-    "Commit": "store",
-    "AgentOutput": "models",
-    "AgentPrompt": "models",
-    "AgentRun": "models",
-    "Checkpoint": "models",
-    "DocumentKind": "models",
-    "FeedbackAction": "models",
-    "PhaseEntry": "models",
-    "PhaseStatus": "models",
-    "ReviewState": "models",
-    "SessionManifest": "models",
-    "SessionStatus": "models",
-    "UserFeedback": "models",
-    "AgentSpec": "workflow",
-    "PhaseDef": "workflow",
-    "Workflow": "workflow",
-    "idea_validation": "workflow",
-    "dumps": "documents",
-    "loads": "documents",
+    "Identity": "store.store",
+    "Commit": "store.store",
+    "AgentOutput": "models.schema",
+    "AgentPrompt": "models.schema",
+    "AgentRun": "models.schema",
+    "Checkpoint": "models.schema",
+    "DocumentKind": "models.schema",
+    "FeedbackAction": "models.schema",
+    "PhaseEntry": "models.schema",
+    "PhaseStatus": "models.schema",
+    "ReviewState": "models.schema",
+    "SessionManifest": "models.schema",
+    "SessionStatus": "models.schema",
+    "UserFeedback": "models.schema",
+    "AgentSpec": "models.workflow",
+    "PhaseDef": "models.workflow",
+    "Workflow": "models.workflow",
+    "idea_validation": "models.workflow",
+    "dumps": "documents.frontmatter",
+    "loads": "documents.frontmatter",
     "AgentFailedError": "errors",
     "BranchMovedError": "errors",
     "ConflictError": "errors",
@@ -141,10 +141,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from . import history
-    from .compat import CheckpointManager
-    from .documents import dumps, loads
-    from .errors import (
+    from mdsessions import history
+    from mdsessions.compat import CheckpointManager
+    from mdsessions.documents.frontmatter import dumps, loads
+    from mdsessions.errors import (
         AgentFailedError,
         BranchMovedError,
         ConflictError,
@@ -162,8 +162,8 @@ if TYPE_CHECKING:
         UnrecordedEditError,
         WorkflowError,
     )
-    from .history import SyncConflictError
-    from .models import (
+    from mdsessions.history.core import SyncConflictError
+    from mdsessions.models.schema import (
         AgentOutput,
         AgentPrompt,
         AgentRun,
@@ -177,8 +177,9 @@ if TYPE_CHECKING:
         SessionStatus,
         UserFeedback,
     )
-    from .runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
-    from .store import (
+    from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow, idea_validation
+    from mdsessions.runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
+    from mdsessions.store.store import (
         Commit,
         EditedFile,
         Identity,
@@ -188,5 +189,4 @@ if TYPE_CHECKING:
         SessionSummary,
         Store,
     )
-    from .watch import FeedbackEvent, FeedbackWatcher
-    from .workflow import AgentSpec, PhaseDef, Workflow, idea_validation
+    from mdsessions.watch import FeedbackEvent, FeedbackWatcher

@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._git import find_repository
-from .errors import PhaseNotFoundError, SessionNotFoundError, StoreError
-from .models import SessionManifest
-from .store import CHECKPOINT, FEEDBACK, Session, Store
+from mdsessions.errors import PhaseNotFoundError, SessionNotFoundError, StoreError
+from mdsessions.git.repo import find_repository
+from mdsessions.models.schema import SessionManifest
+from mdsessions.store.store import CHECKPOINT, FEEDBACK, Session, Store
 
 __all__ = ["CheckpointManager"]
 

@@ -4,7 +4,7 @@ Every error the library raises on purpose derives from :class:`MdsessionsError`;
 subclass also derives from the matching builtin so callers that catch ``ValueError``,
 ``LookupError``, ``FileNotFoundError`` or ``TimeoutError`` keep working (the seed-003
 ``CheckpointManager`` documents ``ValueError`` and ``FileNotFoundError``).  The CLI maps
-the whole tree to ``Error: …`` messages and exit codes in one place (``cli.py``).
+the whole tree to ``Error: …`` messages and exit codes in one place (``mdsessions/cli/``).
 """
 
 from __future__ import annotations

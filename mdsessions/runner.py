@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import AgentFailedError, DocumentError, WorkflowError
-from .models import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
-from .store import Identity, Session, Store
-from .workflow import AgentSpec, PhaseDef, Workflow
+from mdsessions.errors import AgentFailedError, DocumentError, WorkflowError
+from mdsessions.models.schema import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
+from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow
+from mdsessions.store.store import Identity, Session, Store
 
 __all__ = [
     "Agent",
@@ -468,7 +468,7 @@ class Runner:
         timeout: float,
         on_wait: Callable[[int], None] | None,
     ) -> bool:
-        from .watch import FeedbackWatcher
+        from mdsessions.watch import FeedbackWatcher
 
         def decided() -> bool:
             return session.phase_entry(phase).review is not ReviewState.PENDING
@@ -532,9 +532,7 @@ class Runner:
                 and existing.retry_count in keep
             ):
                 continue  # saved before an interruption or a failure: not redone
-            self._run_agent(
-                session, workflow, phase, name, idea, previous, retry, feedback, inputs
-            )
+            self._run_agent(session, workflow, phase, name, idea, previous, retry, feedback, inputs)
         session.save_checkpoint(
             entry.number,
             status=PhaseStatus.COMPLETED,
@@ -557,7 +555,7 @@ class Runner:
         feedback: object,
         inputs: Mapping[str, str],
     ) -> None:
-        from .models import UserFeedback
+        from mdsessions.models.schema import UserFeedback
 
         fb = feedback if isinstance(feedback, UserFeedback) else None
         ctx = AgentContext(

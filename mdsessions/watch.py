@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .store import FEEDBACK, Store
+from mdsessions.store.store import FEEDBACK, Store
 
 __all__ = ["FeedbackEvent", "FeedbackWatcher"]
 
@@ -160,7 +160,7 @@ class FeedbackWatcher:
                 self._record(path)
 
     def _record(self, rel: str) -> None:
-        from .errors import MdsessionsError
+        from mdsessions.errors import MdsessionsError
 
         try:
             sha, rejected = self.store.record_edits([rel], author=self.author)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from mdsessions.cli import cli
+from mdsessions.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PERSON = "Test Person <person@example.com>"
@@ -203,7 +203,7 @@ def test_help_does_not_import_the_heavy_libraries() -> None:
     code = textwrap.dedent(
         """\
         import sys
-        from mdsessions.cli import cli
+        from mdsessions.cli.main import cli
         for args in [["--help"], *[[name, "--help"] for name in cli.commands]]:
             try:
                 cli.main(args=args, prog_name="mdsessions")

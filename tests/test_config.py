@@ -1,4 +1,4 @@
-"""Tests for mdsessions._config: editing mdsessions.toml by lines, merging it key by key."""
+"""Tests for mdsessions.store.config: editing mdsessions.toml by lines, merging it key by key."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdsessions._config import ConfigEditError, flatten, merge_config, set_key
-from mdsessions._sync import parse_set_aside_ref, set_aside_ref
+from mdsessions.history.setaside import parse_set_aside_ref, set_aside_ref
+from mdsessions.store.config import ConfigEditError, flatten, merge_config, set_key
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,4 +1,4 @@
-"""End-of-line conversion against git itself (``mdsessions._convert``).
+"""End-of-line conversion against git itself (``mdsessions.git.convert``).
 
 One repository per configuration holds every attribute variant (one folder each, with its
 own ``.gitattributes``) times every content; git converts the whole batch in a handful of
@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from mdsessions import _convert
-from mdsessions._convert import Conversion, CrlfAction, UnsupportedAttributeError
 from mdsessions.errors import StoreError
+from mdsessions.git import convert as _convert
+from mdsessions.git.convert import Conversion, CrlfAction, UnsupportedAttributeError
 
 CONTENTS: dict[str, bytes] = {
     "lf": b"# Title\nline\n",

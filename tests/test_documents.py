@@ -29,7 +29,7 @@ from mdsessions import (
     dumps,
     loads,
 )
-from mdsessions.documents import Renderer
+from mdsessions.documents.frontmatter import Renderer
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE_GOLDEN = os.environ.get("MDSESSIONS_UPDATE_GOLDEN") == "1"

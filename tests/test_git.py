@@ -1,4 +1,4 @@
-"""Tests for mdsessions._git: path safety, identities, hooks, log/trailers, env, locking."""
+"""Tests for mdsessions.git.repo: path safety, identities, hooks, log/trailers, env, locking."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ from mdsessions import (
     Store,
     StoreError,
     UnrecordedEditError,
-    _git,
 )
-from mdsessions._git import atomic_write, blob_sha
+from mdsessions.git import repo as _git
+from mdsessions.git.repo import atomic_write, blob_sha
 
 P, S = "project-123", "session-456"
 
@@ -496,15 +496,22 @@ def test_big_trees_spliced_in_place_equal_what_git_writes(
         listing = git(store.root, "ls-tree", "HEAD:big")
         # Re-create the tree with git itself: same entries, git's order and bytes.
         remade = subprocess.run(
-            ["git", "mktree"], cwd=store.root, input=listing, capture_output=True, text=True,
+            ["git", "mktree"],
+            cwd=store.root,
+            input=listing,
+            capture_output=True,
+            text=True,
             check=True,
         ).stdout.strip()
         assert remade == git(store.root, "rev-parse", "HEAD:big").strip()
         for n in rng.sample(sorted(state), 5):
             assert git(store.root, "show", f"HEAD:big/{n}/a.md") == state[n]
-    assert subprocess.run(
-        ["git", "fsck", "--strict", "--no-dangling"], cwd=store.root, capture_output=True
-    ).returncode == 0
+    assert (
+        subprocess.run(
+            ["git", "fsck", "--strict", "--no-dangling"], cwd=store.root, capture_output=True
+        ).returncode
+        == 0
+    )
     assert_clean(store.root)
 
 

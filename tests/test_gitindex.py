@@ -1,4 +1,4 @@
-"""Tests for mdsessions._gitindex against real git repositories (no mocks)."""
+"""Tests for mdsessions.git.index against real git repositories (no mocks)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from mdsessions import _gitindex as gi
-from mdsessions._gitindex import (
+from mdsessions.git import index as gi
+from mdsessions.git.index import (
     CorruptIndexError,
     IndexEntryUpdate,
     IndexLockedError,
@@ -557,7 +557,7 @@ def test_failing_write_leaves_no_lock(committed: Repo, tmp_path: Path) -> None:
         import os, resource, signal, sys
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-        from mdsessions._gitindex import IndexEntryUpdate, update_index
+        from mdsessions.git.index import IndexEntryUpdate, update_index
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.RLIM_INFINITY))
         try:
@@ -1243,7 +1243,7 @@ def test_shared_index_write_failure_in_a_child_process(many: Repo) -> None:
         import resource, signal, sys
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-        from mdsessions import _gitindex as gi
+        from mdsessions.git import index as gi
         gi.SPLIT_THRESHOLD = 8
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
@@ -1267,7 +1267,7 @@ def test_shared_index_write_failure_in_a_child_process(many: Repo) -> None:
 
 
 def test_recover_removes_shared_index_temp_files(committed: Repo) -> None:
-    from mdsessions._git import GitRepo
+    from mdsessions.git.repo import GitRepo
 
     committed.git("update-index", "--split-index")
     shared = shared_files(committed)

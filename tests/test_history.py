@@ -52,8 +52,8 @@ from mdsessions import (
     idea_validation,
     loads,
 )
-from mdsessions._cli_history import register
-from mdsessions.cli import cli
+from mdsessions.cli.history import register
+from mdsessions.cli.main import cli
 
 MANIFEST = "session_manifest.md"
 P, S = "project-123", "session-456"
@@ -851,7 +851,7 @@ def test_every_history_command_has_help_with_an_example() -> None:
 def test_cli_module_imports_lazily_and_in_either_order() -> None:
     code = (
         "import sys\n"
-        "import mdsessions._cli_history as h\n"
+        "import mdsessions.cli.history as h\n"
         "assert 'git' not in sys.modules and 'jinja2' not in sys.modules\n"
         "from mdsessions.cli import cli\n"
         "h.register(cli)\n"

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import git
 
-from mdsessions import SessionStatus, SessionSummary, Store, _sessionindex, history
-from mdsessions import store as store_module
-from mdsessions._sessionindex import summarize
+from mdsessions import SessionStatus, SessionSummary, Store, history
+from mdsessions.cache import sessions as _sessionindex
+from mdsessions.cache.sessions import summarize
+from mdsessions.store import store as store_module
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -95,7 +96,7 @@ def test_versions_work_in_a_store_the_cache_cannot_be_written_in(store: Store) -
 
 # ------------------------------------------------ the session index: listing and inbox at scale
 #
-# The index (mdsessions/_sessionindex.py) trusts a file's identity (mtime, ctime, inode, size)
+# The index (mdsessions/cache/sessions.py) trusts a file's identity (mtime, ctime, inode, size)
 # only when the file was last changed RACY_NS (2 s) before the check; until then it compares
 # bytes. Files written by a test are always that fresh, so the tests that exercise the trusted
 # path (no read at all) set ``racy_ns = 0`` and, before changing a file, wait until the file

@@ -1,4 +1,4 @@
-"""Tests for mdsessions._lock.WriterLock with real processes holding the lock."""
+"""Tests for mdsessions.git.lock.WriterLock with real processes holding the lock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mdsessions._lock import LockTimeout, WriterLock
+from mdsessions.git.lock import LockTimeout, WriterLock
 
 HOLDER = """
 import fcntl, os, sys, time

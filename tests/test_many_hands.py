@@ -33,7 +33,7 @@ from mdsessions import (
     history,
     idea_validation,
 )
-from mdsessions.cli import cli
+from mdsessions.cli.main import cli
 
 P = "proj"
 IDEA = "A marketplace where neighbours swap home-cooked meals."

@@ -32,7 +32,8 @@ def test_wheel_contents(wheel: Path) -> None:
     for kind in ("session_manifest", "checkpoint", "agent_output", "user_feedback"):
         assert f"mdsessions/templates/{kind}.md.j2" in names
     assert "mdsessions/py.typed" in names
-    assert "mdsessions/cli.py" in names
+    for package in ("git", "documents", "models", "cache", "store", "history", "cli"):
+        assert f"mdsessions/{package}/__init__.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "mdsessions = mdsessions.cli:main" in text
@@ -44,14 +45,24 @@ def test_installed_wheel_renders_from_its_own_templates(wheel: Path, tmp_path: P
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-         "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
     )
     # Dependencies come from the test environment; mdsessions only from the installed wheel.
     deps = [p for p in {*site.getsitepackages(), sysconfig.get_paths()["purelib"]}]
     code = (
-        "import mdsessions, mdsessions.documents as d, datetime;"
+        "import mdsessions, mdsessions.documents.frontmatter as d, datetime;"
         "from mdsessions import AgentOutput;"
         "print(mdsessions.__file__); print(d.package_template_dir());"
         "t = datetime.datetime(2024, 11, 24, 10, 0, tzinfo=datetime.timezone.utc);"

@@ -16,7 +16,7 @@ from pathlib import Path
 from conftest import REPO_ROOT, assert_clean, git
 
 from mdsessions import Store
-from mdsessions import store as store_module
+from mdsessions.store import store as store_module
 
 P, S = "p", "s"
 
@@ -37,7 +37,8 @@ def test_a_crashed_commit_with_a_person_commit_on_top_is_finished(tmp_path: Path
         root,
         """
         import os, sys
-        from mdsessions import Store, _git
+        from mdsessions import Store
+        from mdsessions.git import repo as _git
         real = _git.GitRepo._cas_ref
         def cas(self, *args, **kwargs):
             real(self, *args, **kwargs)
@@ -68,7 +69,8 @@ def test_a_journal_torn_while_rewritten_leaves_no_lock_behind(tmp_path: Path) ->
         root,
         """
         import os, sys
-        from mdsessions import Store, _git
+        from mdsessions import Store
+        from mdsessions.git import repo as _git
         calls = [0]
         real = _git.GitRepo._write_journal
         def write(self, entry):

@@ -549,7 +549,8 @@ def _matches(match: str, path: Path | str) -> bool:
 
 def _install_kill(point: KillPoint, n: int) -> None:
     """In the forked child: make the N-th matching call of the point's step kill the process."""
-    from mdsessions import _fsutil, _git
+    from mdsessions.git import fsutil as _fsutil
+    from mdsessions.git import repo as _git
 
     count = [0]
 
@@ -1225,7 +1226,7 @@ def fs_read_only(workdir: Path) -> Outcome:
                 seconds = time.monotonic() - started
             from click.testing import CliRunner
 
-            from mdsessions.cli import cli
+            from mdsessions.cli.main import cli
 
             args = ["--store", str(root), "output", f"{P}/s", "1", "cli", "-"]
             result = CliRunner().invoke(cli, args, input="from the cli\n")

@@ -25,9 +25,9 @@ from mdsessions import (
     history,
     idea_validation,
 )
-from mdsessions._cli_history import register
-from mdsessions.cli import cli
-from mdsessions.history import SyncConflictError
+from mdsessions.cli.history import register
+from mdsessions.cli.main import cli
+from mdsessions.history.core import SyncConflictError
 
 P, S = "project-123", "session-456"
 AGENT_NAMES = [name for phase in idea_validation().phases for name in phase.agents]

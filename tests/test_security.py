@@ -36,10 +36,10 @@ from mdsessions import (
     Session,
     Store,
     StoreError,
-    _yaml,
     history,
     idea_validation,
 )
+from mdsessions.documents import yaml as _yaml
 
 P, S = "project-123", "session-456"
 SECRET = "sk-live-" + "4f9Xq2ZL7uVb0T3kRw8YhN1cJ6mPa5Ed"
@@ -182,7 +182,7 @@ def test_recovery_does_not_write_through_a_symlink_swapped_in_after_a_crash(
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         try:
-            from mdsessions import _git
+            from mdsessions.git import repo as _git
 
             original = _git.GitRepo._cas_ref
 
@@ -568,7 +568,7 @@ def test_no_secret_or_agent_output_in_logs_or_messages(
 def test_the_cli_prints_no_agent_output(store: Store, session: Session) -> None:
     from click.testing import CliRunner
 
-    from mdsessions.cli import cli
+    from mdsessions.cli.main import cli
 
     body = f"# Result\n\nThe key is {SECRET}.\n"
     ref = f"{P}/{S}"

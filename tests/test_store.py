@@ -49,8 +49,8 @@ from mdsessions import (
     StoreError,
     StoreNotFoundError,
     UnrecordedEditError,
-    _git,
 )
+from mdsessions.git import repo as _git
 
 P, S = "project-123", "session-456"
 SESSION_REL = f"projects/{P}/sessions/{S}"
@@ -312,8 +312,14 @@ def test_a_checkpoint_with_its_outputs_is_one_commit(store: Store, session: Sess
         status="completed",
         request_review=False,
         outputs=[
-            {"agent": "concept_expansion", "content": TRICKY_CONTENT, "input_tokens": 1200,
-             "output_tokens": 800, "cost": 0.0125, "model": "m-1"},
+            {
+                "agent": "concept_expansion",
+                "content": TRICKY_CONTENT,
+                "input_tokens": 1200,
+                "output_tokens": 800,
+                "cost": 0.0125,
+                "model": "m-1",
+            },
             {"agent": "critic", "content": "# Critic\n", "status": "failed", "error": "timeout"},
         ],
     )
@@ -349,11 +355,17 @@ def test_a_checkpoint_with_its_outputs_is_one_commit(store: Store, session: Sess
     ("outputs", "error", "message"),
     [
         ([{"content": "x"}], DocumentError, "outputs[0]: missing 'agent'"),
-        ([{"agent": "a", "content": "x"}, {"agent": "b"}], DocumentError,
-         "outputs[1]: missing 'content'"),
+        (
+            [{"agent": "a", "content": "x"}, {"agent": "b"}],
+            DocumentError,
+            "outputs[1]: missing 'content'",
+        ),
         ([{"agent": "a", "content": "x", "tokens": 3}], DocumentError, "unknown key 'tokens'"),
-        ([{"agent": "a", "content": "x"}, {"agent": "a", "content": "y"}], DocumentError,
-         "listed twice"),
+        (
+            [{"agent": "a", "content": "x"}, {"agent": "a", "content": "y"}],
+            DocumentError,
+            "listed twice",
+        ),
         ([{"agent": "../a", "content": "x"}], InvalidIdentifierError, "invalid agent id"),
         ([{"agent": "a", "content": b"x"}], DocumentError, "must be text"),
         ([{"agent": "a", "content": "x", "input_tokens": -1}], DocumentError, "input_tokens"),

@@ -45,8 +45,8 @@ from mdsessions import (
     StoreNotFoundError,
     history,
 )
-from mdsessions.cli import cli
-from mdsessions.history import SyncConflictError
+from mdsessions.cli.main import cli
+from mdsessions.history.core import SyncConflictError
 
 ROOT = Path(__file__).resolve().parents[1]
 P, S = "proj", "shared"

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdsessions import _yaml
+from mdsessions.documents import yaml as _yaml
 
 keys = st.from_regex(r"[a-z_][a-z0-9_]{0,15}", fullmatch=True)
 scalars = st.one_of(
@@ -21,9 +21,7 @@ scalars = st.one_of(
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)),
     max_leaves=12,
 )
 
@@ -38,10 +36,42 @@ def test_dump_mapping_round_trips_through_both_loaders(data: dict[str, object]) 
 
 @pytest.mark.parametrize(
     "value",
-    ["yes", "No", "NULL", "~", "on", "1.5", "2024-11-24T10:00:00Z", "a: b", "x #y", "", " lead",
-     "trail ", "-dash", "'quote", '"dq', "line\nbreak", "tab\there", "\u2028", "\x85", "\ufeff",
-     "a\r\nb", "{x}", "[x]", "*alias", "&anchor", "!tag", "%pct", "@at", "`tick`", "|pipe",
-     ">fold", "multi\nline\n", "multi\nline\n\n\n", "  indented\nfirst"],
+    [
+        "yes",
+        "No",
+        "NULL",
+        "~",
+        "on",
+        "1.5",
+        "2024-11-24T10:00:00Z",
+        "a: b",
+        "x #y",
+        "",
+        " lead",
+        "trail ",
+        "-dash",
+        "'quote",
+        '"dq',
+        "line\nbreak",
+        "tab\there",
+        "\u2028",
+        "\x85",
+        "\ufeff",
+        "a\r\nb",
+        "{x}",
+        "[x]",
+        "*alias",
+        "&anchor",
+        "!tag",
+        "%pct",
+        "@at",
+        "`tick`",
+        "|pipe",
+        ">fold",
+        "multi\nline\n",
+        "multi\nline\n\n\n",
+        "  indented\nfirst",
+    ],
 )
 def test_tricky_strings_stay_strings(value: str) -> None:
     text = _yaml.dump_mapping({"k": value})

@@ -110,7 +110,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from . import _fsutil
+from mdsessions.git import fsutil as _fsutil
 
 __all__ = [
     "SHARED_INDEX_TMP_GLOB",

@@ -31,7 +31,7 @@ def register(group: click.Group) -> None:
     Example:
         ::
 
-            from mdsessions._cli_history import register
+            from mdsessions.cli.history import register
             register(cli)
     """
     for command in _commands():
@@ -79,7 +79,7 @@ def _size(n: int) -> str:
 
 def _commands() -> list[click.Command]:
     """Build the commands (the shared helpers of ``mdsessions.cli`` imported here, lazily)."""
-    from mdsessions.cli import (
+    from mdsessions.cli.main import (
         MdsessionsGroup,
         author_option,
         document_rel,
@@ -655,8 +655,7 @@ def _commands() -> list[click.Command]:
             keys = f" ({', '.join(f.keys)})" if f.keys else ""
             text = {
                 "merged": f"merged key by key: {', '.join(f.keys)} from {remote}",
-                "replaced": f"REPLACED by {remote}'s version, which does not include this "
-                "store's",
+                "replaced": f"REPLACED by {remote}'s version, which does not include this store's",
                 "kept-mine": f"changed on both sides{keys}: kept mine; {remote}'s set aside",
                 "kept-theirs": f"changed on both sides{keys}: kept {remote}'s; mine set aside",
             }.get(f.change, f"{f.change} from {remote}")

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ._git import GitRepo
+from mdsessions.git.repo import GitRepo
 
 __all__ = [
     "SET_ASIDE_PREFIX",

@@ -37,10 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import _convert, _fsutil, _gitindex
-from ._lock import LockTimeout as _LockTimeout
-from ._lock import WriterLock
-from .errors import (
+from mdsessions.errors import (
     BranchMovedError,
     ConflictError,
     HookError,
@@ -48,6 +45,11 @@ from .errors import (
     StoreError,
     UnrecordedEditError,
 )
+from mdsessions.git import convert as _convert
+from mdsessions.git import fsutil as _fsutil
+from mdsessions.git import index as _gitindex
+from mdsessions.git.lock import LockTimeout as _LockTimeout
+from mdsessions.git.lock import WriterLock
 
 __all__ = [
     "TMP_SUFFIX",

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ._git import CommitInfo, GitRepo
+from mdsessions.git.repo import CommitInfo, GitRepo
 
 __all__ = ["LogIndex"]
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from . import _git
-from .errors import StoreError
+from mdsessions.errors import StoreError
+from mdsessions.git import repo as _git
 
 __all__ = [
     "Conversion",

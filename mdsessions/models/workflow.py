@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PhaseNotFoundError, WorkflowError
-from .models import ID_PATTERN
+from mdsessions.errors import PhaseNotFoundError, WorkflowError
+from mdsessions.models.schema import ID_PATTERN
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -128,8 +128,10 @@ class Workflow:
         for phase in self.phases:
             if phase.number < 1:
                 raise WorkflowError(f"workflow {self.name!r}: phase number {phase.number} < 1")
-            if not phase.name.strip() or len(phase.name.splitlines()) != 1 or any(
-                c in phase.name for c in "\x85\u2028\u2029"
+            if (
+                not phase.name.strip()
+                or len(phase.name.splitlines()) != 1
+                or any(c in phase.name for c in "\x85\u2028\u2029")
             ):
                 raise WorkflowError(
                     f"workflow {self.name!r}: phase {phase.number} name {phase.name!r} must be "

@@ -67,13 +67,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from . import _git
-from .documents import load_as
-from .errors import DocumentError
-from .models import ReviewState, SessionManifest, SessionStatus
+from mdsessions.documents.frontmatter import load_as
+from mdsessions.errors import DocumentError
+from mdsessions.git import repo as _git
+from mdsessions.models.schema import ReviewState, SessionManifest, SessionStatus
 
 if TYPE_CHECKING:
-    from .store import Store
+    from mdsessions.store.store import Store
 
 __all__ = ["RACY_NS", "SessionIndex", "SessionSummary", "Waiting", "phase_outputs", "summarize"]
 

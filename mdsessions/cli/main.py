@@ -1370,7 +1370,7 @@ def watch_command(ctx: click.Context, timeout: float | None, author: str | None)
         watcher.wait(lambda: False, timeout)
 
 
-from mdsessions._cli_history import register as _register_history  # noqa: E402
+from mdsessions.cli.history import register as _register_history  # noqa: E402
 
 _register_history(cli)
 

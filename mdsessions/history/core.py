@@ -44,21 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._config import ConfigEditError, ConfigMerge, key_name, merge_config
-from ._git import CommitInfo, GitRepo, init_repository, run_git
-from ._sync import (
-    SET_ASIDE_PREFIX,
-    SET_ASIDE_REFSPEC,
-    STORE_FILES,
-    Lineage,
-    SessionChange,
-    SetAside,
-    StoreFileChange,
-    parse_set_aside_ref,
-    set_aside_ref,
-)
-from .documents import Document, load_as, loads
-from .errors import (
+from mdsessions.documents.frontmatter import Document, load_as, loads
+from mdsessions.errors import (
     ConflictError,
     DocumentError,
     InvalidIdentifierError,
@@ -70,7 +57,19 @@ from .errors import (
     StoreNotFoundError,
     UnrecordedEditError,
 )
-from .models import (
+from mdsessions.git.repo import CommitInfo, GitRepo, init_repository, run_git
+from mdsessions.history.setaside import (
+    SET_ASIDE_PREFIX,
+    SET_ASIDE_REFSPEC,
+    STORE_FILES,
+    Lineage,
+    SessionChange,
+    SetAside,
+    StoreFileChange,
+    parse_set_aside_ref,
+    set_aside_ref,
+)
+from mdsessions.models.schema import (
     Checkpoint,
     ForkOrigin,
     PhaseStatus,
@@ -80,7 +79,8 @@ from .models import (
     Totals,
     utc_now,
 )
-from .store import (
+from mdsessions.store.config import ConfigEditError, ConfigMerge, key_name, merge_config
+from mdsessions.store.store import (
     CONFIG_FILE,
     DEFAULT_BRANCH,
     MANIFEST,
@@ -1779,9 +1779,7 @@ def clone(
             run_git(["update-ref", "-d", f"refs/heads/{preferred}"], cwd=target, check=False)
         run_git(["remote", "set-head", remote, branch], cwd=target)
         run_git(["reset", "--quiet", "--hard", "HEAD"], cwd=target)
-        run_git(
-            ["fetch", "--quiet", "--no-tags", remote, f"+{SET_ASIDE_REFSPEC}"], cwd=target
-        )
+        run_git(["fetch", "--quiet", "--no-tags", remote, f"+{SET_ASIDE_REFSPEC}"], cwd=target)
         return Store(target, **options)
     except BaseException:
         if created:

@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import ValidationError
 
-from . import _yaml
-from .errors import DocumentError
-from .models import (
+from mdsessions.documents import yaml as _yaml
+from mdsessions.errors import DocumentError
+from mdsessions.models.schema import (
     AgentOutput,
     AgentPrompt,
     Checkpoint,
@@ -70,7 +70,7 @@ def package_template_dir() -> Path:
     installed = Path(str(importlib.resources.files("mdsessions"))) / "templates"
     if installed.is_dir():
         return installed
-    return Path(__file__).resolve().parent.parent / "templates"
+    return Path(__file__).resolve().parents[2] / "templates"
 
 
 def kind_of(doc: Document) -> DocumentKind:

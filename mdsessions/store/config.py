@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import StoreError
+from mdsessions.errors import StoreError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -28,16 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _git
-from ._config import ConfigEditError, set_key
-from ._git import CommitInfo, Identity
-from ._lock import LockTimeout, RunLock
-from ._logindex import LogIndex
-from ._sessionindex import SessionIndex, SessionSummary, phase_outputs, summarize
-from ._yaml import MAX_FRONTMATTER_BYTES
-from .documents import Document, Renderer, kind_of, load_as, loads
-from .documents import split as split_frontmatter
-from .errors import (
+from mdsessions.cache.log import LogIndex
+from mdsessions.cache.sessions import SessionIndex, SessionSummary, phase_outputs, summarize
+from mdsessions.documents.frontmatter import Document, Renderer, kind_of, load_as, loads
+from mdsessions.documents.frontmatter import split as split_frontmatter
+from mdsessions.documents.yaml import MAX_FRONTMATTER_BYTES
+from mdsessions.errors import (
     BranchMovedError,
     DocumentError,
     InvalidIdentifierError,
@@ -50,7 +46,10 @@ from .errors import (
     StoreNotFoundError,
     UnrecordedEditError,
 )
-from .models import (
+from mdsessions.git import repo as _git
+from mdsessions.git.lock import LockTimeout, RunLock
+from mdsessions.git.repo import CommitInfo, Identity
+from mdsessions.models.schema import (
     ID_PATTERN,
     AgentOutput,
     AgentPrompt,
@@ -66,7 +65,8 @@ from .models import (
     UserFeedback,
     utc_now,
 )
-from .workflow import Workflow, resolve_workflow
+from mdsessions.models.workflow import Workflow, resolve_workflow
+from mdsessions.store.config import ConfigEditError, set_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -903,7 +903,7 @@ class Store:
         Every call checks the files (one stat per session, one per folder) and parses again
         only manifests whose bytes changed, so an edit made by anyone is seen at once. The
         index is a cache in ``.mdsessions/cache/``; a store it cannot be written in is listed
-        from memory after a first full parse (see :mod:`mdsessions._sessionindex`).
+        from memory after a first full parse (see :mod:`mdsessions.cache.sessions`).
 
         Args:
             project_id: Only this project's sessions.
@@ -1098,9 +1098,7 @@ class Store:
             first = next(iter(sessions.values())) if len(sessions) == 1 else None
             # A file committed as it was read is not written again (only its index entry):
             # an editor's newer save is never replaced by the bytes read before it.
-            in_place = {
-                rel: st for rel, (data, st) in as_read.items() if files.get(rel) == data
-            }
+            in_place = {rel: st for rel, (data, st) in as_read.items() if files.get(rel) == data}
             sha = self.commit(
                 files,
                 in_place=in_place,
