@@ -4,17 +4,20 @@ Every error the library raises on purpose derives from :class:`MdsessionsError`;
 subclass also derives from the matching builtin so callers that catch ``ValueError``,
 ``LookupError``, ``FileNotFoundError`` or ``TimeoutError`` keep working (the seed-003
 ``CheckpointManager`` documents ``ValueError`` and ``FileNotFoundError``).  The CLI maps
-the whole tree to ``Error: …`` messages and exit codes in one place (``mdsessions/cli/``).
+the whole tree to ``Error: …`` messages and exit codes in one place
+(:class:`mdsessions.cli.app.MdsessionsGroup`).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AgentExecutionError",
     "AgentFailedError",
     "BranchMovedError",
     "ConflictError",
     "HookError",
     "DocumentError",
+    "InvalidArgumentError",
     "InvalidIdentifierError",
     "LockTimeoutError",
     "MdsessionsError",
@@ -78,6 +81,14 @@ class InvalidIdentifierError(MdsessionsError, ValueError):
     """A project, session or agent id does not match ``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``."""
 
 
+class InvalidArgumentError(MdsessionsError, ValueError):
+    """A value given to a call is malformed or out of range.
+
+    E.g. an identity that is not ``Name <email>``, a time that is not ISO-8601, an unknown
+    commit kind, a negative count.
+    """
+
+
 class DocumentError(MdsessionsError, ValueError):
     """A document is malformed: broken frontmatter, a missing field, a wrong value.
 
@@ -129,3 +140,25 @@ class SessionExistsError(MdsessionsError, FileExistsError):
 
 class AgentFailedError(MdsessionsError, RuntimeError):
     """An agent failed while the runner executed a phase; its failure was recorded."""
+
+
+class AgentExecutionError(MdsessionsError, RuntimeError):
+    """An agent could not produce its output; carries what the runner records about it.
+
+    Raised by an agent (e.g. :class:`~mdsessions.CommandAgent` for a non-zero exit status, a
+    timeout or a missing executable) and caught by the runner, which records it in the
+    agent's output file and raises :class:`AgentFailedError`.
+
+    Attributes:
+        exit_status: The command's exit status (127: not found), or ``None``.
+        stdout: What it printed on stdout (recorded as the output's body).
+        stderr: What it printed on stderr (its end is recorded as the error).
+    """
+
+    def __init__(
+        self, message: str, *, exit_status: int | None = None, stdout: str = "", stderr: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+        self.stdout = stdout
+        self.stderr = stderr

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from mdsessions.errors import AgentFailedError, DocumentError, WorkflowError
+from mdsessions.errors import AgentExecutionError, AgentFailedError, DocumentError, WorkflowError
 from mdsessions.models.schema import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
 from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow
 from mdsessions.store.store import Identity, Session, Store
@@ -37,6 +37,7 @@ from mdsessions.store.store import Identity, Session, Store
 __all__ = [
     "Agent",
     "AgentContext",
+    "AgentExecutionError",
     "AgentResult",
     "CommandAgent",
     "RunResult",
@@ -124,18 +125,6 @@ class AgentResult:
 
 
 Agent = Callable[[AgentContext], str | AgentResult]
-
-
-class AgentExecutionError(Exception):
-    """An agent failed; carries what should be recorded."""
-
-    def __init__(
-        self, message: str, *, exit_status: int | None = None, stdout: str = "", stderr: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.exit_status = exit_status
-        self.stdout = stdout
-        self.stderr = stderr
 
 
 class CommandAgent:
@@ -354,12 +343,36 @@ class Runner:
         mode: str | None = None,
         user_id: str | None = None,
         tags: Sequence[str] = (),
+        max_phases: int | None = None,
+        wait: float | None = None,
+        on_wait: Callable[[int], None] | None = None,
+        on_created: Callable[[Session], None] | None = None,
         wait_lock: float = 0.0,
     ) -> RunResult:
         """Create a session for ``idea`` and run it to the first review gate (or the end).
 
+        The session is created as one commit (by :attr:`author`), then run as by :meth:`run`.
+
+        Args:
+            project_id: The project.
+            session_id: The new session's id (default: ``session-YYYYmmdd-HHMMSS-xxxx``, UTC).
+            idea: The session's input, markdown (stored verbatim).
+            mode: The workflow's execution mode (default: its first, e.g. ``mvp``).
+            user_id: Who the session is for.
+            tags: Labels.
+            max_phases: Stop after running this many phases.
+            wait: As for :meth:`run`: seconds to wait at a review gate for the decision.
+            on_wait: Called with the phase number each time the run starts waiting.
+            on_created: Called with the new session once its creation is committed, before
+                any phase runs (e.g. to show its generated id).
+            wait_lock: Seconds to wait for another runner of the same session.
+
+        Returns:
+            What the run did and where the session stands.
+
         Raises:
             SessionExistsError: If the session exists (use :meth:`run` to continue it).
+            AgentFailedError: As for :meth:`run`.
         """
         session = self.store.create_session(
             project_id,
@@ -371,7 +384,11 @@ class Runner:
             tags=tags,
             author=self.author,
         )
-        return self.run(session, wait_lock=wait_lock)
+        if on_created is not None:
+            on_created(session)
+        return self.run(
+            session, max_phases=max_phases, wait=wait, on_wait=on_wait, wait_lock=wait_lock
+        )
 
     def run(
         self,

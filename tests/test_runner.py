@@ -261,6 +261,22 @@ def test_max_phases(store: Store, runner: Runner) -> None:
     assert result.session.manifest().current_phase == 3
 
 
+def test_start_takes_the_options_of_run(store: Store, runner: Runner, agents: Agents) -> None:
+    created: list[tuple[str, int]] = []
+    result = runner.start(
+        P,
+        idea=IDEA,
+        max_phases=0,
+        on_created=lambda session: created.append((session.ref, sum(agents.calls().values()))),
+    )
+    assert created == [(result.session.ref, 0)]  # before any agent ran
+    assert result.session.session_id.startswith("session-")
+    assert (result.phases_run, result.status) == ((), SessionStatus.CREATED)
+    waited: list[int] = []
+    result = runner.start(P, S, idea=IDEA, wait=0.0, on_wait=waited.append)
+    assert (result.waiting_for_review, waited) == (1, [1])
+
+
 # ------------------------------------------------------------------------------ review decisions
 
 

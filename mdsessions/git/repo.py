@@ -41,6 +41,7 @@ from mdsessions.errors import (
     BranchMovedError,
     ConflictError,
     HookError,
+    InvalidArgumentError,
     LockTimeoutError,
     StoreError,
     UnrecordedEditError,
@@ -83,24 +84,26 @@ class Identity(NamedTuple):
         """Parse ``"Name <email>"``.
 
         Raises:
-            ValueError: If the text is not of that form or holds characters git forbids.
+            InvalidArgumentError: If the text is not of that form or holds characters git
+                forbids (a ``ValueError``).
         """
         match = re.fullmatch(r"\s*([^<>\n]*?)\s*<([^<>\s]*)>\s*", text)
         if match is None or not match.group(1):
-            raise ValueError(f"expected an identity 'Name <email>', got {text!r}")
+            raise InvalidArgumentError(f"expected an identity 'Name <email>', got {text!r}")
         return cls(match.group(1), match.group(2))
 
     def checked(self) -> Identity:
         """Return self if git accepts it.
 
         Raises:
-            ValueError: On an empty name or ``<``, ``>``, or a line break in name or email.
+            InvalidArgumentError: On an empty name or ``<``, ``>``, or a line break in name or
+                email (a ``ValueError``).
         """
         for part in self:
             if any(c in part for c in "<>\n\r\0"):
-                raise ValueError(f"invalid git identity {str(self)!r}")
+                raise InvalidArgumentError(f"invalid git identity {str(self)!r}")
         if not self.name.strip():
-            raise ValueError("a git identity needs a name")
+            raise InvalidArgumentError("a git identity needs a name")
         return self
 
 
