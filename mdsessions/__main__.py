@@ -1,6 +1,6 @@
 """``python -m mdsessions``: the command line."""
 
-from mdsessions.cli.main import main
+from mdsessions.cli import main
 
 if __name__ == "__main__":
     main()

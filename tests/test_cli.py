@@ -6,19 +6,22 @@ leak in. Failures are asserted with their exact ``Error: …`` text and exit sta
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from click.testing import CliRunner, Result
 
-from mdsessions.cli.main import cli
+from mdsessions.cli import cli
+from mdsessions.cli.app import BUG_REPORT
 
 ROOT = Path(__file__).resolve().parents[1]
 PERSON = "Test Person <person@example.com>"
@@ -192,18 +195,33 @@ def waiting(store: Path, workflow: Path) -> str:
 
 def test_every_command_has_help_with_an_example() -> None:
     assert "Example:" in invoke(["--help"]).stdout
-    for name in cli.commands:
+    for name, command in cli.commands.items():
         result = invoke([name, "--help"])
         assert "Example:" in result.stdout, name
         assert f"mdsessions {name}" in result.stdout, name
         assert re.fullmatch(r"[a-z]+(-[a-z]+)*", name), name
+        for sub in getattr(command, "commands", {}):
+            result = invoke([name, sub, "--help"])
+            assert "Example:" in result.stdout, (name, sub)
+            assert f"mdsessions {name} {sub}" in result.stdout, (name, sub)
+            assert re.fullmatch(r"[a-z]+(-[a-z]+)*", sub), sub
+
+
+def test_every_read_command_has_json() -> None:
+    writes = {"init", "new", "checkpoint", "output", "feedback", "review", "watch"}
+    for name, command in cli.commands.items():
+        subs = getattr(command, "commands", None)
+        for sub_name, sub in (subs or {name: command}).items():
+            if name in writes or (name, sub_name) in {("remote", "add"), ("remote", "remove")}:
+                continue
+            assert any(p.name == "as_json" for p in sub.params), (name, sub_name)
 
 
 def test_help_does_not_import_the_heavy_libraries() -> None:
     code = textwrap.dedent(
         """\
         import sys
-        from mdsessions.cli.main import cli
+        from mdsessions.cli import cli
         for args in [["--help"], *[[name, "--help"] for name in cli.commands]]:
             try:
                 cli.main(args=args, prog_name="mdsessions")
@@ -851,9 +869,12 @@ def test_run_with_a_broken_feedback_edit_changes_nothing(
     assert data["recorded"] == []
     assert [e["path"] for e in data["unrecorded"]] == [FEEDBACK_1]
     assert "invalid YAML frontmatter" in data["unrecorded"][0]["error"]
-    assert result.stderr.endswith(
-        "Error: 1 file(s) not recorded: they do not validate (fix and record again)\n"
-    )
+    assert json.loads(result.stderr) == {
+        "error": {
+            "type": "CommandError",
+            "message": "1 file(s) not recorded: they do not validate (fix and record again)",
+        }
+    }
     assert state(store) == before
     assert "invalid YAML frontmatter" in invoke(["edits"], store=store).stdout
 
@@ -982,3 +1003,168 @@ def test_real_process_json_is_utf8(store: Path) -> None:
     proc = run_process("--store", str(store), "list", "--json")
     assert "Café ✓".encode() in proc.stdout
     assert json.loads(proc.stdout)[0]["idea"] == "Café ✓"
+
+
+# ------------------------------------------------------------------------------------ errors
+
+
+def test_json_errors_are_one_object_on_stderr(store: Path, session: str) -> None:
+    result = invoke(["status", "proj/nope", "--json"], code=1, store=store)
+    assert result.stdout == ""
+    assert json.loads(result.stderr) == {
+        "error": {
+            "type": "SessionNotFoundError",
+            "message": f"no session proj/nope in {store} "
+            "(expected projects/proj/sessions/nope/session_manifest.md)",
+        }
+    }
+    result = invoke(["show", session, "1", "nobody", "--json"], code=1, store=store)
+    error = json.loads(result.stderr)["error"]
+    assert error["type"] == "FileNotFoundError"
+    assert error["message"].endswith("phase_1_concept/nobody.md: No such file or directory")
+    result = invoke(["versions", "--json"], code=2, store=store)
+    assert json.loads(result.stderr) == {
+        "error": {"type": "MissingParameter", "message": "Missing argument 'SESSION'."}
+    }
+    # `--json` after `--` is an argument, not the option: the error is text.
+    result = invoke(["show", session, "1", "--", "--json"], code=1, store=store)
+    assert result.stderr.startswith("Error: ")
+
+
+@pytest.fixture
+def broken_open(monkeypatch: pytest.MonkeyPatch) -> Callable[[BaseException], None]:
+    """Make ``Store.open`` raise the given exception (a stand-in for a bug or a Ctrl-C)."""
+    from mdsessions import Store
+
+    def breaks(exc: BaseException) -> None:
+        def open_(*args: object, **kwargs: object) -> NoReturn:
+            raise exc
+
+        monkeypatch.setattr(Store, "open", open_)
+
+    return breaks
+
+
+def test_a_bug_keeps_its_traceback_and_asks_for_a_report(
+    store: Path, broken_open: Callable[[BaseException], None]
+) -> None:
+    broken_open(ZeroDivisionError("a bug"))
+    for args in (["list"], ["list", "--json"]):
+        result = CliRunner().invoke(cli, ["--store", str(store), *args])
+        assert isinstance(result.exception, ZeroDivisionError)  # re-raised: Python prints it
+        assert result.stderr == BUG_REPORT + "\n"
+    broken_open(ValueError("not the user's to fix"))  # a plain ValueError is a bug too
+    result = CliRunner().invoke(cli, ["--store", str(store), "list"])
+    assert isinstance(result.exception, ValueError)
+    assert result.stderr == BUG_REPORT + "\n"
+
+
+def test_ctrl_c_exits_130(store: Path, broken_open: Callable[[BaseException], None]) -> None:
+    broken_open(KeyboardInterrupt())
+    result = invoke(["list"], code=130, store=store)
+    assert result.stderr == "Interrupted\n"
+    result = invoke(["list", "--json"], code=130, store=store)
+    assert json.loads(result.stderr) == {
+        "error": {"type": "KeyboardInterrupt", "message": "Interrupted"}
+    }
+
+
+def test_real_process_bug_report(store: Path) -> None:
+    code = textwrap.dedent(
+        """\
+        import sys
+        from mdsessions import Store
+        from mdsessions.cli import main
+
+        def broken(*args, **kwargs):
+            raise ZeroDivisionError("a bug")
+
+        Store.open = broken
+        main(sys.argv[1:])
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--store", str(store), "list"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[0] == BUG_REPORT
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "ZeroDivisionError: a bug"
+
+
+def test_every_error_is_an_mdsessions_error_with_a_builtin_mixin() -> None:
+    import mdsessions.errors as errors
+    import mdsessions.runner as runner
+
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.MdsessionsError), name
+        if cls is not errors.MdsessionsError:
+            builtins = [
+                base
+                for base in cls.__mro__
+                if base.__module__ == "builtins" and base not in (Exception, BaseException, object)
+            ]
+            assert builtins, f"{name} has no builtin mix-in"
+    assert runner.AgentExecutionError is errors.AgentExecutionError
+    assert issubclass(errors.AgentExecutionError, RuntimeError)
+
+
+# ------------------------------------------------------------------------------------ layout
+
+CLI_DIR = ROOT / "mdsessions" / "cli"
+PUBLIC = {"mdsessions", "mdsessions.history"}
+HEAVY = {"git", "jinja2", "yaml", "frontmatter", "pydantic"}
+
+
+def _imports(path: Path) -> list[str]:
+    """The modules a file imports (``from a import b`` counts as ``a`` and ``a.b``)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+            found += [f"{node.module}.{alias.name}" for alias in node.names]
+    return found
+
+
+def test_the_cli_imports_only_the_public_api() -> None:
+    for path in sorted(CLI_DIR.glob("*.py")):
+        for name in _imports(path):
+            root = name.split(".")[0]
+            assert root not in HEAVY, (path.name, name)
+            if root != "mdsessions" or name.startswith("mdsessions.cli"):
+                continue
+            module = name if name in PUBLIC else name.rsplit(".", 1)[0]
+            assert module in PUBLIC, (path.name, name)
+
+
+def test_the_cli_modules_import_without_a_cycle() -> None:
+    """``app`` imports no other CLI module; command modules never import the package."""
+    for path in sorted(CLI_DIR.glob("*.py")):
+        own = {n for n in _imports(path) if n.startswith("mdsessions.cli")}
+        if path.name == "app.py":
+            assert own == set(), own
+        elif path.name != "__init__.py":
+            assert "mdsessions.cli" not in own, path.name
+    code = "import mdsessions.cli.app, mdsessions.cli.history, mdsessions.cli.remote"
+    subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True
+    )
+
+
+def test_commands_are_defined_at_module_level() -> None:
+    for path in sorted(CLI_DIR.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for outer in ast.walk(tree):
+            if not isinstance(outer, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for inner in ast.walk(outer):
+                if inner is not outer and isinstance(inner, ast.FunctionDef):
+                    assert not inner.decorator_list, (path.name, outer.name, inner.name)

@@ -35,7 +35,7 @@ from mdsessions import (
     dumps,
     loads,
 )
-from mdsessions.cli.main import cli
+from mdsessions.cli import cli
 from mdsessions.models.schema import ID_PATTERN
 
 SCALE = float(os.environ.get("MDSESSIONS_RELIABILITY_SCALE", "0.05") or "0.05")

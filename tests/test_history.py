@@ -52,8 +52,8 @@ from mdsessions import (
     idea_validation,
     loads,
 )
+from mdsessions.cli import cli
 from mdsessions.cli.history import register
-from mdsessions.cli.main import cli
 
 MANIFEST = "session_manifest.md"
 P, S = "project-123", "session-456"

@@ -33,7 +33,7 @@ from mdsessions import (
     history,
     idea_validation,
 )
-from mdsessions.cli.main import cli
+from mdsessions.cli import cli
 
 P = "proj"
 IDEA = "A marketplace where neighbours swap home-cooked meals."

@@ -1226,7 +1226,7 @@ def fs_read_only(workdir: Path) -> Outcome:
                 seconds = time.monotonic() - started
             from click.testing import CliRunner
 
-            from mdsessions.cli.main import cli
+            from mdsessions.cli import cli
 
             args = ["--store", str(root), "output", f"{P}/s", "1", "cli", "-"]
             result = CliRunner().invoke(cli, args, input="from the cli\n")

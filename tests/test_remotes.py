@@ -25,8 +25,8 @@ from mdsessions import (
     history,
     idea_validation,
 )
+from mdsessions.cli import cli
 from mdsessions.cli.history import register
-from mdsessions.cli.main import cli
 from mdsessions.history.core import SyncConflictError
 
 P, S = "project-123", "session-456"

@@ -568,7 +568,7 @@ def test_no_secret_or_agent_output_in_logs_or_messages(
 def test_the_cli_prints_no_agent_output(store: Store, session: Session) -> None:
     from click.testing import CliRunner
 
-    from mdsessions.cli.main import cli
+    from mdsessions.cli import cli
 
     body = f"# Result\n\nThe key is {SECRET}.\n"
     ref = f"{P}/{S}"

@@ -45,7 +45,7 @@ from mdsessions import (
     StoreNotFoundError,
     history,
 )
-from mdsessions.cli.main import cli
+from mdsessions.cli import cli
 from mdsessions.history.core import SyncConflictError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,78 @@
 """The ``mdsessions`` command line: a thin shell over the public API.
 
-Imports: :mod:`mdsessions` (the public API) only.
+Each command parses its options, makes one public call and formats the result (``--json``
+on every command that reports). The layout:
+
+* :mod:`.app`: the ``mdsessions`` group, its one error mapping, the shared options;
+* :mod:`.args` and :mod:`.output`: arguments in, text and JSON out;
+* one module per command group: :mod:`.sessions`, :mod:`.phases`, :mod:`.run`,
+  :mod:`.review`, :mod:`.versions`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance`
+  (:mod:`.history` lists the commands of the last four);
+* this module adds every command to the group, in ``--help`` order. The command modules
+  import :mod:`.app`, never this module, so nothing imports in a cycle.
+
+Imports: the public API (:mod:`mdsessions`, :mod:`mdsessions.history`), inside the commands,
+so ``mdsessions --help`` does not load GitPython, Jinja, YAML or pydantic.
 """
 
-from mdsessions.cli.main import cli, main
+from __future__ import annotations
 
-__all__ = ["cli", "main"]
+from collections.abc import Sequence
+
+import click
+
+from mdsessions.cli import history
+from mdsessions.cli.app import cli
+from mdsessions.cli.phases import checkpoint_command, feedback_command, output_command
+from mdsessions.cli.review import (
+    edits_command,
+    inbox_command,
+    record_command,
+    review_command,
+    watch_command,
+)
+from mdsessions.cli.run import run_command
+from mdsessions.cli.sessions import (
+    init_command,
+    list_command,
+    new_command,
+    show_command,
+    status_command,
+    validate_command,
+)
+from mdsessions.cli.versions import log_command
+
+__all__ = ["COMMANDS", "cli", "main"]
+
+COMMANDS: tuple[click.Command, ...] = (
+    init_command,
+    new_command,
+    list_command,
+    status_command,
+    checkpoint_command,
+    output_command,
+    feedback_command,
+    log_command,
+    show_command,
+    validate_command,
+    run_command,
+    edits_command,
+    record_command,
+    inbox_command,
+    review_command,
+    watch_command,
+    *history.COMMANDS,
+)
+"""Every top-level command, in the order ``mdsessions --help`` lists them."""
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line (the ``mdsessions`` console script and ``python -m mdsessions``).
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+    """
+    cli.main(args=list(argv) if argv is not None else None, prog_name="mdsessions")

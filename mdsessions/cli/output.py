@@ -1,0 +1,279 @@
+"""How commands print: JSON documents, aligned tables, status colours, times, sizes, paths.
+
+Imports: :mod:`click`, :mod:`mdsessions.cli.args` and, for types only, the public API.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from mdsessions.cli.args import FEEDBACK_FILE, inside
+
+if TYPE_CHECKING:
+    from mdsessions import Session, SessionManifest, Store
+
+__all__ = [
+    "REVIEW_HINT",
+    "Progress",
+    "age",
+    "arrow",
+    "display_path",
+    "echo_json",
+    "review_hint",
+    "seconds",
+    "session_summary",
+    "short_time",
+    "size",
+    "styled",
+    "table",
+]
+
+REVIEW_HINT = "set approved: true (or action: revise / reject) and run again"
+"""What a reviewer does in a ``user_feedback.md``, printed under its path."""
+
+_STATUS_COLOURS = {
+    "stale": "yellow",
+    "completed": "green",
+    "approved": "green",
+    "in_progress": "yellow",
+    "awaiting_review": "yellow",
+    "pending": "yellow",
+    "revise": "yellow",
+    "failed": "red",
+    "rejected": "red",
+    "created": "cyan",
+    "skipped": "bright_black",
+    "required": "bright_black",
+    "not_required": "bright_black",
+}
+
+
+def echo_json(data: Any) -> None:
+    """Print one JSON document (UTF-8, not ASCII-escaped, keys in their given order).
+
+    Args:
+        data: Anything :func:`json.dumps` takes.
+    """
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def styled(value: str, text: str | None = None) -> str:
+    """Colour a status value (click drops the colour when stdout is not a terminal).
+
+    Args:
+        value: A status or review value, e.g. ``completed``.
+        text: What to show instead of ``value`` (in ``value``'s colour).
+
+    Returns:
+        The text with colour codes, or as is for a value without a colour.
+    """
+    colour = _STATUS_COLOURS.get(value)
+    shown = value if text is None else text
+    return click.style(shown, fg=colour) if colour else shown
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable[int] = ()) -> str:
+    """Format an aligned text table; cells of the ``right`` columns are right-aligned.
+
+    Cells may hold colour codes: widths are computed on the visible text.
+
+    Args:
+        headers: Column titles (printed bold).
+        rows: The cells, row by row.
+        right: Indexes of the right-aligned columns.
+
+    Returns:
+        The table's lines, joined by newlines, without a trailing newline.
+    """
+    rows = [list(r) for r in rows]
+    right = set(right)
+    widths = [len(click.unstyle(h)) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(click.unstyle(cell)))
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            pad = " " * (widths[i] - len(click.unstyle(cell)))
+            out.append(pad + cell if i in right else cell + pad)
+        return "  ".join(out).rstrip()
+
+    head = line([click.style(h, bold=True) for h in headers])
+    return "\n".join([head, *(line(r) for r in rows)])
+
+
+def short_time(value: _dt.datetime | str | None) -> str:
+    """``2024-11-24T10:02:00Z`` → ``2024-11-24 10:02`` (UTC); ``None`` → ``-``.
+
+    Args:
+        value: A UTC time, or its ISO-8601 text.
+
+    Returns:
+        The time to the minute.
+    """
+    if value is None:
+        return "-"
+    text = value if isinstance(value, str) else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return text.replace("T", " ")[:16]
+
+
+def seconds(value: float | None) -> str:
+    """A duration for people: ``4.2s``, ``3m07s``, ``1h02m``; ``None`` → ``-``.
+
+    Args:
+        value: Seconds.
+
+    Returns:
+        The duration.
+    """
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.1f}s"
+    whole = round(value)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def age(delta: _dt.timedelta) -> str:
+    """How long something has waited: ``12 min``, ``3 h 5 min``, ``4 days``.
+
+    Args:
+        delta: The time waited.
+
+    Returns:
+        The age, to the minute.
+    """
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // (24 * 60)} days"
+
+
+def size(n: int) -> str:
+    """Bytes for people: ``512 B``, ``1.5 KiB``, ``3.2 MiB``.
+
+    Args:
+        n: Bytes.
+
+    Returns:
+        The size in binary units.
+    """
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def arrow(before: object, after: object) -> str:
+    """``a -> b`` for a change, ``a`` when nothing changed (``-`` stands for ``None``).
+
+    Args:
+        before: The old value.
+        after: The new value.
+
+    Returns:
+        The transition.
+    """
+    left = "-" if before is None else str(before)
+    right = "-" if after is None else str(after)
+    return left if left == right else f"{left} -> {right}"
+
+
+def display_path(store: Store, rel: str) -> str:
+    """A store-relative path as people type it.
+
+    Args:
+        store: The store.
+        rel: A store-relative path.
+
+    Returns:
+        The path relative to the current folder when that is inside the store, else absolute.
+    """
+    target = store.root / rel
+    try:
+        return os.path.relpath(target) if inside(Path.cwd().resolve(), store.root) else str(target)
+    except ValueError:  # pragma: no cover - another drive (Windows)
+        return str(target)
+
+
+def session_summary(session: Session, manifest: SessionManifest) -> str:
+    """``session in_progress at phase 2 (Market Research)`` and the like.
+
+    Args:
+        session: The session.
+        manifest: Its manifest.
+
+    Returns:
+        The session's status and current phase.
+    """
+    text = f"session {manifest.status.value}"
+    if manifest.current_phase is not None:
+        name = next((p.name for p in manifest.phases if p.number == manifest.current_phase), "")
+        text += f" at phase {manifest.current_phase}" + (f" ({name})" if name else "")
+    return text
+
+
+def review_hint(store: Store, session: Session, phase: int) -> list[str]:
+    """The lines that tell a reviewer which file to edit.
+
+    Args:
+        store: The store.
+        session: The session.
+        phase: The phase awaiting review.
+
+    Returns:
+        The lines, without newlines.
+    """
+    rel = f"{session.phase_rel(phase)}/{FEEDBACK_FILE}"
+    return [
+        f"review: {display_path(store, rel)}",
+        f"  {REVIEW_HINT}",
+        f"  (or: mdsessions feedback {session.ref} {phase} --approve | --revise | --reject)",
+    ]
+
+
+class Progress:
+    """git's progress as click progress bars on stderr, when stderr is a terminal.
+
+    Not on a terminal (a log, a pipe, a test) nothing is drawn at all. Call it as a
+    :data:`mdsessions.history.ProgressCallback`; :meth:`close` when done.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.bar: Any = None
+        self.stage: str | None = None
+        self.done = 0
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        """Advance the bar of ``stage`` to ``done`` of ``total`` (a new stage: a new bar)."""
+        if not self.enabled or total is None or total <= 0:
+            return
+        if stage != self.stage:
+            self.close()
+            self.bar = click.progressbar(length=total, label=stage, file=sys.stderr)
+            self.bar.__enter__()
+            self.stage, self.done = stage, 0
+        self.bar.update(max(0, done - self.done))
+        self.done = done
+
+    def close(self) -> None:
+        """Finish the current bar, if any."""
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None

@@ -1,0 +1,247 @@
+# ruff: noqa: D301  (click's "\b" line keeps the paragraph after it from being rewrapped)
+"""The reviewer's loop: ``edits``, ``record``, ``inbox``, ``review`` and ``watch``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+
+import click
+
+from mdsessions.cli.app import author_option, fail, json_option, open_store, store_option
+from mdsessions.cli.args import document_rel, store_rel
+from mdsessions.cli.output import age, display_path, echo_json, table
+
+__all__ = ["edits_command", "inbox_command", "record_command", "review_command", "watch_command"]
+
+
+@click.command("edits")
+@json_option()
+@store_option()
+@click.pass_context
+def edits_command(ctx: click.Context, as_json: bool) -> None:
+    """List files people edited and have not recorded yet, and whether they validate.
+
+    \b
+    Example:
+        mdsessions edits
+        mdsessions edits --json
+    """
+    store = open_store(ctx)
+    edits = store.unrecorded_edits()
+    if as_json:
+        echo_json([{"path": e.path, "change": e.change, "error": e.error} for e in edits])
+        return
+    if not edits:
+        click.echo("no unrecorded edits", err=True)
+    for e in edits:
+        click.echo(f"{e.change:<9} {display_path(store, e.path)}")
+        if e.error:
+            click.echo(f"          {click.style('invalid:', fg='red')} {e.error}")
+
+
+@click.command("record")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@author_option("The person who edited (default: the feedback's reviewer, else git's user).")
+@click.option("-m", "--message", metavar="MSG", help="Commit subject.")
+@json_option()
+@store_option()
+@click.pass_context
+def record_command(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    author: str | None,
+    message: str | None,
+    as_json: bool,
+) -> None:
+    """Record people's edits (all, or the PATHs) as one commit by that person.
+
+    A feedback file's decision is applied to the session. Files that do not
+    validate stay on disk uncommitted and are listed with their error (exit
+    status 1).
+
+    \b
+    Example:
+        mdsessions record
+        mdsessions record projects/demo/sessions/s1/phase_1_concept/user_feedback.md \\
+            --author "Ann <ann@example.com>"
+    """
+    store = open_store(ctx)
+    wanted = [store_rel(store, p) for p in paths] if paths else None
+    edits = store.unrecorded_edits()
+    if wanted is not None:
+        unmatched = sorted(set(wanted) - {e.path for e in edits})
+        if unmatched:
+            fail(f"{', '.join(unmatched)}: no unrecorded edit there (see: mdsessions edits)")
+    before = [e for e in edits if wanted is None or e.path in wanted]
+    sha, rejected = store.record_edits(wanted, author=author, message=message)
+    left = {e.path for e in rejected}
+    recorded = [e for e in before if e.path not in left] if sha else []
+    if as_json:
+        echo_json(
+            {
+                "commit": sha,
+                "recorded": [{"path": e.path, "change": e.change} for e in recorded],
+                "unrecorded": [
+                    {"path": e.path, "change": e.change, "error": e.error} for e in rejected
+                ],
+            }
+        )
+    else:
+        if sha:
+            click.echo(f"recorded {len(recorded)} file(s) in {sha[:10]}")
+            for e in recorded:
+                click.echo(f"  {e.change:<9} {display_path(store, e.path)}")
+        elif not rejected:
+            click.echo("nothing to record", err=True)
+        for e in rejected:
+            click.echo(f"not recorded: {display_path(store, e.path)}: {e.error}", err=True)
+    if rejected:
+        fail(f"{len(rejected)} file(s) not recorded: they do not validate (fix and record again)")
+
+
+@click.command("inbox")
+@click.option("--project", metavar="PROJECT", help="Only this project's sessions.")
+@json_option()
+@store_option()
+@click.pass_context
+def inbox_command(ctx: click.Context, project: str | None, as_json: bool) -> None:
+    """Every phase awaiting review across the store, oldest first.
+
+    Shows the project, session, phase, how long it has waited, the feedback file
+    to edit and the outputs to read.
+
+    \b
+    Example:
+        mdsessions inbox
+        mdsessions inbox --project demo --json
+    """
+    store = open_store(ctx)
+    items = store.inbox(project)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "project_id": i.project_id,
+                    "session_id": i.session_id,
+                    "phase": i.phase,
+                    "phase_name": i.phase_name,
+                    "waiting_since": i.waiting_since.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    if i.waiting_since
+                    else None,
+                    "feedback": i.feedback,
+                    "outputs": list(i.outputs),
+                }
+                for i in items
+            ]
+        )
+        return
+    if not items:
+        click.echo("nothing awaits review", err=True)
+        return
+    now = _dt.datetime.now(_dt.timezone.utc)
+    rows = []
+    for i in items:
+        waited = "-" if i.waiting_since is None else age(now - i.waiting_since)
+        rows.append((f"{i.project_id}/{i.session_id}", str(i.phase), i.phase_name, waited))
+    click.echo(table(("session", "phase", "name", "waiting"), rows, right=(1,)))
+    for i in items:
+        click.echo(f"\n{i.project_id}/{i.session_id} phase {i.phase}:")
+        click.echo(f"  review  {display_path(store, i.feedback)}")
+        for out in i.outputs:
+            click.echo(f"  read    {display_path(store, out)}")
+
+
+@click.command("review")
+@click.argument("session_ref", metavar="SESSION")
+@click.argument("phase", type=int, required=False)
+@click.option("--editor", metavar="CMD", help="The editor (default: $VISUAL, then $EDITOR).")
+@author_option("The reviewer (default: the file's reviewer, else git's user.name/user.email).")
+@store_option()
+@click.pass_context
+def review_command(
+    ctx: click.Context,
+    session_ref: str,
+    phase: int | None,
+    editor: str | None,
+    author: str | None,
+) -> None:
+    """Open a phase's user_feedback.md in your editor; record your decision on save.
+
+    PHASE defaults to the phase awaiting review. After the editor closes, the
+    file is validated and committed as you (git's identity, or --author), and the
+    decision is printed; run the session again to go on. An invalid edit is
+    reported with file, line and reason and kept in place to fix: run review again.
+
+    \b
+    Example:
+        mdsessions review demo/s1
+        EDITOR=nano mdsessions review demo/s1 3 --author "Ann <ann@example.com>"
+    """
+    store = open_store(ctx)
+    session = store.find_session(session_ref)
+    if phase is None:
+        waiting = [p.number for p in session.manifest().phases if p.review.value == "pending"]
+        if not waiting:
+            fail(f"no phase of {session.ref} awaits review; name the PHASE to review")
+        phase = waiting[0]
+    rel = document_rel(session, phase, "feedback")
+    path = store.root / rel
+    if not path.is_file():
+        fail(f"{rel} does not exist yet: phase {phase} has not reached its review")
+    command = editor or os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    try:
+        click.edit(filename=str(path), editor=command)
+    except click.ClickException as exc:
+        fail(f"could not start the editor {command or '(default)'}: {exc.format_message()}")
+    sha = session.record_feedback(phase, author=author)
+    feedback = session.feedback(phase)
+    assert feedback is not None
+    decision = feedback.decision().value
+    if sha is None:
+        click.echo(f"{display_path(store, rel)}: unchanged; phase {phase} is still {decision}")
+        return
+    click.echo(f"phase {phase} of {session.ref}: {decision} (recorded in {sha[:10]})")
+    status = session.status.value
+    if status in ("in_progress", "awaiting_review"):
+        click.echo(f"next: mdsessions run {session.ref}")
+    else:
+        click.echo(f"session {status}")
+
+
+@click.command("watch")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Stop after SECONDS (default: until interrupted).",
+)
+@author_option("The reviewer to record edits as (default: as for record).")
+@store_option()
+@click.pass_context
+def watch_command(ctx: click.Context, timeout: float | None, author: str | None) -> None:
+    """Record every saved user_feedback.md edit as it happens, until interrupted.
+
+    Each save is validated and committed as the reviewer within a second; an
+    invalid file is reported with file, line and reason and left to fix.
+
+    \b
+    Example:
+        mdsessions watch
+        mdsessions watch --timeout 3600 --author "Ann <ann@example.com>"
+    """
+    from mdsessions import FeedbackEvent, FeedbackWatcher
+
+    store = open_store(ctx)
+
+    def report(event: FeedbackEvent) -> None:
+        where = display_path(store, event.path)
+        if event.error:
+            click.echo(f"not recorded: {event.error}", err=True)
+        else:
+            assert event.commit is not None
+            click.echo(f"recorded {where} in {event.commit[:10]}")
+
+    with FeedbackWatcher(store, on_event=report, author=author) as watcher:
+        click.echo(f"watching {store.root} for feedback edits (Ctrl-C to stop)", err=True)
+        watcher.wait(lambda: False, timeout)

@@ -1,0 +1,185 @@
+# ruff: noqa: D301  (click's "\b" line keeps the paragraph after it from being rewrapped)
+"""``run``: a session's phases with the workflow's agents, up to a review gate."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from mdsessions.cli.app import (
+    idea_options,
+    json_option,
+    open_store,
+    session_options,
+    store_option,
+    workflow_option,
+)
+from mdsessions.cli.args import FEEDBACK_FILE, text_or_file
+from mdsessions.cli.output import echo_json, review_hint
+
+if TYPE_CHECKING:
+    from mdsessions import RunResult, Session, Store
+
+__all__ = ["run_command", "run_json"]
+
+
+@click.command("run")
+@click.argument("session_ref", required=False, metavar="[SESSION]")
+@click.option(
+    "--new",
+    "new_project",
+    metavar="PROJECT",
+    help="Start a new session of PROJECT (SESSION is then its optional id).",
+)
+@workflow_option()
+@click.option("--max-phases", type=int, metavar="N", help="Stop after running N phases.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="At a review gate, wait up to SECONDS for the reviewer's saved decision and go on.",
+)
+@click.option(
+    "--wait-lock",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When another runner is running the session, wait up to SECONDS for it "
+    "(default: exit at once, naming it).",
+)
+@idea_options()
+@session_options()
+@json_option()
+@store_option()
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    session_ref: str | None,
+    new_project: str | None,
+    workflow: str | None,
+    max_phases: int | None,
+    wait: float | None,
+    wait_lock: float,
+    idea: str | None,
+    idea_file: str | None,
+    mode: str | None,
+    user_id: str | None,
+    tags: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Run a session's phases with the workflow's agents, up to a review gate.
+
+    A run first records a reviewer's edit of a pending user_feedback.md, then
+    runs phases until one waits for review, the session ends, or an agent fails
+    (exit status 1; run again to retry). Stopping at a review gate is success.
+
+    \b
+    Example:
+        mdsessions run --new demo --idea-file idea.md --workflow workflow.toml
+        mdsessions run demo/session-20241124-100200-ab12 --workflow workflow.toml
+        mdsessions run demo/s1 --wait 3600     # wait for each review, then go on
+        mdsessions run demo/s1 --wait-lock 600 # queue behind another runner (cron)
+    """
+    if new_project is None:
+        given = [
+            name
+            for name, value in (
+                ("--idea", idea),
+                ("--idea-file", idea_file),
+                ("--mode", mode),
+                ("--user-id", user_id),
+                ("--tag", tags or None),
+            )
+            if value is not None
+        ]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: only with --new PROJECT")
+        if session_ref is None:
+            raise click.UsageError("give a SESSION to continue, or --new PROJECT")
+    idea_text = text_or_file(idea, idea_file, "idea")
+    if new_project is not None and idea_text is None:
+        raise click.UsageError("--new needs --idea TEXT or --idea-file FILE")
+    from mdsessions import Runner
+
+    store = open_store(ctx)
+    runner = Runner(store, workflow)
+    waiter = _Waiter(store, wait, quiet=as_json)
+    if new_project is None:
+        assert session_ref is not None
+        waiter.session = store.find_session(session_ref)
+        result = runner.run(
+            waiter.session,
+            max_phases=max_phases,
+            wait=wait,
+            on_wait=waiter,
+            wait_lock=wait_lock,
+        )
+    else:
+        assert idea_text is not None
+        result = runner.start(
+            new_project,
+            session_ref,
+            idea=idea_text,
+            mode=mode,
+            user_id=user_id,
+            tags=tags,
+            max_phases=max_phases,
+            wait=wait,
+            on_wait=waiter,
+            on_created=waiter.created,
+            wait_lock=wait_lock,
+        )
+    if as_json:
+        echo_json(run_json(result))
+        return
+    click.echo(result.message)
+    if result.waiting_for_review is not None:
+        click.echo("\n".join(review_hint(store, result.session, result.waiting_for_review)))
+
+
+class _Waiter:
+    """Tells the reviewer, while a run waits at a review gate, which file to edit."""
+
+    def __init__(self, store: Store, wait: float | None, *, quiet: bool) -> None:
+        self.store = store
+        self.wait = wait
+        self.quiet = quiet
+        self.session: Session | None = None
+
+    def created(self, session: Session) -> None:
+        self.session = session
+
+    def __call__(self, phase: int) -> None:
+        if self.quiet or self.session is None or self.wait is None:
+            return
+        click.echo("\n".join(review_hint(self.store, self.session, phase)))
+        click.echo(f"waiting up to {self.wait:g} s for the review of phase {phase}…", err=True)
+
+
+def run_json(result: RunResult) -> dict[str, Any]:
+    """The JSON document of ``mdsessions run``.
+
+    Args:
+        result: What the run did.
+
+    Returns:
+        ``session``, ``status``, ``phases_run``, ``waiting_for_review``, ``feedback_file``,
+        ``recorded_feedback`` and ``message``.
+    """
+    session = result.session
+    feedback = (
+        f"{session.phase_rel(result.waiting_for_review)}/{FEEDBACK_FILE}"
+        if result.waiting_for_review is not None
+        else None
+    )
+    return {
+        "session": session.ref,
+        "status": result.status.value,
+        "phases_run": list(result.phases_run),
+        "waiting_for_review": result.waiting_for_review,
+        "feedback_file": feedback,
+        "recorded_feedback": list(result.recorded_feedback),
+        "message": result.message,
+    }
