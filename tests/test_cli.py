@@ -995,6 +995,11 @@ def test_real_process_errors(tmp_path: Path, store: Path, session: str) -> None:
     assert proc.returncode == 1
     assert b"Traceback" not in proc.stderr
     assert proc.stderr.startswith(b"Error: ")
+    proc = run_process("--store", str(store), "status", "proj/.x", "--json")
+    assert (proc.returncode, proc.stdout) == (1, b"")
+    assert json.loads(proc.stderr) == {
+        "error": {"type": "InvalidIdentifierError", "message": f"invalid session id '.x': {BAD_ID}"}
+    }
 
 
 def test_real_process_json_is_utf8(store: Path) -> None:
