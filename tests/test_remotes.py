@@ -27,7 +27,7 @@ from mdsessions import (
 )
 from mdsessions.cli.history import register
 from mdsessions.cli.main import cli
-from mdsessions.history.core import SyncConflictError
+from mdsessions.history.sync import SyncConflictError
 
 P, S = "project-123", "session-456"
 AGENT_NAMES = [name for phase in idea_validation().phases for name in phase.agents]

@@ -46,7 +46,7 @@ from mdsessions import (
     history,
 )
 from mdsessions.cli.main import cli
-from mdsessions.history.core import SyncConflictError
+from mdsessions.history.sync import SyncConflictError
 
 ROOT = Path(__file__).resolve().parents[1]
 P, S = "proj", "shared"
