@@ -17,7 +17,8 @@ from typing import Any
 from mdsessions.errors import (
     StoreError,
 )
-from mdsessions.git.repo import GitRepo, init_repository, run_git
+from mdsessions.git import maintain, transport
+from mdsessions.git.repo import init_repository
 from mdsessions.models.schema import (
     utc_now,
 )
@@ -135,13 +136,7 @@ def create_backup(
         final = folder / f"{name}-{stamp}-{head[:12]}-{n}{_BACKUP_SUFFIX}"
     tmp = folder / f".{final.name}.{os.getpid()}.tmp"
     try:
-        git.run_progress(["bundle", "create", "--progress", str(tmp), "--all"], progress)
-        proc = git.git("bundle", "verify", "--quiet", str(tmp), check=False)
-        if proc.returncode != 0:
-            raise StoreError(
-                f"git bundle verify rejected the new bundle: "
-                f"{proc.stderr.decode('utf-8', 'replace').strip()}"
-            )
+        transport.bundle_create(git, tmp, progress)
         tmp.replace(final)
     finally:
         if tmp.exists():
@@ -268,34 +263,19 @@ def restore_backup(
     created = not target.exists()
     try:
         init_repository(target)
-        run_git(["bundle", "verify", "--quiet", str(source)], cwd=target)
-        heads = run_git(["bundle", "list-heads", str(source)], cwd=target).stdout.decode()
+        problem = transport.bundle_verify(source, cwd=target)
+        if problem is not None:
+            raise StoreError(f"git bundle verify failed: {problem}")
         refs: dict[str, str] = {}
         head_sha = None
-        for line in heads.splitlines():
-            sha, _, name = line.strip().partition(" ")
+        for sha, name in transport.bundle_heads(source, cwd=target):
             if name == "HEAD":
                 head_sha = sha
             elif name.startswith("refs/"):
                 refs[name] = sha
         if not refs:
             raise StoreError(f"{source}: the bundle holds no refs")
-        repo = GitRepo(target)
-        try:
-            repo.run_progress(
-                [
-                    "fetch",
-                    "--progress",
-                    "--update-head-ok",
-                    "--no-tags",
-                    str(source),
-                    "+refs/*:refs/*",
-                ],
-                progress,
-                cwd=target,
-            )
-        finally:
-            repo.close()
+        transport.fetch_bundle(target, source, progress)
         branch = "refs/heads/main" if "refs/heads/main" in refs else None
         if branch is None:
             branch = next(
@@ -308,16 +288,10 @@ def restore_backup(
             )
         if branch is None:
             raise StoreError(f"{source}: the bundle holds no branch to check out")
-        run_git(["symbolic-ref", "HEAD", branch], cwd=target)
-        run_git(["reset", "-q", "--hard", "HEAD"], cwd=target)
-        fsck = run_git(
-            ["fsck", "--strict", "--no-dangling", "--no-progress"], cwd=target, check=False
-        )
-        if fsck.returncode != 0:
-            raise StoreError(
-                f"the restored repository fails git fsck: "
-                f"{(fsck.stdout + fsck.stderr).decode('utf-8', 'replace').strip()}"
-            )
+        maintain.checkout_branch(target, branch)
+        passed, found = maintain.fsck(target)
+        if not passed:
+            raise StoreError(f"the restored repository fails git fsck: {' '.join(found)}")
         with Store(target) as store:
             report = verify(store)
             head = store.git.head() or ""

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from mdsessions.git import diff as git_diff
 from mdsessions.store.store import (
     MANIFEST,
     Session,
@@ -192,18 +193,7 @@ def diff(session: Session, old: str, new: str = "HEAD", *, patch: bool = True) -
     changed = git.diff_trees(a, b, session.rel)
     counts: dict[str, tuple[int, int]] = {}
     if changed:
-        proc = git.git(
-            "diff", "--numstat", "-z", "--no-renames", "--no-ext-diff", "--no-textconv",
-            a, b, "--", session.rel,
-        )  # fmt: skip
-        for record in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
-            added, _, rest = record.partition("\t")
-            removed, _, rel = rest.partition("\t")
-            if rel:
-                counts[rel] = (
-                    int(added) if added.isdigit() else 0,
-                    int(removed) if removed.isdigit() else 0,
-                )
+        counts = git_diff.diff_numstat(git, a, b, session.rel)
     files = []
     for rel in sorted(changed):
         before, after = changed[rel]
@@ -245,10 +235,7 @@ def diff(session: Session, old: str, new: str = "HEAD", *, patch: bool = True) -
         )
     text = ""
     if patch and changed:
-        text = git.git(
-            "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
-            "--src-prefix=a/", "--dst-prefix=b/", a, b, "--", session.rel,
-        ).stdout.decode("utf-8", "replace")  # fmt: skip
+        text = git_diff.diff_patch(git, a, b, session.rel)
     return SessionDiff(
         session=session.ref,
         old=a,

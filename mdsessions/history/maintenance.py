@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mdsessions.git.repo import GitRepo
+from mdsessions.git import maintain
 from mdsessions.store.store import (
     Store,
 )
@@ -57,16 +58,6 @@ class MaintenanceReport:
         }
 
 
-def _count_objects(git: GitRepo) -> dict[str, int]:
-    out = {}
-    text = git.git("count-objects", "-v").stdout.decode()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if value.strip().isdigit():
-            out[key.strip()] = int(value.strip())
-    return out
-
-
 def maintenance(store: Store, *, consolidate_at: int = 20) -> MaintenanceReport:
     """Pack refs and loose objects and write the commit-graph; safe while writers run.
 
@@ -94,25 +85,20 @@ def maintenance(store: Store, *, consolidate_at: int = 20) -> MaintenanceReport:
         StoreError: If a git step fails (e.g. another maintenance holds its lock).
     """
     git = store.git
-    before = _count_objects(git)
+    before = maintain.count_objects(git)
     steps: list[tuple[str, float]] = []
 
-    def step(name: str, *args: str) -> None:
+    def step(name: str, verb: Callable[[], None]) -> None:
         began = time.monotonic()
-        git.git(*args)
+        verb()
         steps.append((name, time.monotonic() - began))
 
     with store.writing():
-        step("pack-refs", "pack-refs", "--all")
-    if before.get("packs", 0) >= consolidate_at:
-        step("repack", "repack", "-A", "-d", "-l", "-q")
-    else:
-        step("repack", "repack", "-d", "-l", "-q")
-    step(
-        "commit-graph",
-        "commit-graph", "write", "--reachable", "--changed-paths", "--split", "--no-progress",
-    )  # fmt: skip
-    after = _count_objects(git)
+        step("pack-refs", lambda: maintain.pack_refs(git))
+    consolidate = before.get("packs", 0) >= consolidate_at
+    step("repack", lambda: maintain.repack(git, consolidate=consolidate))
+    step("commit-graph", lambda: maintain.write_commit_graph(git))
+    after = maintain.count_objects(git)
     return MaintenanceReport(
         steps=tuple(steps),
         loose_before=before.get("count", 0),

@@ -21,7 +21,7 @@ from mdsessions.errors import (
     StoreError,
     StoreNotFoundError,
 )
-from mdsessions.git.repo import run_git
+from mdsessions.git import transport
 from mdsessions.history.setaside import (
     SET_ASIDE_PREFIX,
     SET_ASIDE_REFSPEC,
@@ -70,7 +70,7 @@ def add_remote(store: Store, name: str, url: str) -> None:
         InvalidIdentifierError: A bad name.
         StoreError: The remote exists already (git's message).
     """
-    store.git.git("remote", "add", "--", _check_remote(name), url)
+    transport.add_remote(store.git, _check_remote(name), url)
 
 
 def remove_remote(store: Store, name: str) -> None:
@@ -79,18 +79,12 @@ def remove_remote(store: Store, name: str) -> None:
     Raises:
         StoreError: No such remote.
     """
-    store.git.git("remote", "remove", _check_remote(name))
+    transport.remove_remote(store.git, _check_remote(name))
 
 
 def remotes(store: Store) -> dict[str, str]:
     """The store's remotes: name → fetch URL."""
-    proc = store.git.git("remote", "-v")
-    out: dict[str, str] = {}
-    for line in proc.stdout.decode("utf-8", "replace").splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[2] == "(fetch)":
-            out[parts[0]] = parts[1]
-    return out
+    return dict(transport.list_remotes(store.git))
 
 
 def _humanish(url: str) -> str:
@@ -100,27 +94,16 @@ def _humanish(url: str) -> str:
     return name or "store"
 
 
-def _remote_branches(root: Path, remote: str) -> dict[str, str]:
-    prefix = f"refs/remotes/{remote}/"
-    proc = run_git(["for-each-ref", "--format=%(objectname) %(refname)", prefix], cwd=root)
-    out: dict[str, str] = {}
-    for line in proc.stdout.decode("utf-8", "replace").splitlines():
-        sha, _, name = line.partition(" ")
-        if name.startswith(prefix) and name != prefix + "HEAD":
-            out[name[len(prefix) :]] = sha
-    return out
-
-
 def _configured_branch(root: Path, commit: str) -> str | None:
     """``[store] branch`` of ``mdsessions.toml`` at ``commit`` (default ``main``).
 
     ``None`` when the commit has no readable ``mdsessions.toml``.
     """
-    proc = run_git(["cat-file", "blob", f"{commit}:{CONFIG_FILE}"], cwd=root, check=False)
-    if proc.returncode != 0:
+    data = transport.file_at(root, commit, CONFIG_FILE)
+    if data is None:
         return None
     try:
-        config = tomllib.loads(proc.stdout.decode("utf-8"))
+        config = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     store_cfg = config.get("store", {})
@@ -201,21 +184,13 @@ def clone(
         raise StoreError(f"{target} exists and is not empty; clone into a new folder")
     created = not target.exists()
     try:
-        run_git(["clone", "--no-checkout", "--quiet", "--origin", remote, "--", url, str(target)])
-        heads = _remote_branches(target, remote)
-        head_text = (target / ".git" / "HEAD").read_text().strip()
-        preferred = head_text[len("ref: refs/heads/") :] if head_text.startswith("ref: ") else None
+        preferred = transport.clone_bare_checkout(url, target, origin=remote)
+        heads = transport.remote_branches(target, remote)
         branch = _pick_branch(target, url, heads, preferred)
-        ref = f"refs/heads/{branch}"
-        run_git(["update-ref", ref, heads[branch]], cwd=target)
-        run_git(["symbolic-ref", "HEAD", ref], cwd=target)
-        run_git(["config", f"branch.{branch}.remote", remote], cwd=target)
-        run_git(["config", f"branch.{branch}.merge", ref], cwd=target)
-        if preferred is not None and preferred != branch:
-            run_git(["update-ref", "-d", f"refs/heads/{preferred}"], cwd=target, check=False)
-        run_git(["remote", "set-head", remote, branch], cwd=target)
-        run_git(["reset", "--quiet", "--hard", "HEAD"], cwd=target)
-        run_git(["fetch", "--quiet", "--no-tags", remote, f"+{SET_ASIDE_REFSPEC}"], cwd=target)
+        transport.track_branch(target, branch, heads[branch], remote=remote, drop=preferred)
+        fetched = transport.fetch(target, remote, [f"+{SET_ASIDE_REFSPEC}"])
+        if not fetched.ok:
+            raise StoreError(f"fetch from {remote} failed: {fetched.message}")
         return Store(target, **options)
     except BaseException:
         if created:
@@ -290,34 +265,24 @@ def push(store: Store, remote: str = "origin") -> PushResult:
     head = git.head()
     if head is None:
         raise StoreError(f"{store.root}: nothing to push (no commit yet)")
-    proc = git.git(
-        "push", "--porcelain", "--", _check_remote(remote), f"{ref}:{ref}", SET_ASIDE_REFSPEC,
-        check=False,
-    )  # fmt: skip
-    out = proc.stdout.decode("utf-8", "replace")
-    flag = None
+    outcome = transport.push(git, _check_remote(remote), [f"{ref}:{ref}", SET_ASIDE_REFSPEC])
     pushed: list[str] = []
     refused: list[str] = []
-    for line in out.splitlines():
-        if "\t" not in line or line[:1] not in " +-*!=":
-            continue
-        fields = line.split("\t")
-        target = fields[1].partition(":")[2] if len(fields) > 1 else ""
-        if target == ref:
-            flag = line[:1]
-            if flag == "!":
-                raise PushRejectedError(
-                    f"push to {remote} rejected: {remote}/{branch} has commits this store does "
-                    f"not have; run 'mdsessions pull {remote}' (or 'mdsessions sync {remote}') "
-                    f"first ({fields[-1].strip()})"
-                )
-        elif target.startswith(SET_ASIDE_PREFIX):
-            if line[:1] == "*":
-                pushed.append(target)
-            elif line[:1] == "!":
-                refused.append(target)
-    if flag is None:
-        message = proc.stderr.decode("utf-8", "replace").strip()
-        raise StoreError(f"push to {remote} failed: {message or out.strip()}")
+    for line in outcome.lines:
+        if line.target.startswith(SET_ASIDE_PREFIX):
+            if line.flag == "*":
+                pushed.append(line.target)
+            elif line.flag == "!":
+                refused.append(line.target)
+    mine = outcome.line_for(ref)
+    if mine is None:
+        raise StoreError(f"push to {remote} failed: {outcome.stderr or outcome.stdout.strip()}")
+    flag = mine.flag
+    if flag == "!":
+        raise PushRejectedError(
+            f"push to {remote} rejected: {remote}/{branch} has commits this store does "
+            f"not have; run 'mdsessions pull {remote}' (or 'mdsessions sync {remote}') "
+            f"first ({mine.summary})"
+        )
     action = {"*": "created", "=": "up-to-date"}.get(flag, "pushed")
     return PushResult(remote, branch, action, head, tuple(pushed), tuple(refused))

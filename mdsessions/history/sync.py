@@ -18,6 +18,7 @@ from mdsessions.errors import (
     SessionExistsError,
     StoreError,
 )
+from mdsessions.git import transport
 from mdsessions.history.setaside import (
     SET_ASIDE_PREFIX,
     SET_ASIDE_REFSPEC,
@@ -203,15 +204,13 @@ def _fetch(store: Store, remote: str, branch: str) -> str | None:
     Returns the branch's commit, or ``None`` when the remote lacks the branch.
     """
     tracking = f"refs/remotes/{remote}/{branch}"
-    proc = store.git.git(
-        "fetch", "--quiet", "--no-tags", "--", remote, f"+refs/heads/{branch}:{tracking}",
-        f"+{SET_ASIDE_REFSPEC}", check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip()
-        if "couldn't find remote ref" in message:
-            return None
-        raise StoreError(f"fetch from {remote} failed: {message}")
+    fetched = transport.fetch(
+        store.git, remote, [f"+refs/heads/{branch}:{tracking}", f"+{SET_ASIDE_REFSPEC}"]
+    )
+    if fetched.missing_ref:
+        return None
+    if not fetched.ok:
+        raise StoreError(f"fetch from {remote} failed: {fetched.message}")
     return store.git.read_ref(tracking)
 
 

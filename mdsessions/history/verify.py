@@ -14,6 +14,7 @@ from mdsessions.errors import (
     InvalidIdentifierError,
     MdsessionsError,
 )
+from mdsessions.git import maintain
 from mdsessions.store.store import (
     CONFIG_FILE,
     WORKFLOWS_DIR,
@@ -85,12 +86,8 @@ def verify(store: Store) -> VerifyReport:
     """
     git = store.git
     problems: list[Problem] = []
-    proc = git.git("fsck", "--strict", "--no-dangling", "--no-progress", check=False)
-    lines = (proc.stdout + proc.stderr).decode("utf-8", "replace").splitlines()
-    found = [line.strip() for line in lines if line.strip()]
+    _, found = maintain.fsck(store.root)
     problems += [Problem("git fsck", line) for line in found]
-    if proc.returncode != 0 and not found:
-        problems.append(Problem("git fsck", f"exit status {proc.returncode}"))
     problems += store.validate()
     sessions = 0
     for session in store.iter_sessions():
@@ -112,8 +109,7 @@ def verify(store: Store) -> VerifyReport:
             )
         origin = manifest.forked_from
         if origin is not None:
-            check = git.git("cat-file", "-e", f"{origin.commit}^{{commit}}", check=False)
-            if check.returncode != 0:
+            if not maintain.has_commit(git, origin.commit):
                 problems.append(
                     Problem(
                         session.manifest_rel,
