@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
-from conftest import (
+from helpers import (
     PERSON,
     REPO_ROOT,
     assert_clean,

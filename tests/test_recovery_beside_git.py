@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import REPO_ROOT, assert_clean, git
+from helpers import REPO_ROOT, assert_clean, git
 
 from mdsessions import Store
 from mdsessions.store import store as store_module

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, tree_digest
+from helpers import REPO_ROOT, tree_digest
 
 from mdsessions import MdsessionsError, Store
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PERSON, assert_clean, git, head, snapshot
+from helpers import PERSON, assert_clean, git, head, snapshot
 
 from mdsessions import (
     AgentContext,

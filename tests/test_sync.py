@@ -34,7 +34,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import PERSON, assert_clean, git, head
+from helpers import PERSON, assert_clean, git, head
 
 from mdsessions import (
     AgentContext,

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 from mdsessions import CheckpointManager, Session, Store, history
 
