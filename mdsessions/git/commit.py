@@ -4,9 +4,10 @@
 <mdsessions.git.repo.GitRepo.commit>`: every object id is computed first, the journal names
 the commit about to be installed, objects, temp files and the new index (in ``index.lock``)
 are written, hooks and signing run when the configuration says so, the branch moves by
-compare-and-swap, and what is left is renames. :func:`commit_merge` and :func:`fast_forward`
-move the branch under the same journal. Hooks run the way ``git commit`` runs them; a signed
-commit is made by ``git commit-tree -S`` and the signer's own words are reported on failure.
+compare-and-swap, and what is left is renames. :func:`move_branch` moves the branch to a
+commit already made (a merge, a fast-forward) under the same journal. Hooks run the way
+``git commit`` runs them; a signed commit is made by ``git commit-tree -S`` and the signer's
+own words are reported on failure.
 
 The functions take the :class:`~mdsessions.git.repo.GitRepo` they work on (its parts:
 objects, refs, journal, working tree, memory); :mod:`.repo` documents the verbs.
@@ -38,7 +39,7 @@ from mdsessions.git.refs import RefMoved
 if TYPE_CHECKING:
     from mdsessions.git.repo import GitRepo
 
-__all__ = ["commit_merge", "commit_once", "fast_forward", "make_commit"]
+__all__ = ["commit_once", "make_commit", "move_branch"]
 
 
 def commit_once(
@@ -383,78 +384,7 @@ def _run_commit_hooks(
     return cleaned + "\n"
 
 
-def commit_merge(
-    repo: GitRepo,
-    other: str,
-    *,
-    blobs: Mapping[str, bytes | None],
-    files: Mapping[str, bytes | None] | None = None,
-    message: str,
-    author: Identity,
-    committer: Identity,
-    expected_head: str | None = None,
-) -> str:
-    """:meth:`GitRepo.commit_merge <mdsessions.git.repo.GitRepo.commit_merge>` (documented there).
-
-    Raises:
-        UnrecordedEditError: A changed path holds a person's unrecorded edit.
-        ConflictError: The branch moved.
-        StoreError: The branch has no commit yet.
-    """
-    ref = repo.head_ref()
-    head = repo.read_ref(ref)
-    if head is None:
-        raise StoreError(f"{ref} has no commit yet; nothing to merge into")
-    if expected_head is not None and head != expected_head:
-        raise ConflictError(f"{ref} is at {head[:12]}, expected {expected_head[:12]}")
-    changes: dict[str, bytes | None] = dict(blobs)
-    for rel, data in (files or {}).items():
-        changes[rel] = None if data is None else repo.objects.store(b"blob", data)
-    paths = sorted(changes)
-    for rel in paths:
-        repo.worktree.check_path(rel)
-    # Only paths whose content changes are written and must be free of edits.
-    touched = []
-    for rel in paths:
-        found = repo.objects.entry(head, rel)
-        if (found[1] if found is not None else None) != changes[rel]:
-            touched.append(rel)
-    repo.worktree.check_clean(head, touched)
-    old_root = repo.objects.commit_tree(head)
-    new_root = repo.objects.rewrite(old_root, changes) if changes else old_root
-    new = make_commit(repo, new_root, [head, other], message, author, committer, repo.signing)
-    repo.objects.remember_commit(new, new_root)
-    _move_branch(repo, ref, head, new, touched, message, committer)
-    return new
-
-
-def fast_forward(
-    repo: GitRepo,
-    target: str,
-    *,
-    message: str,
-    committer: Identity,
-    expected_head: str | None = None,
-) -> list[str]:
-    """:meth:`GitRepo.fast_forward <mdsessions.git.repo.GitRepo.fast_forward>` (documented there).
-
-    Raises:
-        UnrecordedEditError: A changed path holds a person's unrecorded edit.
-        ConflictError: The branch moved, or ``target`` does not descend from HEAD.
-    """
-    ref = repo.head_ref()
-    head = repo.read_ref(ref)
-    if expected_head is not None and head != expected_head:
-        raise ConflictError(f"{ref} is at {str(head)[:12]}, expected {expected_head[:12]}")
-    if head is not None and not repo.is_ancestor(head, target):
-        raise ConflictError(f"{target[:12]} does not descend from {ref} ({head[:12]})")
-    paths = sorted(repo.objects.diff_trees(head, target))
-    repo.worktree.check_clean(head, paths)
-    _move_branch(repo, ref, head, target, paths, message, committer)
-    return paths
-
-
-def _move_branch(
+def move_branch(
     repo: GitRepo,
     ref: str,
     head: str | None,
@@ -464,6 +394,15 @@ def _move_branch(
     committer: Identity,
 ) -> None:
     """Journal, compare-and-swap the branch, then bring files and index to ``new``.
+
+    Args:
+        repo: The repository (its writer lock held).
+        ref: The branch, e.g. ``refs/heads/main``.
+        head: The commit the branch must be at (``None``: unborn).
+        new: The commit to move it to (already written).
+        paths: The store-relative paths that differ between the two.
+        message: The reflog message.
+        committer: The reflog identity.
 
     Raises:
         ConflictError: The branch is not at ``head`` any more (nothing changed).

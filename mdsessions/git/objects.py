@@ -492,15 +492,7 @@ class ObjectStore:
     def diff_trees(
         self, old: str | None, new: str | None, path: str = ""
     ) -> dict[str, tuple[bytes | None, bytes | None]]:
-        """Files that differ between two commits (below ``path``), compared in-process.
-
-        Only subtrees whose ids differ are read, so the cost follows the size of the change,
-        not of the store. Submodule entries are ignored; a change of mode alone is not a change.
-
-        Args:
-            old: A full commit id, or ``None`` for the empty tree.
-            new: A full commit id, or ``None`` for the empty tree.
-            path: A store-relative folder (or file) to limit the comparison to; ``""`` = all.
+        """Files that differ between two commits below ``path`` (see ``GitRepo.diff_trees``).
 
         Returns:
             ``{store-relative path: (old blob binsha or None, new blob binsha or None)}``.

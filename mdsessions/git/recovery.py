@@ -51,13 +51,7 @@ STALE_RESET = "reset: moving to HEAD"
 
 
 def recover(repo: GitRepo) -> bool:
-    """Finish or undo an operation a crashed writer left half done (call under the lock).
-
-    Only what the journal proves the dead writer created is touched: its lock files
-    (the same files as its claims in ``.git/mdsessions/``), its temp files (named with
-    its token) and, when the branch is at the very commit it was installing, that
-    commit's files and index entries (rolled forward). A lock another git process holds,
-    and a branch someone else moved, are left alone.
+    """Finish or undo a crashed writer's operation (see ``GitRepo.recover``; under the lock).
 
     Returns:
         True if something was recovered.

@@ -768,16 +768,33 @@ class GitRepo:
                 written).
             ConflictError: The branch moved (nothing written).
         """
-        return _commit.commit_merge(
-            self,
-            other,
-            blobs=blobs,
-            files=files,
-            message=message,
-            author=author,
-            committer=committer,
-            expected_head=expected_head,
+        ref = self.head_ref()
+        head = self.read_ref(ref)
+        if head is None:
+            raise StoreError(f"{ref} has no commit yet; nothing to merge into")
+        if expected_head is not None and head != expected_head:
+            raise ConflictError(f"{ref} is at {head[:12]}, expected {expected_head[:12]}")
+        changes: dict[str, bytes | None] = dict(blobs)
+        for rel, data in (files or {}).items():
+            changes[rel] = None if data is None else self.objects.store(b"blob", data)
+        paths = sorted(changes)
+        for rel in paths:
+            self.worktree.check_path(rel)
+        # Only paths whose content changes are written and must be free of edits.
+        touched = []
+        for rel in paths:
+            found = self.objects.entry(head, rel)
+            if (found[1] if found is not None else None) != changes[rel]:
+                touched.append(rel)
+        self.worktree.check_clean(head, touched)
+        old_root = self.objects.commit_tree(head)
+        new_root = self.objects.rewrite(old_root, changes) if changes else old_root
+        new = _commit.make_commit(
+            self, new_root, [head, other], message, author, committer, self.signing
         )
+        self.objects.remember_commit(new, new_root)
+        _commit.move_branch(self, ref, head, new, touched, message, committer)
+        return new
 
     def fast_forward(
         self, target: str, *, message: str, committer: Identity, expected_head: str | None = None
@@ -800,9 +817,16 @@ class GitRepo:
                 written).
             ConflictError: The branch moved, or ``target`` does not descend from HEAD.
         """
-        return _commit.fast_forward(
-            self, target, message=message, committer=committer, expected_head=expected_head
-        )
+        ref = self.head_ref()
+        head = self.read_ref(ref)
+        if expected_head is not None and head != expected_head:
+            raise ConflictError(f"{ref} is at {str(head)[:12]}, expected {expected_head[:12]}")
+        if head is not None and not self.is_ancestor(head, target):
+            raise ConflictError(f"{target[:12]} does not descend from {ref} ({head[:12]})")
+        paths = sorted(self.objects.diff_trees(head, target))
+        self.worktree.check_clean(head, paths)
+        _commit.move_branch(self, ref, head, target, paths, message, committer)
+        return paths
 
     # ---- sync verbs (issue 11) ----
     # Named refs that keep a version reachable, the commit graph a pull brings, and listing.
@@ -878,17 +902,9 @@ class GitRepo:
         *,
         cwd: Path | None = None,
     ) -> str:
-        r"""Run a git command that reports progress (``--progress``) and parse what it reports.
+        """Run a git command that reports progress, in the store unless ``cwd`` says otherwise.
 
-        Args:
-            args: Arguments after ``git`` (the caller adds ``--progress`` where git takes it).
-            on_progress: ``callable(stage: str, done: int, total: int | None)`` called for
-                each progress line git writes (``Writing objects:  45% (450/1000)``), or
-                ``None``.
-            cwd: Where to run (default: the store).
-
-        Returns:
-            git's standard error without the progress lines (warnings, hints).
+        As :func:`.process.run_progress` (which documents ``on_progress`` and the result).
 
         Raises:
             StoreError: If git exits non-zero (the message holds git's own error).
