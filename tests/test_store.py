@@ -50,6 +50,7 @@ from mdsessions import (
     StoreNotFoundError,
     UnrecordedEditError,
 )
+from mdsessions.git import fsutil as _fsutil
 from mdsessions.git import repo as _git
 
 P, S = "project-123", "session-456"
@@ -895,14 +896,14 @@ def test_crash_after_the_branch_moved_rolls_forward(
 
     old_head = head(store.root)
     # It dies at the first rename after the branch moved: the file into place.
-    real_replace = _git._fsutil.replace
+    real_replace = _fsutil.replace
 
     def crash_on_files(src: Path, dst: Path, **kwargs: bool) -> None:
         if ".git" in Path(dst).parts:
             return real_replace(src, dst, **kwargs)
         crash()
 
-    monkeypatch.setattr(_git._fsutil, "replace", crash_on_files)
+    monkeypatch.setattr(_fsutil, "replace", crash_on_files)
     with pytest.raises(SystemExit), store.git.writer():
         store.git.commit(
             {rel: new_bytes},
@@ -926,7 +927,7 @@ def test_crash_while_installing_the_index_rolls_back(
     store: Store, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The new index goes in place under the verified branch lock, before the branch moves."""
-    real_replace = _git._fsutil.replace
+    real_replace = _fsutil.replace
     before = head(store.root)
 
     def crash_on_index(src: Path, dst: Path, **kwargs: bool) -> None:
@@ -934,7 +935,7 @@ def test_crash_while_installing_the_index_rolls_back(
             raise SystemExit("killed")
         return real_replace(src, dst, **kwargs)
 
-    monkeypatch.setattr(_git._fsutil, "replace", crash_on_index)
+    monkeypatch.setattr(_fsutil, "replace", crash_on_index)
     with pytest.raises(SystemExit):
         session.save_agent_output(1, "concept_expansion", "never acknowledged\n")
     monkeypatch.undo()
@@ -951,7 +952,7 @@ def test_crash_after_the_index_before_the_branch_reverts_the_index(
     store: Store, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed between the new index and the branch: recovery puts the old entries back."""
-    real_replace = _git._fsutil.replace
+    real_replace = _fsutil.replace
     before = head(store.root)
     seen: list[str] = []
 
@@ -962,7 +963,7 @@ def test_crash_after_the_index_before_the_branch_reverts_the_index(
             seen.append("index")
         return real_replace(src, dst, **kwargs)
 
-    monkeypatch.setattr(_git._fsutil, "replace", crash_on_ref)
+    monkeypatch.setattr(_fsutil, "replace", crash_on_ref)
     with pytest.raises(SystemExit):
         session.save_agent_output(1, "concept_expansion", "never acknowledged\n")
     monkeypatch.undo()
