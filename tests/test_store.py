@@ -755,6 +755,32 @@ def test_non_gate_phase_advances_and_last_phase_completes(store: Store, session:
     check_after_call(store.root)
 
 
+def test_out_of_order_writes_keep_the_manifest_consistent_with_its_phase_table(
+    store: Store, session: Session
+) -> None:
+    """Every write leaves status and current phase as derived from the phase table.
+
+    ``verify`` (and a restore) recompute them from the table with the same rules
+    (mdsessions.models.state), so they never contradict what the writes recorded.
+    """
+    from mdsessions.history import verify
+
+    session.save_checkpoint(1, status="failed", errors=["boom"])
+    session.save_agent_output(1, "concept_expansion", "a retry's first output")
+    manifest = session.manifest()
+    # The checkpoint alone says the phase's status: still failed until the retry's own.
+    assert (manifest.status, manifest.current_phase) == (SessionStatus.FAILED, 1)
+    session.save_checkpoint(2, status="skipped")
+    session.save_checkpoint(3, status="completed", request_review=False)
+    manifest = session.manifest()
+    assert (manifest.status, manifest.current_phase) == (SessionStatus.FAILED, 1)
+    session.save_checkpoint(1, status="completed", request_review=False)
+    manifest = session.manifest()
+    assert (manifest.status, manifest.current_phase) == (SessionStatus.IN_PROGRESS, 6)
+    assert verify(store).problems == ()
+    check_after_call(store.root)
+
+
 # ------------------------------------------------------------------------------ concurrency
 
 WRITER = textwrap.dedent(

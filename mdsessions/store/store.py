@@ -49,6 +49,7 @@ from mdsessions.errors import (
 from mdsessions.git import repo as _git
 from mdsessions.git.lock import LockTimeout, RunLock
 from mdsessions.git.repo import CommitInfo, Identity
+from mdsessions.models import state
 from mdsessions.models.schema import (
     ID_PATTERN,
     AgentOutput,
@@ -61,7 +62,6 @@ from mdsessions.models.schema import (
     ReviewState,
     SessionManifest,
     SessionStatus,
-    Totals,
     UserFeedback,
     utc_now,
 )
@@ -1077,7 +1077,8 @@ class Store:
                     )
                 manifest = session.manifest()
                 for fb in feedbacks:
-                    session._apply_feedback(manifest, fb)
+                    session.phase_entry(fb.phase, manifest)  # PhaseNotFoundError
+                    state.apply_feedback(manifest, fb.phase, fb.decision())
                     decisions.append(f"phase {fb.phase} {fb.decision().value}")
                 manifest.updated = utc_now()
                 files[session.manifest_rel] = manifest
@@ -1534,14 +1535,8 @@ class Session:
                     result, planned = make()
             raise AssertionError("unreachable")
 
-    def _next_phase(self, manifest: SessionManifest, after: int) -> PhaseEntry | None:
-        for entry in manifest.phases:
-            if entry.number > after:
-                return entry
-        return None
-
     def _ensure_open(self, manifest: SessionManifest) -> None:
-        if manifest.status in (SessionStatus.COMPLETED, SessionStatus.REJECTED):
+        if state.is_closed(manifest):
             raise StoreError(
                 f"session {self.ref} is {manifest.status.value} and takes no more writes; "
                 "start a new session to continue the work"
@@ -1627,7 +1622,7 @@ class Session:
                 error=error,
             )
             before = manifest.model_dump()
-            self._mark_started(manifest, entry)
+            self._start_phase(manifest, entry)
             rel = f"{self.rel}/{entry.directory}/{agent}.md"
             files: dict[str, Document | bytes | None] = {rel: doc}
             # Seed 003's call order saves the phase checkpoint before its outputs: an output
@@ -1641,7 +1636,7 @@ class Session:
                 and _fill_run_metrics(checkpoint, doc)
             ):
                 files[cp_rel] = checkpoint
-                _set_phase_metrics(manifest, entry, checkpoint)
+                state.take_metrics(manifest, checkpoint)
             if prompt is not None:
                 files[f"{self.rel}/{entry.directory}/{PROMPTS_DIR}/{agent}.md"] = _build(
                     AgentPrompt,
@@ -1706,18 +1701,10 @@ class Session:
             **fields,
         )
 
-    def _mark_started(self, manifest: SessionManifest, entry: PhaseEntry) -> None:
-        """The manifest changes an agent output brings: the phase and the session started."""
+    def _start_phase(self, manifest: SessionManifest, entry: PhaseEntry) -> None:
+        """The manifest changes an agent output brings (:func:`state.start_phase`)."""
         has_checkpoint = (self.store.root / self.rel / entry.directory / CHECKPOINT).exists()
-        if entry.status is PhaseStatus.PENDING and not has_checkpoint:
-            # Before a phase's first checkpoint its outputs mark it started; afterwards
-            # the checkpoint alone says the phase's status (they must agree).
-            entry.status = PhaseStatus.IN_PROGRESS
-            entry.started = entry.started or utc_now()
-        if manifest.status in (SessionStatus.CREATED, SessionStatus.FAILED):
-            manifest.status = SessionStatus.IN_PROGRESS
-        if manifest.status is not SessionStatus.AWAITING_REVIEW:
-            manifest.current_phase = entry.number
+        state.start_phase(manifest, entry.number, has_checkpoint=has_checkpoint, now=utc_now())
 
     def save_checkpoint(
         self,
@@ -1791,7 +1778,7 @@ class Session:
                 new_outputs[out.agent] = out
                 files[f"{phase_rel}/{out.agent}.md"] = out
             if new_outputs:
-                self._mark_started(manifest, entry)
+                self._start_phase(manifest, entry)
             if agents is None:
                 runs = self._runs_from_outputs(phase, new_outputs)
             else:
@@ -1803,7 +1790,7 @@ class Session:
             completed_at = completed
             if completed_at is None and status_value in (PhaseStatus.COMPLETED, PhaseStatus.FAILED):
                 completed_at = utc_now()
-            nxt = self._next_phase(manifest, phase)
+            nxt = state.phase_after(manifest, phase)
             doc = _build(
                 Checkpoint,
                 project_id=self.project_id,
@@ -1827,52 +1814,22 @@ class Session:
             old = self._existing(f"{phase_rel}/{CHECKPOINT}", Checkpoint)
             if old is not None:
                 doc.notes = old.notes
-            entry.status = doc.status
-            if doc.status is not PhaseStatus.STALE:
-                entry.stale_reason = None
-            entry.started = doc.started
-            entry.completed = doc.completed
-            entry.duration = doc.duration
-            entry.retry_count = doc.retry_count
-            _set_phase_metrics(manifest, entry, doc)
-            gate = request_review
-            if gate is None:
-                gate = entry.review is not ReviewState.NOT_REQUIRED
-            if doc.status is PhaseStatus.COMPLETED:
-                if gate:
-                    entry.review = ReviewState.PENDING
-                    manifest.status = SessionStatus.AWAITING_REVIEW
-                    manifest.current_phase = phase
-                    files[f"{phase_rel}/{FEEDBACK}"] = UserFeedback(
-                        project_id=self.project_id,
-                        session_id=self.session_id,
-                        phase=phase,
-                        phase_name=entry.name,
-                        retry_count=doc.retry_count,
-                    )
-                else:
-                    if entry.review is ReviewState.REQUIRED:
-                        entry.review = ReviewState.NOT_REQUIRED
-                    self._advance(manifest, phase)
-            elif doc.status is PhaseStatus.FAILED:
-                manifest.status = SessionStatus.FAILED
-                manifest.current_phase = phase
+            if state.advance(manifest, doc, review=request_review):
+                files[f"{phase_rel}/{FEEDBACK}"] = UserFeedback(
+                    project_id=self.project_id,
+                    session_id=self.session_id,
+                    phase=phase,
+                    phase_name=entry.name,
+                    retry_count=doc.retry_count,
+                )
+                label = ", " + manifest.status.value.replace("_", " ")
             else:
-                if entry.review in (ReviewState.REVISE, ReviewState.PENDING):
-                    entry.review = ReviewState.REQUIRED  # the gate re-arms for the new run
-                if manifest.status in (SessionStatus.CREATED, SessionStatus.FAILED) or (
-                    manifest.status is SessionStatus.AWAITING_REVIEW
-                    and manifest.current_phase == phase
-                ):
-                    manifest.status = SessionStatus.IN_PROGRESS
-                manifest.current_phase = phase
+                label = ""
             files[f"{phase_rel}/{CHECKPOINT}"] = doc
-            label = manifest.status.value if gate and doc.status is PhaseStatus.COMPLETED else ""
             return doc, self._plan(
                 files,
                 manifest,
-                f"checkpoint({self.ref}): phase {phase} {entry.name} {doc.status.value}"
-                + (f", {label.replace('_', ' ')}" if label else ""),
+                f"checkpoint({self.ref}): phase {phase} {entry.name} {doc.status.value}{label}",
                 author=author,
                 kind="checkpoint",
                 phase=phase,
@@ -1903,25 +1860,6 @@ class Session:
         if not isinstance(agent, str):
             raise InvalidIdentifierError(f"{where}: agent id must be text, got {agent!r}")
         return self._new_output(manifest, entry, agent, fields.pop("content"), **fields)
-
-    def _advance(self, manifest: SessionManifest, after: int) -> None:
-        nxt = self._next_phase(manifest, after)
-        if nxt is None:
-            if all(
-                p.status in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED) for p in manifest.phases
-            ):
-                manifest.status = SessionStatus.COMPLETED
-                manifest.current_phase = None
-            else:
-                manifest.status = SessionStatus.IN_PROGRESS
-                manifest.current_phase = next(
-                    p.number
-                    for p in manifest.phases
-                    if p.status not in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED)
-                )
-        else:
-            manifest.status = SessionStatus.IN_PROGRESS
-            manifest.current_phase = nxt.number
 
     def _existing(self, rel: str, model: type[D]) -> D | None:
         try:
@@ -2036,7 +1974,7 @@ class Session:
                     f"phase {phase} ({entry.name}) of {self.ref} has not run yet "
                     f"(status {entry.status.value}); there is nothing to review"
                 )
-            self._apply_feedback(manifest, doc, keep_downstream=keep_downstream)
+            state.apply_feedback(manifest, phase, decision, keep_downstream=keep_downstream)
             self._commit(
                 {rel: doc},
                 manifest,
@@ -2047,26 +1985,6 @@ class Session:
                 status=decision.value,
             )
             return doc
-
-    def _apply_feedback(
-        self, manifest: SessionManifest, fb: UserFeedback, *, keep_downstream: bool = False
-    ) -> None:
-        entry = self.phase_entry(fb.phase, manifest)
-        decision = fb.decision()
-        if decision is FeedbackAction.APPROVED:
-            entry.review = ReviewState.APPROVED
-            if entry.status is PhaseStatus.COMPLETED:
-                self._advance(manifest, fb.phase)
-        elif decision is FeedbackAction.REVISE:
-            entry.review = ReviewState.REVISE
-            manifest.status = SessionStatus.IN_PROGRESS
-            manifest.current_phase = fb.phase
-            if not keep_downstream:
-                mark_downstream_stale(manifest, fb.phase, f"phase {fb.phase} revised")
-        elif decision is FeedbackAction.REJECTED:
-            entry.review = ReviewState.REJECTED
-            manifest.status = SessionStatus.REJECTED
-            manifest.current_phase = None
 
     def record_feedback(self, phase: int, *, author: Identity | str | None = None) -> str | None:
         """Record a person's edit of the phase's ``user_feedback.md`` (and apply its decision).
@@ -2221,50 +2139,6 @@ def _fill_run_metrics(checkpoint: Checkpoint, output: AgentOutput) -> bool:
     else:
         checkpoint.agents = [run if a is found else a for a in checkpoint.agents]
     return True
-
-
-def _set_phase_metrics(
-    manifest: SessionManifest, entry: PhaseEntry, checkpoint: Checkpoint
-) -> None:
-    """A manifest row's tokens and cost from its checkpoint, and the session totals (in place)."""
-    entry.tokens = checkpoint.total_tokens
-    entry.input_tokens = checkpoint.total_input_tokens
-    entry.output_tokens = checkpoint.total_output_tokens
-    entry.cost = checkpoint.total_cost
-    manifest.totals = Totals(
-        tokens=sum(p.tokens for p in manifest.phases),
-        input_tokens=sum(p.input_tokens for p in manifest.phases),
-        output_tokens=sum(p.output_tokens for p in manifest.phases),
-        cost=sum(p.cost for p in manifest.phases),
-        duration=sum(p.duration or 0.0 for p in manifest.phases),
-    )
-
-
-def mark_downstream_stale(manifest: SessionManifest, after: int, reason: str) -> list[int]:
-    """Mark every phase after ``after`` that already ran ``stale`` (in place).
-
-    A decision upstream invalidates what was built on it (DESIGN.md "Sharing the store"):
-    such phases run again, in order, after ``after``, and a phase with a review gate is
-    reviewed again (its review goes back to ``required``).
-
-    Args:
-        manifest: The session manifest to change.
-        after: The phase that was revised or restored.
-        reason: Why, recorded as each row's ``stale_reason`` (e.g. ``phase 3 revised``).
-
-    Returns:
-        The phase numbers marked.
-    """
-    marked = []
-    for row in manifest.phases:
-        if row.number <= after or row.status in (PhaseStatus.PENDING, PhaseStatus.SKIPPED):
-            continue
-        row.status = PhaseStatus.STALE
-        row.stale_reason = reason
-        if row.review is not ReviewState.NOT_REQUIRED:
-            row.review = ReviewState.REQUIRED
-        marked.append(row.number)
-    return marked
 
 
 def _build_status(value: PhaseStatus | str) -> PhaseStatus:
