@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from mdsessions import (
     DocumentError,
     FeedbackAction,
+    Identity,
     InvalidIdentifierError,
     LockTimeoutError,
     MdsessionsError,
@@ -248,6 +249,50 @@ def test_session_lookup(store: Store, session: Session) -> None:
         store.find_session("nope")
     assert isinstance(info.value, LookupError)
     assert [m.session_id for m in store.sessions()] == [S]
+
+
+def test_document_rel_names_each_document_of_a_session(session: Session) -> None:
+    folder = f"{SESSION_REL}/phase_1_concept"
+    assert session.document_rel() == f"{SESSION_REL}/session_manifest.md"
+    assert session.document_rel(1) == f"{folder}/checkpoint.md"
+    assert session.document_rel(1, "feedback") == f"{folder}/user_feedback.md"
+    assert session.document_rel(1, "user_feedback") == f"{folder}/user_feedback.md"
+    assert session.document_rel(1, "concept_expansion") == f"{folder}/concept_expansion.md"
+    assert session.document_rel(1, "concept_expansion.md") == f"{folder}/concept_expansion.md"
+    for bad in ("../x", "a/b", ".hidden"):
+        with pytest.raises(InvalidIdentifierError, match="invalid document"):
+            session.document_rel(1, bad)
+    with pytest.raises(PhaseNotFoundError):
+        session.document_rel(4)  # not in mode mvp
+
+
+def test_person_is_the_author_the_reviewer_or_gits_user(store: Store) -> None:
+    assert str(store.person("Ana <ana@example.com>")) == str(Identity("Ana", "ana@example.com"))
+    assert store.person(Identity("Bo", "bo@example.com")).email == "bo@example.com"
+    assert store.person(None, ["just a name", "Cy <cy@example.com>"]).name == "Cy"
+    assert f"{store.person(None).name} <{store.person(None).email}>" == PERSON
+    with pytest.raises(ValueError):
+        store.person("no email here")
+
+
+def test_commit_message_is_subject_body_and_trailers() -> None:
+    from mdsessions.store.commits import commit_message
+
+    message = commit_message(
+        "checkpoint(p/s): phase 1 Concept completed",
+        "- a body line",
+        kind="checkpoint",
+        project="p",
+        session="s",
+        phase=1,
+        agent=None,
+        session_status="awaiting_review",
+    )
+    assert message == (
+        "checkpoint(p/s): phase 1 Concept completed\n\n- a body line\n\n"
+        "Mdsessions-Kind: checkpoint\nMdsessions-Project: p\nMdsessions-Session: s\n"
+        "Mdsessions-Phase: 1\nMdsessions-Session-Status: awaiting_review"
+    )
 
 
 # ------------------------------------------------------------------------------ commits
