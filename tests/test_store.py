@@ -295,6 +295,17 @@ def test_commit_message_is_subject_body_and_trailers() -> None:
     )
 
 
+def test_undecodable_bytes_name_the_file_line_and_byte_on_every_path() -> None:
+    from mdsessions.history.common import _decode
+    from mdsessions.store.checks import decode
+
+    for read in (decode, _decode):  # the store's reads, and history's reads of versions
+        with pytest.raises(DocumentError) as exc:
+            read(b"---\nok\nbad \xff\n", "p/s/session_manifest.md")
+        assert (exc.value.path, exc.value.line) == ("p/s/session_manifest.md", 3)
+        assert exc.value.reason == "not valid UTF-8 (byte 11)"
+
+
 # ------------------------------------------------------------------------------ commits
 
 
