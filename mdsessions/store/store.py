@@ -15,7 +15,6 @@ import getpass
 import json
 import os
 import sqlite3
-import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,28 +46,21 @@ from mdsessions.models.schema import (
 from mdsessions.models.workflow import Workflow
 from mdsessions.store import edits
 from mdsessions.store.checks import D, build, decode
-from mdsessions.store.commits import RUNNER_IDENTITY as RUNNER_IDENTITY
-from mdsessions.store.commits import commit_message
+from mdsessions.store.commits import RUNNER_IDENTITY, commit_message
 from mdsessions.store.config import new_store_files, read_store_config
 from mdsessions.store.edits import EditedFile
 from mdsessions.store.integrity import Problem
 
-# (Names imported "as" themselves are re-exported: other layers import them from here.)
+# Names imported "as" themselves are re-exported: other modules import them from here.
 from mdsessions.store.paths import CHECKPOINT as CHECKPOINT
 from mdsessions.store.paths import CONFIG_FILE as CONFIG_FILE
 from mdsessions.store.paths import DEFAULT_BRANCH as DEFAULT_BRANCH
 from mdsessions.store.paths import FEEDBACK as FEEDBACK
 from mdsessions.store.paths import MANIFEST as MANIFEST
-from mdsessions.store.paths import PROMPTS_DIR as PROMPTS_DIR
 from mdsessions.store.paths import WORKFLOWS_DIR as WORKFLOWS_DIR
 from mdsessions.store.paths import check_id as check_id
 from mdsessions.store.session import Session
 from mdsessions.store.workflows import WorkflowRegistry
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 
 __all__ = [
     "Commit",
@@ -716,7 +708,9 @@ class Store:
         """
         return edits.record_edits(self, paths, author=author, message=message)
 
-    def person(self, author: Identity | str | None, reviewers: Sequence[str] = ()) -> Identity:
+    def person(
+        self, author: Identity | str | None = None, reviewers: Sequence[str] = ()
+    ) -> Identity:
         """The identity a person's commit is authored by (a review, a recorded edit, a restore).
 
         Args:
