@@ -389,8 +389,11 @@ class Session:
         """Save one agent's output (seed 003 ``{agent_name}.md``) as one commit.
 
         The content is stored verbatim after ``## Output`` and reads back byte for byte.
-        The manifest marks the phase ``in_progress`` and adds tokens, cost and time to its
-        totals (every run counts, retries included).
+        Before the phase's first checkpoint, the manifest marks the phase ``in_progress``.
+        The output's tokens, cost and time reach the manifest's totals through the phase's
+        checkpoint (an output saved after it fills its agent's row of the checkpoint). The
+        totals sum each phase's latest checkpoint, so a re-run replaces the phase's earlier
+        figures (:func:`mdsessions.models.state.totals`).
 
         Args:
             phase: Phase number (must be part of the session's mode).
