@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from mdsessions import (
     DocumentError,
     FeedbackAction,
+    Identity,
     InvalidIdentifierError,
     LockTimeoutError,
     MdsessionsError,
@@ -249,6 +250,61 @@ def test_session_lookup(store: Store, session: Session) -> None:
         store.find_session("nope")
     assert isinstance(info.value, LookupError)
     assert [m.session_id for m in store.sessions()] == [S]
+
+
+def test_document_rel_names_each_document_of_a_session(session: Session) -> None:
+    folder = f"{SESSION_REL}/phase_1_concept"
+    assert session.document_rel() == f"{SESSION_REL}/session_manifest.md"
+    assert session.document_rel(1) == f"{folder}/checkpoint.md"
+    assert session.document_rel(1, "feedback") == f"{folder}/user_feedback.md"
+    assert session.document_rel(1, "user_feedback") == f"{folder}/user_feedback.md"
+    assert session.document_rel(1, "concept_expansion") == f"{folder}/concept_expansion.md"
+    assert session.document_rel(1, "concept_expansion.md") == f"{folder}/concept_expansion.md"
+    for bad in ("../x", "a/b", ".hidden"):
+        with pytest.raises(InvalidIdentifierError, match="invalid document"):
+            session.document_rel(1, bad)
+    with pytest.raises(PhaseNotFoundError):
+        session.document_rel(4)  # not in mode mvp
+
+
+def test_person_is_the_author_the_reviewer_or_gits_user(store: Store) -> None:
+    assert str(store.person("Ana <ana@example.com>")) == str(Identity("Ana", "ana@example.com"))
+    assert store.person(Identity("Bo", "bo@example.com")).email == "bo@example.com"
+    assert store.person(None, ["just a name", "Cy <cy@example.com>"]).name == "Cy"
+    assert f"{store.person(None).name} <{store.person(None).email}>" == PERSON
+    with pytest.raises(ValueError):
+        store.person("no email here")
+
+
+def test_commit_message_is_subject_body_and_trailers() -> None:
+    from mdsessions.store.commits import commit_message
+
+    message = commit_message(
+        "checkpoint(p/s): phase 1 Concept completed",
+        "- a body line",
+        kind="checkpoint",
+        project="p",
+        session="s",
+        phase=1,
+        agent=None,
+        session_status="awaiting_review",
+    )
+    assert message == (
+        "checkpoint(p/s): phase 1 Concept completed\n\n- a body line\n\n"
+        "Mdsessions-Kind: checkpoint\nMdsessions-Project: p\nMdsessions-Session: s\n"
+        "Mdsessions-Phase: 1\nMdsessions-Session-Status: awaiting_review"
+    )
+
+
+def test_undecodable_bytes_name_the_file_line_and_byte_on_every_path() -> None:
+    from mdsessions.history.common import _decode
+    from mdsessions.store.checks import decode
+
+    for read in (decode, _decode):  # the store's reads, and history's reads of versions
+        with pytest.raises(DocumentError) as exc:
+            read(b"---\nok\nbad \xff\n", "p/s/session_manifest.md")
+        assert (exc.value.path, exc.value.line) == ("p/s/session_manifest.md", 3)
+        assert exc.value.reason == "not valid UTF-8 (byte 11)"
 
 
 # ------------------------------------------------------------------------------ commits
@@ -753,6 +809,32 @@ def test_non_gate_phase_advances_and_last_phase_completes(store: Store, session:
     assert manifest.status is SessionStatus.COMPLETED
     assert manifest.completed_phases == [1, 2, 3, 6, 7]
     assert store.validate() == []
+    check_after_call(store.root)
+
+
+def test_out_of_order_writes_keep_the_manifest_consistent_with_its_phase_table(
+    store: Store, session: Session
+) -> None:
+    """Every write leaves status and current phase as derived from the phase table.
+
+    ``verify`` (and a restore) recompute them from the table with the same rules
+    (mdsessions.models.state), so they never contradict what the writes recorded.
+    """
+    from mdsessions.history import verify
+
+    session.save_checkpoint(1, status="failed", errors=["boom"])
+    session.save_agent_output(1, "concept_expansion", "a retry's first output")
+    manifest = session.manifest()
+    # The checkpoint alone says the phase's status: still failed until the retry's own.
+    assert (manifest.status, manifest.current_phase) == (SessionStatus.FAILED, 1)
+    session.save_checkpoint(2, status="skipped")
+    session.save_checkpoint(3, status="completed", request_review=False)
+    manifest = session.manifest()
+    assert (manifest.status, manifest.current_phase) == (SessionStatus.FAILED, 1)
+    session.save_checkpoint(1, status="completed", request_review=False)
+    manifest = session.manifest()
+    assert (manifest.status, manifest.current_phase) == (SessionStatus.IN_PROGRESS, 6)
+    assert verify(store).problems == ()
     check_after_call(store.root)
 
 

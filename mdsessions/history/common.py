@@ -16,6 +16,7 @@ from mdsessions.git.repo import GitRepo
 from mdsessions.models.schema import (
     SessionManifest,
 )
+from mdsessions.store.checks import decode
 from mdsessions.store.store import (
     Session,
     Store,
@@ -77,10 +78,7 @@ def _utc(value: _dt.datetime | str, what: str) -> _dt.datetime:
 
 
 def _decode(data: bytes, rel: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"not valid UTF-8 (byte {exc.start})", path=rel) from None
+    return decode(data, rel)  # the store's one copy: names the file and the line
 
 
 def _blob(git: GitRepo, binsha: bytes) -> bytes:

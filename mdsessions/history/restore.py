@@ -16,13 +16,10 @@ from mdsessions.errors import (
     UnrecordedEditError,
 )
 from mdsessions.models.schema import (
-    PhaseStatus,
-    ReviewState,
     SessionManifest,
-    SessionStatus,
-    Totals,
     utc_now,
 )
+from mdsessions.models.state import derive_status
 from mdsessions.store.store import (
     Identity,
     Session,
@@ -86,40 +83,9 @@ class RestoreResult:
 def _derive_status(manifest: SessionManifest) -> None:
     """Set the session status, current phase and totals from the phase table (in place).
 
-    The same rules as the store's writes and the runner: a rejected phase ends the session,
-    a pending review waits, the first phase to (re)run is current, all done is completed.
+    The store's own rules: :func:`mdsessions.models.state.derive_status`.
     """
-    rows = manifest.phases
-    manifest.totals = Totals(
-        tokens=sum(p.tokens for p in rows),
-        input_tokens=sum(p.input_tokens for p in rows),
-        output_tokens=sum(p.output_tokens for p in rows),
-        cost=sum(p.cost for p in rows),
-        duration=sum(p.duration or 0.0 for p in rows),
-    )
-    done = (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED)
-    rejected = next((p for p in rows if p.review is ReviewState.REJECTED), None)
-    waiting = next((p for p in rows if p.review is ReviewState.PENDING), None)
-    todo = next((p for p in rows if p.review is ReviewState.REVISE or p.status not in done), None)
-    if rejected is not None:
-        manifest.status, manifest.current_phase = SessionStatus.REJECTED, None
-    elif waiting is not None:
-        manifest.status, manifest.current_phase = SessionStatus.AWAITING_REVIEW, waiting.number
-    elif todo is None:
-        manifest.status, manifest.current_phase = SessionStatus.COMPLETED, None
-    else:
-        manifest.current_phase = todo.number
-        untouched = all(
-            p.status is PhaseStatus.PENDING
-            and p.review in (ReviewState.REQUIRED, ReviewState.NOT_REQUIRED)
-            for p in rows
-        )
-        if todo.status is PhaseStatus.FAILED:
-            manifest.status = SessionStatus.FAILED
-        elif untouched:
-            manifest.status = SessionStatus.CREATED
-        else:
-            manifest.status = SessionStatus.IN_PROGRESS
+    derive_status(manifest)
 
 
 def restore(
