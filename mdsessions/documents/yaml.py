@@ -1,14 +1,15 @@
-"""Strict, safe YAML for frontmatter: load without aliases or duplicate keys; dump scalars.
+"""Strict, safe YAML for frontmatter: a loader and a deterministic emitter.
 
-Only ``yaml.SafeLoader`` machinery is used (no arbitrary Python objects).  On top of it the
-loader refuses anchors/aliases (the "billion laughs" family), duplicate mapping keys (which
-PyYAML would silently collapse) and oversized input, so that what a person sees in the file
-is exactly what the store reads.
+:func:`load` uses only ``yaml.SafeLoader`` machinery (no arbitrary Python objects).  On top of
+it the loader refuses anchors/aliases (the "billion laughs" family), duplicate mapping keys
+(which PyYAML would silently collapse), deep nesting and oversized input, so that what a person
+sees in the file is exactly what the store reads.
+
+:func:`dump_mapping` writes block-style YAML, the same data always as the same bytes.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from typing import Any
 
@@ -140,13 +141,6 @@ def load(text: str) -> Any:
         raise YAMLSyntaxError(str(exc), None) from None
     except RecursionError:
         raise YAMLSyntaxError("frontmatter is nested too deeply", None) from None
-
-
-def format_time(value: _dt.datetime) -> str:
-    """Format a datetime as UTC ISO-8601 with ``Z`` and whole seconds (naive = UTC)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    return value.replace(microsecond=0).isoformat() + "Z"
 
 
 # --------------------------------------------------------------------------------------------
