@@ -16,7 +16,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 from mdsessions import SessionStatus, SessionSummary, Store, history
 from mdsessions.cache import sessions as _sessionindex
