@@ -9,7 +9,6 @@ import datetime as _dt
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from mdsessions.errors import (
 )
 from mdsessions.git import maintain, transport
 from mdsessions.git.repo import init_repository
+from mdsessions.history.common import ProgressCallback
+from mdsessions.history.verify import verify
 from mdsessions.models.schema import (
     utc_now,
 )
@@ -26,14 +27,6 @@ from mdsessions.store.store import (
     Problem,
     Store,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
-from mdsessions.history.common import ProgressCallback
-from mdsessions.history.verify import verify
 
 __all__ = [
     "Backup",

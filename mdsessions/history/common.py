@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import sys
 from collections.abc import Callable
 
 from mdsessions.documents.frontmatter import load_as
@@ -21,12 +20,6 @@ from mdsessions.store.store import (
     Session,
     Store,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
 
 __all__ = [
     "ProgressCallback",

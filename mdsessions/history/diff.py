@@ -6,22 +6,15 @@ A tree diff limited to the session, grouped by phase, agent output and feedback,
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from mdsessions.git import diff as git_diff
+from mdsessions.history.common import _PHASE_DIR_RE, _manifest_at
 from mdsessions.store.store import (
     MANIFEST,
     Session,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
-from mdsessions.history.common import _PHASE_DIR_RE, _manifest_at
 
 __all__ = [
     "FileChange",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,27 +12,21 @@ from mdsessions.errors import (
     SessionNotFoundError,
     StoreError,
 )
+from mdsessions.history.common import _blob, _decode, _short
 from mdsessions.models.schema import (
     Checkpoint,
     ForkOrigin,
     SessionManifest,
     utc_now,
 )
+from mdsessions.store.commits import commit_message
 from mdsessions.store.store import (
     MANIFEST,
     Identity,
     Session,
     Store,
-    _message,
     check_id,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
-from mdsessions.history.common import _blob, _decode, _short
 
 __all__ = [
     "ForkResult",
@@ -164,7 +157,7 @@ def fork(
         )
         sha = store.commit(
             dict(files),
-            message=_message(
+            message=commit_message(
                 f"fork({project_id}/{new_id}): from {session.ref} at {_short(commit)}",
                 kind="fork",
                 project=project_id,
@@ -172,7 +165,7 @@ def fork(
                 session_status=manifest.status.value,
                 forked_from=f"{session.ref}@{commit}",
             ),
-            author=store._person(author),
+            author=store.person(author),
         )
         if sha is None:  # pragma: no cover - a new folder always changes the tree
             raise StoreError(f"fork of {session.ref} recorded nothing")

@@ -5,7 +5,6 @@ What keeps reads fast as a store grows.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,12 +14,6 @@ from mdsessions.git import maintain
 from mdsessions.store.store import (
     Store,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
 
 __all__ = [
     "MaintenanceReport",

@@ -39,11 +39,6 @@ else:  # pragma: no cover
 
 from mdsessions.history.common import _REMOTE_RE
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 __all__ = [
     "PushRejectedError",
     "PushResult",

@@ -5,7 +5,6 @@ History is never rewritten: the restore is one more commit on the branch.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,23 +14,17 @@ from mdsessions.errors import (
     StoreError,
     UnrecordedEditError,
 )
+from mdsessions.history.common import _blob, _manifest_at, _short
 from mdsessions.models.schema import (
     SessionManifest,
     utc_now,
 )
 from mdsessions.models.state import derive_status
+from mdsessions.store.commits import commit_message
 from mdsessions.store.store import (
     Identity,
     Session,
-    _message,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
-from mdsessions.history.common import _blob, _manifest_at, _short
 
 __all__ = [
     "RestoreResult",
@@ -132,7 +125,7 @@ def restore(
         PhaseNotFoundError: The phase is not part of the session.
     """
     store, git = session.store, session.store.git
-    who = store._person(author)
+    who = store.person(author)
     prefix = session.rel + "/"
     with store.writing():
         target = git.resolve_quick(commit)
@@ -232,7 +225,7 @@ def restore(
         if files:
             sha = store.commit(
                 files,
-                message=_message(
+                message=commit_message(
                     f"restore({session.ref}): {what} to {_short(target)}",
                     "\n\n".join(body),
                     kind="restore",

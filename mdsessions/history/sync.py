@@ -6,7 +6,6 @@ dropped (DESIGN.md "Sharing the store").
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,9 @@ from mdsessions.errors import (
     StoreError,
 )
 from mdsessions.git import transport
+from mdsessions.history.common import _decode, _manifest_at, _session_of
+from mdsessions.history.fork import _fork_files
+from mdsessions.history.remotes import PushRejectedError, PushResult, _check_remote, push
 from mdsessions.history.setaside import (
     SET_ASIDE_PREFIX,
     SET_ASIDE_REFSPEC,
@@ -30,6 +32,7 @@ from mdsessions.history.setaside import (
     parse_set_aside_ref,
     set_aside_ref,
 )
+from mdsessions.store.commits import commit_message
 from mdsessions.store.config import ConfigEditError, ConfigMerge, key_name, merge_config
 from mdsessions.store.store import (
     CONFIG_FILE,
@@ -37,18 +40,8 @@ from mdsessions.store.store import (
     Identity,
     Session,
     Store,
-    _message,
     check_id,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
-from mdsessions.history.common import _decode, _manifest_at, _session_of
-from mdsessions.history.fork import _fork_files
-from mdsessions.history.remotes import PushRejectedError, PushResult, _check_remote, push
 
 __all__ = [
     "PullResult",
@@ -374,7 +367,7 @@ def pull(
     theirs = _fetch(store, _check_remote(remote), branch)
     if theirs is None:
         return PullResult(remote, branch, "remote-empty", git.head())
-    who = store._person(author)
+    who = store.person(author)
     with store.writing():
         ours = git.head()
         if ours is not None and git.is_ancestor(theirs, ours):
@@ -589,7 +582,7 @@ def _merge(
         theirs,
         blobs=blobs,
         files=files,
-        message=_message(subject, "\n".join(body), kind="merge"),
+        message=commit_message(subject, "\n".join(body), kind="merge"),
         author=who,
         committer=store.author,
         expected_head=ours,

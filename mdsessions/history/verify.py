@@ -6,7 +6,6 @@ commit touched, manifests against the session state machine.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,19 +14,13 @@ from mdsessions.errors import (
     MdsessionsError,
 )
 from mdsessions.git import maintain
+from mdsessions.history.restore import _derive_status
 from mdsessions.store.store import (
     CONFIG_FILE,
     WORKFLOWS_DIR,
     Problem,
     Store,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
-from mdsessions.history.restore import _derive_status
 
 __all__ = [
     "VerifyReport",

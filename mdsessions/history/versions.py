@@ -7,23 +7,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import sqlite3
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mdsessions.documents.frontmatter import Document, loads
 from mdsessions.git.repo import CommitInfo
+from mdsessions.history.common import _KIND_RE, _decode, _utc, session_path
 from mdsessions.store.store import (
     Session,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
-from mdsessions.history.common import _KIND_RE, _decode, _utc, session_path
 
 __all__ = [
     "Version",

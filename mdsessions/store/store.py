@@ -73,9 +73,6 @@ __all__ = [
     "Store",
 ]
 
-_message = commit_message
-"""The old private name of :func:`mdsessions.store.commits.commit_message` (history uses it)."""
-
 Commit = CommitInfo
 
 
@@ -745,8 +742,6 @@ class Store:
         except (KeyError, OSError):  # pragma: no cover - no passwd entry
             login = "reviewer"
         return Identity(name or login, f"{login}@localhost")
-
-    _person = person  # the old private name (history uses it)
 
     # -- integrity ------------------------------------------------------------------------
 
