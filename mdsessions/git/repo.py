@@ -361,7 +361,14 @@ class GitRepo:
             StoreError: If it names no commit.
         """
         if re.fullmatch(r"[0-9a-f]{40}", rev):
-            return rev
+            # A full id is answered in-process, but only when the commit is here: an id
+            # copied from another machine before a sync must fail as any unknown rev does.
+            try:
+                kind, _raw = self.read_object(bytes.fromhex(rev))
+            except Exception:  # missing or unreadable: rev-parse gives the verdict
+                kind = None
+            if kind == "commit":
+                return rev
         proc = self.git(
             "rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}", check=False
         )
