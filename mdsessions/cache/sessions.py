@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from mdsessions.documents.frontmatter import load_as
+from mdsessions.documents.frontmatter import decode, load_as
 from mdsessions.errors import DocumentError
 from mdsessions.git import repo as _git
 from mdsessions.models.schema import ReviewState, SessionManifest, SessionStatus
@@ -384,11 +384,7 @@ class _Frontmatters:
                 text = self._read.get(key)
         if text is not None:
             return text
-        data = (self.root / rel).read_bytes()
-        try:
-            decoded = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DocumentError("not valid UTF-8", path=rel) from None
+        decoded = decode((self.root / rel).read_bytes(), rel)
         return _fields(load_as(SessionManifest, decoded, path=rel))[1]
 
     def keep_only(self, live: set[str]) -> None:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Document",
+    "decode",
     "Renderer",
     "StrictYAMLHandler",
     "dumps",
@@ -463,3 +464,24 @@ def load_as(model: type[D], text: str, *, path: str | None = None) -> D:
     doc = loads(text, path=path, kind=KIND_BY_MODEL[model])
     assert isinstance(doc, model)
     return doc
+
+
+def decode(data: bytes, rel: str) -> str:
+    """A document file's bytes as text.
+
+    Args:
+        data: The file's content (from the working tree or a commit).
+        rel: Its store-relative path, for the error.
+
+    Returns:
+        The UTF-8 text.
+
+    Raises:
+        DocumentError: If it is not valid UTF-8, naming the file, the line and the byte
+            offset of the first bad byte.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DocumentError(f"not valid UTF-8 (byte {exc.start})", path=rel, line=line) from None

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from mdsessions.documents.frontmatter import decode
 from mdsessions.errors import DocumentError
 from mdsessions.models.schema import (
     AgentOutput,
@@ -74,24 +75,3 @@ def build_status(value: PhaseStatus | str) -> PhaseStatus:
             field="status",
         )
     return status
-
-
-def decode(data: bytes, rel: str) -> str:
-    """A document file's bytes as text.
-
-    Args:
-        data: The file's content (from the working tree or a commit).
-        rel: Its store-relative path, for the error.
-
-    Returns:
-        The UTF-8 text.
-
-    Raises:
-        DocumentError: If it is not valid UTF-8, naming the file, the line and the byte
-            offset of the first bad byte.
-    """
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DocumentError(f"not valid UTF-8 (byte {exc.start})", path=rel, line=line) from None
