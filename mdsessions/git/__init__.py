@@ -17,7 +17,10 @@ module imports only those listed before it):
 - :mod:`.recovery`: finishing a crashed writer's operation, putting back what racing git
   commands dropped;
 - :mod:`.repo`: :class:`~.repo.GitRepo`, the facade the layers above use, and
-  ``init_repository``/``find_repository``.
+  ``init_repository``/``find_repository``;
+- :mod:`.transport`: remotes, clone, fetch, push and bundles, their output parsed;
+- :mod:`.maintain`: ``fsck``, object counts, packing, the commit-graph;
+- :mod:`.diff`: ``git diff`` line counts and patches limited to a folder.
 
 Imports: :mod:`mdsessions.errors` only.
 """

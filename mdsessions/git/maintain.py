@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mdsessions.git.repo import GitRepo, run_git
+from mdsessions.git.process import run_git
+from mdsessions.git.repo import GitRepo
 
 __all__ = [
     "checkout_branch",

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdsessions.errors import StoreError
-from mdsessions.git.repo import GitRepo, run_git
+from mdsessions.git.process import run_git
+from mdsessions.git.repo import GitRepo
 
 __all__ = [
     "FetchResult",
