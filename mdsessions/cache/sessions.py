@@ -751,7 +751,7 @@ class SessionIndex:
         This is the other half of a new process's first listing (with the stats), so it
         avoids the frozen dataclass's ``__init__`` (one ``object.__setattr__`` call per field)
         and fills the instance's ``__dict__`` directly with exactly the dataclass's fields
-        (``tests/test_indexes.py`` checks it against ``__init__``): about twice as fast.
+        (``tests/test_cache.py`` checks it against ``__init__``): about twice as fast.
         """
         kinds = self._kinds
         prefix = f"{self._prefix}{p.name}/sessions/"
