@@ -121,7 +121,7 @@ _WHERE = {
     "StoreNotFoundError": "errors",
     "UnrecordedEditError": "errors",
     "WorkflowError": "errors",
-    "SyncConflictError": "history",
+    "SyncConflictError": "history.sync",
 }
 
 
@@ -162,7 +162,7 @@ if TYPE_CHECKING:
         UnrecordedEditError,
         WorkflowError,
     )
-    from mdsessions.history.core import SyncConflictError
+    from mdsessions.history.sync import SyncConflictError
     from mdsessions.models.schema import (
         AgentOutput,
         AgentPrompt,

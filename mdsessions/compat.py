@@ -23,8 +23,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mdsessions.errors import PhaseNotFoundError, SessionNotFoundError, StoreError
-from mdsessions.git.repo import find_repository
+from mdsessions.errors import (
+    PhaseNotFoundError,
+    SessionNotFoundError,
+    StoreError,
+    StoreNotFoundError,
+)
 from mdsessions.models.schema import SessionManifest
 from mdsessions.store.store import CHECKPOINT, FEEDBACK, Session, Store
 
@@ -50,17 +54,21 @@ class CheckpointManager:
 
     def __init__(self, base_dir: str | os.PathLike[str] = "projects", **options: Any) -> None:
         base = Path(base_dir).resolve()
-        root = find_repository(base) if base.exists() else find_repository(base.parent)
-        if root is not None and (root / "mdsessions.toml").is_file():
-            store = Store(root, **options)
-            expected = (root / store.projects_dir).resolve()
-            if expected != base:
-                raise StoreError(
-                    f"{base} is inside the store {root}, whose sessions live in {expected}; "
-                    f"use CheckpointManager(base_dir={str(expected)!r})"
-                )
-        else:
+        start = base
+        while not start.exists() and start != start.parent:
+            start = start.parent  # the folder may not exist yet: look from where it would be
+        try:
+            store = Store.open(start, **options)
+        except StoreNotFoundError:
             store = Store.init(base, projects_dir=".", **options)
+        else:
+            expected = (store.root / store.projects_dir).resolve()
+            if expected != base:
+                store.close()
+                raise StoreError(
+                    f"{base} is inside the store {store.root}, whose sessions live in "
+                    f"{expected}; use CheckpointManager(base_dir={str(expected)!r})"
+                )
         self.base_dir = base
         self.store = store
 

@@ -6,38 +6,36 @@ configuration and ``GIT_*`` environment never leak in (DESIGN.md "Commits", STYL
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import frontmatter
 import pytest
+from helpers import (  # noqa: F401 (re-exported for modules not yet importing helpers)
+    PERSON,
+    PERSON_EMAIL,
+    PERSON_NAME,
+    REPO_ROOT,
+    RUNNER,
+    SHARED,
+    assert_all_documents_parse,
+    assert_clean,
+    author,
+    commit_count,
+    git,
+    head,
+    parse_independent,
+    snapshot,
+    subject,
+    trailers,
+    tree_digest,
+    write_git_config,
+)
 
 from mdsessions import Store
-
-PERSON_NAME = "Test Person"
-PERSON_EMAIL = "person@example.com"
-PERSON = f"{PERSON_NAME} <{PERSON_EMAIL}>"
-RUNNER = "mdsessions <mdsessions@localhost>"
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-
-
-def write_git_config(folder: Path) -> Path:
-    """Write ``folder/gitconfig``: the test person as git identity, branch ``main``."""
-    config = folder / "gitconfig"
-    config.write_text(
-        f"[user]\n\tname = {PERSON_NAME}\n\temail = {PERSON_EMAIL}\n"
-        "[init]\n\tdefaultBranch = main\n",
-        encoding="utf-8",
-    )
-    return config
 
 
 @pytest.fixture(autouse=True)
@@ -69,126 +67,6 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"../shared/data is absent: {path} does not exist")
     return path
-
-
-# ------------------------------------------------------------------------------ helpers
-
-
-def git(store_root: Path | str, *args: str, check: bool = True) -> str:
-    """Run real git in ``store_root`` (hooks as configured) and return its stdout."""
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=str(store_root),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc.stdout
-
-
-def assert_clean(store_root: Path | str) -> None:
-    """``git status --porcelain`` is empty and ``git fsck --strict`` finds nothing wrong."""
-    status = git(store_root, "status", "--porcelain", "--untracked-files=all")
-    assert status == "", f"working tree not clean:\n{status}"
-    proc = subprocess.run(
-        ["git", "fsck", "--strict", "--no-dangling", "--no-progress"],
-        cwd=str(store_root),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, f"git fsck failed:\n{proc.stdout}{proc.stderr}"
-    assert proc.stdout.strip() == "", proc.stdout
-    assert proc.stderr.strip() == "", proc.stderr
-
-
-def parse_independent(path: Path | str) -> frontmatter.Post:
-    """Parse a ``.md`` file with python-frontmatter (an independent YAML-frontmatter parser)."""
-    return frontmatter.load(str(path))
-
-
-def assert_all_documents_parse(store_root: Path | str) -> list[Path]:
-    """Every ``.md`` of the store parses independently and names an mdsessions schema."""
-    files = sorted(p for p in Path(store_root).rglob("*.md") if ".git" not in p.parts)
-    for path in files:
-        post = parse_independent(path)
-        schema = post.metadata.get("schema")
-        assert isinstance(schema, str) and schema.startswith("mdsessions/"), (path, schema)
-    return files
-
-
-def head(store_root: Path | str) -> str:
-    """The commit HEAD points at."""
-    return git(store_root, "rev-parse", "HEAD").strip()
-
-
-def commit_count(store_root: Path | str) -> int:
-    """Number of commits reachable from HEAD."""
-    return int(git(store_root, "rev-list", "--count", "HEAD").strip())
-
-
-def tree_digest(store_root: Path | str) -> str:
-    """A hash of every working-tree file (path, mode and bytes).
-
-    ``.git`` and the rebuildable caches in ``.mdsessions/cache/`` are left out.
-    """
-    root = Path(store_root)
-    digest = hashlib.sha256()
-    private = root / ".mdsessions"
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d != ".git"
-            and Path(dirpath) / d != private / "cache"
-            # .mdsessions/ itself counts only when it holds more than the caches
-            and not (Path(dirpath) / d == private and not (private / "templates").exists())
-        )
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            digest.update(rel.encode() + b"\0")
-            if path.is_symlink():
-                digest.update(b"link:" + str(path.readlink()).encode())
-            else:
-                digest.update(path.read_bytes())
-            digest.update(b"\0")
-        for name in dirnames:
-            digest.update(b"dir:" + (Path(dirpath) / name).relative_to(root).as_posix().encode())
-    return digest.hexdigest()
-
-
-def snapshot(store_root: Path | str) -> tuple[str, str, str]:
-    """``(HEAD, git status --porcelain, working-tree hash)``: equal before/after = unchanged."""
-    return (
-        head(store_root),
-        git(store_root, "status", "--porcelain", "--untracked-files=all"),
-        tree_digest(store_root),
-    )
-
-
-def trailers(store_root: Path | str, rev: str = "HEAD") -> dict[str, str]:
-    """The trailers of one commit, read with ``git log --format=%(trailers)``."""
-    text = git(store_root, "log", "-1", "--format=%(trailers:only,unfold)", rev)
-    out: dict[str, Any] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
-
-
-def subject(store_root: Path | str, rev: str = "HEAD") -> str:
-    """The subject line of one commit."""
-    return git(store_root, "log", "-1", "--format=%s", rev).strip()
-
-
-def author(store_root: Path | str, rev: str = "HEAD") -> str:
-    """``Name <email>`` of one commit's author."""
-    return git(store_root, "log", "-1", "--format=%an <%ae>", rev).strip()
 
 
 # ------------------------------------------------------------------------------ remotes

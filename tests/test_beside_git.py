@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PERSON_EMAIL, PERSON_NAME, assert_clean, git, snapshot, trailers
+from helpers import PERSON_EMAIL, PERSON_NAME, assert_clean, git, snapshot, trailers
 
 from mdsessions import Session, Store, StoreError
 

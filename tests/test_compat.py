@@ -496,3 +496,35 @@ def test_manager_inside_a_persons_own_git_repository(in_tmp: Path) -> None:
     assert git_dir.is_dir()
     assert_clean(in_tmp / "projects")
     assert (in_tmp / SESSION / "phase_1_concept" / "checkpoint.md").is_file()
+
+
+def test_manager_on_a_stores_projects_folder_uses_that_store(tmp_path: Path) -> None:
+    from mdsessions import Store
+
+    Store.init(tmp_path / "store").close()
+    cm = CheckpointManager(base_dir=tmp_path / "store" / "projects")  # not made yet: no files
+    try:
+        assert cm.store.root == (tmp_path / "store").resolve()
+        cm.create_session("project-123", "session-456")
+        assert (tmp_path / "store" / "projects" / "project-123" / "sessions").is_dir()
+    finally:
+        cm.close()
+
+
+@pytest.mark.parametrize("inside", ["other", "new/projects"])
+def test_manager_inside_a_store_but_not_its_projects_folder_is_refused(
+    tmp_path: Path, inside: str
+) -> None:
+    from mdsessions import Store, StoreError
+
+    Store.init(tmp_path / "store").close()
+    (tmp_path / "store" / "other").mkdir()
+    base = (tmp_path / "store" / inside).resolve()
+    expected = (tmp_path / "store" / "projects").resolve()
+    with pytest.raises(StoreError) as exc:
+        CheckpointManager(base_dir=base)
+    assert str(exc.value) == (
+        f"{base} is inside the store {expected.parent}, whose sessions live in {expected}; "
+        f"use CheckpointManager(base_dir={str(expected)!r})"
+    )
+    assert not (base / ".git").exists()

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 import mdsessions
 from benchmarks.beside_git import format_details, format_table, problems, run_once

@@ -29,7 +29,8 @@ from mdsessions import (
     dumps,
     loads,
 )
-from mdsessions.documents.frontmatter import Renderer
+from mdsessions.documents.frontmatter import StrictYAMLHandler, split
+from mdsessions.documents.templates import Renderer, environment, package_template_dir
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE_GOLDEN = os.environ.get("MDSESSIONS_UPDATE_GOLDEN") == "1"
@@ -332,6 +333,68 @@ def test_golden_file_parses_with_an_independent_parser(name: str) -> None:
         assert body_field not in post.metadata
 
 
+@pytest.mark.parametrize("name", sorted(GOLDENS))
+def test_golden_file_through_python_frontmatter_with_the_strict_handler(name: str) -> None:
+    text = (GOLDEN / name).read_bytes().decode("utf-8")
+    doc = GOLDENS[name]()
+    post = frontmatter.loads(text, handler=StrictYAMLHandler())
+    assert post.metadata == doc.frontmatter()
+    assert list(post.metadata) == list(doc.frontmatter())
+    if name != "user_feedback.md":  # its template writes YAML comments inside the fences
+        body = split(text)[1]
+        joined = frontmatter.dumps(frontmatter.Post(body, **post.metadata), StrictYAMLHandler())
+        assert joined == text
+
+
+def test_the_strict_handler_refuses_what_the_store_refuses() -> None:
+    handler = StrictYAMLHandler("a.md")
+    with pytest.raises(DocumentError, match=r"^a\.md:3: invalid YAML frontmatter: duplicate key"):
+        frontmatter.loads("---\nphase: 1\nphase: 2\n---\nbody\n", handler=handler)
+    with pytest.raises(DocumentError, match=r"a\.md:2: .*anchors"):
+        frontmatter.loads("---\na: &x 1\nb: *x\n---\n", handler=handler)
+    with pytest.raises(DocumentError, match="mapping"):
+        frontmatter.loads("---\n- a\n---\n", handler=handler)
+    assert frontmatter.loads("---\nwhen: 2024-11-24T10:00:00Z\n---\n", handler=handler)["when"] == (
+        "2024-11-24T10:00:00Z"
+    )  # timestamps stay text, as the models read them
+    with pytest.raises(TypeError, match="no options"):
+        frontmatter.dumps(frontmatter.Post("x", a=1), StrictYAMLHandler(), sort_keys=True)
+
+
+def test_the_strict_handler_writes_the_deterministic_emitter_exactly() -> None:
+    post = frontmatter.Post("\n\nbody, verbatim  \r\n\n", b=1, a=["x: y", "z"], note=None)
+    text = frontmatter.dumps(post, StrictYAMLHandler())
+    assert text == "---\nb: 1\na:\n- 'x: y'\n- z\nnote: null\n---\n\n\nbody, verbatim  \r\n\n"
+    assert split(text)[1] == post.content
+
+
+def test_one_jinja_environment_factory() -> None:
+    from jinja2 import DictLoader, StrictUndefined, UndefinedError
+    from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+    loader = DictLoader({"t": "{{ x | title_case }}\n", "u": "{{ y }}", "s": "{{ x.__class__ }}"})
+    plain = environment(loader, sandboxed=False)
+    boxed = environment(loader, sandboxed=True)
+    assert isinstance(boxed, SandboxedEnvironment)
+    assert not isinstance(plain, SandboxedEnvironment)
+    for env in (plain, boxed):
+        assert env.undefined is StrictUndefined
+        assert env.get_template("t").render(x="phase_one") == "Phase One\n"
+        with pytest.raises(UndefinedError):
+            env.get_template("u").render()
+    with pytest.raises(SecurityError):
+        boxed.get_template("s").render(x="a")
+    # Nothing else in the package makes a Jinja environment.
+    package = Path(__file__).resolve().parents[1] / "mdsessions"
+    makers = [
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*.py")
+        if re.search(r"\bEnvironment\b", p.read_text(encoding="utf-8"))
+    ]
+    assert makers == ["documents/templates.py"]
+    assert (package_template_dir() / "checkpoint.md.j2").is_file()
+
+
 def type_kind(doc: object) -> str:
     return {
         SessionManifest: "session_manifest",
@@ -459,6 +522,8 @@ def test_agent_output_round_trips(content: str) -> None:
     assert back.content == content
     assert text.endswith("\n## Output\n\n" + content)
     assert_independent_parse(text, "agent_output")
+    post = frontmatter.Post(split(text)[1], **doc.frontmatter())
+    assert frontmatter.dumps(post, StrictYAMLHandler()) == text
 
 
 @PROPERTY

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import assert_clean, git, snapshot
+from helpers import assert_clean, git, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -31,7 +31,9 @@ from mdsessions import (
     StoreError,
     UnrecordedEditError,
 )
-from mdsessions.git import repo as _git
+from mdsessions.git import fsutil as _fsutil
+from mdsessions.git import objects as _objects
+from mdsessions.git import recovery as _recovery
 from mdsessions.git.repo import atomic_write, blob_sha
 
 P, S = "project-123", "session-456"
@@ -459,14 +461,14 @@ def test_big_trees_spliced_in_place_equal_what_git_writes(
     rng = random.Random(5)
     names = [f"s{k:04d}" for k in range(600)]
     full_serialisations: list[int] = []
-    serialize = _git.serialize_tree
+    serialize = _objects.serialize_tree
 
-    def counting(entries: _git.TreeEntries) -> bytes:
+    def counting(entries: _objects.TreeEntries) -> bytes:
         if len(entries) >= 512:
             full_serialisations.append(len(entries))
         return serialize(entries)
 
-    monkeypatch.setattr(_git, "serialize_tree", counting)
+    monkeypatch.setattr(_objects, "serialize_tree", counting)
 
     def commit(files: dict[str, bytes | None], message: str) -> None:
         with store.git.writer():
@@ -530,8 +532,8 @@ def test_an_object_folder_removed_by_a_concurrent_prune_is_made_again(
             Path(path).parent.rmdir()
         return real_open(path, flags, mode)
 
-    monkeypatch.setattr(_git.os, "open", racing_open)
-    _git._write_new(target, b"object bytes", 0o444, fsync=False)
+    monkeypatch.setattr(_fsutil.os, "open", racing_open)
+    _fsutil.write_new(target, b"object bytes", 0o444, fsync=False)
     monkeypatch.undo()
     assert len(calls) == 3
     assert target.read_bytes() == b"object bytes"
@@ -543,7 +545,7 @@ def test_naming_a_dropped_commit_leaves_heads_reflog_alone(store: Store) -> None
     store.create_session("p", "s")
     sha = head(store.root)
     before = (store.root / ".git" / "logs" / "HEAD").read_text()
-    store.git._keep_dropped(sha, store.author)
+    _recovery.keep_dropped(store.git, sha, store.author)
     assert (store.root / ".git" / "logs" / "HEAD").read_text() == before
     assert git(store.root, "rev-parse", f"refs/mdsessions/dropped/{sha}").strip() == sha
     logged = (store.root / ".git" / "logs" / "refs" / "mdsessions" / "dropped" / sha).read_text()

@@ -1,6 +1,6 @@
 """Tests for mdsessions.history: versions, diff, restore, fork, verify, maintenance, backups.
 
-Real repositories in ``tmp_path`` only; git is never mocked. Remotes are in test_remotes.py.
+Real repositories in ``tmp_path`` only; git is never mocked. Remotes are in test_history_remotes.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
-from conftest import (
+from helpers import (
     PERSON,
     REPO_ROOT,
     assert_clean,

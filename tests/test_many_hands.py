@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PERSON, REPO_ROOT, assert_clean, author, git
+from helpers import PERSON, REPO_ROOT, assert_clean, author, git
 
 from mdsessions import (
     AgentContext,

@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import REPO_ROOT, assert_clean, git
+from helpers import REPO_ROOT, assert_clean, git
 
 from mdsessions import Store
 from mdsessions.store import store as store_module
@@ -38,12 +38,12 @@ def test_a_crashed_commit_with_a_person_commit_on_top_is_finished(tmp_path: Path
         """
         import os, sys
         from mdsessions import Store
-        from mdsessions.git import repo as _git
-        real = _git.GitRepo._cas_ref
+        from mdsessions.git import refs as _refs
+        real = _refs.RefStore.cas
         def cas(self, *args, **kwargs):
             real(self, *args, **kwargs)
             os._exit(9)  # killed right after the branch moved, before the files
-        _git.GitRepo._cas_ref = cas
+        _refs.RefStore.cas = cas
         Store.open(sys.argv[1]).session("p", "s").save_agent_output(1, "concept", "# saved\\n")
         """,
     )
@@ -70,16 +70,16 @@ def test_a_journal_torn_while_rewritten_leaves_no_lock_behind(tmp_path: Path) ->
         """
         import os, sys
         from mdsessions import Store
-        from mdsessions.git import repo as _git
+        from mdsessions.git import journal as _journal
         calls = [0]
-        real = _git.GitRepo._write_journal
+        real = _journal.Journal.write
         def write(self, entry):
             calls[0] += 1
             if calls[0] == 2:  # the rewrite naming the signed/hooked commit: torn
-                os.open(self.private_dir / "journal.json", os.O_WRONLY | os.O_TRUNC)
+                os.open(self.path, os.O_WRONLY | os.O_TRUNC)
                 os._exit(9)
             real(self, entry)
-        _git.GitRepo._write_journal = write
+        _journal.Journal.write = write
         Store.open(sys.argv[1]).session("p", "s").save_agent_output(1, "concept", "# x\\n")
         """,
     )

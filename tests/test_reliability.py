@@ -13,7 +13,7 @@ Counts scale with ``MDSESSIONS_RELIABILITY_SCALE`` (a fraction of the full size;
 Crash runs fork the test process (the writer inherits the imported library, so a run costs
 milliseconds, not an interpreter start) and kill the child with SIGKILL: either after a
 random delay, or deterministically at the N-th call of one step of the commit path
-(``_git._write_new``, ``GitRepo._write_journal``, ``GitRepo._cas_ref``, ``_fsutil.replace``
+(``_fsutil.write_new``, ``Journal.write``, ``RefStore.cas``, ``_fsutil.replace``
 and its ``renameat2`` exchange, each filtered by the path it works on), which the child
 monkeypatches to ``os.kill(os.getpid(), SIGKILL)``.
 """
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, tree_digest
+from helpers import REPO_ROOT, tree_digest
 
 from mdsessions import MdsessionsError, Store
 
@@ -550,7 +550,8 @@ def _matches(match: str, path: Path | str) -> bool:
 def _install_kill(point: KillPoint, n: int) -> None:
     """In the forked child: make the N-th matching call of the point's step kill the process."""
     from mdsessions.git import fsutil as _fsutil
-    from mdsessions.git import repo as _git
+    from mdsessions.git import journal as _journal
+    from mdsessions.git import refs as _refs
 
     count = [0]
 
@@ -578,7 +579,7 @@ def _install_kill(point: KillPoint, n: int) -> None:
         setattr(owner, name, wrapper)
 
     if point.target == "write_new":
-        original = _git._write_new
+        original = _fsutil.write_new
 
         def write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
             if hit(path):
@@ -589,11 +590,11 @@ def _install_kill(point: KillPoint, n: int) -> None:
                 die()
             original(path, data, mode, fsync=fsync)
 
-        _git._write_new = write_new  # type: ignore[assignment]
+        _fsutil.write_new = write_new  # type: ignore[assignment]
     elif point.target == "journal":
-        wrap(_git.GitRepo, "_write_journal")
+        wrap(_journal.Journal, "write")
     elif point.target == "cas":
-        wrap(_git.GitRepo, "_cas_ref")
+        wrap(_refs.RefStore, "cas")
     elif point.target == "replace":
         wrap(_fsutil, "replace", lambda src, dst, **_: dst)
     elif point.target == "exchange":

@@ -182,15 +182,15 @@ def test_recovery_does_not_write_through_a_symlink_swapped_in_after_a_crash(
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         try:
-            from mdsessions.git import repo as _git
+            from mdsessions.git import refs as _refs
 
-            original = _git.GitRepo._cas_ref
+            original = _refs.RefStore.cas
 
             def cas_then_die(self: Any, *args: Any, **kwargs: Any) -> None:
                 original(self, *args, **kwargs)
                 os.kill(os.getpid(), signal.SIGKILL)
 
-            _git.GitRepo._cas_ref = cas_then_die  # type: ignore[method-assign]
+            _refs.RefStore.cas = cas_then_die  # type: ignore[method-assign]
             with Store.open(store.root) as child:
                 child.session(P, S).save_agent_output(1, "concept_expansion", "rolled\n")
         finally:

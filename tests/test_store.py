@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from mdsessions import (
     DocumentError,
     FeedbackAction,
+    Identity,
     InvalidIdentifierError,
     LockTimeoutError,
     MdsessionsError,
@@ -50,6 +51,7 @@ from mdsessions import (
     StoreNotFoundError,
     UnrecordedEditError,
 )
+from mdsessions.git import fsutil as _fsutil
 from mdsessions.git import repo as _git
 
 P, S = "project-123", "session-456"
@@ -248,6 +250,61 @@ def test_session_lookup(store: Store, session: Session) -> None:
         store.find_session("nope")
     assert isinstance(info.value, LookupError)
     assert [m.session_id for m in store.sessions()] == [S]
+
+
+def test_document_rel_names_each_document_of_a_session(session: Session) -> None:
+    folder = f"{SESSION_REL}/phase_1_concept"
+    assert session.document_rel() == f"{SESSION_REL}/session_manifest.md"
+    assert session.document_rel(1) == f"{folder}/checkpoint.md"
+    assert session.document_rel(1, "feedback") == f"{folder}/user_feedback.md"
+    assert session.document_rel(1, "user_feedback") == f"{folder}/user_feedback.md"
+    assert session.document_rel(1, "concept_expansion") == f"{folder}/concept_expansion.md"
+    assert session.document_rel(1, "concept_expansion.md") == f"{folder}/concept_expansion.md"
+    for bad in ("../x", "a/b", ".hidden"):
+        with pytest.raises(InvalidIdentifierError, match="invalid document"):
+            session.document_rel(1, bad)
+    with pytest.raises(PhaseNotFoundError):
+        session.document_rel(4)  # not in mode mvp
+
+
+def test_person_is_the_author_the_reviewer_or_gits_user(store: Store) -> None:
+    assert str(store.person("Ana <ana@example.com>")) == str(Identity("Ana", "ana@example.com"))
+    assert store.person(Identity("Bo", "bo@example.com")).email == "bo@example.com"
+    assert store.person(None, ["just a name", "Cy <cy@example.com>"]).name == "Cy"
+    assert f"{store.person(None).name} <{store.person(None).email}>" == PERSON
+    with pytest.raises(ValueError):
+        store.person("no email here")
+
+
+def test_commit_message_is_subject_body_and_trailers() -> None:
+    from mdsessions.store.commits import commit_message
+
+    message = commit_message(
+        "checkpoint(p/s): phase 1 Concept completed",
+        "- a body line",
+        kind="checkpoint",
+        project="p",
+        session="s",
+        phase=1,
+        agent=None,
+        session_status="awaiting_review",
+    )
+    assert message == (
+        "checkpoint(p/s): phase 1 Concept completed\n\n- a body line\n\n"
+        "Mdsessions-Kind: checkpoint\nMdsessions-Project: p\nMdsessions-Session: s\n"
+        "Mdsessions-Phase: 1\nMdsessions-Session-Status: awaiting_review"
+    )
+
+
+def test_undecodable_bytes_name_the_file_line_and_byte_on_every_path() -> None:
+    from mdsessions.history.common import _decode
+    from mdsessions.store.checks import decode
+
+    for read in (decode, _decode):  # the store's reads, and history's reads of versions
+        with pytest.raises(DocumentError) as exc:
+            read(b"---\nok\nbad \xff\n", "p/s/session_manifest.md")
+        assert (exc.value.path, exc.value.line) == ("p/s/session_manifest.md", 3)
+        assert exc.value.reason == "not valid UTF-8 (byte 11)"
 
 
 # ------------------------------------------------------------------------------ commits
@@ -755,6 +812,32 @@ def test_non_gate_phase_advances_and_last_phase_completes(store: Store, session:
     check_after_call(store.root)
 
 
+def test_out_of_order_writes_keep_the_manifest_consistent_with_its_phase_table(
+    store: Store, session: Session
+) -> None:
+    """Every write leaves status and current phase as derived from the phase table.
+
+    ``verify`` (and a restore) recompute them from the table with the same rules
+    (mdsessions.models.state), so they never contradict what the writes recorded.
+    """
+    from mdsessions.history import verify
+
+    session.save_checkpoint(1, status="failed", errors=["boom"])
+    session.save_agent_output(1, "concept_expansion", "a retry's first output")
+    manifest = session.manifest()
+    # The checkpoint alone says the phase's status: still failed until the retry's own.
+    assert (manifest.status, manifest.current_phase) == (SessionStatus.FAILED, 1)
+    session.save_checkpoint(2, status="skipped")
+    session.save_checkpoint(3, status="completed", request_review=False)
+    manifest = session.manifest()
+    assert (manifest.status, manifest.current_phase) == (SessionStatus.FAILED, 1)
+    session.save_checkpoint(1, status="completed", request_review=False)
+    manifest = session.manifest()
+    assert (manifest.status, manifest.current_phase) == (SessionStatus.IN_PROGRESS, 6)
+    assert verify(store).problems == ()
+    check_after_call(store.root)
+
+
 # ------------------------------------------------------------------------------ concurrency
 
 WRITER = textwrap.dedent(
@@ -895,14 +978,14 @@ def test_crash_after_the_branch_moved_rolls_forward(
 
     old_head = head(store.root)
     # It dies at the first rename after the branch moved: the file into place.
-    real_replace = _git._fsutil.replace
+    real_replace = _fsutil.replace
 
     def crash_on_files(src: Path, dst: Path, **kwargs: bool) -> None:
         if ".git" in Path(dst).parts:
             return real_replace(src, dst, **kwargs)
         crash()
 
-    monkeypatch.setattr(_git._fsutil, "replace", crash_on_files)
+    monkeypatch.setattr(_fsutil, "replace", crash_on_files)
     with pytest.raises(SystemExit), store.git.writer():
         store.git.commit(
             {rel: new_bytes},
@@ -926,7 +1009,7 @@ def test_crash_while_installing_the_index_rolls_back(
     store: Store, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The new index goes in place under the verified branch lock, before the branch moves."""
-    real_replace = _git._fsutil.replace
+    real_replace = _fsutil.replace
     before = head(store.root)
 
     def crash_on_index(src: Path, dst: Path, **kwargs: bool) -> None:
@@ -934,7 +1017,7 @@ def test_crash_while_installing_the_index_rolls_back(
             raise SystemExit("killed")
         return real_replace(src, dst, **kwargs)
 
-    monkeypatch.setattr(_git._fsutil, "replace", crash_on_index)
+    monkeypatch.setattr(_fsutil, "replace", crash_on_index)
     with pytest.raises(SystemExit):
         session.save_agent_output(1, "concept_expansion", "never acknowledged\n")
     monkeypatch.undo()
@@ -951,7 +1034,7 @@ def test_crash_after_the_index_before_the_branch_reverts_the_index(
     store: Store, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed between the new index and the branch: recovery puts the old entries back."""
-    real_replace = _git._fsutil.replace
+    real_replace = _fsutil.replace
     before = head(store.root)
     seen: list[str] = []
 
@@ -962,7 +1045,7 @@ def test_crash_after_the_index_before_the_branch_reverts_the_index(
             seen.append("index")
         return real_replace(src, dst, **kwargs)
 
-    monkeypatch.setattr(_git._fsutil, "replace", crash_on_ref)
+    monkeypatch.setattr(_fsutil, "replace", crash_on_ref)
     with pytest.raises(SystemExit):
         session.save_agent_output(1, "concept_expansion", "never acknowledged\n")
     monkeypatch.undo()

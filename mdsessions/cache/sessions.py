@@ -65,17 +65,22 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
-from mdsessions.documents.frontmatter import load_as
+from mdsessions.documents.frontmatter import decode, load_as
 from mdsessions.errors import DocumentError
 from mdsessions.git import repo as _git
 from mdsessions.models.schema import ReviewState, SessionManifest, SessionStatus
 
-if TYPE_CHECKING:
-    from mdsessions.store.store import Store
-
-__all__ = ["RACY_NS", "SessionIndex", "SessionSummary", "Waiting", "phase_outputs", "summarize"]
+__all__ = [
+    "RACY_NS",
+    "SessionIndex",
+    "SessionSummary",
+    "StoreLayout",
+    "Waiting",
+    "phase_outputs",
+    "summarize",
+]
 
 #: An identity is trusted only if its mtime and ctime are this much older than the check (ns).
 RACY_NS = 2_000_000_000
@@ -379,11 +384,7 @@ class _Frontmatters:
                 text = self._read.get(key)
         if text is not None:
             return text
-        data = (self.root / rel).read_bytes()
-        try:
-            decoded = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DocumentError("not valid UTF-8", path=rel) from None
+        decoded = decode((self.root / rel).read_bytes(), rel)
         return _fields(load_as(SessionManifest, decoded, path=rel))[1]
 
     def keep_only(self, live: set[str]) -> None:
@@ -478,6 +479,18 @@ class _Frontmatters:
 Runs = list[tuple[_Project, list[int]]]
 
 
+class StoreLayout(Protocol):
+    """Where a store's sessions are: all the index needs of a store (a ``Store`` is one)."""
+
+    @property
+    def root(self) -> Path:
+        """The store's root folder (absolute)."""
+
+    @property
+    def projects_dir(self) -> str:
+        """The store-relative folder of ``{project_id}/sessions/…`` (``.``: the root)."""
+
+
 class SessionIndex:
     """Manifest summaries of a store, validated against the files on every call.
 
@@ -485,26 +498,27 @@ class SessionIndex:
     it reads; the last snapshot written wins).
 
     Args:
-        store: The store.
+        store: Where the store's sessions are (read once, here).
         path: The SQLite file of frontmatter texts; the snapshot is the same path with the
             suffix ``.idx`` (both created with their folder when first written).
         racy_ns: How long after its last change (ns) a file's or folder's identity is
             trusted (git's racily-clean rule); until then its content is compared instead.
     """
 
-    def __init__(self, store: Store, path: Path, *, racy_ns: int = RACY_NS) -> None:
-        self.store = store
+    def __init__(self, store: StoreLayout, path: Path, *, racy_ns: int = RACY_NS) -> None:
+        self.root = store.root
+        self.projects_dir = store.projects_dir
         self.path = path
         self.racy_ns = racy_ns
         self._lock = threading.RLock()
-        root = str(store.root)
-        if store.projects_dir == ".":
-            self._base, self._prefix = root, ""
+        if self.projects_dir == ".":
+            self._base, self._prefix = str(self.root), ""
         else:
-            self._base, self._prefix = f"{root}/{store.projects_dir}", store.projects_dir + "/"
+            self._base = f"{self.root}/{self.projects_dir}"
+            self._prefix = self.projects_dir + "/"
         self._loaded = False
         self._reset()
-        self._fm = _Frontmatters(path, store.root)
+        self._fm = _Frontmatters(path, self.root)
 
     def _reset(self) -> None:
         self._base_listing: DirIdent | None = None
@@ -721,7 +735,7 @@ class SessionIndex:
             known = outputs[k]
             if ident is not None and known is not None and known[0] == ident:
                 continue
-            found = phase_outputs(self.store.root, f"{session}/{folder}")
+            found = phase_outputs(self.root, f"{session}/{folder}")
             trusted = ident if ident is not None and self._trusted(now, *ident[:2]) else None
             if known is None or known[1] != found:
                 self._inbox = None
@@ -737,7 +751,7 @@ class SessionIndex:
         This is the other half of a new process's first listing (with the stats), so it
         avoids the frozen dataclass's ``__init__`` (one ``object.__setattr__`` call per field)
         and fills the instance's ``__dict__`` directly with exactly the dataclass's fields
-        (``tests/test_indexes.py`` checks it against ``__init__``): about twice as fast.
+        (``tests/test_cache.py`` checks it against ``__init__``): about twice as fast.
         """
         kinds = self._kinds
         prefix = f"{self._prefix}{p.name}/sessions/"
@@ -907,7 +921,7 @@ class SessionIndex:
                 }
             )
         snapshot = {
-            "projects_dir": self.store.projects_dir,
+            "projects_dir": self.projects_dir,
             "base": self._base_listing,
             "base_names": self._base_names,
             "kinds": [[w, m, s.value] for w, m, s in self._kinds],
@@ -934,7 +948,7 @@ class SessionIndex:
             ValueError, TypeError, KeyError, IndexError, AttributeError: A snapshot that is
                 not what :meth:`_snapshot` writes.
         """
-        if snap["projects_dir"] != self.store.projects_dir:
+        if snap["projects_dir"] != self.projects_dir:
             return
         kinds = [(str(w), str(m), _STATUS[s]) for w, m, s in snap["kinds"]]
         if columns["kind"] and not -1 <= min(columns["kind"]) <= max(columns["kind"]) < len(kinds):

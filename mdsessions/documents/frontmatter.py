@@ -1,7 +1,14 @@
-"""Render the four documents from Jinja templates and parse them back into models.
+"""Frontmatter I/O: documents to markdown text and back, mirroring ``json``.
 
-The I/O mirrors ``json``: :func:`dumps` turns a model into markdown text, :func:`loads`
-turns text back into the model, and ``loads(dumps(doc)) == doc`` for every valid model.
+:func:`dumps` turns a model into markdown text, :func:`loads` turns text back into the model,
+and ``loads(dumps(doc)) == doc`` for every valid model.
+
+The frontmatter goes through python-frontmatter's handler interface: :class:`StrictYAMLHandler`
+is a ``frontmatter.default_handlers.YAMLHandler`` whose ``split`` finds the ``---`` fences,
+``load`` is the strict reader of :mod:`mdsessions.documents.yaml` (no aliases, no duplicate
+keys, size and depth limits, errors naming the file's line) and ``export`` the deterministic
+emitter. Passed to python-frontmatter (``frontmatter.loads(text, handler=StrictYAMLHandler())``)
+it reads the metadata as :func:`loads` does.
 
 File formats (seed 003, extended with YAML frontmatter carrying ``schema``):
 
@@ -18,217 +25,50 @@ template as data: it is never evaluated as a template and round-trips byte for b
 
 from __future__ import annotations
 
-import importlib.resources
 import re
-import threading
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from frontmatter.default_handlers import YAMLHandler
 from pydantic import ValidationError
 
 from mdsessions.documents import yaml as _yaml
+from mdsessions.documents.kinds import KIND_BY_MODEL, MODEL_BY_KIND, D, Document, kind_of
+from mdsessions.documents.templates import Renderer, package_template_dir
 from mdsessions.errors import DocumentError
-from mdsessions.models.schema import (
-    AgentOutput,
-    AgentPrompt,
-    Checkpoint,
-    DocumentKind,
-    SessionManifest,
-    UserFeedback,
-)
+from mdsessions.models.schema import DocumentKind, UserFeedback
+
+if TYPE_CHECKING:
+    from frontmatter import Post
 
 __all__ = [
     "Document",
+    "decode",
     "Renderer",
+    "StrictYAMLHandler",
     "dumps",
     "kind_of",
+    "load_as",
     "loads",
     "package_template_dir",
+    "split",
 ]
 
-Document = SessionManifest | Checkpoint | AgentOutput | UserFeedback | AgentPrompt
-D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback, AgentPrompt)
-
-MODEL_BY_KIND: dict[DocumentKind, type[Document]] = {
-    DocumentKind.SESSION_MANIFEST: SessionManifest,
-    DocumentKind.CHECKPOINT: Checkpoint,
-    DocumentKind.AGENT_OUTPUT: AgentOutput,
-    DocumentKind.USER_FEEDBACK: UserFeedback,
-    DocumentKind.PROMPT: AgentPrompt,
-}
-KIND_BY_MODEL: dict[type[Any], DocumentKind] = {v: k for k, v in MODEL_BY_KIND.items()}
-TEMPLATE_BY_KIND = {kind: f"{kind.value}.md.j2" for kind in DocumentKind}
 SCHEMA_RE = re.compile(r"mdsessions/([a-z_]+)/v(\d+)")
 
 _FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
 
 
-def package_template_dir() -> Path:
-    """The default templates: ``mdsessions/templates`` in a wheel, ``templates/`` in a checkout."""
-    installed = Path(str(importlib.resources.files("mdsessions"))) / "templates"
-    if installed.is_dir():
-        return installed
-    return Path(__file__).resolve().parents[2] / "templates"
-
-
-def kind_of(doc: Document) -> DocumentKind:
-    """Return the kind of a document model."""
-    return KIND_BY_MODEL[type(doc)]
-
-
 # --------------------------------------------------------------------------------------------
-# rendering
-# --------------------------------------------------------------------------------------------
-
-
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Block-style YAML with multi-line strings as ``|`` literals."""
-
-
-def _str_representer(dumper: Any, data: str) -> Any:
-    if "\n" in data:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
-
-
-_Dumper.add_representer(str, _str_representer)
-
-
-def _dump_frontmatter(data: Mapping[str, Any]) -> str:
-    return _yaml.dump_mapping(dict(data))
-
-
-def _time(value: Any) -> str:
-    if value is None:
-        return "-"
-    return _yaml.format_time(value)
-
-
-def _seconds(value: Any) -> str:
-    if value is None:
-        return "-"
-    number = float(value)
-    return f"{number:g}s"
-
-
-def _quote(value: Any) -> str:
-    lines = str(value).splitlines() or [""]
-    return "\n".join("> " + line if line else ">" for line in lines)
-
-
-def _title_case(value: Any) -> str:
-    return " ".join(part.capitalize() for part in re.split(r"[_\-\s]+", str(value)) if part)
-
-
-class Renderer:
-    """Renders documents with one sandboxed Jinja environment.
-
-    Templates are looked up first in ``override_dir`` (a store's ``.mdsessions/templates/``)
-    and then in the package's templates.  The environment is sandboxed (a store's templates
-    are not trusted code) and uses ``StrictUndefined`` (a misspelt variable is an error).
-
-    Args:
-        override_dir: A folder whose ``*.md.j2`` files replace the defaults, or ``None``.
-    """
-
-    def __init__(self, override_dir: Path | None = None) -> None:
-        # Jinja2 is imported here, not with the module: commands that only read documents
-        # (status, list, show) never pay for it.
-        from jinja2 import (  # noqa: PLC0415
-            ChoiceLoader,
-            Environment,
-            FileSystemLoader,
-            StrictUndefined,
-        )
-        from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
-
-        self.overridden = frozenset(
-            path.name for path in (override_dir.glob("*.md.j2") if override_dir else ())
-        )
-        options: dict[str, Any] = {
-            "undefined": StrictUndefined,
-            "autoescape": False,
-            "keep_trailing_newline": True,
-            "auto_reload": False,
-        }
-        package = FileSystemLoader(str(package_template_dir()))
-        # The package's own templates are trusted code and render without the sandbox's
-        # per-attribute checks (~30 % of a render); a store's templates are not, and they,
-        # with anything they include, render in the sandbox.
-        self._trusted: Any = Environment(loader=package, **options)
-        self._env: Any = self._trusted
-        if self.overridden:
-            assert override_dir is not None
-            self._env = SandboxedEnvironment(
-                loader=ChoiceLoader([FileSystemLoader(str(override_dir)), package]), **options
-            )
-        for env in {id(self._trusted): self._trusted, id(self._env): self._env}.values():
-            env.filters.update(time=_time, seconds=_seconds, quote=_quote, title_case=_title_case)
-        self._lock = threading.Lock()
-
-    def render(self, doc: Document, **context: Any) -> str:
-        """Render a document to markdown text.
-
-        Args:
-            doc: The model to render.
-            **context: Extra template variables (e.g. ``next_name`` for a checkpoint).
-
-        Returns:
-            The full file text: ``---`` frontmatter ``---`` then the body.
-
-        Raises:
-            DocumentError: If the template fails or the result does not parse back.
-        """
-        from jinja2 import TemplateError  # noqa: PLC0415 - imported with the environment
-
-        kind = kind_of(doc)
-        name = TEMPLATE_BY_KIND[kind]
-        try:
-            env = self._env if name in self.overridden else self._trusted
-            with self._lock:
-                template = env.get_template(name)
-            context.setdefault("next_name", "")
-            text: str = template.render(
-                doc=doc, frontmatter=_dump_frontmatter(doc.frontmatter()), **context
-            )
-        except TemplateError as exc:
-            raise DocumentError(f"template {name} failed: {exc}") from exc
-        except Exception as exc:  # a store's template is foreign code: any failure is its own
-            raise DocumentError(f"template {name} failed: {type(exc).__name__}: {exc}") from exc
-        return text
-
-
-_default_renderer: Renderer | None = None
-
-
-def dumps(doc: Document, renderer: Renderer | None = None, **context: Any) -> str:
-    """Render a document with the default templates (or ``renderer``).
-
-    Args:
-        doc: The model to render.
-        renderer: A store's renderer; the package defaults when ``None``.
-        **context: Extra template variables.
-
-    Returns:
-        The markdown text.
-    """
-    global _default_renderer
-    if renderer is None:
-        if _default_renderer is None:
-            _default_renderer = Renderer()
-        renderer = _default_renderer
-    return renderer.render(doc, **context)
-
-
-# --------------------------------------------------------------------------------------------
-# parsing
+# the frontmatter: split, read, written
 # --------------------------------------------------------------------------------------------
 
 
 def split(text: str, path: str | None = None) -> tuple[str, str, int]:
     """Split a document into its frontmatter YAML and its body.
+
+    The first line must be a ``---`` fence (after an optional byte-order mark; trailing
+    blanks and a CRLF line end allowed), the next such line closes the frontmatter; the
+    body is everything after it, exactly as written.
 
     Args:
         text: The whole file.
@@ -259,6 +99,150 @@ def split(text: str, path: str | None = None) -> tuple[str, str, int]:
     body = text[closing.end() + 1 :] if closing.end() < len(text) else ""
     body_line = text.count("\n", 0, closing.end()) + 2
     return yaml_text, body, body_line
+
+
+def _no_options(kwargs: dict[str, object]) -> None:
+    if kwargs:
+        raise TypeError(f"StrictYAMLHandler takes no options, got {', '.join(sorted(kwargs))}")
+
+
+class StrictYAMLHandler(YAMLHandler):
+    r"""python-frontmatter's YAML handler with mdsessions' strict reader and emitter.
+
+    Args:
+        path: The store-relative file name that errors name, or ``None``.
+
+    Example:
+        >>> import frontmatter
+        >>> post = frontmatter.loads("---\nphase: 1\n---\nbody\n", handler=StrictYAMLHandler())
+        >>> post.metadata
+        {'phase': 1}
+        >>> frontmatter.dumps(post, handler=StrictYAMLHandler())
+        '---\nphase: 1\n---\nbody'
+    """
+
+    FM_BOUNDARY = _FENCE
+    START_DELIMITER = END_DELIMITER = "---"
+
+    def __init__(self, path: str | None = None) -> None:
+        super().__init__()
+        self.path = path
+
+    def split(self, text: str) -> tuple[str, str]:
+        """Split a document into its frontmatter YAML and its body (see :func:`split`).
+
+        Args:
+            text: The whole file.
+
+        Returns:
+            ``(yaml_text, body)``.
+
+        Raises:
+            DocumentError: If the ``---`` fences are missing.
+        """
+        yaml_text, body, _ = split(text, self.path)
+        return yaml_text, body
+
+    def load(self, fm: str, **kwargs: object) -> dict[str, Any]:
+        """Read the frontmatter YAML strictly (see :func:`mdsessions.documents.yaml.load`).
+
+        Args:
+            fm: The YAML between the fences (its first line is the file's line 2).
+            **kwargs: None are taken (PyYAML's ``Loader`` cannot be changed).
+
+        Returns:
+            The mapping, keys in the file's order.
+
+        Raises:
+            DocumentError: For YAML that does not parse or is refused (an alias, a duplicate
+                key, too large, too deep), naming the file's line, or that is not a mapping.
+            TypeError: If options are passed.
+        """
+        _no_options(kwargs)
+        try:
+            data = _yaml.load(fm)
+        except _yaml.YAMLSyntaxError as exc:
+            line = exc.line + 1 if exc.line is not None else None  # + the opening '---' line
+            raise DocumentError(
+                f"invalid YAML frontmatter: {exc}", path=self.path, line=line
+            ) from None
+        if not isinstance(data, dict):
+            raise DocumentError(
+                "expected the frontmatter to be a mapping of 'key: value' lines",
+                path=self.path,
+                line=2,
+            )
+        return data
+
+    def export(self, metadata: dict[str, object], **kwargs: object) -> str:
+        """Write frontmatter as block-style YAML, the same mapping always as the same bytes.
+
+        Args:
+            metadata: str keys to None/bool/int/float/str or lists and mappings of those.
+            **kwargs: None are taken.
+
+        Returns:
+            The YAML text without a trailing newline (see
+            :func:`mdsessions.documents.yaml.dump_mapping`).
+
+        Raises:
+            TypeError: If options are passed.
+        """
+        _no_options(kwargs)
+        return _yaml.dump_mapping(metadata)
+
+    def format(self, post: Post, **kwargs: object) -> str:
+        """Join a post's frontmatter and content exactly: ``---``, YAML, ``---``, content.
+
+        Unlike python-frontmatter's default, nothing is stripped: the content is written as
+        it is, to its last byte.
+
+        Args:
+            post: The metadata and content.
+            **kwargs: None are taken.
+
+        Returns:
+            The document text.
+
+        Raises:
+            TypeError: If options are passed.
+        """
+        _no_options(kwargs)
+        return f"---\n{self.export(post.metadata)}\n---\n{post.content}"
+
+
+_default_renderer: Renderer | None = None
+
+
+def dumps(doc: Document, renderer: Renderer | None = None, **context: Any) -> str:
+    """Render a document with the default templates (or ``renderer``).
+
+    Args:
+        doc: The model to render.
+        renderer: A store's renderer; the package defaults when ``None``.
+        **context: Extra template variables.
+
+    Returns:
+        The markdown text.
+
+    Raises:
+        DocumentError: If the template fails.
+    """
+    # Not frontmatter.dumps(Post(body, **metadata), handler=...): the kind's template lays out
+    # the whole file, fences included (the feedback template writes its instructions as YAML
+    # comments inside them; a store's template may lay the file out its own way). Between the
+    # fences it puts the same deterministic emitter's YAML as StrictYAMLHandler.export.
+    global _default_renderer
+    if renderer is None:
+        if _default_renderer is None:
+            _default_renderer = Renderer()
+        renderer = _default_renderer
+    return renderer.render(doc, **context)
+
+
+# --------------------------------------------------------------------------------------------
+# parsing the body and validating
+# --------------------------------------------------------------------------------------------
 
 
 def _line_of_key(yaml_text: str, key: str) -> int | None:
@@ -379,23 +363,22 @@ def loads(
         kind: The expected kind; when given, a document of another kind is an error.
 
     Returns:
-        A :class:`SessionManifest`, :class:`Checkpoint`, :class:`AgentOutput` or
-        :class:`UserFeedback`.
+        A :class:`SessionManifest`, :class:`Checkpoint`, :class:`AgentOutput`,
+        :class:`UserFeedback` or :class:`AgentPrompt`.
 
     Raises:
         DocumentError: Naming the file, the line and the field, for broken YAML, a missing or
             unknown ``schema``, a wrong kind, or a field that fails validation.
     """
+    # The handler's steps (split, then load), not frontmatter.loads(text, handler=...):
+    # python-frontmatter rewrites the text before a handler sees it (CRLF to LF; the file's
+    # and the body's leading and trailing whitespace stripped), so an agent's output or a
+    # person's notes would not round-trip byte for byte. It also reads a file whose fences
+    # are missing as "no frontmatter" (the error here names the line), and passes the
+    # metadata to Post as keyword arguments (a "content:" or "1:" key would be a TypeError,
+    # not a DocumentError naming the field).
     yaml_text, body, body_line = split(text, path)
-    try:
-        data = _yaml.load(yaml_text)
-    except _yaml.YAMLSyntaxError as exc:
-        line = exc.line + 1 if exc.line is not None else None  # + the opening '---' line
-        raise DocumentError(f"invalid YAML frontmatter: {exc}", path=path, line=line) from None
-    if not isinstance(data, dict):
-        raise DocumentError(
-            "expected the frontmatter to be a mapping of 'key: value' lines", path=path, line=2
-        )
+    data = StrictYAMLHandler(path).load(yaml_text)
     schema = data.get("schema")
     match = SCHEMA_RE.fullmatch(schema) if isinstance(schema, str) else None
     if match is None:
@@ -481,3 +464,24 @@ def load_as(model: type[D], text: str, *, path: str | None = None) -> D:
     doc = loads(text, path=path, kind=KIND_BY_MODEL[model])
     assert isinstance(doc, model)
     return doc
+
+
+def decode(data: bytes, rel: str) -> str:
+    """A document file's bytes as text.
+
+    Args:
+        data: The file's content (from the working tree or a commit).
+        rel: Its store-relative path, for the error.
+
+    Returns:
+        The UTF-8 text.
+
+    Raises:
+        DocumentError: If it is not valid UTF-8, naming the file, the line and the byte
+            offset of the first bad byte.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DocumentError(f"not valid UTF-8 (byte {exc.start})", path=rel, line=line) from None

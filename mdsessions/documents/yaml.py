@@ -1,14 +1,15 @@
-"""Strict, safe YAML for frontmatter: load without aliases or duplicate keys; dump scalars.
+"""Strict, safe YAML for frontmatter: a loader and a deterministic emitter.
 
-Only ``yaml.SafeLoader`` machinery is used (no arbitrary Python objects).  On top of it the
-loader refuses anchors/aliases (the "billion laughs" family), duplicate mapping keys (which
-PyYAML would silently collapse) and oversized input, so that what a person sees in the file
-is exactly what the store reads.
+:func:`load` uses only ``yaml.SafeLoader`` machinery (no arbitrary Python objects).  On top of
+it the loader refuses anchors/aliases (the "billion laughs" family), duplicate mapping keys
+(which PyYAML would silently collapse), deep nesting and oversized input, so that what a person
+sees in the file is exactly what the store reads.
+
+:func:`dump_mapping` writes block-style YAML, the same data always as the same bytes.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from typing import Any
 
@@ -140,58 +141,6 @@ def load(text: str) -> Any:
         raise YAMLSyntaxError(str(exc), None) from None
     except RecursionError:
         raise YAMLSyntaxError("frontmatter is nested too deeply", None) from None
-
-
-def scalar(value: Any) -> str:
-    """Render one value as a single-line YAML flow scalar (deterministic).
-
-    Args:
-        value: ``None``, bool, int, float, str, ``datetime`` (rendered UTC with ``Z``), or a
-            list/dict of those.
-
-    Returns:
-        YAML text without a trailing newline, e.g. ``null``, ``true``, ``'a: b'``, ``[x, y]``.
-    """
-    if isinstance(value, _dt.datetime):
-        return format_time(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return f"{value:.1f}"
-    text = yaml.safe_dump(
-        value,
-        default_flow_style=True,
-        allow_unicode=True,
-        sort_keys=False,
-        width=1_000_000,
-    )
-    if text.endswith("\n...\n"):
-        text = text[: -len("\n...\n")]
-    return text.rstrip("\n")
-
-
-def block(value: Any, indent: int = 0) -> str:
-    """Render a list or mapping as block-style YAML (deterministic, keys in given order).
-
-    Args:
-        value: A list or dict of plain values.
-        indent: Spaces to prefix every line with.
-
-    Returns:
-        YAML text ending without a newline; ``[]``/``{}`` for empty containers.
-    """
-    if not value:
-        return "[]" if isinstance(value, list) else "{}"
-    text = yaml.safe_dump(
-        value, default_flow_style=False, allow_unicode=True, sort_keys=False, width=1_000_000
-    ).rstrip("\n")
-    pad = " " * indent
-    return "\n".join(pad + line for line in text.splitlines())
-
-
-def format_time(value: _dt.datetime) -> str:
-    """Format a datetime as UTC ISO-8601 with ``Z`` and whole seconds (naive = UTC)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    return value.replace(microsecond=0).isoformat() + "Z"
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mdsessions.errors import StoreError
-from mdsessions.git import repo as _git
+from mdsessions.git.process import run_git
 
 __all__ = [
     "Conversion",
@@ -505,9 +505,7 @@ class Conversion:
         payload = b"".join(os.fsencode(path) + b"\0" for path in paths)
         # Run in the root, where git finds this repository (and its .git file, for a
         # worktree) itself; paths are then relative to the root as given.
-        proc = _git.run_git(
-            ["check-attr", "-z", "--stdin", *_ATTRIBUTES], cwd=self.root, input=payload
-        )
+        proc = run_git(["check-attr", "-z", "--stdin", *_ATTRIBUTES], cwd=self.root, input=payload)
         # -z output: <path> NUL <attribute> NUL <value> NUL, attributes in the order asked.
         fields = proc.stdout.split(b"\0")
         expected = 3 * len(_ATTRIBUTES) * len(paths)

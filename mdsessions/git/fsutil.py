@@ -1,4 +1,9 @@
-"""File-system primitives shared by the git layer: the atomic replace.
+"""File-system primitives shared by the git layer: new files, atomic writes, the atomic replace.
+
+``write_new`` creates a file that must not exist yet (loose objects, temp files);
+``stage_file`` writes a temp file beside its target, to be renamed over it later;
+``atomic_write`` does both steps at once. Temp files carry the writer's journal token in
+their name (recovery removes only a dead writer's) and end in :data:`TMP_SUFFIX`.
 
 ``replace(src, dst)`` puts ``src`` in place of ``dst`` atomically: a reader of ``dst`` sees the
 old or the new content, never a missing or partial file.  On Linux it swaps the two names
@@ -16,10 +21,14 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import secrets
 import sys
 from pathlib import Path
 
-__all__ = ["replace"]
+__all__ = ["TMP_SUFFIX", "atomic_write", "replace", "stage_file", "write_new"]
+
+TMP_SUFFIX = ".mdstmp"
+"""Suffix of temp files written next to their target before the atomic rename."""
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -67,3 +76,102 @@ def replace(src: Path, dst: Path, *, durable: bool = False) -> None:
             _renameat2 = None
         # ENOENT: dst does not exist yet -> a plain rename (cheap: nothing is replaced).
     src.replace(dst)
+
+
+#: Tries to create a file whose folder a concurrent ``git prune-packed`` may remove.
+_CREATE_ATTEMPTS = 5
+
+
+def write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
+    """Create ``path`` (which must not exist; missing folders are made) holding ``data``.
+
+    Args:
+        path: The new file.
+        data: Its exact bytes.
+        mode: Its permission bits (``0o444`` for a loose object, ``0o644`` otherwise).
+        fsync: Flush it to disk before closing (durable mode).
+
+    Raises:
+        OSError: On any file-system error; a partly written file is removed.
+    """
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            break
+        except FileNotFoundError:
+            # The folder is missing, or was just removed again: `git prune-packed` (run by
+            # a concurrent repack) removes empty object folders between a mkdir and an open.
+            if attempt == _CREATE_ATTEMPTS - 1:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+
+
+def stage_file(path: Path, data: bytes, *, fsync: bool, token: str) -> Path:
+    """Write ``data`` to a new temp file beside ``path`` (folders made); return the temp file.
+
+    The temp file's name holds the writer's journal ``token`` (recovery removes only those).
+
+    Args:
+        path: The target the temp file will later be renamed over (it is not touched).
+        data: The exact bytes.
+        fsync: Flush the temp file to disk (durable mode).
+        token: The writer's journal token.
+
+    Returns:
+        The temp file, ``.<name>.<token>.mdstmp`` in ``path``'s folder.
+
+    Raises:
+        OSError: On any file-system error (nothing is left behind).
+    """
+    tmp = path.parent / f".{path.name}.{token}{TMP_SUFFIX}"
+    write_new(tmp, data, 0o644, fsync=fsync)
+    return tmp
+
+
+def atomic_write(
+    path: Path, data: bytes, *, fsync: bool = False, token: str = ""
+) -> os.stat_result:
+    """Write a file atomically: a temp file in the same folder, then ``os.replace``.
+
+    Args:
+        path: The target file; missing parent folders are created.
+        data: The exact bytes to write.
+        fsync: Flush the file and its folder to disk (durable mode).
+        token: A writer's journal token, put in the temp file's name so that recovery can
+            tell its leftovers.
+
+    Returns:
+        The ``os.stat`` of the new file.
+
+    Raises:
+        OSError: On any file-system error; the target is then untouched and the temp removed.
+    """
+    parent = path.parent
+    tmp = parent / f".{path.name}.{token}{secrets.token_hex(4)}{TMP_SUFFIX}"
+    write_new(tmp, data, 0o644, fsync=fsync)
+    try:
+        replace(tmp, path, durable=fsync)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if fsync:
+        dfd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return path.stat()

@@ -91,6 +91,12 @@ Entries we write ourselves carry the caller's fresh stat and are not smudged.  I
 split index git compares every entry, shared ones included, with the mtime of
 ``index``; a smudged entry differs from its shared version, so it is written into
 ``index`` as a replacement, as git does.
+
+The module stays whole (~1,900 lines) because it is one file format: the reader, the
+split-index merge and overlay, and the writer all work on the same parsed representation
+(``_Parsed``/``_Split``) and keep its invariants (sorted parallel lists, v4 prefix
+encoding, the overlay's counts and bitmaps) together; split up, they would pass those private
+structures between modules.
 """
 
 from __future__ import annotations
@@ -460,6 +466,26 @@ class _Split:
 
     def changes(self) -> int:
         return len(self.deleted) + len(self.replaced) + len(self.added)
+
+    def swap(self, items: dict[_K, bytes], order: list[_K], key: _K, new: bytes | None) -> bool:
+        """Set ``items[key]`` to ``new`` (``None``: remove it), keeping ``order`` and the count.
+
+        ``items``/``order`` are ``replaced``/``replaced_order`` or ``added``/``added_order``.
+        Returns whether ``key`` was added to or removed from ``items``.
+        """
+        old = items.pop(key, None)
+        if old is not None:
+            self.n_extended -= _count_extended((old,))
+        if new is not None:
+            items[key] = new
+            self.n_extended += _count_extended((new,))
+        if (old is None) == (new is None):
+            return False
+        if new is None:
+            _remove_sorted(order, key)
+        else:
+            _insort_new(order, key)
+        return True
 
 
 def _insort_new(items: list[_K], key: _K) -> None:
@@ -1249,18 +1275,7 @@ def _refresh_overlay(parsed: _Parsed) -> None:
                 )
         new_deleted = set(in_base.values())
         for bp in range(blo, bhi):
-            old = split.replaced.pop(bp, None)
-            new = new_replaced.get(bp)
-            if old is not None:
-                split.n_extended -= _count_extended((old,))
-            if new is not None:
-                split.replaced[bp] = new
-                split.n_extended += _count_extended((new,))
-            if (old is None) != (new is None):
-                if new is None:
-                    _remove_sorted(split.replaced_order, bp)
-                else:
-                    _insort_new(split.replaced_order, bp)
+            if split.swap(split.replaced, split.replaced_order, bp, new_replaced.get(bp)):
                 split.bitmaps = None
             at = bisect_left(split.deleted, bp)
             was_deleted = at < len(split.deleted) and split.deleted[at] == bp
@@ -1272,18 +1287,7 @@ def _refresh_overlay(parsed: _Parsed) -> None:
                 split.bitmaps = None
         for stage in range(4):
             key = (path, stage)
-            old = split.added.pop(key, None)
-            new = new_added.get(key)
-            if old is not None:
-                split.n_extended -= _count_extended((old,))
-            if new is not None:
-                split.added[key] = new
-                split.n_extended += _count_extended((new,))
-            if (old is None) != (new is None):
-                if new is None:
-                    _remove_sorted(split.added_order, key)
-                else:
-                    _insort_new(split.added_order, key)
+            split.swap(split.added, split.added_order, key, new_added.get(key))
     split.touched.clear()
 
 

@@ -1,10 +1,113 @@
-"""History: versions, diff, restore, fork, verify, maintenance, backups, remotes and sync.
+"""History, time travel, backups and remotes, each one a git operation (DESIGN.md "History = git").
 
-Every function takes a :class:`~mdsessions.Store` or :class:`~mdsessions.Session` and is a
-git operation underneath (DESIGN.md "History = git").
+======================  ===========================================================
+capability              git operation
+======================  ===========================================================
+:func:`versions`        path-limited ``git log`` with the ``Mdsessions-*`` trailers parsed
+:func:`read_version`    the blob at ``commit:path``
+:func:`diff`            tree diff limited to the session (+ ``git diff`` for the patch)
+:func:`restore`         the old files written back as a **new** commit (never a rewrite)
+:func:`fork`            the session's files at a commit, ids rewritten, in a new folder
+:func:`create_backup`   ``git bundle create --all`` + ``git bundle verify``
+:func:`restore_backup`  a new repository fetched from the bundle, checked out, verified
+:func:`push`/:func:`pull`  ``git push`` / ``git fetch`` + a per-session merge; versions a
+                        sync sets aside are named ``refs/mdsessions/set-aside/…``
+:func:`clone`           ``git clone`` + the store's branch checked out, whatever ``HEAD`` says
+:func:`verify`          ``git fsck --strict`` + schema validation + trailers vs paths
+:func:`maintenance`     ``git pack-refs``, ``git repack``, ``git commit-graph write``
+======================  ===========================================================
 
-Imports: :mod:`mdsessions.store` and the layers below it.
+Every mutating call is one commit or nothing, made under the store's writer lock, with
+``Mdsessions-Kind`` ``restore``, ``fork`` or ``merge``. Times are UTC; sizes are bytes;
+durations are seconds.
+
+Example:
+    >>> from mdsessions import Store, history                          # doctest: +SKIP
+    >>> store = Store.open("my-store")                                 # doctest: +SKIP
+    >>> s = store.find_session("project-123/session-456")              # doctest: +SKIP
+    >>> page = history.versions(s, kind="checkpoint", limit=10)        # doctest: +SKIP
+    >>> history.restore(s, page.versions[-1].commit, phase=3)          # doctest: +SKIP
+    >>> history.fork(s, "session-457", at=page.versions[2].commit)     # doctest: +SKIP
 """
 
-from mdsessions.history.core import *  # noqa: F403
-from mdsessions.history.core import __all__ as __all__
+from mdsessions.history.backups import (
+    Backup,
+    BackupRestore,
+    backup_dir,
+    create_backup,
+    list_backups,
+    prune_backups,
+    restore_backup,
+)
+from mdsessions.history.common import ProgressCallback, session_path
+from mdsessions.history.diff import FileChange, PhaseChange, SessionDiff, diff
+from mdsessions.history.fork import ForkResult, fork
+from mdsessions.history.maintenance import MaintenanceReport, maintenance
+from mdsessions.history.remotes import (
+    PushRejectedError,
+    PushResult,
+    add_remote,
+    clone,
+    push,
+    remotes,
+    remove_remote,
+)
+from mdsessions.history.restore import RestoreResult, restore
+from mdsessions.history.setaside import SessionChange, SetAside, StoreFileChange
+from mdsessions.history.sync import (
+    PullResult,
+    SessionConflict,
+    SyncConflictError,
+    list_set_aside,
+    pull,
+    resolve,
+    sync,
+)
+from mdsessions.history.verify import VerifyReport, verify
+from mdsessions.history.versions import Version, VersionPage, load_version, read_version, versions
+
+__all__ = [
+    "Backup",
+    "BackupRestore",
+    "FileChange",
+    "ForkResult",
+    "MaintenanceReport",
+    "PhaseChange",
+    "ProgressCallback",
+    "PullResult",
+    "PushRejectedError",
+    "PushResult",
+    "RestoreResult",
+    "SessionChange",
+    "SessionConflict",
+    "SessionDiff",
+    "SetAside",
+    "StoreFileChange",
+    "SyncConflictError",
+    "VerifyReport",
+    "Version",
+    "VersionPage",
+    "add_remote",
+    "backup_dir",
+    "clone",
+    "create_backup",
+    "diff",
+    "fork",
+    "list_backups",
+    "list_set_aside",
+    "load_version",
+    "maintenance",
+    "prune_backups",
+    "pull",
+    "push",
+    "read_version",
+    "remotes",
+    "remove_remote",
+    "resolve",
+    "restore",
+    "restore_backup",
+    "session_path",
+    "sync",
+    "verify",
+    "versions",
+]

@@ -49,7 +49,14 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Project, session and agent ids (DESIGN.md "Identifiers")."""
 
 
-class SessionStatus(str, Enum):
+class _ValueEnum(str, Enum):
+    """A string enum that prints as its value (``str(SessionStatus.COMPLETED) == "completed"``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class SessionStatus(_ValueEnum):
     """The status of a whole session (``session_manifest.md`` ``status``)."""
 
     CREATED = "created"
@@ -59,11 +66,8 @@ class SessionStatus(str, Enum):
     REJECTED = "rejected"
     FAILED = "failed"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class PhaseStatus(str, Enum):
+class PhaseStatus(_ValueEnum):
     """The status of one phase or one agent run (seed 003 ``checkpoint.md`` ``Status``)."""
 
     PENDING = "pending"
@@ -75,11 +79,8 @@ class PhaseStatus(str, Enum):
     """Built on an earlier phase that was revised or restored since: it runs again (and is
     reviewed again) after that phase; the manifest row's ``stale_reason`` says why."""
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class ReviewState(str, Enum):
+class ReviewState(_ValueEnum):
     """Where a phase stands with its reviewer.
 
     ``not_required``: no review gate; ``required``: a gate the phase has not reached yet;
@@ -94,20 +95,14 @@ class ReviewState(str, Enum):
     REVISE = "revise"
     REJECTED = "rejected"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class FeedbackAction(str, Enum):
+class FeedbackAction(_ValueEnum):
     """A reviewer's decision (seed 003 ``user_feedback.md`` ``Action``)."""
 
     PENDING = "pending"
     APPROVED = "approved"
     REVISE = "revise"
     REJECTED = "rejected"
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def parse(cls, value: object) -> FeedbackAction:
@@ -147,7 +142,7 @@ class FeedbackAction(str, Enum):
             ) from None
 
 
-class DocumentKind(str, Enum):
+class DocumentKind(_ValueEnum):
     """The document kinds: the four of DESIGN.md "Documents" and the prompt an agent got."""
 
     SESSION_MANIFEST = "session_manifest"
@@ -155,9 +150,6 @@ class DocumentKind(str, Enum):
     AGENT_OUTPUT = "agent_output"
     USER_FEEDBACK = "user_feedback"
     PROMPT = "prompt"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def utc_now() -> _dt.datetime:

@@ -1,4 +1,7 @@
-"""The store's ``mdsessions.toml``: edit one key in place, merge two sides key by key.
+"""The store's ``mdsessions.toml``: read it, edit one key in place, merge two sides key by key.
+
+:func:`read_store_config` reads and checks the ``[store]`` table when a store opens;
+:func:`new_store_files` gives the files a new store starts with.
 
 ``mdsessions.toml`` is tracked, so two machines change it independently (each registers the
 workflows it runs). A line-based merge of the file would conflict whenever both append a
@@ -26,9 +29,11 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from mdsessions.errors import StoreError
+from mdsessions.errors import StoreError, StoreNotFoundError
+from mdsessions.store.paths import BRANCH_RE, CONFIG_FILE, DEFAULT_BRANCH
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,11 +45,122 @@ __all__ = [
     "ConfigEditError",
     "ConfigMerge",
     "Key",
+    "StoreConfig",
     "flatten",
     "key_name",
     "merge_config",
+    "new_store_files",
+    "read_store_config",
     "set_key",
 ]
+
+_GITIGNORE = """\
+# mdsessions: caches and locks (rebuildable), temp files of atomic writes
+/.mdsessions/*
+!/.mdsessions/templates/
+*.mdstmp
+"""
+
+_CONFIG = """\
+# mdsessions store configuration (tracked in git).
+[store]
+format = 1
+projects_dir = "{projects_dir}"
+branch = "{branch}"   # mdsessions writes only while this branch is checked out
+# durable = true   # fsync every write (objects, refs, index, files): slower, survives power loss
+
+# Workflows the runner can find by name: name = "path/to/workflow.toml" (relative to this file).
+[workflows]
+"""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """``mdsessions.toml`` as read when a store opens, its ``[store]`` table checked.
+
+    Attributes:
+        path: The file.
+        data: The whole file, parsed (``[workflows]`` and any other table).
+        projects_dir: Store-relative folder of the projects (``"."``: the store root).
+        branch: The branch mdsessions writes to.
+    """
+
+    path: Path
+    data: Mapping[str, Any]
+    projects_dir: str
+    branch: str
+
+    def durable(self) -> bool:
+        """The ``[store] durable`` setting (default false).
+
+        Raises:
+            StoreError: If it is not true or false.
+        """
+        durable = self.data.get("store", {}).get("durable", False)
+        if not isinstance(durable, bool):
+            raise StoreError(f"{self.path}: [store] durable must be true or false, got {durable!r}")
+        return durable
+
+
+def read_store_config(root: Path) -> StoreConfig:
+    """Read and check a store's ``mdsessions.toml``.
+
+    Args:
+        root: The store's root (the repository's working tree).
+
+    Returns:
+        The configuration.
+
+    Raises:
+        StoreNotFoundError: There is no ``mdsessions.toml`` (the message says whether
+            ``root`` is a git repository, e.g. a clone without the store's branch).
+        StoreError: Invalid TOML, an unsupported ``format``, a ``projects_dir`` outside the
+            store, or a ``branch`` that is no plain branch name.
+    """
+    config_path = root / CONFIG_FILE
+    try:
+        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if (root / ".git").exists():
+            raise StoreNotFoundError(
+                f"{root} is a git repository without {CONFIG_FILE}: if it is a clone "
+                "of a store, the store's branch is not checked out (git switch main, or "
+                "clone with 'mdsessions clone URL'); a new store is made in an empty "
+                "folder with 'mdsessions init'"
+            ) from None
+        raise StoreNotFoundError(
+            f"{root} is not an mdsessions store (no {CONFIG_FILE}); run 'mdsessions init'"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise StoreError(f"{config_path}: invalid TOML: {exc}") from None
+    store_cfg = config.get("store", {})
+    if store_cfg.get("format", 1) != 1:
+        raise StoreError(f"{config_path}: store format {store_cfg.get('format')} is not supported")
+    projects_dir = str(store_cfg.get("projects_dir", "projects")).strip("/") or "."
+    if projects_dir != "." and any(p in ("", "..", ".git") for p in projects_dir.split("/")):
+        raise StoreError(f"{config_path}: projects_dir {projects_dir!r} must stay inside the store")
+    branch = store_cfg.get("branch", DEFAULT_BRANCH)
+    if not isinstance(branch, str) or not BRANCH_RE.fullmatch(branch):
+        raise StoreError(
+            f"{config_path}: [store] branch must be a plain branch name like "
+            f'"{DEFAULT_BRANCH}", got {branch!r}'
+        )
+    return StoreConfig(config_path, config, projects_dir, branch)
+
+
+def new_store_files(projects_dir: str, branch: str = DEFAULT_BRANCH) -> dict[str, bytes]:
+    """The files a new store's first commit holds: ``.gitignore`` and ``mdsessions.toml``.
+
+    Args:
+        projects_dir: Store-relative folder of the projects (``"."``: the store root).
+        branch: The branch the store writes to.
+
+    Returns:
+        Store-relative path → content.
+    """
+    config = _CONFIG.format(projects_dir=projects_dir.strip("/") or ".", branch=branch)
+    return {".gitignore": _GITIGNORE.encode(), CONFIG_FILE: config.encode()}
+
 
 Key = tuple[str, str]
 """``(table, key)``; ``table`` is ``""`` for a top-level key."""

@@ -12,10 +12,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 from mdsessions import SessionStatus, SessionSummary, Store, history
 from mdsessions.cache import sessions as _sessionindex
@@ -208,6 +209,15 @@ def test_summaries_are_exactly_what_the_dataclass_makes(store: Store) -> None:
         assert other == fast and other.frontmatter() == manifest.frontmatter()
     assert pickle.loads(pickle.dumps(fast))._source is None
     assert dataclasses.asdict(fast)["session_id"] == "w"
+
+
+def test_the_index_needs_only_where_the_sessions_are(store: Store, tmp_path: Path) -> None:
+    """The cache takes a root and a projects folder (``StoreLayout``), not a ``Store``."""
+    store.create_session("p", "a")
+    layout = types.SimpleNamespace(root=store.root, projects_dir=store.projects_dir)
+    index = _sessionindex.SessionIndex(layout, tmp_path / "cache" / "sessions.sqlite3")
+    assert [s.ref for s in index.summaries()] == ["p/a"]
+    assert index.summaries() == store.list_sessions()
 
 
 def test_index_constants_match_the_store() -> None:

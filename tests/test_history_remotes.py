@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PERSON, assert_clean, git, head, snapshot
+from helpers import PERSON, assert_clean, git, head, snapshot
 
 from mdsessions import (
     AgentContext,
@@ -27,7 +27,7 @@ from mdsessions import (
 )
 from mdsessions.cli import cli
 from mdsessions.cli.history import register
-from mdsessions.history.core import SyncConflictError
+from mdsessions.history.sync import SyncConflictError
 
 P, S = "project-123", "session-456"
 AGENT_NAMES = [name for phase in idea_validation().phases for name in phase.agents]

@@ -34,7 +34,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import PERSON, assert_clean, git, head
+from helpers import PERSON, assert_clean, git, head
 
 from mdsessions import (
     AgentContext,
@@ -46,7 +46,7 @@ from mdsessions import (
     history,
 )
 from mdsessions.cli import cli
-from mdsessions.history.core import SyncConflictError
+from mdsessions.history.sync import SyncConflictError
 
 ROOT = Path(__file__).resolve().parents[1]
 P, S = "proj", "shared"

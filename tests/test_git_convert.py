@@ -300,13 +300,13 @@ def test_refuses_filter_ident_and_encoding(tmp_path: Path) -> None:
 class CountingGit:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        real = _convert._git.run_git
+        real = _convert.run_git
 
         def counting(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
             self.calls += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(_convert._git, "run_git", counting)
+        monkeypatch.setattr(_convert, "run_git", counting)
 
 
 def age(path: Path) -> None:

@@ -1275,7 +1275,7 @@ def test_recover_removes_shared_index_temp_files(committed: Repo) -> None:
     temp.write_bytes(b"half written")
     store = GitRepo(committed.root)
     head = committed.git("rev-parse", "HEAD").strip()
-    store._journal.write_text(json.dumps({"old": head, "ref": "refs/heads/main", "paths": []}))
+    store.journal.path.write_text(json.dumps({"old": head, "ref": "refs/heads/main", "paths": []}))
     assert store.recover() is True
     assert not temp.exists()
     assert shared_files(committed) == shared

@@ -1,0 +1,383 @@
+"""Recovery: finish or undo a crashed writer's operation; put back what racing git dropped.
+
+A writer that dies leaves at most a journal, its claims and the locks that are them, temp
+files named with its token and, if the branch had moved, files and index entries not yet
+brought to the new commit. :func:`recover` rolls that operation forward or back from the
+journal and :func:`sweep_claims` removes claims no journal names; both run under the writer
+lock before anything is written.
+
+Two races of git's own commands drop another process's work (a ``git reset --hard`` or
+``git stash`` that read ``HEAD`` too early; a command that writes back a stale copy of the
+index): :func:`restore_dropped` finds them in the reflog and the tree and puts the work back
+in a new commit, sparing a person's edit.
+
+Imports: :mod:`.commit`, :mod:`.fsutil`, :mod:`.index`, :mod:`.journal`, :mod:`.objects`,
+:mod:`.refs` (and :mod:`.repo` for type checking only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import secrets
+from typing import TYPE_CHECKING
+
+from mdsessions.errors import LockTimeoutError, StoreError
+from mdsessions.git import commit as _commit
+from mdsessions.git import index as _gitindex
+from mdsessions.git.fsutil import TMP_SUFFIX
+from mdsessions.git.journal import JournalEntry
+from mdsessions.git.objects import Identity
+from mdsessions.git.refs import RefMoved
+
+if TYPE_CHECKING:
+    from mdsessions.git.repo import GitRepo
+
+__all__ = [
+    "STALE_RESET",
+    "descends",
+    "keep_dropped",
+    "moved_by_others",
+    "recover",
+    "restore_dropped",
+    "stale_resets",
+    "sweep_claims",
+]
+
+#: The reflog message of ``git reset --hard`` without a commit (and of ``git stash``'s
+#: own reset): meant to leave the branch where it is.
+STALE_RESET = "reset: moving to HEAD"
+
+
+def recover(repo: GitRepo) -> bool:
+    """Finish or undo a crashed writer's operation (see ``GitRepo.recover``; under the lock).
+
+    Returns:
+        True if something was recovered.
+    """
+    try:
+        entry = repo.journal.read()
+    except ValueError:
+        repo.journal.remove()  # torn while written: nothing had been created yet
+        return True
+    if entry is None:
+        return False
+    # Never write (nor clean temp files) through a symbolic link that appeared since.
+    for rel in entry.paths:
+        repo.worktree.check_path(rel)
+    if entry.token:
+        _remove_leftovers(repo, entry)
+    # Shared-index temp files: only mdsessions writers make them, one at a time under
+    # the writer lock this caller holds, so any left is a dead writer's.
+    for tmp in repo.git_dir.glob(_gitindex.SHARED_INDEX_TMP_GLOB):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    current = repo.read_ref(entry.ref)
+    if entry.new is not None and current == entry.new and current != entry.old:
+        # The dead writer installed its commit: finish its files and index entries.
+        repo.worktree.materialize(current, entry.paths, protect_from=entry.old, token=entry.token)
+    elif (
+        entry.new is not None
+        and current not in (entry.old, entry.new)
+        and current is not None
+        and descends(repo, current, entry.new)
+    ):
+        # It installed its commit and someone committed on top since: finish the paths
+        # that are still as it left them (a later commit's version is theirs).
+        ours = [
+            p
+            for p in entry.paths
+            if repo.objects.entry(current, p) == repo.objects.entry(entry.new, p)
+        ]
+        repo.worktree.materialize(current, ours, protect_from=entry.old, token=entry.token)
+    else:
+        # Not moved, or moved by someone else (their commit, never rolled "forward").
+        if entry.new is not None and current == entry.old:
+            # Killed between putting its index in place and moving the branch.
+            repo.worktree.revert_index(entry.paths, entry.old, entry.new, entry.token or "r")
+        for rel in entry.paths:  # folders made only for its temp files
+            repo.worktree.prune_empty_dirs((repo.root / rel).parent)
+    repo.journal.remove()
+    return True
+
+
+def sweep_claims(repo: GitRepo) -> bool:
+    """Remove claims (and the locks that are them) of writers that died (under the lock).
+
+    Every claim is made by an mdsessions writer holding the store's writer lock, so one
+    found by the holder of that lock is a dead writer's, also where no journal names it
+    (a lock taken to keep a dropped commit, a journal torn while rewritten). A git lock
+    file is removed only when it is the same file as such a claim.
+
+    Returns:
+        True if something was removed.
+    """
+    try:
+        names = [e.name for e in os.scandir(repo.private_dir) if e.name.startswith("claim-")]
+    except OSError:
+        return False
+    if not names:
+        return False
+    locks = [repo.git_dir / "index.lock", repo.git_dir / f"refs/heads/{repo.branch}.lock"]
+    locks += list((repo.git_dir / "refs" / "mdsessions").glob("**/*.lock"))
+    tokens = set()
+    for name in names:
+        claim = repo.private_dir / name
+        for lock in locks:
+            with contextlib.suppress(OSError):
+                if lock.exists() and claim.samefile(lock):
+                    lock.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            claim.unlink()
+        tokens.add(name[len("claim-") :].partition(".")[0])
+    # Its temp files carry the token; with no journal their folders are unknown (rare:
+    # only after a crash): look through the working tree once.
+    for token in tokens - {""}:
+        for tmp in repo.root.rglob(f".*.{glob.escape(token)}*{TMP_SUFFIX}"):
+            if ".git" not in tmp.relative_to(repo.root).parts:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+    for leftover in repo.private_dir.glob("journal-*.tmp"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+    return True
+
+
+def _remove_leftovers(repo: GitRepo, entry: JournalEntry) -> None:
+    """Remove the lock files, claims and temp files a dead writer provably created."""
+    token = entry.token
+    for kind, lock in (
+        ("index", repo.git_dir / "index.lock"),
+        ("ref", repo.git_dir / (entry.ref + ".lock")),
+    ):
+        claim = repo.journal.claim(token, kind)
+        # The lock is the dead writer's if it is its claim (taken, not yet renamed) or the
+        # file its replace swapped out (exchanged, old content not yet unlinked).
+        for own in (claim, _gitindex.old_claim(claim)):
+            with contextlib.suppress(OSError):
+                if own.exists() and lock.exists() and own.samefile(lock):
+                    lock.unlink()
+        for own in (claim, _gitindex.old_claim(claim)):
+            with contextlib.suppress(FileNotFoundError):
+                own.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        repo.journal.message_file(token).unlink()
+    for rel in entry.paths:
+        target = repo.root / rel
+        if target.parent.is_dir():
+            for tmp in target.parent.glob(f".{glob.escape(target.name)}.{token}*{TMP_SUFFIX}"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+    for tmp in (repo.git_dir / "objects").glob(f"[0-9a-f][0-9a-f]/tmp_obj_mds{token}_*"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def stale_resets(repo: GitRepo, ref: str) -> list[tuple[str, str]]:
+    """``(old, new)`` of recent reflog lines of ``ref`` where a no-op reset moved it.
+
+    ``git reset --hard`` resolves ``HEAD`` before it takes ``index.lock``; a commit made
+    in between is then "reset" away (the branch moves back to the stale ``HEAD``).
+    Newest first.
+    """
+    return [
+        (old, new)
+        for old, new, _who, message in repo.ref_store.reflog_tail(ref)
+        if message == STALE_RESET and old != new
+    ]
+
+
+def moved_by_others(repo: GitRepo) -> bool:
+    """Whether the branch's last move (its newest reflog line) was not this store's."""
+    tail = repo.ref_store.reflog_tail(f"refs/heads/{repo.branch}")
+    return bool(tail) and tail[0][2] != str(repo.identity)
+
+
+def _last_own_commit(repo: GitRepo, ref: str) -> str | None:
+    """The commit mdsessions (this store's identity) last put on ``ref``, from the reflog."""
+    if repo.memory.last_installed is not None:
+        return repo.memory.last_installed
+    for _old, new, who, _message in repo.ref_store.reflog_tail(ref):
+        if who == str(repo.identity):
+            return new
+    return None
+
+
+def restore_dropped(repo: GitRepo, committer: Identity) -> list[str]:
+    """Put back what a racing git command dropped from the branch after mdsessions wrote it.
+
+    Two races of git's own commands lose a commit of another process, and both hit a
+    store that a person uses while a runner writes:
+
+    - ``git reset --hard`` (and ``git stash``, which runs it) resolves ``HEAD`` before
+      it takes ``index.lock``; a commit made in between is "reset" away. Seen in the
+      reflog as ``reset: moving to HEAD`` with two different ids. The dropped commit is
+      put back by moving the branch forward to it when nothing was committed since, else
+      by a merge commit that brings back the paths it changed (when the commits since did
+      not change them too; otherwise it is kept reachable as
+      ``refs/mdsessions/dropped/<id>``).
+    - ``git stash pop`` (and other merges) read the index before taking its lock and
+      write it back under the lock, dropping entries written in between; the person's
+      next ``git commit`` then deletes (or reverts) the file in ``HEAD`` while the working
+      tree still holds what mdsessions wrote. A path whose working-tree file still holds
+      exactly the content of mdsessions' last commit, while ``HEAD`` does not, is put
+      back in a new commit. (A person who removes or reverts a file on purpose changes
+      the working-tree file too, and is left alone.)
+
+    Called under the writer lock when the branch is not where this process left it;
+    files follow, sparing a person's edit (:meth:`.WorkTree.materialize` with ``protect_from``).
+
+    Returns:
+        The commit ids restored or kept.
+    """
+    ref = f"refs/heads/{repo.branch}"
+    head = repo.read_ref(ref)
+    if head is None or head == repo.memory.audited:
+        return []
+    done: list[str] = []
+    for old, new in stale_resets(repo, ref):
+        if old in repo.memory.drops_checked:
+            continue
+        repo.memory.drops_checked.add(old)
+        if not _is_own_commit(repo, old) or descends(repo, head, old):
+            continue
+        paths = sorted(repo.objects.diff_trees(new, old))
+        if head == new:
+            target = old
+        elif any(repo.objects.entry(new, p) != repo.objects.entry(head, p) for p in paths):
+            keep_dropped(repo, old, committer)
+            done.append(old)
+            continue
+        else:
+            changes = {
+                p: (found[1] if (found := repo.objects.entry(old, p)) else None) for p in paths
+            }
+            tree = repo.objects.rewrite(repo.objects.commit_tree(head), changes)
+            message = _restore_message(old)
+            target = _commit.make_commit(
+                repo, tree, [head, old], message, committer, committer, repo.signing
+            )
+        token = secrets.token_hex(6)
+        repo.journal.write(JournalEntry(head, ref, paths, token, target))
+        try:
+            repo.ref_store.cas(
+                ref,
+                target,
+                head,
+                f"mdsessions: restore {old[:12]}",
+                committer,
+                repo.journal.claim(token, "ref"),
+            )
+        except RefMoved:
+            repo.journal.remove()
+            repo.memory.drops_checked.discard(old)
+            return done
+        except BaseException:
+            repo.journal.remove()
+            raise
+        repo.worktree.materialize(target, paths, protect_from=head, token=token)
+        repo.journal.remove()
+        head = target
+        repo.memory.last_installed = target
+        done.append(old)
+    head = _restore_unindexed(repo, ref, head, committer, done)
+    repo.memory.audited = head
+    return done
+
+
+def _restore_unindexed(
+    repo: GitRepo, ref: str, head: str, committer: Identity, done: list[str]
+) -> str:
+    """Commit again files of mdsessions' last commit that a stale-index write dropped."""
+    last = _last_own_commit(repo, ref)
+    if last is None or last == head or not descends(repo, head, last):
+        return head
+    lost: dict[str, bytes] = {}
+    for rel, (ours, theirs) in repo.objects.diff_trees(last, head).items():
+        if ours is None or theirs == ours:
+            continue
+        try:
+            data = (repo.root / rel).read_bytes()
+        except OSError:
+            continue
+        if repo.worktree.blob_sha(rel, data) == ours:
+            lost[rel] = data
+    if not lost:
+        return head
+    message = (
+        f"restore: put back {len(lost)} file(s) a concurrent git command dropped\n\n"
+        f"The index was written back by a git command that had read it before\n"
+        f"{last[:12]} was made, so the next commit left these out:\n"
+        + "".join(f"  {rel}\n" for rel in sorted(lost))
+        + "\nMdsessions-Kind: restore\n"
+        + f"Mdsessions-Restored: {last}\n"
+    )
+    try:
+        new = _commit.commit_once(
+            repo, lost, sorted(lost), ref, head, message, committer, committer
+        )
+    except RefMoved:
+        return repo.read_ref(ref) or head
+    if new is None:
+        return head
+    done.append(last)
+    return new
+
+
+def _is_own_commit(repo: GitRepo, commit: str) -> bool:
+    """Whether ``commit`` is an mdsessions commit (it carries an ``Mdsessions-Kind``)."""
+    try:
+        kind, raw = repo.objects.read(bytes.fromhex(commit))
+    except (ValueError, StoreError, OSError):
+        return False
+    return kind == "commit" and b"\nMdsessions-Kind: " in raw
+
+
+def descends(repo: GitRepo, descendant: str, ancestor: str, limit: int = 256) -> bool:
+    """Whether ``ancestor`` is reachable from ``descendant`` (in-process for short walks)."""
+    seen = {descendant}
+    todo = [descendant]
+    while todo and len(seen) <= limit:
+        commit = todo.pop()
+        if commit == ancestor:
+            return True
+        try:
+            _kind, raw = repo.objects.read(bytes.fromhex(commit))
+        except (ValueError, StoreError, OSError):
+            continue
+        for line in raw.split(b"\n\n", 1)[0].splitlines():
+            if line.startswith(b"parent "):
+                parent = line[7:].decode()
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+    if not todo:
+        return False
+    return repo.is_ancestor(ancestor, descendant)
+
+
+def keep_dropped(repo: GitRepo, commit: str, committer: Identity) -> None:
+    """Name a dropped commit ``refs/mdsessions/dropped/<id>`` so it stays reachable."""
+    ref = f"refs/mdsessions/dropped/{commit}"
+    if repo.read_ref(ref) is None:
+        with contextlib.suppress(RefMoved, LockTimeoutError, OSError):
+            repo.ref_store.cas(
+                ref,
+                commit,
+                None,
+                "mdsessions: keep a dropped commit",
+                committer,
+                repo.journal.claim(secrets.token_hex(6), "ref"),
+            )
+
+
+def _restore_message(dropped: str) -> str:
+    """The message of a merge commit that puts back ``dropped``."""
+    return (
+        f"restore: put back {dropped[:12]}, dropped by a concurrent git reset\n\n"
+        f"A 'git reset --hard' (or 'git stash') that read HEAD before {dropped[:12]} was made\n"
+        "moved the branch back over it; this merge brings its files back.\n\n"
+        "Mdsessions-Kind: restore\n"
+        f"Mdsessions-Restored: {dropped}\n"
+    )

@@ -1,0 +1,301 @@
+"""Backups: ``git bundle create --all``, verified with ``git bundle verify``.
+
+A restore is a new repository fetched from the bundle, checked out and verified.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mdsessions.errors import (
+    StoreError,
+)
+from mdsessions.git import maintain, transport
+from mdsessions.git.repo import init_repository
+from mdsessions.history.common import ProgressCallback
+from mdsessions.history.verify import verify
+from mdsessions.models.schema import (
+    utc_now,
+)
+from mdsessions.store.store import (
+    Problem,
+    Store,
+)
+
+__all__ = [
+    "Backup",
+    "BackupRestore",
+    "backup_dir",
+    "create_backup",
+    "list_backups",
+    "prune_backups",
+    "restore_backup",
+]
+
+
+_BACKUP_RE = re.compile(r"-(\d{8}T\d{6}Z)-[0-9a-f]{12}(?:-\d+)?\.bundle$")
+
+
+_BACKUP_SUFFIX = ".bundle"
+
+
+@dataclass(frozen=True)
+class Backup:
+    """One bundle file.
+
+    Attributes:
+        path: The ``.bundle`` file.
+        created: When it was made (UTC; from its name, else the file's mtime).
+        size: Bytes.
+        head: The first 12 hex digits of the commit ``HEAD`` was at (from the name), if known.
+    """
+
+    path: Path
+    created: _dt.datetime
+    size: int
+    head: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The backup as a JSON-ready mapping."""
+        return {
+            "path": str(self.path),
+            "created": self.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "size": self.size,
+            "head": self.head,
+        }
+
+
+def backup_dir(store: Store) -> Path:
+    """The default backup folder, ``<store>/.mdsessions/backups`` (ignored by git)."""
+    return store.root / ".mdsessions" / "backups"
+
+
+def _backup_info(path: Path) -> Backup:
+    st = path.stat()
+    match = _BACKUP_RE.search(path.name)
+    head = None
+    if match is not None:
+        created = _dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=_dt.timezone.utc
+        )
+        head = path.name[match.end(1) + 1 : match.end(1) + 13]
+    else:
+        created = _dt.datetime.fromtimestamp(int(st.st_mtime), _dt.timezone.utc)
+    return Backup(path, created, st.st_size, head)
+
+
+def create_backup(
+    store: Store,
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> Backup:
+    """Write a bundle of the whole store (``git bundle create --all``) and verify it.
+
+    The file is ``<folder>/<store name>-<YYYYmmddTHHMMSSZ>-<head>.bundle``, written under a
+    temporary name and renamed once ``git bundle verify`` accepts it. Writers may keep
+    working meanwhile: the bundle holds the refs as they were when it started.
+
+    Args:
+        store: The store.
+        directory: Where to put it (created if missing); default :func:`backup_dir`, which
+            git ignores (``.mdsessions/*`` is in the store's ``.gitignore``).
+        progress: Called with git's progress (``stage, done, total``).
+
+    Returns:
+        The new backup.
+
+    Raises:
+        StoreError: If the store has no commit, or git fails to write or verify the bundle.
+    """
+    git = store.git
+    head = git.head()
+    if head is None:
+        raise StoreError(f"{store.root}: nothing to back up (no commit yet)")
+    folder = Path(directory).resolve() if directory is not None else backup_dir(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", store.root.name) or "store"
+    final = folder / f"{name}-{stamp}-{head[:12]}{_BACKUP_SUFFIX}"
+    n = 1
+    while final.exists():
+        n += 1
+        final = folder / f"{name}-{stamp}-{head[:12]}-{n}{_BACKUP_SUFFIX}"
+    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    try:
+        transport.bundle_create(git, tmp, progress)
+        tmp.replace(final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return _backup_info(final)
+
+
+def list_backups(directory: str | os.PathLike[str]) -> list[Backup]:
+    """The ``*.bundle`` files of a folder, newest first.
+
+    Args:
+        directory: The backup folder (a missing folder has none).
+
+    Returns:
+        The backups, newest first.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    found = [_backup_info(p) for p in folder.glob(f"*{_BACKUP_SUFFIX}") if p.is_file()]
+    found.sort(key=lambda b: (b.created, b.path.name), reverse=True)
+    return found
+
+
+def prune_backups(
+    directory: str | os.PathLike[str],
+    *,
+    keep: int | None = None,
+    older_than: float | None = None,
+    now: _dt.datetime | None = None,
+) -> list[Backup]:
+    """Delete old backups: those beyond the newest ``keep`` and/or older than ``older_than``.
+
+    With both given a backup is deleted only when both say so (the conservative reading).
+
+    Args:
+        directory: The backup folder.
+        keep: Keep this many newest backups.
+        older_than: Delete backups older than this many days.
+        now: The current time (UTC; for tests).
+
+    Returns:
+        The deleted backups.
+
+    Raises:
+        ValueError: Neither ``keep`` nor ``older_than``, or a negative value.
+    """
+    if keep is None and older_than is None:
+        raise ValueError("give keep (a count) or older_than (days)")
+    if (keep is not None and keep < 0) or (older_than is not None and older_than < 0):
+        raise ValueError("keep and older_than must be 0 or more")
+    current = now or _dt.datetime.now(_dt.timezone.utc)
+    removed = []
+    for index, backup in enumerate(list_backups(directory)):
+        beyond = keep is None or index >= keep
+        old = older_than is None or (current - backup.created).total_seconds() > older_than * 86400
+        if beyond and old:
+            backup.path.unlink()
+            removed.append(backup)
+    return removed
+
+
+@dataclass(frozen=True)
+class BackupRestore:
+    """What :func:`restore_backup` made.
+
+    Attributes:
+        path: The new store's folder.
+        head: The commit checked out.
+        refs: Every ref restored, name → commit.
+        problems: What :func:`verify` found in the restored store (empty when sound).
+    """
+
+    path: Path
+    head: str
+    refs: dict[str, str]
+    problems: tuple[Problem, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as a JSON-ready mapping."""
+        return {
+            "path": str(self.path),
+            "head": self.head,
+            "refs": dict(self.refs),
+            "valid": not self.problems,
+            "problems": [
+                {"path": p.path, "line": p.line, "reason": p.reason} for p in self.problems
+            ],
+        }
+
+
+def restore_backup(
+    bundle: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    progress: ProgressCallback | None = None,
+) -> BackupRestore:
+    """Restore a store from a bundle into a NEW folder, then verify it.
+
+    A clone of the bundle that keeps every ref as it was (``refs/*`` to ``refs/*``, no
+    ``origin`` pointing at the bundle file): ``git bundle verify``, ``git fetch`` from the
+    bundle, ``HEAD`` on ``main`` (else the branch the bundle's ``HEAD`` names), checkout,
+    then :func:`verify` (``git fsck --strict`` + validation). ``git log`` and every file are
+    those of the store the bundle was made from.
+
+    Args:
+        bundle: The ``.bundle`` file.
+        dest: A folder that does not exist or is empty.
+        progress: Called with git's progress.
+
+    Returns:
+        The new store's folder, head, refs and any problems found.
+
+    Raises:
+        StoreError: The destination is not empty, the bundle is not valid, or the restored
+            repository fails ``git fsck`` (the half-made folder is removed).
+    """
+    source = Path(bundle).resolve()
+    target = Path(dest).resolve()
+    if not source.is_file():
+        raise StoreError(f"{source}: no such bundle file")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise StoreError(f"{target} exists and is not empty; restore into a new folder")
+    created = not target.exists()
+    try:
+        init_repository(target)
+        problem = transport.bundle_verify(source, cwd=target)
+        if problem is not None:
+            raise StoreError(f"git bundle verify failed: {problem}")
+        refs: dict[str, str] = {}
+        head_sha = None
+        for sha, name in transport.bundle_heads(source, cwd=target):
+            if name == "HEAD":
+                head_sha = sha
+            elif name.startswith("refs/"):
+                refs[name] = sha
+        if not refs:
+            raise StoreError(f"{source}: the bundle holds no refs")
+        transport.fetch_bundle(target, source, progress)
+        branch = "refs/heads/main" if "refs/heads/main" in refs else None
+        if branch is None:
+            branch = next(
+                (
+                    n
+                    for n, s in sorted(refs.items())
+                    if n.startswith("refs/heads/") and s == head_sha
+                ),
+                next((n for n in sorted(refs) if n.startswith("refs/heads/")), None),
+            )
+        if branch is None:
+            raise StoreError(f"{source}: the bundle holds no branch to check out")
+        maintain.checkout_branch(target, branch)
+        passed, found = maintain.fsck(target)
+        if not passed:
+            raise StoreError(f"the restored repository fails git fsck: {' '.join(found)}")
+        with Store(target) as store:
+            report = verify(store)
+            head = store.git.head() or ""
+    except BaseException:
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink()
+        raise
+    return BackupRestore(target, head, refs, report.problems)

@@ -1,0 +1,144 @@
+"""Integrity of a session: its documents parse, and its manifest agrees with its checkpoints.
+
+What :meth:`Session.validate <mdsessions.store.session.Session.validate>` and
+:meth:`Store.validate <mdsessions.store.store.Store.validate>` report; ``mdsessions verify``
+adds git's own checks and the commits' trailers (:mod:`mdsessions.history.verify`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mdsessions.documents.frontmatter import loads
+from mdsessions.errors import DocumentError
+from mdsessions.models.schema import Checkpoint, PhaseStatus
+from mdsessions.store.paths import CHECKPOINT, PROMPTS_DIR
+
+if TYPE_CHECKING:
+    from mdsessions.store.session import Session
+
+__all__ = ["Problem", "validate_phase", "validate_session"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of :meth:`Store.validate` / :meth:`Session.validate`.
+
+    Attributes:
+        path: Store-relative file the problem is in.
+        reason: What is wrong and what was expected.
+        line: 1-based line, when known.
+    """
+
+    path: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.reason}"
+
+
+def validate_session(session: Session) -> list[Problem]:
+    """Check every document of the session and the manifest against the checkpoints.
+
+    Returns:
+        Problems with file, line and reason (empty when sound).
+    """
+    problems: list[Problem] = []
+    try:
+        manifest = session.manifest()
+    except DocumentError as exc:
+        return [Problem(exc.path or session.manifest_rel, exc.reason, exc.line)]
+    if manifest.project_id != session.project_id or manifest.session_id != session.session_id:
+        problems.append(
+            Problem(
+                session.manifest_rel,
+                f"ids {manifest.project_id}/{manifest.session_id} do "
+                f"not match the folder {session.ref}",
+            )
+        )
+    known = {p.directory: p for p in manifest.phases}
+    for folder in sorted(session.path.iterdir()):
+        if folder.is_dir() and folder.name.startswith("phase_") and folder.name not in known:
+            problems.append(
+                Problem(
+                    folder.relative_to(session.store.root).as_posix(),
+                    "phase folder is not in the manifest's phase table",
+                )
+            )
+    for entry in manifest.phases:
+        folder_rel = f"{session.rel}/{entry.directory}"
+        folder = session.store.root / folder_rel
+        checkpoint = None
+        if folder.is_dir():
+            documents = sorted(folder.glob("*.md")) + sorted(folder.glob(f"{PROMPTS_DIR}/*.md"))
+            for path in documents:
+                rel = path.relative_to(session.store.root).as_posix()
+                try:
+                    doc = loads(session.store.read_text(rel), path=rel)
+                except DocumentError as exc:
+                    problems.append(
+                        Problem(
+                            rel,
+                            exc.reason
+                            if exc.field is None
+                            else f"field '{exc.field}': {exc.reason}",
+                            exc.line,
+                        )
+                    )
+                    continue
+                if getattr(doc, "phase", entry.number) != entry.number:
+                    problems.append(
+                        Problem(
+                            rel,
+                            f"phase {getattr(doc, 'phase', '?')} does "
+                            f"not match its folder (phase {entry.number})",
+                        )
+                    )
+                if isinstance(doc, Checkpoint):
+                    checkpoint = doc
+        cp_rel = f"{folder_rel}/{CHECKPOINT}"
+        if checkpoint is None:
+            if (
+                entry.status not in (PhaseStatus.PENDING, PhaseStatus.IN_PROGRESS)
+                and not (folder / CHECKPOINT).exists()
+            ):
+                problems.append(
+                    Problem(
+                        session.manifest_rel,
+                        f"phase {entry.number} is {entry.status.value} but {cp_rel} is missing",
+                    )
+                )
+            continue
+        stale_run = entry.status is PhaseStatus.STALE and checkpoint.status in (
+            PhaseStatus.COMPLETED,
+            PhaseStatus.FAILED,
+        )  # the checkpoint of the run that an upstream revision made stale
+        if checkpoint.status is not entry.status and not stale_run:
+            problems.append(
+                Problem(
+                    cp_rel,
+                    f"status {checkpoint.status.value} disagrees with the "
+                    f"manifest's {entry.status.value} for phase {entry.number}",
+                )
+            )
+        for run in checkpoint.agents:
+            name = run.output_file or f"{run.agent_name}.md"
+            if run.status is PhaseStatus.COMPLETED and not (folder / name).is_file():
+                problems.append(
+                    Problem(cp_rel, f"agent {run.agent_name}: output file {name} is missing")
+                )
+    return problems
+
+
+def validate_phase(session: Session, phase: int) -> list[Problem]:
+    """Validate one phase's files and its agreement with the manifest."""
+    folder = session.phase_rel(phase)
+    return [
+        p
+        for p in validate_session(session)
+        if p.path.startswith(folder + "/")
+        or (p.path == session.manifest_rel and f"phase {phase} " in p.reason)
+    ]
