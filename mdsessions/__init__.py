@@ -121,7 +121,7 @@ _WHERE = {
     "StoreNotFoundError": "errors",
     "UnrecordedEditError": "errors",
     "WorkflowError": "errors",
-    "SyncConflictError": "history.sync",
+    "SyncConflictError": "errors",
 }
 
 
@@ -159,10 +159,10 @@ if TYPE_CHECKING:
         SessionNotFoundError,
         StoreError,
         StoreNotFoundError,
+        SyncConflictError,
         UnrecordedEditError,
         WorkflowError,
     )
-    from mdsessions.history.sync import SyncConflictError
     from mdsessions.models.schema import (
         AgentOutput,
         AgentPrompt,

@@ -10,6 +10,12 @@ the whole tree to ``Error: …`` messages and exit codes in one place
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mdsessions.history.sync import SessionConflict
+
 __all__ = [
     "AgentExecutionError",
     "AgentFailedError",
@@ -22,11 +28,13 @@ __all__ = [
     "LockTimeoutError",
     "MdsessionsError",
     "PhaseNotFoundError",
+    "PushRejectedError",
     "SessionExistsError",
     "SessionLockedError",
     "SessionNotFoundError",
     "StoreError",
     "StoreNotFoundError",
+    "SyncConflictError",
     "UnrecordedEditError",
     "WorkflowError",
 ]
@@ -71,6 +79,38 @@ class SessionLockedError(ConflictError):
 
     Retryable: wait for it (``--wait-lock SECONDS``) or try again later.
     """
+
+
+class PushRejectedError(ConflictError):
+    """The remote's branch has commits this store lacks: pull (or sync) first."""
+
+
+class SyncConflictError(ConflictError):
+    """A pull met sessions (or store files) changed on both sides; nothing was changed locally.
+
+    Attributes:
+        remote: The remote pulled from.
+        sessions: The sessions changed on both sides
+            (:class:`mdsessions.history.SessionConflict`).
+        files: Store files outside sessions changed differently on both sides.
+        keys: ``mdsessions.toml`` keys set to different values on both sides
+            (``[workflows] aflow: mine "…", theirs "…"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remote: str,
+        sessions: Sequence[SessionConflict],
+        files: Sequence[str] = (),
+        keys: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.remote = remote
+        self.sessions = tuple(sessions)
+        self.files = tuple(files)
+        self.keys = tuple(keys)
 
 
 class UnrecordedEditError(StoreError):

@@ -29,7 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from pydantic import ConfigDict, Field, computed_field
+
 from mdsessions.errors import AgentExecutionError, AgentFailedError, DocumentError, WorkflowError
+from mdsessions.models.results import Result
 from mdsessions.models.schema import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
 from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow
 from mdsessions.store.store import Identity, Session, Store
@@ -212,24 +215,37 @@ class _Asked:
     inputs: Mapping[str, str]
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """What one :meth:`Runner.run` did.
+class RunResult(Result):
+    """What one :meth:`Runner.run` did (``mdsessions run --json`` prints it)."""
 
-    Attributes:
-        session: The session.
-        status: Its status when the run stopped.
-        phases_run: Phases executed (completed) by this run, in order.
-        waiting_for_review: The phase awaiting review, if the run stopped at a gate.
-        recorded_feedback: Phases whose feedback edit this run recorded.
-    """
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    session: Session
+    session: Session = Field(exclude=True)
+    """The session."""
     status: SessionStatus
+    """The session's status when the run stopped."""
     phases_run: tuple[int, ...] = ()
+    """Phases executed (completed) by this run, in order."""
     waiting_for_review: int | None = None
+    """The phase awaiting review, if the run stopped at a gate."""
+    feedback_path: str | None = None
+    """Store-relative path of the ``user_feedback.md`` of the phase awaiting review."""
     recorded_feedback: tuple[int, ...] = ()
+    """Phases whose feedback edit this run recorded."""
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def project(self) -> str:
+        """Project id."""
+        return self.session.project_id
+
+    @computed_field(alias="session")  # type: ignore[prop-decorator]
+    @property
+    def session_id(self) -> str:
+        """Session id."""
+        return self.session.session_id
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def message(self) -> str:
         """A one-line account for people."""
@@ -458,7 +474,12 @@ class Runner:
                     recorded.append(waiting.number)
                     continue
                 return RunResult(
-                    session, manifest.status, tuple(ran), waiting.number, tuple(recorded)
+                    session=session,
+                    status=manifest.status,
+                    phases_run=tuple(ran),
+                    waiting_for_review=waiting.number,
+                    feedback_path=session.document_rel(waiting.number, "feedback"),
+                    recorded_feedback=tuple(recorded),
                 )
             todo = next(
                 (
@@ -476,7 +497,12 @@ class Runner:
             self._run_phase(session, workflow, todo)
             ran.append(todo.number)
         manifest = session.manifest()
-        return RunResult(session, manifest.status, tuple(ran), None, tuple(recorded))
+        return RunResult(
+            session=session,
+            status=manifest.status,
+            phases_run=tuple(ran),
+            recorded_feedback=tuple(recorded),
+        )
 
     def _wait_for_decision(
         self,

@@ -148,7 +148,7 @@ def _awaiting(store: Store, project: str, sid: str) -> None:
 
 
 def _inbox(store: Store) -> list[tuple[object, ...]]:
-    return [dataclasses.astuple(i) for i in store.inbox()]
+    return [tuple(i.model_dump().values()) for i in store.inbox()]
 
 
 def _manifest(store: Store, project: str, sid: str) -> Path:

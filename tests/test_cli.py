@@ -312,7 +312,7 @@ def test_new_prints_the_session_and_commits(store: Path, tmp_path: Path) -> None
         git(store, "log", "-1", "--format=%s")
         == "session(proj/s1): created (idea_validation, full)\n"
     )
-    data = json.loads(invoke(["status", "proj/s1", "--json"], store=store).stdout)
+    data = json.loads(invoke(["status", "proj/s1", "--json"], store=store).stdout)["manifest"]
     assert data["idea"] == "Ein Café\r\nfür alle\n"
     assert data["tags"] == ["pilot"]
     assert [p["number"] for p in data["phases"]] == [1, 2, 3, 4, 5, 6, 7]
@@ -322,7 +322,7 @@ def test_new_prints_the_session_and_commits(store: Path, tmp_path: Path) -> None
 
 def test_new_reads_the_idea_from_stdin(store: Path) -> None:
     invoke(["new", "proj", "s1", "--idea-file", "-"], input=b"from stdin\r\n", store=store)
-    data = json.loads(invoke(["status", "proj/s1", "--json"], store=store).stdout)
+    data = json.loads(invoke(["status", "proj/s1", "--json"], store=store).stdout)["manifest"]
     assert data["idea"] == "from stdin\r\n"
 
 
@@ -387,10 +387,19 @@ def test_list_table_and_json(store: Path, session: str) -> None:
     assert lines[1].split()[:6] == ["other", "s2", "idea_validation", "full", "created", "1"]
     assert lines[2].split()[:5] == ["proj", "s1", "idea_validation", "mvp", "created"]
     data = json.loads(invoke(["list", "--json", "--project", "proj"], store=store).stdout)
-    assert [(d["project_id"], d["session_id"]) for d in data] == [("proj", "s1")]
-    assert {"status", "workflow", "mode", "current_phase", "updated", "phases", "totals"} <= set(
-        data[0]
-    )
+    assert [(d["project"], d["session"]) for d in data] == [("proj", "s1")]
+    assert set(data[0]) == {
+        "project",
+        "session",
+        "workflow",
+        "mode",
+        "status",
+        "current_phase",
+        "created",
+        "updated",
+        "path",
+    }
+    assert data[0]["path"] == f"{SESSION_DIR}/session_manifest.md"
     assert json.loads(invoke(["list", "--json", "--status", "completed"], store=store).stdout) == []
 
 
@@ -412,8 +421,11 @@ def test_status_table(store: Path, session: str) -> None:
 
 
 def test_status_json_by_unique_session_id(store: Path, session: str) -> None:
-    data = json.loads(invoke(["status", "s1", "--json"], store=store).stdout)
-    assert data["session"] == "proj/s1"
+    result = json.loads(invoke(["status", "s1", "--json"], store=store).stdout)
+    assert (result["project"], result["session"]) == ("proj", "s1")
+    assert result["path"] == f"{SESSION_DIR}/session_manifest.md"
+    data = result["manifest"]
+    assert (data["project_id"], data["session_id"]) == ("proj", "s1")
     assert data["status"] == "created"
     assert data["current_phase"] == 1
     assert (
@@ -489,7 +501,7 @@ def test_output_from_stdin_round_trips_bytes(store: Path, session: str) -> None:
     assert raw.endswith(b"\n" + content)
     data = json.loads(
         invoke(["show", session, "1", "concept_expansion", "--json"], store=store).stdout
-    )
+    )["document"]
     assert data["content"].encode() == content
     assert (data["model"], data["input_tokens"], data["output_tokens"], data["cost"]) == (
         "m1",
@@ -506,7 +518,9 @@ def test_output_from_a_file(store: Path, session: str, tmp_path: Path) -> None:
     source = tmp_path / "out.md"
     source.write_bytes(b"line\r\n")
     invoke(["output", session, "1", "writer", str(source), "--status", "failed"], store=store)
-    data = json.loads(invoke(["show", session, "1", "writer", "--json"], store=store).stdout)
+    data = json.loads(invoke(["show", session, "1", "writer", "--json"], store=store).stdout)[
+        "document"
+    ]
     assert (data["content"], data["status"]) == ("line\r\n", "failed")
 
 
@@ -571,7 +585,9 @@ def test_checkpoint_waits_for_review_then_feedback_approves(store: Path, session
         "session in_progress at phase 2 (Market Research)\n"
     )
     assert git(store, "log", "-1", "--format=%an <%ae>").strip() == "Ann <ann@example.com>"
-    data = json.loads(invoke(["show", session, "1", "feedback", "--json"], store=store).stdout)
+    data = json.loads(invoke(["show", session, "1", "feedback", "--json"], store=store).stdout)[
+        "document"
+    ]
     assert (data["approved"], data["action"], data["comments"]) == (
         True,
         "approved",
@@ -617,7 +633,7 @@ def test_checkpoint_failed_with_errors(store: Path, session: str) -> None:
         result.stdout == "proj/s1: phase 1 Concept Expansion failed; "
         "session failed at phase 1 (Concept Expansion)\n"
     )
-    data = json.loads(invoke(["show", session, "1", "--json"], store=store).stdout)
+    data = json.loads(invoke(["show", session, "1", "--json"], store=store).stdout)["document"]
     assert (data["errors"], data["execution_mode"], data["retry_count"]) == (
         ["boom", "again"],
         "parallel",
@@ -657,7 +673,9 @@ def test_feedback_revise_with_changes_from_a_comment_file(
     assert result.stdout.startswith(
         "proj/s1: phase 1 Concept Expansion revise; session in_progress"
     )
-    data = json.loads(invoke(["show", session, "1", "feedback", "--json"], store=store).stdout)
+    data = json.loads(invoke(["show", session, "1", "feedback", "--json"], store=store).stdout)[
+        "document"
+    ]
     assert data["requested_changes"] == ["shorter", "audience: students"]
     assert data["comments"] == "Line 1\r\nLine 2\n"
     assert git(store, "log", "-1", "--format=%an <%ae>").strip() == PERSON
@@ -690,10 +708,21 @@ def test_log_text_and_json(store: Path, session: str) -> None:
         "session",
         "init",
     ]
-    assert set(data[0]) == {"sha", "time", "author", "subject", "trailers"}
-    assert data[0]["sha"] == sha
-    assert data[0]["trailers"]["Mdsessions-Session"] == "s1"
-    assert data[0]["trailers"]["Mdsessions-Status"] == "in_progress"
+    assert data[0] == {
+        "commit": sha,
+        "author": "mdsessions <mdsessions@localhost>",
+        "time": data[0]["time"],
+        "subject": "checkpoint(proj/s1): phase 1 Concept Expansion in_progress",
+        "kind": "checkpoint",
+        "project": "proj",
+        "session": "s1",
+        "phase": 1,
+        "agent": None,
+        "status": "in_progress",
+        "session_status": "in_progress",
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", data[0]["time"])
+    assert data[-1]["kind"] == "init" and data[-1]["project"] is None
     skipped = json.loads(invoke(["log", session, "--skip", "1", "--json"], store=store).stdout)
     assert [c["subject"] for c in skipped] == ["session(proj/s1): created (idea_validation, mvp)"]
 
@@ -711,7 +740,9 @@ def test_show_prints_files_exactly_and_reads_old_versions(store: Path, session: 
         invoke(["show", session, "1", "checkpoint", "--at", "HEAD"], store=store).stdout_bytes
         == checkpoint
     )
-    data = json.loads(invoke(["show", session, "--at", "HEAD~1", "--json"], store=store).stdout)
+    data = json.loads(invoke(["show", session, "--at", "HEAD~1", "--json"], store=store).stdout)[
+        "document"
+    ]
     assert (data["schema"], data["status"], data["notes"]) == (
         "mdsessions/session_manifest/v1",
         "created",
@@ -745,7 +776,7 @@ def test_validate_ok_and_problems(store: Path, session: str) -> None:
     assert invoke(["validate"], store=store).stdout == "ok: 1 session(s) valid\n"
     assert invoke(["validate", session], store=store).stdout == "ok: 1 session(s) valid\n"
     data = json.loads(invoke(["validate", "--json"], store=store).stdout)
-    assert data == {"valid": True, "sessions": 1, "problems": []}
+    assert data == {"valid": True, "session_count": 1, "problems": []}
     invoke(["checkpoint", session, "1", "--status", "in_progress"], store=store)
     checkpoint = store / SESSION_DIR / "phase_1_concept" / "checkpoint.md"
     checkpoint.write_text(
@@ -779,7 +810,9 @@ def test_run_stops_at_the_review_gate_then_continues(
         "  set approved: true (or action: revise / reject) and run again",
         "  (or: mdsessions feedback proj/s1 1 --approve | --revise | --reject)",
     ]
-    data = json.loads(invoke(["show", "proj/s1", "1", "writer", "--json"], store=store).stdout)
+    data = json.loads(invoke(["show", "proj/s1", "1", "writer", "--json"], store=store).stdout)[
+        "document"
+    ]
     assert data["content"] == "# Draft 0\r\n{{ x }} gyms\r\n"
     # The reviewer edits the file in an editor, then runs again.
     text = feedback.read_text(encoding="utf-8")
@@ -787,15 +820,18 @@ def test_run_stops_at_the_review_gate_then_continues(
     result = invoke(["run", "proj/s1", "--workflow", str(workflow), "--json"], store=store)
     data = json.loads(result.stdout)
     assert data == {
-        "session": "proj/s1",
+        "project": "proj",
+        "session": "s1",
         "status": "completed",
         "phases_run": [2],
         "waiting_for_review": None,
-        "feedback_file": None,
+        "feedback_path": None,
         "recorded_feedback": [1],
         "message": "proj/s1: ran phase 2; session completed",
     }
-    final = json.loads(invoke(["show", "proj/s1", "2", "finisher", "--json"], store=store).stdout)
+    final = json.loads(invoke(["show", "proj/s1", "2", "finisher", "--json"], store=store).stdout)[
+        "document"
+    ]
     assert final["content"].startswith("# Task: Final (phase 2)")
     assert state(store)[1] == ""
     assert invoke(["validate"], store=store).stdout == "ok: 1 session(s) valid\n"
@@ -808,8 +844,8 @@ def test_run_json_when_waiting(store: Path, workflow: Path) -> None:
     data = json.loads(result.stdout)
     assert data["status"] == "awaiting_review"
     assert data["waiting_for_review"] == 1
-    assert data["feedback_file"].endswith("/phase_1_draft/user_feedback.md")
-    assert (store / data["feedback_file"]).is_file()
+    assert data["feedback_path"].endswith("/phase_1_draft/user_feedback.md")
+    assert (store / data["feedback_path"]).is_file()
 
 
 def test_run_with_max_phases_on_a_new_session(store: Path, workflow: Path) -> None:
@@ -894,7 +930,9 @@ def test_run_records_a_failed_agent(
         f"unavailable; recorded in {rel}. Run again to retry the phase.\n"
     )
     assert (
-        json.loads(invoke(["status", "proj/s1", "--json"], store=store).stdout)["status"]
+        json.loads(invoke(["status", "proj/s1", "--json"], store=store).stdout)["manifest"][
+            "status"
+        ]
         == "failed"
     )
     monkeypatch.delenv("CLI_TEST_AGENT")
@@ -931,11 +969,11 @@ def test_edits_and_record(store: Path, waiting: str, tmp_path: Path) -> None:
     result = invoke(["record", str(feedback), "--author", PERSON, "--json"], store=store)
     data = json.loads(result.stdout)
     assert data["commit"] == git(store, "rev-parse", "HEAD").strip()
-    assert data["recorded"] == [{"path": FEEDBACK_1, "change": "modified"}]
+    assert data["recorded"] == [{"path": FEEDBACK_1, "change": "modified", "error": None}]
     assert data["unrecorded"] == []
     assert git(store, "log", "-1", "--format=%an <%ae>%n%s").splitlines() == [
         PERSON,
-        "review(proj/s1): phase 1 revise",
+        "user_feedback(proj/s1): phase 1 revise",
     ]
     assert state(store)[1] == ""
     assert invoke(["record"], store=store).stderr == "nothing to record\n"
@@ -977,9 +1015,9 @@ def test_real_process_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     proc = run_process("show", "proj/s1", "1", "concept_expansion", "--json", cwd=root)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["content"].encode() == content
+    assert json.loads(proc.stdout)["document"]["content"].encode() == content
     proc = run_process("status", "proj/s1", "--json", cwd=root)
-    assert json.loads(proc.stdout)["status"] == "in_progress"
+    assert json.loads(proc.stdout)["manifest"]["status"] == "in_progress"
     assert state(root)[1] == ""
 
 
@@ -1005,9 +1043,9 @@ def test_real_process_errors(tmp_path: Path, store: Path, session: str) -> None:
 def test_real_process_json_is_utf8(store: Path) -> None:
     proc = run_process("--store", str(store), "new", "proj", "s1", "--idea", "Café ✓")
     assert proc.returncode == 0, proc.stderr
-    proc = run_process("--store", str(store), "list", "--json")
+    proc = run_process("--store", str(store), "status", "proj/s1", "--json")
     assert "Café ✓".encode() in proc.stdout
-    assert json.loads(proc.stdout)[0]["idea"] == "Café ✓"
+    assert json.loads(proc.stdout)["manifest"]["idea"] == "Café ✓"
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -1124,7 +1162,7 @@ def test_every_error_is_an_mdsessions_error_with_a_builtin_mixin() -> None:
 
 CLI_DIR = ROOT / "mdsessions" / "cli"
 PUBLIC = {"mdsessions", "mdsessions.history"}
-HEAVY = {"git", "jinja2", "yaml", "frontmatter", "pydantic"}
+HEAVY = {"git", "jinja2", "yaml", "frontmatter"}  # pydantic: only inside commands (see --help)
 
 
 def _imports(path: Path) -> list[str]:

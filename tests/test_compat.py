@@ -185,7 +185,7 @@ def test_seed_usage_runs_as_written(in_tmp: Path, capsys: pytest.CaptureFixture[
         assert Path(session_dir) == in_tmp / SESSION
         assert_clean(root)
         assert author(root) == PERSON
-        assert trailers(root)["Mdsessions-Kind"] == "feedback"
+        assert trailers(root)["Mdsessions-Kind"] == "user_feedback"
 
         assert run_block(PHASE_2_OUTPUT, namespace, root) == 1
         assert author(root) == RUNNER

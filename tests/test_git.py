@@ -232,7 +232,7 @@ def test_log_parses_trailers(store: Store, session: Session) -> None:
     assert len(commits) == 5
     newest = commits[0]
     assert newest.author == PERSON
-    assert newest.trailer("Mdsessions-Kind") == "feedback"
+    assert newest.trailer("Mdsessions-Kind") == "user_feedback"
     assert newest.trailer("mdsessions-phase") == "1"  # keys are case-insensitive
     assert newest.trailer("Mdsessions-Status") == "approved"
     assert newest.trailer("Missing") is None
@@ -240,7 +240,7 @@ def test_log_parses_trailers(store: Store, session: Session) -> None:
     assert newest.subject == git(store.root, "log", "-1", "--format=%s").strip()
     assert newest.time.endswith("Z")
     kinds = [c.trailer("Mdsessions-Kind") for c in commits]
-    assert kinds == ["feedback", "checkpoint", "agent-output", "session", "init"]
+    assert kinds == ["user_feedback", "checkpoint", "agent_output", "session", "init"]
     assert all(c.author == RUNNER for c in commits[1:])
     history = session.history()
     assert [c.sha for c in history] == [c.sha for c in commits[:4]]
@@ -390,7 +390,7 @@ def test_saves_work_after_git_gc_packs_refs_and_objects(store: Store, session: S
     assert not (store.root / ".git" / "refs" / "heads" / "main").exists()
     session.save_agent_output(1, "b", "after gc\n")
     assert session.output(1, "a").content == "before gc\n"  # type: ignore[union-attr]
-    assert git(store.root, "log", "-1", "--format=%s").startswith("output(")
+    assert git(store.root, "log", "-1", "--format=%s").startswith("agent_output(")
     assert_clean(store.root)
 
 

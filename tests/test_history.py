@@ -162,7 +162,7 @@ def test_versions_lists_the_session_history_newest_first(
         oldest.kind == "session"
         and oldest.subject == f"session({P}/{S}): created (idea_validation, mvp)"
     )
-    outputs = [v for v in page.versions if v.kind == "agent-output"]
+    outputs = [v for v in page.versions if v.kind == "agent_output"]
     assert {v.agent for v in outputs} == {
         "concept_expansion",
         "market_intelligence",
@@ -209,13 +209,13 @@ def test_versions_filters_by_phase_kind_author_and_time(store: Store, runner: Ru
     runner.run(session)
     phase2 = history.versions(session, phase=2, limit=None).versions
     assert phase2 and all(v.phase == 2 for v in phase2)
-    assert {v.kind for v in phase2} == {"checkpoint", "agent-output"}
+    assert {v.kind for v in phase2} == {"checkpoint", "agent_output"}
     both = history.versions(session, phase=2, kind="checkpoint", limit=None).versions
     assert [v.status for v in both] == ["completed", "in_progress"]
-    several = history.versions(session, kind=["feedback", "session"], limit=None).versions
-    assert [v.kind for v in several] == ["feedback", "session"]
+    several = history.versions(session, kind=["user_feedback", "session"], limit=None).versions
+    assert [v.kind for v in several] == ["user_feedback", "session"]
     ann = history.versions(session, author="ann reviewer", limit=None).versions
-    assert [v.kind for v in ann] == ["feedback"] and ann[
+    assert [v.kind for v in ann] == ["user_feedback"] and ann[
         0
     ].author == "Ann Reviewer <ann@example.com>"
     assert history.versions(session, author="a.n", limit=None).versions == ()  # literal text
@@ -239,7 +239,7 @@ def test_versions_of_a_document_and_a_phase_folder(store: Store, run_session: Se
     doc = history.versions(run_session, rel, limit=None).versions
     expected = git(store.root, "log", "--format=%H", "--", f"{run_session.rel}/{rel}").split()
     assert [v.commit for v in doc] == expected
-    assert [v.kind for v in doc] == ["feedback", "checkpoint"]
+    assert [v.kind for v in doc] == ["user_feedback", "checkpoint"]
     folder = history.versions(run_session, f"{run_session.rel}/phase_2_market_research", limit=None)
     assert folder.path == f"{run_session.rel}/phase_2_market_research"
     assert {v.phase for v in folder.versions} == {2}
@@ -334,7 +334,7 @@ def test_restore_whole_session_is_a_new_commit_and_the_runner_continues(
     store: Store, run_session: Session, runner: Runner, agents: Agents
 ) -> None:
     target = commit_of(
-        store, "feedback(project-123/session-456): phase 1 Concept Expansion approved"
+        store, "user_feedback(project-123/session-456): phase 1 Concept Expansion approved"
     )
     old_head = head(store.root)
     count = commit_count(store.root)
@@ -665,7 +665,7 @@ def test_maintenance_is_safe_while_another_writer_commits(store: Store) -> None:
         done.set()
         thread.join()
     assert errors == []
-    assert len(history.versions(session, kind="agent-output", limit=None).versions) == 40
+    assert len(history.versions(session, kind="agent_output", limit=None).versions) == 40
     assert all(session.output(1, f"agent-{i}") is not None for i in range(40))
     history.maintenance(store)
     assert history.verify(store).ok
@@ -762,7 +762,7 @@ def test_cli_versions_diff_restore_fork_verify(store: Store, run_session: Sessio
     result = invoke("versions", f"{P}/{S}", "1", "feedback", "--store", root, "--json")
     data = json.loads(result.stdout)
     assert data["path"].endswith("phase_1_concept/user_feedback.md")
-    assert [v["kind"] for v in data["versions"]] == ["feedback", "checkpoint"]
+    assert [v["kind"] for v in data["versions"]] == ["user_feedback", "checkpoint"]
     result = invoke("versions", S, "2", "--phase", "2", "--store", root, "--json")
     assert {v["phase"] for v in json.loads(result.stdout)["versions"]} == {2}
     created = commit_of(store, "): created (")
@@ -896,7 +896,7 @@ def test_scale_restore_fork_and_bundle_on_1000_checkpoints(
     began = time.monotonic()
     assert commit_count(store.root) >= 1000
     s = store.session(P, "s042")
-    target = history.versions(s, kind="agent-output", phase=2, limit=None).versions[-1].commit
+    target = history.versions(s, kind="agent_output", phase=2, limit=None).versions[-1].commit
     result = history.restore(s, target, phase=2)
     assert result.reset_phases == (2, 3, 6, 7)
     assert s.manifest().current_phase == 2

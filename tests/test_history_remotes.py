@@ -333,7 +333,7 @@ def test_cli_remote_push_pull_sync_and_conflict(
     code, out, _ = run("remote", "add", "mirror", str(remotes_dir / "store.git"), "--store", root)
     assert code == 0 and out.strip().startswith("mirror ")
     code, out, _ = run("remote", "list", "--json", "--store", root)
-    assert set(json.loads(out)) == {"origin", "mirror"}
+    assert {r["name"] for r in json.loads(out)} == {"origin", "mirror"}
     code, out, _ = run("remote", "remove", "mirror", "--store", root)
     assert code == 0
     before = snapshot(b.root)
@@ -349,7 +349,8 @@ def test_cli_remote_push_pull_sync_and_conflict(
     assert code == 0, err
     data = json.loads(out)
     assert data["pull"]["action"] == "merged" and data["push"]["action"] == "pushed"
-    assert data["pull"]["resolved"] == {f"{P}/{S}": "theirs"}
+    changed = {(c["project"], c["session"]): c["change"] for c in data["pull"]["changes"]}
+    assert changed[(P, S)] == "kept-theirs"
     code, out, err = run("pull", "--store", str(a.root))
     assert code == 0 and out.startswith("fast-forward to origin/main")
     code, out, err = run("push", "--store", str(a.root), "--json")

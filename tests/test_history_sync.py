@@ -280,7 +280,7 @@ def test_a_merge_pull_also_sets_aside_a_version_the_remote_replaced(
     out = invoke("pull", "--json", "--store", str(a.root))
     result = json.loads(out.stdout)
     assert result["action"] == "merged"
-    [change] = [c for c in result["changes"] if c["session"] == f"{P}/{S}"]
+    [change] = [c for c in result["changes"] if (c["project"], c["session"]) == (P, S)]
     assert change["change"] == "replaced"
     assert change["set_aside"]["commit"] == ours and change["set_aside"]["side"] == "mine"
     assert change["status"] == {"before": "in_progress", "after": "in_progress"}
@@ -466,7 +466,7 @@ def test_clone_from_a_bare_repository_whose_head_names_master(
     out = invoke("clone", source, str(second), "--json")
     data = json.loads(out.stdout)
     assert data["branch"] == "main" and data["upstream"] == "origin/main"
-    assert data["sessions"] == 1 and data["commit"] == head(first.root)
+    assert data["session_count"] == 1 and data["commit"] == head(first.root)
     assert git(second, "rev-parse", "--abbrev-ref", "main@{upstream}").strip() == "origin/main"
     assert git(second, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
     assert (second / "mdsessions.toml").is_file()

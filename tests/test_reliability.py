@@ -307,7 +307,7 @@ def _check_concurrent_result(
     new = records[before:]
     if len(new) != 2 * workers * count:
         outcome.fail(f"expected {2 * workers * count} new commits, found {len(new)}")
-    outputs = {r.get("Mdsessions-Agent") for r in new if r.get("Mdsessions-Kind") == "agent-output"}
+    outputs = {r.get("Mdsessions-Agent") for r in new if r.get("Mdsessions-Kind") == "agent_output"}
     missing = [
         f"w{w}_{i}" for w in range(workers) for i in range(count) if f"w{w}_{i}" not in outputs
     ]
@@ -316,7 +316,7 @@ def _check_concurrent_result(
         outcome.fail(f"expected {workers * count} checkpoint commits, found {len(checkpoints)}")
     outcome.lost += len(missing) + max(0, workers * count - len(checkpoints))
     if missing:
-        outcome.fail(f"agent-output commits missing: {missing[:10]}")
+        outcome.fail(f"agent_output commits missing: {missing[:10]}")
     with Store.open(root) as store:
         for w in range(workers):
             session = store.session(P, session_of(w))
@@ -648,9 +648,9 @@ def op_path(sid: str, k: int) -> str:
 
 KIND_TRAILER = {
     "create": "session",
-    "output": "agent-output",
+    "output": "agent_output",
     "checkpoint": "checkpoint",
-    "feedback": "feedback",
+    "feedback": "user_feedback",
 }
 
 

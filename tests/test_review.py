@@ -369,7 +369,7 @@ def test_review_in_editor_revise_approve_reject(
     assert (tmp_path / "editor.log").read_text() == f"revise {root / FEEDBACK1}\n"
     assert author(root, review1) == PERSON
     assert git(root, "log", "-1", "--format=%cn <%ce>", review1).strip() == RUNNER
-    assert trailers(root, review1)["Mdsessions-Kind"] == "feedback"
+    assert trailers(root, review1)["Mdsessions-Kind"] == "user_feedback"
     assert trailers(root, review1)["Mdsessions-Status"] == "revise"
     lines = blame(root, FEEDBACK1, review1)
     assert blamed(lines, "action:") == PERSON_EMAIL
@@ -765,9 +765,9 @@ def test_run_wait_records_the_review_and_goes_on(waiting: Session) -> None:
     assert stderr.count("waiting up to 20 s for the review of phase 2…") == 2
     log = authors_since(root, gate1)
     assert [line for line in log if not line.startswith(RUNNER)] == [
-        f"{PERSON}  review({REF}): phase 1 approved",
-        f"{PERSON}  review({REF}): phase 2 revise",
-        f"{PERSON}  review({REF}): phase 2 approved",
+        f"{PERSON}  user_feedback({REF}): phase 1 approved",
+        f"{PERSON}  user_feedback({REF}): phase 2 revise",
+        f"{PERSON}  user_feedback({REF}): phase 2 approved",
     ]
     assert waiting.status is SessionStatus.COMPLETED
     assert parse_independent(root / PHASE2_REL / "checkpoint.md").metadata["retry_count"] == 1
@@ -802,13 +802,13 @@ def test_inbox_lists_every_waiting_phase_oldest_first(
     def item(project: str, sid: str, since: str) -> dict[str, object]:
         folder = f"projects/{project}/sessions/{sid}/phase_1_draft"
         return {
-            "project_id": project,
-            "session_id": sid,
+            "project": project,
+            "session": sid,
             "phase": 1,
             "phase_name": "Draft",
             "waiting_since": since,
-            "feedback": f"{folder}/user_feedback.md",
-            "outputs": [f"{folder}/writer.md"],
+            "feedback_path": f"{folder}/user_feedback.md",
+            "output_paths": [f"{folder}/writer.md"],
         }
 
     expected = [
@@ -831,14 +831,14 @@ def test_inbox_lists_every_waiting_phase_oldest_first(
     ]
     assert re.fullmatch(r"\d+ days", " ".join(rows[1][3:]))
     assert blocks == "\n".join(
-        f"{e['project_id']}/{e['session_id']} phase 1:\n"
-        f"  review  {root / str(e['feedback'])}\n"
-        f"  read    {root / e['outputs'][0]}\n"  # type: ignore[index]
+        f"{e['project']}/{e['session']} phase 1:\n"
+        f"  review  {root / str(e['feedback_path'])}\n"
+        f"  read    {root / e['output_paths'][0]}\n"  # type: ignore[index]
         for e in expected
     )
     # From inside the store: paths relative to the current folder.
     inside = mds(root, "inbox", cwd=root).stdout
-    assert f"  review  {expected[0]['feedback']}\n" in inside
+    assert f"  review  {expected[0]['feedback_path']}\n" in inside
     assert f"  read    {PHASE1_REL}/writer.md\n" in inside
     # After a review the phase leaves the inbox.
     store.session("zeta", "old").save_feedback(1, approved=True, reviewer=PERSON)

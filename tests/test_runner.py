@@ -153,7 +153,7 @@ def test_start_stops_at_the_first_gate(store: Store, runner: Runner, agents: Age
     assert subjects_since(store.root, init) == [
         f"session({P}/{S}): created (idea_validation, mvp)",
         f"checkpoint({P}/{S}): phase 1 Concept Expansion in_progress",
-        f"output({P}/{S}): phase 1 concept_expansion completed",
+        f"agent_output({P}/{S}): phase 1 concept_expansion completed",
         f"checkpoint({P}/{S}): phase 1 Concept Expansion completed, awaiting review",
     ]
     assert (
@@ -185,7 +185,7 @@ def run_to_completion(
         assert result.recorded_feedback == (gate,)
         first = git(store.root, "rev-list", "--reverse", f"{before}..HEAD").split()[0]
         assert author(store.root, first) == PERSON
-        assert trailers(store.root, first)["Mdsessions-Kind"] == "feedback"
+        assert trailers(store.root, first)["Mdsessions-Kind"] == "user_feedback"
         assert trailers(store.root, first)["Mdsessions-Phase"] == str(gate)
         assert trailers(store.root, first)["Mdsessions-Status"] == "approved"
         assert result.phases_run == runs

@@ -339,7 +339,7 @@ def test_every_save_is_one_commit_with_trailers(store: Store, session: Session) 
         ),
         **{"Mdsessions-Phase": "1", "Mdsessions-Status": "completed"},
     )
-    assert subject(root) == f"output({P}/{S}): phase 1 concept_expansion completed"
+    assert subject(root) == f"agent_output({P}/{S}): phase 1 concept_expansion completed"
     assert author(root) == RUNNER
     one_commit(
         lambda: session.save_checkpoint(1, status="completed"),
@@ -353,9 +353,13 @@ def test_every_save_is_one_commit_with_trailers(store: Store, session: Session) 
     assert author(root) == RUNNER
     one_commit(
         lambda: session.save_feedback(1, approved=True, comments="Looks great!"),
-        **{"Mdsessions-Kind": "feedback", "Mdsessions-Phase": "1", "Mdsessions-Status": "approved"},
+        **{
+            "Mdsessions-Kind": "user_feedback",
+            "Mdsessions-Phase": "1",
+            "Mdsessions-Status": "approved",
+        },
     )
-    assert subject(root).startswith(f"feedback({P}/{S}): phase 1 Concept Expansion approved")
+    assert subject(root).startswith(f"user_feedback({P}/{S}): phase 1 Concept Expansion approved")
     assert author(root) == PERSON
     assert git(root, "log", "-1", "--format=%cn <%ce>").strip() == RUNNER
 
@@ -729,7 +733,7 @@ def test_feedback_edit_recorded_applies_the_decision(store: Store, session: Sess
     sha = session.record_feedback(1)
     assert sha is not None
     assert author(store.root) == PERSON
-    assert trailers(store.root)["Mdsessions-Kind"] == "feedback"
+    assert trailers(store.root)["Mdsessions-Kind"] == "user_feedback"
     manifest = session.manifest()
     assert manifest.phase(1).review is ReviewState.APPROVED
     assert manifest.status is SessionStatus.IN_PROGRESS

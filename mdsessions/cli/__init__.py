@@ -5,6 +5,8 @@ on every command that reports). The layout:
 
 * :mod:`.app`: the ``mdsessions`` group, its one error mapping, the shared options;
 * :mod:`.args` and :mod:`.output`: arguments in, text and JSON out;
+* :mod:`.schemas`: the models of the ``--json`` documents the CLI composes, the JSON Schema of
+  every command's document, and docs/json.md made from them;
 * one module per command group: :mod:`.sessions`, :mod:`.phases`, :mod:`.run`,
   :mod:`.review`, :mod:`.versions`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance`
   (:mod:`.history` lists the commands of the last four);

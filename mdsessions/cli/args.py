@@ -1,4 +1,4 @@
-"""Command-line arguments turned into what the library takes: texts, paths, documents.
+"""Command-line arguments turned into what the library takes: texts and paths.
 
 Imports: :mod:`click` and, for types only, the public API.
 """
@@ -14,23 +14,14 @@ import click
 from mdsessions.cli.app import fail
 
 if TYPE_CHECKING:
-    from mdsessions import Session, Store
+    from mdsessions import Store
 
 __all__ = [
-    "CHECKPOINT_FILE",
-    "FEEDBACK_FILE",
-    "document_rel",
     "inside",
     "read_input",
     "store_rel",
     "text_or_file",
 ]
-
-FEEDBACK_FILE = "user_feedback.md"
-"""A phase's user feedback file (DESIGN.md "Documents"); the store does not expose its name."""
-
-CHECKPOINT_FILE = "checkpoint.md"
-"""A phase's checkpoint file (DESIGN.md "Documents"); the store does not expose its name."""
 
 
 def read_input(source: str) -> str:
@@ -109,43 +100,3 @@ def store_rel(store: Store, path: str) -> str:
             fail(f"{path}: not inside the store {store.root}")
         resolved = real
     return resolved.relative_to(store.root).as_posix()
-
-
-def document_rel(session: Session, phase: int | None, document: str | None) -> str:
-    """Store-relative path of a session document.
-
-    Args:
-        session: The session.
-        phase: ``None`` for the manifest, else the phase.
-        document: ``checkpoint`` (default), ``feedback`` (or ``user_feedback``), or an agent
-            id (``.md`` optional): the file of that name in the phase folder.
-
-    Returns:
-        The manifest's path, or that of the phase's checkpoint, feedback or agent output.
-
-    Raises:
-        CommandError: If ``document`` does not name a file of the phase folder.
-        PhaseNotFoundError: If the phase is not part of the session.
-    """
-    if phase is None:
-        return session.manifest_rel
-    folder = session.phase_rel(phase)
-    name = document or "checkpoint"
-    if name in ("feedback", "user_feedback"):
-        return f"{folder}/{FEEDBACK_FILE}"
-    if name == "checkpoint":
-        return f"{folder}/{CHECKPOINT_FILE}"
-    if name.endswith(".md"):
-        name = name[:-3]
-    target = Path(os.path.normpath(session.store.root / folder / f"{name}.md"))
-    if (
-        "/" in name
-        or "\\" in name
-        or name.startswith(".")
-        or target.parent != (session.store.root / folder)
-    ):
-        fail(
-            f"invalid document {document!r}: expected checkpoint, feedback or an agent id "
-            "(a file name in the phase folder)"
-        )
-    return f"{folder}/{name}.md"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from mdsessions.cli.app import MdsessionsGroup, fail, json_option, open_store, store_option
-from mdsessions.cli.output import Progress, echo_json, short_time, size, table
+from mdsessions.cli.output import Progress, echo_model, short_time, size, table
 
 __all__ = ["backup_create", "backup_group", "backup_list", "backup_prune", "backup_restore"]
 
@@ -55,7 +55,7 @@ def backup_create(ctx: click.Context, directory: str | None, as_json: bool) -> N
     finally:
         bars.close()
     if as_json:
-        echo_json(backup.to_json())
+        echo_model(backup)
         return
     click.echo(str(backup.path))
 
@@ -77,15 +77,12 @@ def backup_list(ctx: click.Context, directory: str | None, as_json: bool) -> Non
 
     found = history.list_backups(_default_dir(ctx, directory))
     if as_json:
-        echo_json([b.to_json() for b in found])
+        echo_model(found)
         return
     if not found:
         click.echo("no backups", err=True)
         return
-    rows = [
-        [short_time(b.to_json()["created"]), size(b.size), b.head or "-", str(b.path)]
-        for b in found
-    ]
+    rows = [[short_time(b.created), size(b.size), b.head or "-", str(b.path)] for b in found]
     click.echo(table(["created (UTC)", "size", "head", "file"], rows, right=[1]))
 
 
@@ -121,7 +118,7 @@ def backup_prune(
         raise click.UsageError("give exactly one of --keep N or --older-than DAYS")
     removed = history.prune_backups(_default_dir(ctx, directory), keep=keep, older_than=older_than)
     if as_json:
-        echo_json([b.to_json() for b in removed])
+        echo_model(removed)
         return
     for b in removed:
         click.echo(f"deleted {b.path}")
@@ -152,7 +149,7 @@ def backup_restore(bundle: str, dest: str, as_json: bool) -> None:
     finally:
         bars.close()
     if as_json:
-        echo_json(result.to_json())
+        echo_model(result)
     else:
         for problem in result.problems:
             click.echo(str(problem))

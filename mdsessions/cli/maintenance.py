@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from mdsessions.cli.app import fail, json_option, open_store, store_option
-from mdsessions.cli.output import echo_json, size
+from mdsessions.cli.output import echo_model, size
 
 __all__ = ["maintenance_command", "verify_command"]
 
@@ -30,7 +30,7 @@ def verify_command(ctx: click.Context, as_json: bool) -> None:
 
     report = history.verify(open_store(ctx))
     if as_json:
-        echo_json(report.to_json())
+        echo_model(report)
     else:
         for problem in report.problems:
             click.echo(str(problem))
@@ -57,7 +57,7 @@ def maintenance_command(ctx: click.Context, as_json: bool) -> None:
 
     report = history.maintenance(open_store(ctx))
     if as_json:
-        echo_json(report.to_json())
+        echo_model(report)
         return
     steps = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in report.steps)
     click.echo(

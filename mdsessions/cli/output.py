@@ -11,22 +11,24 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from mdsessions.cli.args import FEEDBACK_FILE, inside
+from mdsessions.cli.args import inside
 
 if TYPE_CHECKING:
     from mdsessions import Session, SessionManifest, Store
 
 __all__ = [
     "REVIEW_HINT",
+    "UTC_FORMAT",
     "Progress",
     "age",
     "arrow",
     "display_path",
     "echo_json",
+    "echo_model",
     "review_hint",
     "seconds",
     "session_summary",
@@ -35,6 +37,9 @@ __all__ = [
     "styled",
     "table",
 ]
+
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+"""How times are printed: UTC ISO-8601 with ``Z`` (``2024-11-24T10:02:00Z``)."""
 
 REVIEW_HINT = "set approved: true (or action: revise / reject) and run again"
 """What a reviewer does in a ``user_feedback.md``, printed under its path."""
@@ -63,6 +68,26 @@ def echo_json(data: Any) -> None:
         data: Anything :func:`json.dumps` takes.
     """
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+class Dumpable(Protocol):
+    """A pydantic model: a result of the public API, or an output model of the CLI."""
+
+    def model_dump(self, *, mode: str, by_alias: bool) -> dict[str, Any]:
+        """The model as data (``mode="json"``: JSON-ready)."""
+        ...
+
+
+def echo_model(value: Dumpable | Sequence[Dumpable]) -> None:
+    """Print a result, or a list of results, as ``--json`` does (docs/json.md).
+
+    Args:
+        value: A pydantic model (or a sequence of them), dumped by alias in JSON mode.
+    """
+    if isinstance(value, Sequence):
+        echo_json([item.model_dump(mode="json", by_alias=True) for item in value])
+    else:
+        echo_json(value.model_dump(mode="json", by_alias=True))
 
 
 def styled(value: str, text: str | None = None) -> str:
@@ -122,7 +147,7 @@ def short_time(value: _dt.datetime | str | None) -> str:
     """
     if value is None:
         return "-"
-    text = value if isinstance(value, str) else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = value if isinstance(value, str) else value.strftime(UTC_FORMAT)
     return text.replace("T", " ")[:16]
 
 
@@ -239,7 +264,7 @@ def review_hint(store: Store, session: Session, phase: int) -> list[str]:
     Returns:
         The lines, without newlines.
     """
-    rel = f"{session.phase_rel(phase)}/{FEEDBACK_FILE}"
+    rel = session.document_rel(phase, "feedback")
     return [
         f"review: {display_path(store, rel)}",
         f"  {REVIEW_HINT}",

@@ -15,7 +15,7 @@ from mdsessions.cli.app import (
     open_store,
     store_option,
 )
-from mdsessions.cli.output import arrow, echo_json, short_time, styled, table
+from mdsessions.cli.output import arrow, echo_model, short_time, styled, table
 
 if TYPE_CHECKING:
     from mdsessions.history import PullResult, PushResult, SetAside
@@ -75,12 +75,12 @@ def remote_list(ctx: click.Context, as_json: bool) -> None:
     """
     from mdsessions import history
 
-    found = history.remotes(open_store(ctx))
+    found = history.list_remotes(open_store(ctx))
     if as_json:
-        echo_json(found)
+        echo_model(found)
         return
-    for name, url in found.items():
-        click.echo(f"{name}\t{url}")
+    for remote in found:
+        click.echo(f"{remote.name}\t{remote.url}")
 
 
 @remote_group.command("remove")
@@ -191,7 +191,7 @@ def push_command(ctx: click.Context, remote: str, as_json: bool) -> None:
 
     result = history.push(open_store(ctx), remote)
     if as_json:
-        echo_json(result.to_json())
+        echo_model(result)
         return
     _echo_push(result)
 
@@ -235,7 +235,7 @@ def pull_command(
         open_store(ctx), remote, keep=keep, fork_theirs=fork_theirs, author=author
     )
     if as_json:
-        echo_json(result.to_json())
+        echo_model(result)
         for line in result.warnings:  # loud on stderr in JSON mode too
             click.echo(f"Warning: {line}", err=True)
         return
@@ -283,7 +283,9 @@ def sync_command(
         on_pull=None if as_json else _echo_pull,
     )
     if as_json:
-        echo_json({"pull": pulled.to_json(), "push": pushed.to_json()})
+        from mdsessions.cli.schemas import SyncResult
+
+        echo_model(SyncResult(pull=pulled, push=pushed))
         for line in pulled.warnings:  # loud on stderr in JSON mode too
             click.echo(f"Warning: {line}", err=True)
         return
@@ -319,17 +321,19 @@ def clone_command(ctx: click.Context, url: str, directory: str | None, as_json: 
     latest = store.log(max_count=1)
     head = latest[0].sha if latest else None
     if as_json:
-        echo_json(
-            {
-                "path": str(store.root),
-                "url": url,
-                "remote": "origin",
-                "branch": store.branch,
-                "upstream": f"origin/{store.branch}",
-                "commit": head,
-                "sessions": len(sessions),
-                "set_aside": [a.to_json() for a in aside],
-            }
+        from mdsessions.cli.schemas import CloneResult
+
+        echo_model(
+            CloneResult(
+                path=str(store.root),
+                url=url,
+                remote="origin",
+                branch=store.branch,
+                upstream=f"origin/{store.branch}",
+                commit=head,
+                session_count=len(sessions),
+                set_aside=aside,
+            )
         )
         return
     click.echo(
@@ -365,7 +369,7 @@ def set_aside_command(ctx: click.Context, session_ref: str | None, as_json: bool
         key = session_ref if session_ref == "_store" else store.find_session(session_ref).ref
     found = history.list_set_aside(store, key)
     if as_json:
-        echo_json([a.to_json() for a in found])
+        echo_model(found)
         return
     if not found:
         click.echo("nothing set aside", err=True)

@@ -9,8 +9,8 @@ import os
 import click
 
 from mdsessions.cli.app import author_option, fail, json_option, open_store, store_option
-from mdsessions.cli.args import document_rel, store_rel
-from mdsessions.cli.output import age, display_path, echo_json, table
+from mdsessions.cli.args import store_rel
+from mdsessions.cli.output import age, display_path, echo_model, table
 
 __all__ = ["edits_command", "inbox_command", "record_command", "review_command", "watch_command"]
 
@@ -30,7 +30,7 @@ def edits_command(ctx: click.Context, as_json: bool) -> None:
     store = open_store(ctx)
     edits = store.unrecorded_edits()
     if as_json:
-        echo_json([{"path": e.path, "change": e.change, "error": e.error} for e in edits])
+        echo_model(edits)
         return
     if not edits:
         click.echo("no unrecorded edits", err=True)
@@ -78,15 +78,9 @@ def record_command(
     left = {e.path for e in rejected}
     recorded = [e for e in before if e.path not in left] if sha else []
     if as_json:
-        echo_json(
-            {
-                "commit": sha,
-                "recorded": [{"path": e.path, "change": e.change} for e in recorded],
-                "unrecorded": [
-                    {"path": e.path, "change": e.change, "error": e.error} for e in rejected
-                ],
-            }
-        )
+        from mdsessions.cli.schemas import RecordResult
+
+        echo_model(RecordResult(commit=sha, recorded=recorded, unrecorded=rejected))
     else:
         if sha:
             click.echo(f"recorded {len(recorded)} file(s) in {sha[:10]}")
@@ -119,22 +113,7 @@ def inbox_command(ctx: click.Context, project: str | None, as_json: bool) -> Non
     store = open_store(ctx)
     items = store.inbox(project)
     if as_json:
-        echo_json(
-            [
-                {
-                    "project_id": i.project_id,
-                    "session_id": i.session_id,
-                    "phase": i.phase,
-                    "phase_name": i.phase_name,
-                    "waiting_since": i.waiting_since.strftime("%Y-%m-%dT%H:%M:%SZ")
-                    if i.waiting_since
-                    else None,
-                    "feedback": i.feedback,
-                    "outputs": list(i.outputs),
-                }
-                for i in items
-            ]
-        )
+        echo_model(items)
         return
     if not items:
         click.echo("nothing awaits review", err=True)
@@ -185,7 +164,7 @@ def review_command(
         if not waiting:
             fail(f"no phase of {session.ref} awaits review; name the PHASE to review")
         phase = waiting[0]
-    rel = document_rel(session, phase, "feedback")
+    rel = session.document_rel(phase, "feedback")
     path = store.root / rel
     if not path.is_file():
         fail(f"{rel} does not exist yet: phase {phase} has not reached its review")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,13 +15,13 @@ from mdsessions.cli.app import (
     store_option,
     workflow_option,
 )
-from mdsessions.cli.args import FEEDBACK_FILE, text_or_file
-from mdsessions.cli.output import echo_json, review_hint
+from mdsessions.cli.args import text_or_file
+from mdsessions.cli.output import echo_model, review_hint
 
 if TYPE_CHECKING:
-    from mdsessions import RunResult, Session, Store
+    from mdsessions import Session, Store
 
-__all__ = ["run_command", "run_json"]
+__all__ = ["run_command"]
 
 
 @click.command("run")
@@ -132,7 +132,7 @@ def run_command(
             wait_lock=wait_lock,
         )
     if as_json:
-        echo_json(run_json(result))
+        echo_model(result)
         return
     click.echo(result.message)
     if result.waiting_for_review is not None:
@@ -156,30 +156,3 @@ class _Waiter:
             return
         click.echo("\n".join(review_hint(self.store, self.session, phase)))
         click.echo(f"waiting up to {self.wait:g} s for the review of phase {phase}…", err=True)
-
-
-def run_json(result: RunResult) -> dict[str, Any]:
-    """The JSON document of ``mdsessions run``.
-
-    Args:
-        result: What the run did.
-
-    Returns:
-        ``session``, ``status``, ``phases_run``, ``waiting_for_review``, ``feedback_file``,
-        ``recorded_feedback`` and ``message``.
-    """
-    session = result.session
-    feedback = (
-        f"{session.phase_rel(result.waiting_for_review)}/{FEEDBACK_FILE}"
-        if result.waiting_for_review is not None
-        else None
-    )
-    return {
-        "session": session.ref,
-        "status": result.status.value,
-        "phases_run": list(result.phases_run),
-        "waiting_for_review": result.waiting_for_review,
-        "feedback_file": feedback,
-        "recorded_feedback": list(result.recorded_feedback),
-        "message": result.message,
-    }

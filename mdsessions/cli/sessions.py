@@ -15,8 +15,16 @@ from mdsessions.cli.app import (
     store_path,
     workflow_option,
 )
-from mdsessions.cli.args import document_rel, text_or_file
-from mdsessions.cli.output import echo_json, review_hint, seconds, short_time, styled, table
+from mdsessions.cli.args import text_or_file
+from mdsessions.cli.output import (
+    UTC_FORMAT,
+    echo_model,
+    review_hint,
+    seconds,
+    short_time,
+    styled,
+    table,
+)
 
 __all__ = [
     "init_command",
@@ -132,7 +140,24 @@ def list_command(
         m for m in store.list_sessions(project) if status is None or m.status.value == status
     ]
     if as_json:
-        echo_json([m.frontmatter() for m in manifests])
+        from mdsessions.cli.schemas import SessionEntry
+
+        echo_model(
+            [
+                SessionEntry(
+                    project=m.project_id,
+                    session=m.session_id,
+                    workflow=m.workflow,
+                    mode=m.mode,
+                    status=m.status,
+                    current_phase=m.current_phase,
+                    created=m.created.strftime(UTC_FORMAT),
+                    updated=m.updated.strftime(UTC_FORMAT),
+                    path=m.path,
+                )
+                for m in manifests
+            ]
+        )
         return
     if not manifests:
         click.echo("no sessions", err=True)
@@ -172,7 +197,16 @@ def status_command(ctx: click.Context, session_ref: str, as_json: bool) -> None:
     session = store.find_session(session_ref)
     manifest = session.manifest()
     if as_json:
-        echo_json({"session": session.ref, **manifest.frontmatter()})
+        from mdsessions.cli.schemas import SessionState
+
+        echo_model(
+            SessionState(
+                project=session.project_id,
+                session=session.session_id,
+                path=session.manifest_rel,
+                manifest=manifest,
+            )
+        )
         return
     current = manifest.current_phase
     rows = []
@@ -243,20 +277,31 @@ def show_command(
     """
     store = open_store(ctx)
     session = store.find_session(session_ref)
-    rel = document_rel(session, phase, document)
+    rel = session.document_rel(phase, document)
     data = store.read_at(commit, rel) if commit else (store.root / rel).read_bytes()
     if not as_json:
         with click.open_file("-", "wb") as out:
             out.write(data)
             out.flush()
         return
-    from mdsessions import loads
+    from mdsessions import DocumentKind, loads
+    from mdsessions.cli.schemas import DocumentView
 
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         fail(f"{rel}: not valid UTF-8 (byte {exc.start})")
-    echo_json(loads(text, path=rel).model_dump(mode="json", by_alias=True))
+    doc = loads(text, path=rel)
+    echo_model(
+        DocumentView(
+            project=session.project_id,
+            session=session.session_id,
+            phase=phase,
+            kind=DocumentKind(doc.schema_.split("/")[1]),
+            path=rel,
+            document=doc,
+        )
+    )
 
 
 @click.command("validate")
@@ -283,15 +328,9 @@ def validate_command(ctx: click.Context, session_ref: str | None, as_json: bool)
         problems = store.find_session(session_ref).validate()
         count = 1
     if as_json:
-        echo_json(
-            {
-                "valid": not problems,
-                "sessions": count,
-                "problems": [
-                    {"path": p.path, "line": p.line, "reason": p.reason} for p in problems
-                ],
-            }
-        )
+        from mdsessions.cli.schemas import ValidationReport
+
+        echo_model(ValidationReport(valid=not problems, session_count=count, problems=problems))
     else:
         for problem in problems:
             click.echo(str(problem))

@@ -6,8 +6,7 @@ from __future__ import annotations
 import click
 
 from mdsessions.cli.app import author_option, json_option, open_store, store_option
-from mdsessions.cli.args import document_rel
-from mdsessions.cli.output import arrow, echo_json, short_time, styled, table
+from mdsessions.cli.output import arrow, echo_model, short_time, styled, table
 
 __all__ = ["diff_command", "fork_command", "log_command", "restore_command", "versions_command"]
 
@@ -42,18 +41,9 @@ def log_command(
     else:
         commits = store.find_session(session_ref).history(max_count=max_count, skip=skip)
     if as_json:
-        echo_json(
-            [
-                {
-                    "sha": c.sha,
-                    "time": c.time,
-                    "author": c.author,
-                    "subject": c.subject,
-                    "trailers": dict(c.trailers),
-                }
-                for c in commits
-            ]
-        )
+        from mdsessions import history
+
+        echo_model([history.Version.from_commit(c) for c in commits])
         return
     blocks = []
     for c in commits:
@@ -77,7 +67,7 @@ def log_command(
     "kinds",
     multiple=True,
     metavar="KIND",
-    help="Only commits of this kind: session, agent-output, checkpoint, feedback, edit, "
+    help="Only commits of this kind: session, checkpoint, agent_output, user_feedback, edit, "
     "restore, fork, merge (repeatable).",
 )
 @click.option("--author", metavar="TEXT", help="Only commits whose author contains TEXT.")
@@ -134,7 +124,7 @@ def versions_command(
     path = None
     if phase_arg is not None:
         path = (
-            document_rel(session, phase_arg, document)
+            session.document_rel(phase_arg, document)
             if document is not None
             else session.phase_rel(phase_arg)
         )
@@ -150,7 +140,7 @@ def versions_command(
         offset=offset,
     )
     if as_json:
-        echo_json({"session": session.ref, **page.to_json()})
+        echo_model(page)
         return
     rows = [
         [
@@ -202,10 +192,7 @@ def diff_command(
     session = store.find_session(session_ref)
     result = history.diff(session, old, new, patch=not stat)
     if as_json:
-        data = result.to_json()
-        if stat:
-            data.pop("patch")
-        echo_json(data)
+        echo_model(result)
         return
     if not stat:
         if result.patch:
@@ -280,7 +267,7 @@ def restore_command(
     session = store.find_session(session_ref)
     result = history.restore(session, commit, phase=phase, force=force, author=author)
     if as_json:
-        echo_json(result.to_json())
+        echo_model(result)
         return
     what = "session" if phase is None else f"phase {phase}"
     if result.commit is None:
@@ -334,6 +321,6 @@ def fork_command(
     session = store.find_session(session_ref)
     result = history.fork(session, new_id, project=project, at=commit, author=author)
     if as_json:
-        echo_json(result.to_json())
+        echo_model(result)
         return
     click.echo(result.session.ref)

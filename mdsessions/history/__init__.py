@@ -30,9 +30,11 @@ Example:
     >>> history.fork(s, "session-457", at=page.versions[2].commit)     # doctest: +SKIP
 """
 
+from mdsessions.errors import PushRejectedError, SyncConflictError
 from mdsessions.history.backups import (
     Backup,
     BackupRestore,
+    BundleRef,
     backup_dir,
     create_backup,
     list_backups,
@@ -41,13 +43,14 @@ from mdsessions.history.backups import (
 )
 from mdsessions.history.common import ProgressCallback, session_path
 from mdsessions.history.diff import FileChange, PhaseChange, SessionDiff, diff
-from mdsessions.history.fork import ForkResult, fork
-from mdsessions.history.maintenance import MaintenanceReport, maintenance
+from mdsessions.history.fork import ForkResult, ForkSource, fork
+from mdsessions.history.maintenance import MaintenanceReport, MaintenanceStep, maintenance
 from mdsessions.history.remotes import (
-    PushRejectedError,
     PushResult,
+    Remote,
     add_remote,
     clone,
+    list_remotes,
     push,
     remotes,
     remove_remote,
@@ -57,7 +60,6 @@ from mdsessions.history.setaside import SessionChange, SetAside, StoreFileChange
 from mdsessions.history.sync import (
     PullResult,
     SessionConflict,
-    SyncConflictError,
     list_set_aside,
     pull,
     resolve,
@@ -69,14 +71,18 @@ from mdsessions.history.versions import Version, VersionPage, load_version, read
 __all__ = [
     "Backup",
     "BackupRestore",
+    "BundleRef",
     "FileChange",
     "ForkResult",
+    "ForkSource",
     "MaintenanceReport",
+    "MaintenanceStep",
     "PhaseChange",
     "ProgressCallback",
     "PullResult",
     "PushRejectedError",
     "PushResult",
+    "Remote",
     "RestoreResult",
     "SessionChange",
     "SessionConflict",
@@ -94,6 +100,7 @@ __all__ = [
     "diff",
     "fork",
     "list_backups",
+    "list_remotes",
     "list_set_aside",
     "load_version",
     "maintenance",

@@ -9,18 +9,21 @@ import datetime as _dt
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from pydantic import Field, computed_field
 
 from mdsessions.errors import (
+    InvalidArgumentError,
     StoreError,
 )
 from mdsessions.git import maintain, transport
 from mdsessions.git.repo import init_repository
 from mdsessions.history.common import ProgressCallback
 from mdsessions.history.verify import verify
+from mdsessions.models.results import Result
 from mdsessions.models.schema import (
+    UTCTime,
     utc_now,
 )
 from mdsessions.store.store import (
@@ -31,6 +34,7 @@ from mdsessions.store.store import (
 __all__ = [
     "Backup",
     "BackupRestore",
+    "BundleRef",
     "backup_dir",
     "create_backup",
     "list_backups",
@@ -45,30 +49,19 @@ _BACKUP_RE = re.compile(r"-(\d{8}T\d{6}Z)-[0-9a-f]{12}(?:-\d+)?\.bundle$")
 _BACKUP_SUFFIX = ".bundle"
 
 
-@dataclass(frozen=True)
-class Backup:
-    """One bundle file.
-
-    Attributes:
-        path: The ``.bundle`` file.
-        created: When it was made (UTC; from its name, else the file's mtime).
-        size: Bytes.
-        head: The first 12 hex digits of the commit ``HEAD`` was at (from the name), if known.
-    """
+class Backup(Result):
+    """One bundle file."""
 
     path: Path
-    created: _dt.datetime
+    """The ``.bundle`` file (absolute)."""
+    created: UTCTime
+    """When it was made (UTC; from its name, else the file's mtime)."""
     size: int
-    head: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The backup as a JSON-ready mapping."""
-        return {
-            "path": str(self.path),
-            "created": self.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "size": self.size,
-            "head": self.head,
-        }
+    """Bytes."""
+    head: str | None = Field(default=None, exclude=True)
+    """The first 12 hex digits of the commit ``HEAD`` was at (from the name), if known."""
+    commit: str | None = None
+    """Full id of the commit ``HEAD`` was at (from the bundle's heads), if known."""
 
 
 def backup_dir(store: Store) -> Path:
@@ -87,7 +80,19 @@ def _backup_info(path: Path) -> Backup:
         head = path.name[match.end(1) + 1 : match.end(1) + 13]
     else:
         created = _dt.datetime.fromtimestamp(int(st.st_mtime), _dt.timezone.utc)
-    return Backup(path, created, st.st_size, head)
+    commit = _commit(path, head)
+    return Backup(path=path, created=created, size=st.st_size, head=head, commit=commit)
+
+
+def _commit(bundle: Path, head: str | None) -> str | None:
+    """The full id of the bundle's head whose id starts with ``head`` (``None``: unknown)."""
+    if head is None:
+        return None
+    try:
+        heads = transport.bundle_heads(bundle, cwd=bundle.parent)
+    except StoreError:
+        return None  # not a bundle git can read: listed, but with no commit
+    return next((sha for sha, _name in heads if sha.startswith(head)), None)
 
 
 def create_backup(
@@ -175,12 +180,13 @@ def prune_backups(
         The deleted backups.
 
     Raises:
-        ValueError: Neither ``keep`` nor ``older_than``, or a negative value.
+        InvalidArgumentError: Neither ``keep`` nor ``older_than``, or a negative value (a
+            ``ValueError``).
     """
     if keep is None and older_than is None:
-        raise ValueError("give keep (a count) or older_than (days)")
+        raise InvalidArgumentError("give keep (a count) or older_than (days)")
     if (keep is not None and keep < 0) or (older_than is not None and older_than < 0):
-        raise ValueError("keep and older_than must be 0 or more")
+        raise InvalidArgumentError("keep and older_than must be 0 or more")
     current = now or _dt.datetime.now(_dt.timezone.utc)
     removed = []
     for index, backup in enumerate(list_backups(directory)):
@@ -192,33 +198,38 @@ def prune_backups(
     return removed
 
 
-@dataclass(frozen=True)
-class BackupRestore:
-    """What :func:`restore_backup` made.
+class BundleRef(Result):
+    """A ref a bundle held, restored as it was."""
 
-    Attributes:
-        path: The new store's folder.
-        head: The commit checked out.
-        refs: Every ref restored, name → commit.
-        problems: What :func:`verify` found in the restored store (empty when sound).
-    """
+    name: str
+    """The ref, e.g. ``refs/heads/main``."""
+    commit: str
+    """Full id of the commit it points at."""
+
+
+class BackupRestore(Result):
+    """What :func:`restore_backup` made."""
 
     path: Path
-    head: str
-    refs: dict[str, str]
+    """The new store's folder (absolute)."""
+    head: str = Field(serialization_alias="commit")
+    """Full id of the commit checked out."""
+    refs: dict[str, str] = Field(exclude=True)
+    """Every ref restored, name → commit."""
     problems: tuple[Problem, ...] = ()
+    """What :func:`verify` found in the restored store (empty when sound)."""
 
-    def to_json(self) -> dict[str, Any]:
-        """The result as a JSON-ready mapping."""
-        return {
-            "path": str(self.path),
-            "head": self.head,
-            "refs": dict(self.refs),
-            "valid": not self.problems,
-            "problems": [
-                {"path": p.path, "line": p.line, "reason": p.reason} for p in self.problems
-            ],
-        }
+    @computed_field(alias="refs")  # type: ignore[prop-decorator]
+    @property
+    def ref_list(self) -> list[BundleRef]:
+        """Every ref restored, by name."""
+        return [BundleRef(name=name, commit=sha) for name, sha in sorted(self.refs.items())]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def valid(self) -> bool:
+        """No problem found in the restored store."""
+        return not self.problems
 
 
 def restore_backup(
@@ -298,4 +309,4 @@ def restore_backup(
                 else:
                     child.unlink()
         raise
-    return BackupRestore(target, head, refs, report.problems)
+    return BackupRestore(path=target, head=head, refs=refs, problems=report.problems)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from mdsessions.documents.frontmatter import load_as
 from mdsessions.errors import (
     DocumentError,
+    InvalidArgumentError,
     StoreError,
 )
 from mdsessions.git.repo import GitRepo
@@ -35,7 +36,7 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 _TREE_MODES = (b"40000", b"040000")
 
 
-_KIND_RE = re.compile(r"[a-z][a-z0-9-]{0,63}")
+_KIND_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
 _REMOTE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -52,7 +53,7 @@ def _utc(value: _dt.datetime | str, what: str) -> _dt.datetime:
     """A datetime or ISO-8601 string (a date alone is midnight) as an aware UTC datetime.
 
     Raises:
-        ValueError: If the string is not ISO-8601.
+        InvalidArgumentError: If the string is not ISO-8601 (a ``ValueError``).
     """
     if isinstance(value, str):
         text = value.strip()
@@ -61,7 +62,7 @@ def _utc(value: _dt.datetime | str, what: str) -> _dt.datetime:
         try:
             value = _dt.datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"invalid {what} {value!r}: expected an ISO-8601 UTC time such as "
                 "2024-11-24 or 2024-11-24T10:02:00Z"
             ) from None

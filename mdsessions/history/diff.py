@@ -6,15 +6,14 @@ A tree diff limited to the session, grouped by phase, agent output and feedback,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from pydantic import Field, computed_field
 
 from mdsessions.git import diff as git_diff
 from mdsessions.history.common import _PHASE_DIR_RE, _manifest_at
-from mdsessions.store.store import (
-    MANIFEST,
-    Session,
-)
+from mdsessions.models.results import Change, NumberChange, Result, SessionResult
+from mdsessions.models.schema import DocumentKind
+from mdsessions.store.paths import CHECKPOINT, FEEDBACK, MANIFEST
+from mdsessions.store.store import Session
 
 __all__ = [
     "FileChange",
@@ -26,142 +25,122 @@ __all__ = [
 
 def _document_kind(name: str) -> str:
     if name == MANIFEST:
-        return "manifest"
-    if name == "checkpoint.md":
-        return "checkpoint"
-    if name == "user_feedback.md":
-        return "feedback"
+        return DocumentKind.SESSION_MANIFEST.value
+    if name == CHECKPOINT:
+        return DocumentKind.CHECKPOINT.value
+    if name == FEEDBACK:
+        return DocumentKind.USER_FEEDBACK.value
     if name.endswith(".md"):
-        return "agent_output"
+        return DocumentKind.AGENT_OUTPUT.value
     return "other"
 
 
-@dataclass(frozen=True)
-class FileChange:
-    """One file of a session that differs between two commits.
-
-    Attributes:
-        path: Store-relative path.
-        change: ``added``, ``modified`` or ``deleted``.
-        document: ``manifest``, ``checkpoint``, ``feedback``, ``agent_output`` or ``other``.
-        phase: The phase number of its folder, or ``None`` (the manifest).
-        agent: The agent id for an agent output.
-        insertions: Lines added.
-        deletions: Lines removed.
-    """
+class FileChange(Result):
+    """One file of a session that differs between two commits."""
 
     path: str
+    """Store-relative path."""
     change: str
+    """``added``, ``modified`` or ``deleted``."""
     document: str
+    """The document kind: ``session_manifest``, ``checkpoint``, ``agent_output``,
+    ``user_feedback``, ``prompt``, or ``other`` for a file that is none of these."""
     phase: int | None = None
+    """The phase number of its folder, or ``null`` (the manifest)."""
     agent: str | None = None
+    """The agent id of an agent output."""
     insertions: int = 0
+    """Lines added."""
     deletions: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """The change as a JSON-ready mapping."""
-        return {
-            "path": self.path,
-            "change": self.change,
-            "document": self.document,
-            "phase": self.phase,
-            "agent": self.agent,
-            "insertions": self.insertions,
-            "deletions": self.deletions,
-        }
+    """Lines removed."""
 
 
-@dataclass(frozen=True)
-class PhaseChange:
-    """How one phase differs between two commits.
-
-    Attributes:
-        phase: The phase number.
-        name: Its name (from the newer manifest that has it).
-        status_before: Its status in the manifest at the older commit (``None``: absent).
-        status_after: Its status at the newer commit.
-        review_before: Its review state at the older commit.
-        review_after: Its review state at the newer commit.
-        files: The phase folder's changed files.
-    """
+class PhaseChange(Result):
+    """How one phase differs between two commits."""
 
     phase: int
+    """The phase number."""
     name: str | None
-    status_before: str | None
-    status_after: str | None
-    review_before: str | None
-    review_after: str | None
+    """Its name (from the newer manifest that has it)."""
+    status_before: str | None = Field(exclude=True)
+    """Its status in the manifest at the older commit (``None``: absent)."""
+    status_after: str | None = Field(exclude=True)
+    """Its status at the newer commit."""
+    review_before: str | None = Field(exclude=True)
+    """Its review state at the older commit."""
+    review_after: str | None = Field(exclude=True)
+    """Its review state at the newer commit."""
     files: tuple[FileChange, ...] = ()
+    """The phase folder's changed files."""
 
-    def to_json(self) -> dict[str, Any]:
-        """The phase change as a JSON-ready mapping."""
-        return {
-            "phase": self.phase,
-            "name": self.name,
-            "status": {"before": self.status_before, "after": self.status_after},
-            "review": {"before": self.review_before, "after": self.review_after},
-            "files": [f.to_json() for f in self.files],
-        }
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> Change:
+        """The phase's status in the manifest at the older and at the newer commit."""
+        return Change(before=self.status_before, after=self.status_after)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def review(self) -> Change:
+        """The phase's review state at the older and at the newer commit."""
+        return Change(before=self.review_before, after=self.review_after)
 
 
-@dataclass(frozen=True)
-class SessionDiff:
-    """The difference of a session between two checkpoints (commits).
+class SessionDiff(SessionResult):
+    """The difference of a session between two checkpoints (commits)."""
 
-    Attributes:
-        session: ``project/session``.
-        old: Full id of the older commit.
-        new: Full id of the newer commit.
-        files: Every changed file, by path.
-        status_before: Session status at ``old`` (``None``: the session did not exist).
-        status_after: Session status at ``new``.
-        current_phase_before: The manifest's current phase at ``old``.
-        current_phase_after: The manifest's current phase at ``new``.
-        phases: Phases whose files, status or review changed, ascending.
-        patch: The unified diff (``git diff old new -- <session folder>``); empty when not
-            asked for.
-    """
-
-    session: str
-    old: str
-    new: str
+    old: str = Field(serialization_alias="old_commit")
+    """Full id of the older commit."""
+    new: str = Field(serialization_alias="new_commit")
+    """Full id of the newer commit."""
     files: tuple[FileChange, ...]
-    status_before: str | None
-    status_after: str | None
-    current_phase_before: int | None
-    current_phase_after: int | None
+    """Every changed file, by path."""
+    status_before: str | None = Field(exclude=True)
+    """Session status at ``old`` (``None``: the session did not exist)."""
+    status_after: str | None = Field(exclude=True)
+    """Session status at ``new``."""
+    current_phase_before: int | None = Field(exclude=True)
+    """The manifest's current phase at ``old``."""
+    current_phase_after: int | None = Field(exclude=True)
+    """The manifest's current phase at ``new``."""
     phases: tuple[PhaseChange, ...]
+    """Phases whose files, status or review changed, ascending."""
     patch: str = ""
+    """The unified diff (``git diff old new -- <session folder>``); empty when not asked for."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> Change:
+        """The session's status at the older and at the newer commit (``null``: absent)."""
+        return Change(before=self.status_before, after=self.status_after)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def current_phase(self) -> NumberChange:
+        """The manifest's current phase at the older and at the newer commit."""
+        return NumberChange(before=self.current_phase_before, after=self.current_phase_after)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def insertions(self) -> int:
+        """Lines added, all files."""
+        return sum(f.insertions for f in self.files)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def deletions(self) -> int:
+        """Lines removed, all files."""
+        return sum(f.deletions for f in self.files)
 
     @property
     def agents(self) -> tuple[FileChange, ...]:
         """The changed agent outputs."""
-        return tuple(f for f in self.files if f.document == "agent_output")
+        return tuple(f for f in self.files if f.document == DocumentKind.AGENT_OUTPUT.value)
 
     @property
     def feedback(self) -> tuple[FileChange, ...]:
         """The changed user feedback files."""
-        return tuple(f for f in self.files if f.document == "feedback")
-
-    def to_json(self) -> dict[str, Any]:
-        """The diff as a JSON-ready mapping."""
-        return {
-            "session": self.session,
-            "old": self.old,
-            "new": self.new,
-            "status": {"before": self.status_before, "after": self.status_after},
-            "current_phase": {
-                "before": self.current_phase_before,
-                "after": self.current_phase_after,
-            },
-            "files": [f.to_json() for f in self.files],
-            "phases": [p.to_json() for p in self.phases],
-            "agents": [f.to_json() for f in self.agents],
-            "feedback": [f.to_json() for f in self.feedback],
-            "insertions": sum(f.insertions for f in self.files),
-            "deletions": sum(f.deletions for f in self.files),
-            "patch": self.patch,
-        }
+        return tuple(f for f in self.files if f.document == DocumentKind.USER_FEEDBACK.value)
 
 
 def diff(session: Session, old: str, new: str = "HEAD", *, patch: bool = True) -> SessionDiff:
@@ -197,7 +176,8 @@ def diff(session: Session, old: str, new: str = "HEAD", *, patch: bool = True) -
         if folder == "" and name != MANIFEST:
             document = "other"
         if match and "/" in folder:  # phase_N_slug/prompts/{agent}.md: what an agent was given
-            document = "prompt" if folder.endswith("/prompts") and name.endswith(".md") else "other"
+            prompt = folder.endswith("/prompts") and name.endswith(".md")
+            document = DocumentKind.PROMPT.value if prompt else "other"
         plus, minus = counts.get(rel, (0, 0))
         files.append(
             FileChange(
@@ -205,7 +185,7 @@ def diff(session: Session, old: str, new: str = "HEAD", *, patch: bool = True) -
                 change="added" if before is None else "deleted" if after is None else "modified",
                 document=document,
                 phase=int(match.group(1)) if match else None,
-                agent=name[:-3] if document == "agent_output" else None,
+                agent=name[:-3] if document == DocumentKind.AGENT_OUTPUT.value else None,
                 insertions=plus,
                 deletions=minus,
             )
@@ -224,7 +204,15 @@ def diff(session: Session, old: str, new: str = "HEAD", *, patch: bool = True) -
             continue
         row = r_new or r_old
         phases.append(
-            PhaseChange(number, row.name if row else None, st[0], st[1], rv[0], rv[1], phase_files)
+            PhaseChange(
+                phase=number,
+                name=row.name if row else None,
+                status_before=st[0],
+                status_after=st[1],
+                review_before=rv[0],
+                review_after=rv[1],
+                files=phase_files,
+            )
         )
     text = ""
     if patch and changed:

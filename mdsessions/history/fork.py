@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from pydantic import ConfigDict, Field, computed_field
 
 from mdsessions.documents.frontmatter import Document, load_as, loads
 from mdsessions.errors import (
@@ -13,6 +12,7 @@ from mdsessions.errors import (
     StoreError,
 )
 from mdsessions.history.common import _blob, _decode, _short
+from mdsessions.models.results import Result, SessionResult
 from mdsessions.models.schema import (
     Checkpoint,
     ForkOrigin,
@@ -30,34 +30,55 @@ from mdsessions.store.store import (
 
 __all__ = [
     "ForkResult",
+    "ForkSource",
     "fork",
 ]
 
 
-@dataclass(frozen=True)
-class ForkResult:
-    """What :func:`fork` made.
+class ForkSource(SessionResult):
+    """The session a fork was taken from, and the commit it was taken at."""
 
-    Attributes:
-        session: The new session.
-        commit: The fork commit.
-        source: ``project/session`` forked from.
-        at: Full id of the commit forked at.
-    """
-
-    session: Session
     commit: str
-    source: str
-    at: str
+    """Full id of the commit forked at."""
 
-    def to_json(self) -> dict[str, Any]:
-        """The result as a JSON-ready mapping."""
-        return {
-            "session": self.session.ref,
-            "path": self.session.rel,
-            "commit": self.commit,
-            "forked_from": {"session": self.source, "commit": self.at},
-        }
+
+class ForkResult(Result):
+    """What :func:`fork` made."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    session: Session = Field(exclude=True)
+    """The new session."""
+    commit: str
+    """Full id of the fork commit."""
+    source: str = Field(exclude=True)
+    """``project/session`` forked from."""
+    at: str = Field(exclude=True)
+    """Full id of the commit forked at."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def project(self) -> str:
+        """The new session's project id."""
+        return self.session.project_id
+
+    @computed_field(alias="session")  # type: ignore[prop-decorator]
+    @property
+    def session_id(self) -> str:
+        """The new session's id."""
+        return self.session.session_id
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def path(self) -> str:
+        """The new session's folder, store-relative."""
+        return self.session.rel
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def forked_from(self) -> ForkSource:
+        """The session forked from and the commit it was forked at."""
+        return ForkSource(session=self.source, commit=self.at)
 
 
 def _fork_files(
@@ -169,4 +190,6 @@ def fork(
         )
         if sha is None:  # pragma: no cover - a new folder always changes the tree
             raise StoreError(f"fork of {session.ref} recorded nothing")
-        return ForkResult(Session(store, project_id, new_id), sha, session.ref, commit)
+        return ForkResult(
+            session=Session(store, project_id, new_id), commit=sha, source=session.ref, at=commit
+        )

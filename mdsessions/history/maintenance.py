@@ -7,48 +7,64 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+
+from pydantic import Field, computed_field
 
 from mdsessions.git import maintain
+from mdsessions.models.results import NumberChange, Result
 from mdsessions.store.store import (
     Store,
 )
 
 __all__ = [
     "MaintenanceReport",
+    "MaintenanceStep",
     "maintenance",
 ]
 
 
-@dataclass(frozen=True)
-class MaintenanceReport:
-    """What :func:`maintenance` did.
+class MaintenanceStep(Result):
+    """One step of :func:`maintenance` and how long it took."""
 
-    Attributes:
-        steps: ``(step, seconds)`` for each step run.
-        loose_before: Loose objects before.
-        loose_after: Loose objects after.
-        packs: Pack files after.
-        size_before: Bytes of objects (loose + packs) before.
-        size_after: Bytes of objects after.
-    """
+    step: str
+    """``pack-refs``, ``repack`` or ``commit-graph``."""
+    seconds: float
+    """Wall-clock seconds, to the millisecond."""
 
-    steps: tuple[tuple[str, float], ...]
-    loose_before: int
-    loose_after: int
+
+class MaintenanceReport(Result):
+    """What :func:`maintenance` did."""
+
+    steps: tuple[tuple[str, float], ...] = Field(exclude=True)
+    """``(step, seconds)`` for each step run."""
+    loose_before: int = Field(exclude=True)
+    """Loose objects before."""
+    loose_after: int = Field(exclude=True)
+    """Loose objects after."""
     packs: int
-    size_before: int
-    size_after: int
+    """Pack files after."""
+    size_before: int = Field(exclude=True)
+    """Bytes of objects (loose + packs) before."""
+    size_after: int = Field(exclude=True)
+    """Bytes of objects after."""
 
-    def to_json(self) -> dict[str, Any]:
-        """The report as a JSON-ready mapping."""
-        return {
-            "steps": [{"step": s, "seconds": round(t, 3)} for s, t in self.steps],
-            "loose_objects": {"before": self.loose_before, "after": self.loose_after},
-            "packs": self.packs,
-            "size_bytes": {"before": self.size_before, "after": self.size_after},
-        }
+    @computed_field(alias="steps")  # type: ignore[prop-decorator]
+    @property
+    def step_list(self) -> list[MaintenanceStep]:
+        """Each step run, in order, with its time."""
+        return [MaintenanceStep(step=name, seconds=round(t, 3)) for name, t in self.steps]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def loose_objects(self) -> NumberChange:
+        """Loose objects before and after."""
+        return NumberChange(before=self.loose_before, after=self.loose_after)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def size(self) -> NumberChange:
+        """Bytes of objects (loose + packs) before and after."""
+        return NumberChange(before=self.size_before, after=self.size_after)
 
 
 def maintenance(store: Store, *, consolidate_at: int = 20) -> MaintenanceReport:

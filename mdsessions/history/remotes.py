@@ -11,13 +11,12 @@ import re
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mdsessions.errors import (
-    ConflictError,
     InvalidIdentifierError,
+    PushRejectedError,
     StoreError,
     StoreNotFoundError,
 )
@@ -38,12 +37,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from mdsessions.history.common import _REMOTE_RE
+from mdsessions.models.results import Result
 
 __all__ = [
     "PushRejectedError",
     "PushResult",
+    "Remote",
     "add_remote",
     "clone",
+    "list_remotes",
     "push",
     "remotes",
     "remove_remote",
@@ -77,9 +79,21 @@ def remove_remote(store: Store, name: str) -> None:
     transport.remove_remote(store.git, _check_remote(name))
 
 
+def list_remotes(store: Store) -> list[Remote]:
+    """The store's remotes, in git's order (``git remote -v``).
+
+    Args:
+        store: The store.
+
+    Returns:
+        Each remote's name and fetch URL.
+    """
+    return [Remote(name=name, url=url) for name, url in transport.list_remotes(store.git)]
+
+
 def remotes(store: Store) -> dict[str, str]:
-    """The store's remotes: name → fetch URL."""
-    return dict(transport.list_remotes(store.git))
+    """The store's remotes as a mapping: name → fetch URL (:func:`list_remotes`)."""
+    return {remote.name: remote.url for remote in list_remotes(store)}
 
 
 def _humanish(url: str) -> str:
@@ -199,42 +213,31 @@ def clone(
         raise
 
 
-@dataclass(frozen=True)
-class PushResult:
-    """What :func:`push` did.
-
-    Attributes:
-        remote: The remote.
-        branch: The branch pushed, e.g. ``main``.
-        action: ``created``, ``pushed`` or ``up-to-date``.
-        commit: The commit the remote's branch is at now.
-        refs: Set-aside refs (``refs/mdsessions/set-aside/…``) the remote did not have and
-            now has.
-        refs_refused: Set-aside refs the remote refused (its copy points elsewhere, or the
-            server does not take such refs); they stay here.
-    """
+class PushResult(Result):
+    """What :func:`push` did."""
 
     remote: str
+    """The remote's name."""
     branch: str
+    """The branch pushed, e.g. ``main``."""
     action: str
+    """``created``, ``pushed`` or ``up-to-date``."""
     commit: str
+    """Full id of the commit the remote's branch is at now."""
     refs: tuple[str, ...] = ()
+    """Set-aside refs (``refs/mdsessions/set-aside/…``) the remote did not have and now has."""
     refs_refused: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """The result as a JSON-ready mapping."""
-        return {
-            "remote": self.remote,
-            "branch": self.branch,
-            "action": self.action,
-            "commit": self.commit,
-            "refs": list(self.refs),
-            "refs_refused": list(self.refs_refused),
-        }
+    """Set-aside refs the remote refused (its copy points elsewhere, or the server does not
+    take such refs); they stay here."""
 
 
-class PushRejectedError(ConflictError):
-    """The remote's branch has commits this store lacks: pull (or sync) first."""
+class Remote(Result):
+    """A git remote of the store."""
+
+    name: str
+    """The remote's name, e.g. ``origin``."""
+    url: str
+    """Its URL (a path, ``file://``, ``ssh``, ``https://`` …)."""
 
 
 def push(store: Store, remote: str = "origin") -> PushResult:
@@ -280,4 +283,11 @@ def push(store: Store, remote: str = "origin") -> PushResult:
             f"first ({mine.summary})"
         )
     action = {"*": "created", "=": "up-to-date"}.get(flag, "pushed")
-    return PushResult(remote, branch, action, head, tuple(pushed), tuple(refused))
+    return PushResult(
+        remote=remote,
+        branch=branch,
+        action=action,
+        commit=head,
+        refs=tuple(pushed),
+        refs_refused=tuple(refused),
+    )

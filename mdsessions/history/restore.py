@@ -5,8 +5,7 @@ History is never rewritten: the restore is one more commit on the branch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from pydantic import Field
 
 from mdsessions.documents.frontmatter import Document
 from mdsessions.errors import (
@@ -15,6 +14,7 @@ from mdsessions.errors import (
     UnrecordedEditError,
 )
 from mdsessions.history.common import _blob, _manifest_at, _short
+from mdsessions.models.results import SessionResult
 from mdsessions.models.schema import (
     SessionManifest,
     utc_now,
@@ -32,45 +32,25 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class RestoreResult:
-    """What :func:`restore` did.
+class RestoreResult(SessionResult):
+    """What :func:`restore` did."""
 
-    Attributes:
-        session: ``project/session``.
-        target: Full id of the commit restored to.
-        phase: The phase restored, or ``None`` for the whole session.
-        commit: The new commit, or ``None`` when the session already was in that state.
-        written: Store-relative files written back.
-        deleted: Store-relative files deleted (they did not exist at the target).
-        reset_phases: Phases whose files and manifest row were set to the target's.
-        overwritten: Unrecorded edits that ``force`` discarded.
-        status: The session status afterwards.
-    """
-
-    session: str
-    target: str
+    target: str = Field(serialization_alias="target_commit")
+    """Full id of the commit restored to."""
     phase: int | None
+    """The phase restored, or ``null`` for the whole session."""
     commit: str | None
+    """The new commit, or ``null`` when the session already was in that state."""
     written: tuple[str, ...] = ()
+    """Store-relative files written back."""
     deleted: tuple[str, ...] = ()
+    """Store-relative files deleted (they did not exist at the target)."""
     reset_phases: tuple[int, ...] = ()
+    """Phases whose files and manifest row were set to the target's."""
     overwritten: tuple[str, ...] = ()
+    """Unrecorded edits that ``force`` discarded (store-relative)."""
     status: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The result as a JSON-ready mapping."""
-        return {
-            "session": self.session,
-            "target": self.target,
-            "phase": self.phase,
-            "commit": self.commit,
-            "written": list(self.written),
-            "deleted": list(self.deleted),
-            "reset_phases": list(self.reset_phases),
-            "overwritten": list(self.overwritten),
-            "status": self.status,
-        }
+    """The session status afterwards."""
 
 
 def _derive_status(manifest: SessionManifest) -> None:

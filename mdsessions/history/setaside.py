@@ -20,10 +20,11 @@ and the pull names it (a ref, made before the branch moves) and warns.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+
+from pydantic import Field, computed_field
 
 from mdsessions.git.repo import GitRepo
+from mdsessions.models.results import Change, NumberChange, Result, SessionRef, SessionResult
 
 __all__ = [
     "SET_ASIDE_PREFIX",
@@ -81,32 +82,41 @@ def _fork_id(session_id: str, commit: str) -> str:
     return session_id[: 128 - len(suffix)] + suffix
 
 
-@dataclass(frozen=True)
-class SetAside:
-    """A version sync set aside: reachable and named by a ref, and how to get it back.
-
-    Attributes:
-        ref: ``refs/mdsessions/set-aside/<project>/<session>/<12 hex>``, or
-            ``refs/mdsessions/set-aside/_store/<12 hex>`` for store files.
-        commit: Full id of the commit that holds the version set aside.
-        session: ``project/session``, or ``None`` for store files.
-        paths: The store files set aside (empty for a session).
-        side: Whose version it is: ``mine`` (this store's) or ``theirs`` (the remote's);
-            ``None`` when only listed.
-        status: The session's status in that version.
-        created: Whether this call made the ref (``False``: it existed, e.g. fetched).
-        time: Author time of the commit, UTC ISO-8601 with ``Z`` (when listed).
-    """
+class SetAside(Result):
+    """A version sync set aside: reachable and named by a ref, and how to get it back."""
 
     ref: str
+    """``refs/mdsessions/set-aside/<project>/<session>/<12 hex>``, or
+    ``refs/mdsessions/set-aside/_store/<12 hex>`` for store files."""
     commit: str
-    session: str | None = None
+    """Full id of the commit that holds the version set aside."""
+    session: str | None = Field(default=None, exclude=True)
+    """``project/session``, or ``None`` for store files."""
     paths: tuple[str, ...] = ()
+    """The store files set aside (empty for a session)."""
     side: str | None = None
+    """Whose version it is: ``mine`` (this store's) or ``theirs`` (the remote's); ``null``
+    when only listed."""
     status: str | None = None
+    """The session's status in that version."""
     created: bool = False
+    """Whether this call made the ref (``false``: it existed, e.g. fetched)."""
     time: str | None = None
+    """Author time of the commit, UTC ISO-8601 with ``Z`` (when listed)."""
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def project(self) -> str | None:
+        """The session's project id (``null`` for store files)."""
+        return self.session.partition("/")[0] if self.session is not None else None
+
+    @computed_field(alias="session")  # type: ignore[prop-decorator]
+    @property
+    def session_id(self) -> str | None:
+        """The session's id (``null`` for store files)."""
+        return self.session.partition("/")[2] if self.session is not None else None
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def get_back(self) -> str:
         """The command that brings it back.
@@ -123,89 +133,62 @@ class SetAside:
             )
         return f"git show {self.commit[:12]}:{self.paths[0] if self.paths else 'mdsessions.toml'}"
 
-    def to_json(self) -> dict[str, Any]:
-        """The set-aside version as a JSON-ready mapping."""
-        return {
-            "ref": self.ref,
-            "commit": self.commit,
-            "session": self.session,
-            "paths": list(self.paths),
-            "side": self.side,
-            "status": self.status,
-            "created": self.created,
-            "time": self.time,
-            "get_back": self.get_back,
-        }
 
+class SessionChange(SessionResult):
+    """What a pull did to one session."""
 
-@dataclass(frozen=True)
-class SessionChange:
-    """What a pull did to one session.
-
-    Attributes:
-        session: ``project/session``.
-        change: ``added``, ``updated`` (the remote's version builds on ours), ``deleted``,
-            ``replaced`` (the remote's version does **not** include ours: ours is set
-            aside, and this is a warning), ``kept-mine`` / ``kept-theirs`` (a conflict
-            resolved; the other version set aside) or ``forked`` (a conflict: ours kept,
-            the remote's added as ``fork``).
-        status_before: The session's status before the pull (``None``: absent).
-        status_after: Its status after.
-        phase_before: The current phase before.
-        phase_after: The current phase after.
-        set_aside: The version set aside, if any.
-        fork: The session that holds the other version (``forked``), or the fork the
-            other side made of ours (``replaced``), if any.
-    """
-
-    session: str
     change: str
-    status_before: str | None = None
-    status_after: str | None = None
-    phase_before: int | None = None
-    phase_after: int | None = None
+    """``added``, ``updated`` (the remote's version builds on ours), ``deleted``,
+    ``replaced`` (the remote's version does **not** include ours: ours is set aside, and this
+    is a warning), ``kept-mine`` / ``kept-theirs`` (a conflict resolved; the other version set
+    aside) or ``forked`` (a conflict: ours kept, the remote's added as ``fork``)."""
+    status_before: str | None = Field(default=None, exclude=True)
+    """The session's status before the pull (``None``: absent)."""
+    status_after: str | None = Field(default=None, exclude=True)
+    """Its status after."""
+    phase_before: int | None = Field(default=None, exclude=True)
+    """The current phase before."""
+    phase_after: int | None = Field(default=None, exclude=True)
+    """The current phase after."""
     set_aside: SetAside | None = None
-    fork: str | None = None
+    """The version set aside, if any."""
+    fork: str | None = Field(default=None, exclude=True)
+    """The session (``project/session``) that holds the other version (``forked``), or the
+    fork the other side made of ours (``replaced``), if any."""
 
-    def to_json(self) -> dict[str, Any]:
-        """The change as a JSON-ready mapping."""
-        return {
-            "session": self.session,
-            "change": self.change,
-            "status": {"before": self.status_before, "after": self.status_after},
-            "current_phase": {"before": self.phase_before, "after": self.phase_after},
-            "set_aside": self.set_aside.to_json() if self.set_aside else None,
-            "fork": self.fork,
-        }
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> Change:
+        """The session's status before and after the pull (``null``: absent)."""
+        return Change(before=self.status_before, after=self.status_after)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def current_phase(self) -> NumberChange:
+        """The session's current phase before and after the pull."""
+        return NumberChange(before=self.phase_before, after=self.phase_after)
+
+    @computed_field(alias="fork")  # type: ignore[prop-decorator]
+    @property
+    def fork_session(self) -> SessionRef | None:
+        """The session holding the other version (``forked``), or the other side's fork of ours."""
+        return SessionRef.of(self.fork) if self.fork is not None else None
 
 
-@dataclass(frozen=True)
-class StoreFileChange:
-    """What a pull did to a store file outside the sessions (``mdsessions.toml``, workflows).
-
-    Attributes:
-        path: Store-relative path.
-        change: ``added``, ``updated``, ``deleted``, ``merged`` (``mdsessions.toml`` merged
-            key by key), ``replaced`` (the remote's version does not include ours: set
-            aside, a warning), ``kept-mine`` or ``kept-theirs`` (a conflict resolved).
-        keys: ``mdsessions.toml`` keys (``[workflows] aflow``) taken from the remote
-            (``merged``) or in conflict (``kept-*``).
-        set_aside: The version set aside, if any.
-    """
+class StoreFileChange(Result):
+    """What a pull did to a store file outside the sessions (``mdsessions.toml``, workflows)."""
 
     path: str
+    """Store-relative path."""
     change: str
+    """``added``, ``updated``, ``deleted``, ``merged`` (``mdsessions.toml`` merged key by key),
+    ``replaced`` (the remote's version does not include ours: set aside, a warning),
+    ``kept-mine`` or ``kept-theirs`` (a conflict resolved)."""
     keys: tuple[str, ...] = ()
+    """``mdsessions.toml`` keys (``[workflows] aflow``) taken from the remote (``merged``) or
+    in conflict (``kept-*``)."""
     set_aside: SetAside | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The change as a JSON-ready mapping."""
-        return {
-            "path": self.path,
-            "change": self.change,
-            "keys": list(self.keys),
-            "set_aside": self.set_aside.to_json() if self.set_aside else None,
-        }
+    """The version set aside, if any."""
 
 
 class Lineage:

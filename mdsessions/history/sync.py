@@ -7,20 +7,24 @@ dropped (DESIGN.md "Sharing the store").
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import ConfigDict, Field, computed_field
 
 from mdsessions.errors import (
     ConflictError,
     DocumentError,
+    InvalidArgumentError,
     InvalidIdentifierError,
+    PushRejectedError,
     SessionExistsError,
     StoreError,
+    SyncConflictError,
 )
 from mdsessions.git import transport
 from mdsessions.history.common import _decode, _manifest_at, _session_of
 from mdsessions.history.fork import _fork_files
-from mdsessions.history.remotes import PushRejectedError, PushResult, _check_remote, push
+from mdsessions.history.remotes import PushResult, _check_remote, push
 from mdsessions.history.setaside import (
     SET_ASIDE_PREFIX,
     SET_ASIDE_REFSPEC,
@@ -32,6 +36,7 @@ from mdsessions.history.setaside import (
     parse_set_aside_ref,
     set_aside_ref,
 )
+from mdsessions.models.results import Result, SessionRef, SessionResult
 from mdsessions.store.commits import commit_message
 from mdsessions.store.config import ConfigEditError, ConfigMerge, key_name, merge_config
 from mdsessions.store.store import (
@@ -54,75 +59,47 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class SessionConflict:
-    """A session changed on both sides of a pull.
+class SessionConflict(SessionResult):
+    """A session changed on both sides of a pull."""
 
-    Attributes:
-        session: ``project/session``.
-        mine: Session-relative files changed locally since the common ancestor.
-        theirs: Session-relative files changed on the remote since then.
-    """
-
-    session: str
     mine: tuple[str, ...]
+    """Session-relative files changed locally since the common ancestor."""
     theirs: tuple[str, ...]
+    """Session-relative files changed on the remote since then."""
 
 
-class SyncConflictError(ConflictError):
-    """A pull met sessions (or store files) changed on both sides; nothing was changed locally.
+class PullResult(Result):
+    """What :func:`pull` did."""
 
-    Attributes:
-        remote: The remote pulled from.
-        sessions: The sessions changed on both sides.
-        files: Store files outside sessions changed differently on both sides.
-        keys: ``mdsessions.toml`` keys set to different values on both sides
-            (``[workflows] aflow: mine "…", theirs "…"``).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        remote: str,
-        sessions: Sequence[SessionConflict],
-        files: Sequence[str] = (),
-        keys: Sequence[str] = (),
-    ) -> None:
-        super().__init__(message)
-        self.remote = remote
-        self.sessions = tuple(sessions)
-        self.files = tuple(files)
-        self.keys = tuple(keys)
-
-
-@dataclass(frozen=True)
-class PullResult:
-    """What :func:`pull` did.
-
-    Attributes:
-        remote: The remote.
-        branch: The branch, e.g. ``main``.
-        action: ``up-to-date``, ``fast-forward``, ``merged`` or ``remote-empty``.
-        commit: The store's ``HEAD`` afterwards.
-        sessions: Sessions the remote brought changes to (``project/session``).
-        resolved: Session (or file) → how a conflict was resolved: ``mine``, ``theirs`` or
-            ``forked as p/new``.
-        forked: The session made by ``fork_theirs``, if any.
-        changes: Per session, what the pull did to it (and what it set aside).
-        files: Per store file outside the sessions, what the pull did to it.
-    """
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     remote: str
+    """The remote's name."""
     branch: str
+    """The branch, e.g. ``main``."""
     action: str
+    """``up-to-date``, ``fast-forward``, ``merged`` or ``remote-empty``."""
     commit: str | None
-    sessions: tuple[str, ...] = ()
-    resolved: dict[str, str] = field(default_factory=dict)
-    forked: Session | None = None
+    """Full id of the store's ``HEAD`` afterwards."""
+    sessions: tuple[str, ...] = Field(default=(), exclude=True)
+    """Sessions the remote brought changes to (``project/session``)."""
+    resolved: dict[str, str] = Field(default_factory=dict, exclude=True)
+    """Session (or file) → how a conflict was resolved: ``mine``, ``theirs`` or
+    ``forked as p/new``."""
+    forked: Session | None = Field(default=None, exclude=True)
+    """The session made by ``fork_theirs``, if any."""
     changes: tuple[SessionChange, ...] = ()
+    """Per session, what the pull did to it (and what it set aside)."""
     files: tuple[StoreFileChange, ...] = ()
+    """Per store file outside the sessions, what the pull did to it."""
 
+    @computed_field(alias="forked")  # type: ignore[prop-decorator]
+    @property
+    def forked_session(self) -> SessionRef | None:
+        """The session made by ``--fork-theirs``, if any."""
+        return SessionRef.of(self.forked.ref) if self.forked is not None else None
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def set_aside(self) -> tuple[SetAside, ...]:
         """Every version this pull set aside (or found set aside already), once each."""
@@ -133,6 +110,7 @@ class PullResult:
                 seen.setdefault((aside.ref, aside.session), aside)
         return tuple(seen.values())
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def warnings(self) -> tuple[str, ...]:
         """One line per version of ours the remote replaced without including it."""
@@ -156,22 +134,6 @@ class PullResult:
                     f"git show {item.set_aside.commit[:12]}:{item.path}"
                 )
         return tuple(out)
-
-    def to_json(self) -> dict[str, Any]:
-        """The result as a JSON-ready mapping."""
-        return {
-            "remote": self.remote,
-            "branch": self.branch,
-            "action": self.action,
-            "commit": self.commit,
-            "sessions": list(self.sessions),
-            "resolved": dict(self.resolved),
-            "forked": self.forked.ref if self.forked else None,
-            "changes": [c.to_json() for c in self.changes],
-            "files": [f.to_json() for f in self.files],
-            "set_aside": [s.to_json() for s in self.set_aside],
-            "warnings": list(self.warnings),
-        }
 
 
 def _by_session(store: Store, paths: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
@@ -227,7 +189,15 @@ def _keep_aside(
     if session is not None:
         manifest = _manifest_at(store, commit, f"{_key_rel(store, session)}/{MANIFEST}")
         status = manifest.status.value if manifest else None
-    return SetAside(ref, commit, session, tuple(paths), side, status, created)
+    return SetAside(
+        ref=ref,
+        commit=commit,
+        session=session,
+        paths=tuple(paths),
+        side=side,
+        status=status,
+        created=created,
+    )
 
 
 def _fork_of(store: Store, ours: str, theirs: str, key: str, sessions: Iterable[str]) -> str | None:
@@ -297,7 +267,7 @@ def _file_change(
         old = before is not None and store.git.entry(before, path) is not None
         new = store.git.entry(after, path) is not None
         change = "added" if new and not old else "deleted" if old and not new else "updated"
-    return StoreFileChange(path, change, **kw)
+    return StoreFileChange(path=path, change=change, **kw)
 
 
 def _text_at(store: Store, commit: str | None, rel: str) -> str | None:
@@ -354,24 +324,25 @@ def pull(
         SyncConflictError: Conflicting changes and no way out chosen (nothing changed).
         UnrecordedEditError: A file the merge would change holds a person's unrecorded edit
             (nothing changed).
-        ValueError: Both ``keep`` and ``fork_theirs``, or an unknown ``keep``.
+        InvalidArgumentError: Both ``keep`` and ``fork_theirs``, or an unknown ``keep`` (a
+            ``ValueError``).
         StoreError: git failed (unreachable remote, …).
     """
     if keep is not None and keep not in ("mine", "theirs"):
-        raise ValueError(f"keep must be 'mine' or 'theirs', not {keep!r}")
+        raise InvalidArgumentError(f"keep must be 'mine' or 'theirs', not {keep!r}")
     if keep is not None and fork_theirs is not None:
-        raise ValueError("give keep or fork_theirs, not both")
+        raise InvalidArgumentError("give keep or fork_theirs, not both")
     git = store.git
     ref = git.head_ref()
     branch = ref.removeprefix("refs/heads/")
     theirs = _fetch(store, _check_remote(remote), branch)
     if theirs is None:
-        return PullResult(remote, branch, "remote-empty", git.head())
+        return PullResult(remote=remote, branch=branch, action="remote-empty", commit=git.head())
     who = store.person(author)
     with store.writing():
         ours = git.head()
         if ours is not None and git.is_ancestor(theirs, ours):
-            return PullResult(remote, branch, "up-to-date", ours)
+            return PullResult(remote=remote, branch=branch, action="up-to-date", commit=ours)
         if ours is None or git.is_ancestor(ours, theirs):
             return _fast_forward(store, remote, branch, ours, theirs)
         return _merge(store, remote, branch, ours, theirs, keep, fork_theirs, who)
@@ -400,7 +371,7 @@ def _fast_forward(
         if lost:
             aside = _keep_aside(store, None, ours, "mine", lost)
             for path in lost:
-                files[path] = StoreFileChange(path, "replaced", set_aside=aside)
+                files[path] = StoreFileChange(path=path, change="replaced", set_aside=aside)
     git.fast_forward(
         theirs,
         message=f"pull: fast-forward to {remote}/{branch}",
@@ -410,11 +381,11 @@ def _fast_forward(
     for path in other:
         files.setdefault(path, _file_change(store, ours, theirs, path))
     return PullResult(
-        remote,
-        branch,
-        "fast-forward",
-        theirs,
-        tuple(sessions),
+        remote=remote,
+        branch=branch,
+        action="fast-forward",
+        commit=theirs,
+        sessions=tuple(sessions),
         changes=_session_changes(store, ours, theirs, sessions, kinds, kept, forks),
         files=tuple(files[p] for p in sorted(files)),
     )
@@ -508,12 +479,14 @@ def _merge(
             if side == "theirs":
                 blobs[rel] = their_changed[rel][1]
             file_changes[rel] = StoreFileChange(
-                rel, f"kept-{side}", set_aside=aside_mine if side == "theirs" else aside_theirs
+                path=rel,
+                change=f"kept-{side}",
+                set_aside=aside_mine if side == "theirs" else aside_theirs,
             )
             continue
         blobs[rel] = their_changed[rel][1]
         if rel in lost_mine:
-            file_changes[rel] = StoreFileChange(rel, "replaced", set_aside=aside_mine)
+            file_changes[rel] = StoreFileChange(path=rel, change="replaced", set_aside=aside_mine)
     if config is not None:
         ours_text = _text_at(store, ours, CONFIG_FILE) or ""
         text = config.theirs_text if keep == "theirs" else config.text
@@ -524,13 +497,15 @@ def _merge(
             side = keep or "mine"
             resolved[CONFIG_FILE] = side
             file_changes[CONFIG_FILE] = StoreFileChange(
-                CONFIG_FILE,
-                f"kept-{side}",
+                path=CONFIG_FILE,
+                change=f"kept-{side}",
                 keys=key_conflicts,
                 set_aside=aside_mine if side == "theirs" else aside_theirs,
             )
         elif taken:
-            file_changes[CONFIG_FILE] = StoreFileChange(CONFIG_FILE, "merged", keys=taken)
+            file_changes[CONFIG_FILE] = StoreFileChange(
+                path=CONFIG_FILE, change="merged", keys=taken
+            )
     # Sessions changed on both sides: the way out chosen.
     for key in both:
         project_id, _, session_id = key.partition("/")
@@ -590,13 +565,13 @@ def _merge(
     for path in their_o:
         file_changes.setdefault(path, _file_change(store, ours, sha, path))
     return PullResult(
-        remote,
-        branch,
-        "merged",
-        sha,
-        tuple(sorted(their_s)),
-        resolved,
-        forked,
+        remote=remote,
+        branch=branch,
+        action="merged",
+        commit=sha,
+        sessions=tuple(sorted(their_s)),
+        resolved=resolved,
+        forked=forked,
         changes=_session_changes(store, ours, sha, [*their_s], kinds, kept, forks),
         files=tuple(file_changes[p] for p in sorted(file_changes)),
     )
@@ -608,9 +583,9 @@ def _session_conflict(
     project_id, _, session_id = key.partition("/")
     cut = len(store.session_rel(project_id, session_id)) + 1
     return SessionConflict(
-        key,
-        tuple(rel[cut:] for rel in mine.get(key, [])),
-        tuple(rel[cut:] for rel in theirs.get(key, [])),
+        session=key,
+        mine=tuple(rel[cut:] for rel in mine.get(key, [])),
+        theirs=tuple(rel[cut:] for rel in theirs.get(key, [])),
     )
 
 
@@ -665,10 +640,10 @@ def resolve(
     :func:`pull`.
 
     Raises:
-        ValueError: Neither or both given.
+        InvalidArgumentError: Neither or both given (a ``ValueError``).
     """
     if (keep is None) == (fork_theirs is None):
-        raise ValueError("give exactly one of keep ('mine' or 'theirs') or fork_theirs")
+        raise InvalidArgumentError("give exactly one of keep ('mine' or 'theirs') or fork_theirs")
     return pull(store, remote, keep=keep, fork_theirs=fork_theirs, author=author)
 
 
@@ -683,13 +658,13 @@ def _combine(pulls: Sequence[PullResult]) -> PullResult:
         resolved.update(p.resolved)
     last = pulls[-1]
     return PullResult(
-        last.remote,
-        last.branch,
-        action,
-        last.commit,
-        tuple(sorted({s for p in pulls for s in p.sessions})),
-        resolved,
-        next((p.forked for p in pulls if p.forked is not None), None),
+        remote=last.remote,
+        branch=last.branch,
+        action=action,
+        commit=last.commit,
+        sessions=tuple(sorted({s for p in pulls for s in p.sessions})),
+        resolved=resolved,
+        forked=next((p.forked for p in pulls if p.forked is not None), None),
         changes=tuple(c for p in pulls for c in p.changes),
         files=tuple(f for p in pulls for f in p.files),
     )
@@ -725,7 +700,7 @@ def sync(
         PushRejectedError: The remote moved before each of the ``attempts`` pushes.
     """
     if attempts < 1:
-        raise ValueError("attempts must be 1 or more")
+        raise InvalidArgumentError("attempts must be 1 or more")
     pulls: list[PullResult] = []
     for attempt in range(1, attempts + 1):
         pulled = pull(store, remote, keep=keep, fork_theirs=fork_theirs, author=author)
@@ -772,6 +747,8 @@ def list_set_aside(store: Store, session: str | None = None) -> list[SetAside]:
             paths = (CONFIG_FILE,)
         info = git.log(rev=sha, max_count=1)
         when = info[0].time if info else None
-        found.append(SetAside(name, sha, key, paths, None, status, False, when))
+        found.append(
+            SetAside(ref=name, commit=sha, session=key, paths=paths, status=status, time=when)
+        )
     found.sort(key=lambda s: (s.time or "", s.ref), reverse=True)
     return found

@@ -6,8 +6,7 @@ commit touched, manifests against the session state machine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from pydantic import Field, computed_field
 
 from mdsessions.errors import (
     InvalidIdentifierError,
@@ -15,6 +14,7 @@ from mdsessions.errors import (
 )
 from mdsessions.git import maintain
 from mdsessions.history.restore import _derive_status
+from mdsessions.models.results import Result
 from mdsessions.store.store import (
     CONFIG_FILE,
     WORKFLOWS_DIR,
@@ -28,35 +28,21 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class VerifyReport:
-    """What :func:`verify` found.
-
-    Attributes:
-        problems: Each with the file (or ``commit <id>`` / ``git fsck``) and the reason.
-        commits: Commits whose trailers were checked.
-        sessions: Sessions validated.
-    """
+class VerifyReport(Result):
+    """What :func:`verify` found."""
 
     problems: tuple[Problem, ...]
-    commits: int
-    sessions: int
+    """Each with the file (or ``commit <id>`` / ``git fsck``) and the reason."""
+    commits: int = Field(serialization_alias="commit_count")
+    """Commits whose trailers were checked."""
+    sessions: int = Field(serialization_alias="session_count")
+    """Sessions validated."""
 
+    @computed_field(alias="valid")  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         """No problem found."""
         return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        """The report as a JSON-ready mapping."""
-        return {
-            "valid": self.ok,
-            "commits": self.commits,
-            "sessions": self.sessions,
-            "problems": [
-                {"path": p.path, "line": p.line, "reason": p.reason} for p in self.problems
-            ],
-        }
 
 
 def verify(store: Store) -> VerifyReport:
@@ -80,7 +66,7 @@ def verify(store: Store) -> VerifyReport:
     git = store.git
     problems: list[Problem] = []
     _, found = maintain.fsck(store.root)
-    problems += [Problem("git fsck", line) for line in found]
+    problems += [Problem(path="git fsck", reason=line) for line in found]
     problems += store.validate()
     sessions = 0
     for session in store.iter_sessions():
@@ -94,8 +80,9 @@ def verify(store: Store) -> VerifyReport:
         if (derived.status, derived.current_phase) != (manifest.status, manifest.current_phase):
             problems.append(
                 Problem(
-                    session.manifest_rel,
-                    f"status {manifest.status.value} (current phase {manifest.current_phase}) "
+                    path=session.manifest_rel,
+                    reason=f"status {manifest.status.value} "
+                    f"(current phase {manifest.current_phase}) "
                     f"contradicts the phase table, which says {derived.status.value} (current "
                     f"phase {derived.current_phase})",
                 )
@@ -105,8 +92,9 @@ def verify(store: Store) -> VerifyReport:
             if not maintain.has_commit(git, origin.commit):
                 problems.append(
                     Problem(
-                        session.manifest_rel,
-                        f"forked_from names commit {origin.commit}, which is not in the store",
+                        path=session.manifest_rel,
+                        reason=f"forked_from names commit {origin.commit}, "
+                        "which is not in the store",
                     )
                 )
     commits = git.log(with_paths=True) if git.head() is not None else []
@@ -118,7 +106,7 @@ def verify(store: Store) -> VerifyReport:
         try:
             rel = store.session_rel(project, sid)
         except InvalidIdentifierError as exc:
-            problems.append(Problem(where, f"invalid session trailers: {exc}"))
+            problems.append(Problem(path=where, reason=f"invalid session trailers: {exc}"))
             continue
         stray = [
             p
@@ -130,10 +118,10 @@ def verify(store: Store) -> VerifyReport:
         if stray:
             problems.append(
                 Problem(
-                    where,
-                    f"trailers name session {project}/{sid} but the commit also touches "
+                    path=where,
+                    reason=f"trailers name session {project}/{sid} but the commit also touches "
                     + ", ".join(stray[:5])
                     + (f" and {len(stray) - 5} more" if len(stray) > 5 else ""),
                 )
             )
-    return VerifyReport(tuple(problems), len(commits), sessions)
+    return VerifyReport(problems=tuple(problems), commits=len(commits), sessions=sessions)

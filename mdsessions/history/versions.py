@@ -8,12 +8,13 @@ from __future__ import annotations
 import datetime as _dt
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from mdsessions.documents.frontmatter import Document, loads
+from mdsessions.errors import InvalidArgumentError
 from mdsessions.git.repo import CommitInfo
 from mdsessions.history.common import _KIND_RE, _decode, _utc, session_path
+from mdsessions.models.results import Result
+from mdsessions.store.commits import commit_kind
 from mdsessions.store.store import (
     Session,
 )
@@ -27,47 +28,55 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Version:
+class Version(Result):
     """One commit in the history of a session or a document, trailers parsed.
 
-    Attributes:
-        commit: Full commit id.
-        author: ``Name <email>`` of who acted.
-        time: Author time, UTC ISO-8601 with ``Z``.
-        subject: The commit's subject line.
-        kind: ``Mdsessions-Kind`` (``session``, ``agent-output``, ``checkpoint``, ``feedback``,
-            ``edit``, ``restore``, ``fork``, ``merge``, …), or ``None``.
-        project: ``Mdsessions-Project``.
-        session: ``Mdsessions-Session``.
-        phase: ``Mdsessions-Phase`` as a number.
-        agent: ``Mdsessions-Agent``.
-        status: ``Mdsessions-Status`` (the phase's, the agent's or the reviewer's decision).
-        session_status: ``Mdsessions-Session-Status`` after the commit.
+    A commit that carries no ``Mdsessions-*`` trailers (a person's own ``git commit``) has
+    ``null`` for each of them.
     """
 
     commit: str
+    """Full commit id (40 hex digits)."""
     author: str
+    """``Name <email>`` of who acted."""
     time: str
+    """Author time, UTC ISO-8601 with ``Z``."""
     subject: str
+    """The commit's subject line."""
     kind: str | None = None
+    """``Mdsessions-Kind``: ``init``, ``session``, ``checkpoint``, ``agent_output``,
+    ``user_feedback``, ``edit``, ``restore``, ``fork`` or ``merge`` (old spellings read as
+    these), or another tool's kind."""
     project: str | None = None
+    """``Mdsessions-Project``: the project id."""
     session: str | None = None
+    """``Mdsessions-Session``: the session id."""
     phase: int | None = None
+    """``Mdsessions-Phase``: the phase number."""
     agent: str | None = None
+    """``Mdsessions-Agent``: the agent id of an agent output."""
     status: str | None = None
+    """``Mdsessions-Status``: the phase's, the agent's or the reviewer's decision."""
     session_status: str | None = None
+    """``Mdsessions-Session-Status``: the session's status after the commit."""
 
     @classmethod
     def from_commit(cls, info: CommitInfo) -> Version:
-        """Build a version from a parsed ``git log`` entry."""
+        """Build a version from a parsed ``git log`` entry (kinds in today's spelling).
+
+        Args:
+            info: The commit as read from ``git log`` (:class:`mdsessions.Commit`).
+
+        Returns:
+            The version.
+        """
         phase = info.trailer("Mdsessions-Phase")
         return cls(
             commit=info.sha,
             author=info.author,
             time=info.time,
             subject=info.subject,
-            kind=info.trailer("Mdsessions-Kind"),
+            kind=commit_kind(info.trailer("Mdsessions-Kind")),
             project=info.trailer("Mdsessions-Project"),
             session=info.trailer("Mdsessions-Session"),
             phase=int(phase) if phase is not None and phase.isdigit() else None,
@@ -76,50 +85,24 @@ class Version:
             session_status=info.trailer("Mdsessions-Session-Status"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """The version as a JSON-ready mapping."""
-        return {
-            "commit": self.commit,
-            "author": self.author,
-            "time": self.time,
-            "subject": self.subject,
-            "kind": self.kind,
-            "project": self.project,
-            "session": self.session,
-            "phase": self.phase,
-            "agent": self.agent,
-            "status": self.status,
-            "session_status": self.session_status,
-        }
 
+class VersionPage(Result):
+    """One page of a session's versions, newest first."""
 
-@dataclass(frozen=True)
-class VersionPage:
-    """One page of versions, newest first.
-
-    Attributes:
-        path: The store-relative folder or file the history is limited to.
-        versions: The versions on this page.
-        offset: How many matching versions come before this page.
-        limit: The page size asked for (``None``: everything).
-        next_offset: The ``offset`` of the next page, or ``None`` on the last page (the cursor).
-    """
-
+    project: str
+    """Project id."""
+    session: str
+    """Session id."""
     path: str
-    versions: tuple[Version, ...]
+    """The store-relative folder or file the history is limited to."""
     offset: int
+    """How many matching versions come before this page."""
     limit: int | None
+    """The page size asked for (``null``: everything)."""
     next_offset: int | None
-
-    def to_json(self) -> dict[str, Any]:
-        """The page as a JSON-ready mapping."""
-        return {
-            "path": self.path,
-            "offset": self.offset,
-            "limit": self.limit,
-            "next_offset": self.next_offset,
-            "versions": [v.to_json() for v in self.versions],
-        }
+    """The ``offset`` of the next page, or ``null`` on the last page (the cursor)."""
+    versions: tuple[Version, ...]
+    """The versions on this page."""
 
 
 def versions(
@@ -146,7 +129,8 @@ def versions(
         path: Limit to a folder or document: session-relative (``phase_1_concept``) or
             store-relative; default the whole session folder.
         phase: Only commits whose ``Mdsessions-Phase`` is this phase.
-        kind: Only commits of this ``Mdsessions-Kind`` (or any of several).
+        kind: Only commits of this ``Mdsessions-Kind`` (or any of several; an old spelling
+            such as ``agent-output`` means today's ``agent_output``).
         author: Only commits whose author (``Name <email>``) contains this text
             (case-insensitive).
         since: Only commits at or after this time (UTC; a datetime or ISO-8601 text).
@@ -158,18 +142,22 @@ def versions(
         The page; ``next_offset`` is the cursor of the next page.
 
     Raises:
-        ValueError: A limit under 1, a negative offset, a malformed kind, a bad time.
+        InvalidArgumentError: A limit under 1, a negative offset, a malformed kind, a bad
+            time (a ``ValueError``).
         StoreError: A path outside the session.
     """
     if offset < 0 or (limit is not None and limit < 1):
-        raise ValueError("limit must be 1 or more (or None for all) and offset 0 or more")
+        raise InvalidArgumentError("limit must be 1 or more (or None for all) and offset 0 or more")
     rel = session_path(session, path)
     kinds: set[str] | None = None
     if kind is not None:
-        kinds = {kind} if isinstance(kind, str) else set(kind)
-        for value in kinds:
+        given = {kind} if isinstance(kind, str) else set(kind)
+        for value in given:
             if not _KIND_RE.fullmatch(value):
-                raise ValueError(f"invalid kind {value!r}: expected e.g. checkpoint, restore")
+                raise InvalidArgumentError(
+                    f"invalid kind {value!r}: expected e.g. checkpoint, restore"
+                )
+        kinds = {commit_kind(value) or value for value in given}
     since_at = _utc(since, "since") if since is not None else None
     until_at = _utc(until, "until") if until is not None else None
     git = session.store.git
@@ -202,6 +190,8 @@ def versions(
     page = matching[offset:] if limit is None else matching[offset : offset + limit]
     more = limit is not None and len(matching) > offset + limit
     return VersionPage(
+        project=session.project_id,
+        session=session.session_id,
         path=rel,
         versions=tuple(page),
         offset=offset,

@@ -22,8 +22,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    SerializerFunctionWrapHandler,
-    model_serializer,
 )
 
 __all__ = [
@@ -297,16 +295,9 @@ class PhaseEntry(_Doc):
     input_tokens: Count = 0
     output_tokens: Count = 0
     cost: USD = 0.0
-    stale_reason: OneLine | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_unset_stale_reason(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # Written only while the phase is stale: manifests of sessions with no stale phase
-        # stay byte for byte what earlier versions wrote (and read).
-        data = handler(self)
-        if isinstance(data, dict) and data.get("stale_reason") is None:
-            data.pop("stale_reason", None)
-        return data
+    # Written only while the phase is stale: manifests of sessions with no stale phase stay
+    # byte for byte what earlier versions wrote (and read).
+    stale_reason: OneLine | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @property
     def directory(self) -> str:

@@ -17,18 +17,85 @@ e.g. ``checkpoint(project-123/session-456): phase 1 Concept Expansion completed,
 review``. The trailers make history queryable with plain git
 (``git log --format=%(trailers:key=Mdsessions-Phase)``); every layer that commits (the store,
 history's restore, fork and sync) builds its message here.
+
+A commit's kind is spelled one way in its subject and its ``Mdsessions-Kind`` trailer
+(:class:`CommitKind`); a document's kind as in :class:`~mdsessions.DocumentKind`
+(``agent_output``, ``user_feedback``). Stores written before 0.2 spelled two kinds otherwise
+(``agent-output``, ``feedback``): :func:`commit_kind` reads them as today's.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from mdsessions.git.repo import Identity
+from mdsessions.models.schema import DocumentKind
 
-__all__ = ["RUNNER_IDENTITY", "commit_message", "trailers"]
+__all__ = [
+    "LEGACY_KINDS",
+    "RUNNER_IDENTITY",
+    "CommitKind",
+    "commit_kind",
+    "commit_message",
+    "trailers",
+]
 
 #: The author and committer of the runner's commits unless the store is given another.
 RUNNER_IDENTITY = Identity("mdsessions", "mdsessions@localhost")
+
+
+class CommitKind(str, Enum):
+    """What a commit did: its ``Mdsessions-Kind`` trailer and the word its subject starts with."""
+
+    INIT = "init"
+    """``init: mdsessions store``: the store was created."""
+    SESSION = "session"
+    """A session was created (its manifest and phase table)."""
+    CHECKPOINT = "checkpoint"
+    """A phase checkpoint was saved."""
+    AGENT_OUTPUT = DocumentKind.AGENT_OUTPUT.value
+    """An agent's output was saved (with the prompt it got)."""
+    USER_FEEDBACK = DocumentKind.USER_FEEDBACK.value
+    """A reviewer's decision was recorded (saved, or a person's edit of the file)."""
+    EDIT = "edit"
+    """People's edits recorded that carry no reviewer's decision."""
+    RESTORE = "restore"
+    """A session (or phase) was restored to an earlier commit."""
+    FORK = "fork"
+    """A session was forked into a new one."""
+    MERGE = "merge"
+    """A pull merged another store's commits."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+LEGACY_KINDS: dict[str, CommitKind] = {
+    "agent-output": CommitKind.AGENT_OUTPUT,
+    "feedback": CommitKind.USER_FEEDBACK,
+}
+"""Kinds as stores before 0.2 spelled them (trailer values), read as today's kinds."""
+
+
+def commit_kind(value: str | None) -> str | None:
+    """The canonical spelling of a commit kind read from history.
+
+    Args:
+        value: An ``Mdsessions-Kind`` trailer value (or a kind a caller names), or ``None``.
+
+    Returns:
+        The value with the old spellings (:data:`LEGACY_KINDS`) read as today's; any other
+        value unchanged (another tool's kind stays visible); ``None`` for ``None``.
+
+    Example:
+        >>> commit_kind("agent-output"), commit_kind("checkpoint")
+        ('agent_output', 'checkpoint')
+    """
+    if value is None:
+        return None
+    legacy = LEGACY_KINDS.get(value)
+    return legacy.value if legacy is not None else value
 
 
 def trailers(**values: Any) -> str:
@@ -57,17 +124,17 @@ def commit_message(subject: str, body: str = "", **values: Any) -> str:
     Args:
         subject: One line, ``{kind}({project}/{session}): …`` for a session's commit.
         body: Free text between subject and trailers (``""``: none).
-        **values: The trailers (:func:`trailers`): ``kind`` always (``checkpoint``,
-            ``agent-output``, ``feedback``, ``session``, ``edit``, ``restore``, ``fork``,
-            ``merge``, ``init`` …), ``project``/``session`` for a session's commit, then
-            ``phase``, ``agent``, ``status``, ``session_status`` and the like.
+        **values: The trailers (:func:`trailers`): ``kind`` always (a :class:`CommitKind`),
+            ``project``/``session`` for a session's commit, then ``phase``, ``agent``,
+            ``status``, ``session_status`` and the like.
 
     Returns:
         The message, parts separated by blank lines.
 
     Example:
         >>> print(commit_message("session(p/s): created (idea_validation, mvp)",
-        ...                      kind="session", project="p", session="s", status="created"))
+        ...                      kind=CommitKind.SESSION, project="p", session="s",
+        ...                      status="created"))
         session(p/s): created (idea_validation, mvp)
         <BLANKLINE>
         Mdsessions-Kind: session

@@ -12,15 +12,15 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mdsessions.documents.frontmatter import Document, load_as, loads
 from mdsessions.errors import DocumentError, UnrecordedEditError
 from mdsessions.git.repo import Identity
 from mdsessions.models import state
+from mdsessions.models.results import Result
 from mdsessions.models.schema import FeedbackAction, UserFeedback, utc_now
-from mdsessions.store.commits import commit_message
+from mdsessions.store.commits import CommitKind, commit_message
 from mdsessions.store.paths import FEEDBACK
 from mdsessions.store.session import Session
 
@@ -30,19 +30,15 @@ if TYPE_CHECKING:
 __all__ = ["EditedFile", "record_edits", "settle_feedback", "unrecorded_edits"]
 
 
-@dataclass(frozen=True)
-class EditedFile:
-    """A file in the store that differs from the last commit (a person's unrecorded edit).
-
-    Attributes:
-        path: Store-relative path.
-        change: ``modified``, ``added`` or ``deleted``.
-        error: Why the file does not validate, or ``None`` when it does.
-    """
+class EditedFile(Result):
+    """A file in the store that differs from the last commit (a person's unrecorded edit)."""
 
     path: str
+    """Store-relative path."""
     change: str
+    """``modified``, ``added`` or ``deleted``."""
     error: str | None = None
+    """Why the file does not validate, or ``null`` when it does."""
 
 
 def unrecorded_edits(store: Store) -> list[EditedFile]:
@@ -74,7 +70,7 @@ def unrecorded_edits(store: Store) -> list[EditedFile]:
                 loads(store.read_text(rel), path=rel)
             except (DocumentError, OSError) as exc:
                 error = str(exc)
-        out.append(EditedFile(rel, change, error))
+        out.append(EditedFile(path=rel, change=change, error=error))
     return out
 
 
@@ -138,9 +134,9 @@ def record_edits(
                 current = files[rel]
                 if isinstance(current, bytes):
                     files[rel] = settle_feedback(current, fb, who.name)
+        refs = ", ".join(sorted({s.ref for s, _ in sessions.values()}))
         subject = message or (
-            f"review({', '.join(sorted({s.ref for s, _ in sessions.values()}))}): "
-            + "; ".join(decisions)
+            f"{CommitKind.USER_FEEDBACK}({refs}): " + "; ".join(decisions)
             if decisions
             else f"edit: {len(valid)} file(s) recorded by {who.name}"
         )
@@ -155,7 +151,7 @@ def record_edits(
             message=commit_message(
                 subject,
                 "\n".join(f"- {e.change}: {e.path}" for e in valid),
-                kind="feedback" if decisions else "edit",
+                kind=CommitKind.USER_FEEDBACK if decisions else CommitKind.EDIT,
                 project=first[0].project_id if first else None,
                 session=first[0].session_id if first else None,
                 phase=first[1][0].phase if first and len(first[1]) == 1 else None,

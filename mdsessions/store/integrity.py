@@ -7,11 +7,11 @@ adds git's own checks and the commits' trailers (:mod:`mdsessions.history.verify
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mdsessions.documents.frontmatter import loads
 from mdsessions.errors import DocumentError
+from mdsessions.models.results import Result
 from mdsessions.models.schema import Checkpoint, PhaseStatus
 from mdsessions.store.paths import CHECKPOINT, PROMPTS_DIR
 
@@ -21,19 +21,16 @@ if TYPE_CHECKING:
 __all__ = ["Problem", "validate_phase", "validate_session"]
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One finding of :meth:`Store.validate` / :meth:`Session.validate`.
-
-    Attributes:
-        path: Store-relative file the problem is in.
-        reason: What is wrong and what was expected.
-        line: 1-based line, when known.
-    """
+class Problem(Result):
+    """One finding of :meth:`Store.validate` / :meth:`Session.validate` (and ``verify``)."""
 
     path: str
+    """Store-relative file the problem is in (``git fsck`` or ``commit <id>`` for the
+    repository's own checks)."""
     reason: str
+    """What is wrong and what was expected."""
     line: int | None = None
+    """1-based line, when known."""
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
@@ -50,12 +47,12 @@ def validate_session(session: Session) -> list[Problem]:
     try:
         manifest = session.manifest()
     except DocumentError as exc:
-        return [Problem(exc.path or session.manifest_rel, exc.reason, exc.line)]
+        return [Problem(path=exc.path or session.manifest_rel, reason=exc.reason, line=exc.line)]
     if manifest.project_id != session.project_id or manifest.session_id != session.session_id:
         problems.append(
             Problem(
-                session.manifest_rel,
-                f"ids {manifest.project_id}/{manifest.session_id} do "
+                path=session.manifest_rel,
+                reason=f"ids {manifest.project_id}/{manifest.session_id} do "
                 f"not match the folder {session.ref}",
             )
         )
@@ -64,8 +61,8 @@ def validate_session(session: Session) -> list[Problem]:
         if folder.is_dir() and folder.name.startswith("phase_") and folder.name not in known:
             problems.append(
                 Problem(
-                    folder.relative_to(session.store.root).as_posix(),
-                    "phase folder is not in the manifest's phase table",
+                    path=folder.relative_to(session.store.root).as_posix(),
+                    reason="phase folder is not in the manifest's phase table",
                 )
             )
     for entry in manifest.phases:
@@ -81,19 +78,19 @@ def validate_session(session: Session) -> list[Problem]:
                 except DocumentError as exc:
                     problems.append(
                         Problem(
-                            rel,
-                            exc.reason
+                            path=rel,
+                            reason=exc.reason
                             if exc.field is None
                             else f"field '{exc.field}': {exc.reason}",
-                            exc.line,
+                            line=exc.line,
                         )
                     )
                     continue
                 if getattr(doc, "phase", entry.number) != entry.number:
                     problems.append(
                         Problem(
-                            rel,
-                            f"phase {getattr(doc, 'phase', '?')} does "
+                            path=rel,
+                            reason=f"phase {getattr(doc, 'phase', '?')} does "
                             f"not match its folder (phase {entry.number})",
                         )
                     )
@@ -107,8 +104,9 @@ def validate_session(session: Session) -> list[Problem]:
             ):
                 problems.append(
                     Problem(
-                        session.manifest_rel,
-                        f"phase {entry.number} is {entry.status.value} but {cp_rel} is missing",
+                        path=session.manifest_rel,
+                        reason=f"phase {entry.number} is {entry.status.value} but {cp_rel} "
+                        "is missing",
                     )
                 )
             continue
@@ -119,8 +117,8 @@ def validate_session(session: Session) -> list[Problem]:
         if checkpoint.status is not entry.status and not stale_run:
             problems.append(
                 Problem(
-                    cp_rel,
-                    f"status {checkpoint.status.value} disagrees with the "
+                    path=cp_rel,
+                    reason=f"status {checkpoint.status.value} disagrees with the "
                     f"manifest's {entry.status.value} for phase {entry.number}",
                 )
             )
@@ -128,7 +126,9 @@ def validate_session(session: Session) -> list[Problem]:
             name = run.output_file or f"{run.agent_name}.md"
             if run.status is PhaseStatus.COMPLETED and not (folder / name).is_file():
                 problems.append(
-                    Problem(cp_rel, f"agent {run.agent_name}: output file {name} is missing")
+                    Problem(
+                        path=cp_rel, reason=f"agent {run.agent_name}: output file {name} is missing"
+                    )
                 )
     return problems
 

@@ -45,6 +45,7 @@ from mdsessions.models.schema import (
 )
 from mdsessions.store import writes
 from mdsessions.store.checks import D, build, build_status
+from mdsessions.store.commits import CommitKind
 from mdsessions.store.integrity import Problem, validate_phase, validate_session
 from mdsessions.store.outputs import (
     fill_run_metrics,
@@ -480,12 +481,12 @@ class Session:
             return doc, self._plan(
                 files,
                 manifest,
-                f"output({self.ref}): phase {phase} {agent} {doc.status.value}",
+                f"{CommitKind.AGENT_OUTPUT}({self.ref}): phase {phase} {agent} {doc.status.value}",
                 author=author,
                 # The manifest changes only when the phase or session status does; the
                 # phase's metrics reach it with the phase checkpoint.
                 write_manifest=manifest.model_dump() != before,
-                kind="agent-output",
+                kind=CommitKind.AGENT_OUTPUT,
                 phase=phase,
                 agent=agent,
                 status=doc.status.value,
@@ -729,9 +730,10 @@ class Session:
             self._commit(
                 {rel: doc},
                 manifest,
-                f"feedback({self.ref}): phase {phase} {entry.name} {decision.value}",
+                f"{CommitKind.USER_FEEDBACK}({self.ref}): "
+                f"phase {phase} {entry.name} {decision.value}",
                 author=who,
-                kind="feedback",
+                kind=CommitKind.USER_FEEDBACK,
                 phase=phase,
                 status=decision.value,
             )

@@ -17,9 +17,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import Field
 
 from mdsessions.cache.log import LogIndex
 from mdsessions.cache.sessions import SessionIndex, SessionSummary, phase_outputs, summarize
@@ -36,11 +37,13 @@ from mdsessions.errors import (
 )
 from mdsessions.git import repo as _git
 from mdsessions.git.repo import CommitInfo, Identity
+from mdsessions.models.results import Result
 from mdsessions.models.schema import (
     PhaseEntry,
     ReviewState,
     SessionManifest,
     SessionStatus,
+    UTCTime,
     utc_now,
 )
 from mdsessions.models.workflow import Workflow
@@ -76,27 +79,23 @@ __all__ = [
 Commit = CommitInfo
 
 
-@dataclass(frozen=True)
-class InboxItem:
-    """A phase waiting for its reviewer (:meth:`Store.inbox`).
+class InboxItem(Result):
+    """A phase waiting for its reviewer (:meth:`Store.inbox`)."""
 
-    Attributes:
-        project_id: Project id.
-        session_id: Session id.
-        phase: Phase number.
-        phase_name: Phase name.
-        waiting_since: When the phase completed and the review began (UTC).
-        feedback: Store-relative path of the ``user_feedback.md`` to edit.
-        outputs: Store-relative paths of the phase's agent outputs to read.
-    """
-
-    project_id: str
-    session_id: str
+    project_id: str = Field(serialization_alias="project")
+    """Project id."""
+    session_id: str = Field(serialization_alias="session")
+    """Session id."""
     phase: int
+    """Phase number."""
     phase_name: str
-    waiting_since: _dt.datetime | None
-    feedback: str
-    outputs: tuple[str, ...]
+    """Phase name."""
+    waiting_since: UTCTime | None
+    """When the phase completed and the review began (UTC)."""
+    feedback: str = Field(serialization_alias="feedback_path")
+    """Store-relative path of the ``user_feedback.md`` to edit."""
+    outputs: tuple[str, ...] = Field(serialization_alias="output_paths")
+    """Store-relative paths of the phase's agent outputs to read."""
 
 
 class Store:
@@ -647,7 +646,20 @@ class Store:
         if project_id is not None:
             check_id(project_id, "project id")
         try:
-            return [InboxItem(*item) for item in self.session_index.waiting(project_id)]
+            return [
+                InboxItem(
+                    project_id=project,
+                    session_id=session,
+                    phase=number,
+                    phase_name=name,
+                    waiting_since=since,
+                    feedback=feedback,
+                    outputs=outputs,
+                )
+                for project, session, number, name, since, feedback, outputs in (
+                    self.session_index.waiting(project_id)
+                )
+            ]
         except (OSError, sqlite3.Error):
             pass
         items: list[InboxItem] = []
@@ -656,13 +668,13 @@ class Store:
                 folder = self.rel(summary.project_id, "sessions", summary.session_id, directory)
                 items.append(
                     InboxItem(
-                        summary.project_id,
-                        summary.session_id,
-                        number,
-                        name,
-                        completed,
-                        f"{folder}/{FEEDBACK}",
-                        phase_outputs(self.root, folder),
+                        project_id=summary.project_id,
+                        session_id=summary.session_id,
+                        phase=number,
+                        phase_name=name,
+                        waiting_since=completed,
+                        feedback=f"{folder}/{FEEDBACK}",
+                        outputs=phase_outputs(self.root, folder),
                     )
                 )
         epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)

@@ -92,7 +92,7 @@ class Write:
 def _output(phase: int, agent: str, content: str, tokens: tuple[int, int], cost: float) -> Write:
     return Write(
         f"output {phase} {agent}",
-        "agent-output",
+        "agent_output",
         phase,
         lambda b: b.save_agent_output(
             P, S, phase, agent, content, input_tokens=tokens[0], output_tokens=tokens[1], cost=cost
@@ -105,10 +105,10 @@ WRITES: tuple[Write, ...] = (
     Write("create", "session", None, lambda b: b.create_session(P, S, idea=IDEA, user_id=USER)),
     _output(1, "concept_expansion", CONCEPT_V1, (1200, 800), 0.0125),
     Write("checkpoint 1", "checkpoint", 1, lambda b: b.save_checkpoint(P, S, 1, "completed")),
-    Write("revise 1", "feedback", 1, lambda b: b.save_feedback(P, S, 1, "revise", REVISE)),
+    Write("revise 1", "user_feedback", 1, lambda b: b.save_feedback(P, S, 1, "revise", REVISE)),
     _output(1, "concept_expansion", CONCEPT_V2, (300, 200), 0.004),
     Write("checkpoint 1 again", "checkpoint", 1, lambda b: b.save_checkpoint(P, S, 1, "completed")),
-    Write("approve 1", "feedback", 1, lambda b: b.save_feedback(P, S, 1, "approved", APPROVE)),
+    Write("approve 1", "user_feedback", 1, lambda b: b.save_feedback(P, S, 1, "approved", APPROVE)),
     _output(2, "market_intelligence", MARKET, (2000, 1000), 0.03),
     _output(2, "competitor_analysis", COMPETITORS, (1500, 500), 0.02),
     Write("checkpoint 2", "checkpoint", 2, lambda b: b.save_checkpoint(P, S, 2, "completed")),
@@ -302,7 +302,7 @@ def test_a_failing_write_changes_nothing(backend: Backend, failure: Failure) -> 
     before = head(backend.writer.root)
     WRITES[FIRST_CHECKPOINT + 1].do(backend)
     rel = backend.session(P, S).rel
-    assert_one_session_commit(backend, before, rel, "feedback", status=writer_before[1])
+    assert_one_session_commit(backend, before, rel, "user_feedback", status=writer_before[1])
 
 
 # ------------------------------------------------------------------------------ 3. reads
@@ -383,7 +383,7 @@ def test_a_persons_recorded_edit_is_one_commit_and_reads_back(backend: Backend) 
     before = head(root)
     commit = session.record_feedback(1, author=PERSON)
     assert commit == head(root)
-    assert_one_session_commit(backend, before, session.rel, "feedback")
+    assert_one_session_commit(backend, before, session.rel, "user_feedback")
     assert author(root) == PERSON
     backend.settle()
     assert author(backend.reader.root) == PERSON
@@ -469,7 +469,7 @@ def test_restore_brings_an_old_version_back_as_a_new_commit(backend: Backend) ->
     # Work continues from the restored state, one commit per write.
     before = head(root)
     backend.save_feedback(P, S, 1, "approved", APPROVE)
-    assert_one_session_commit(backend, before, rel, "feedback")
+    assert_one_session_commit(backend, before, rel, "user_feedback")
     backend.settle()
     assert backend.read(P, S).manifest().current_phase == 2
 
@@ -522,7 +522,7 @@ def test_fork_makes_a_new_session_with_the_same_content(backend: Backend) -> Non
     # The two go on independently: a write to the fork touches the fork only.
     before = head(root)
     backend.save_agent_output(P, FORK, 2, "market_intelligence", "# The fork's market\n")
-    assert_one_session_commit(backend, before, new_rel, "agent-output", session=FORK)
+    assert_one_session_commit(backend, before, new_rel, "agent_output", session=FORK)
     backend.settle()
     mine = backend.read(P, FORK).output(2, "market_intelligence")
     theirs = backend.read(P, S).output(2, "market_intelligence")
