@@ -32,6 +32,7 @@ from typing import NoReturn
 from pydantic import ConfigDict, Field, computed_field
 
 from mdsessions.errors import AgentExecutionError, AgentFailedError, DocumentError, WorkflowError
+from mdsessions.models import state
 from mdsessions.models.results import Result
 from mdsessions.models.schema import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
 from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow
@@ -464,9 +465,9 @@ class Runner:
                 ):
                     recorded.append(entry.number)
             manifest = session.manifest()
-            if manifest.status in (SessionStatus.COMPLETED, SessionStatus.REJECTED):
+            if state.is_closed(manifest):
                 break
-            waiting = next((p for p in manifest.phases if p.review is ReviewState.PENDING), None)
+            waiting = state.awaiting_review(manifest)
             if waiting is not None:
                 if wait is not None and self._wait_for_decision(
                     session, waiting.number, wait, on_wait
@@ -481,15 +482,7 @@ class Runner:
                     feedback_path=session.document_rel(waiting.number, "feedback"),
                     recorded_feedback=tuple(recorded),
                 )
-            todo = next(
-                (
-                    p
-                    for p in manifest.phases
-                    if p.review is ReviewState.REVISE
-                    or p.status not in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED)
-                ),
-                None,
-            )
+            todo = state.next_to_run(manifest)
             if todo is None:
                 break
             if max_phases is not None and len(ran) >= max_phases:
@@ -536,8 +529,7 @@ class Runner:
             PhaseStatus.FAILED,
             PhaseStatus.STALE,
         ):
-            again = revising or entry.status in (PhaseStatus.FAILED, PhaseStatus.STALE)
-            retry = entry.retry_count + (1 if again else 0)
+            retry = state.next_retry_count(entry)
             failed_only = entry.status is PhaseStatus.FAILED and not revising
             keep = {retry} | ({entry.retry_count} if failed_only else set())
             session.save_checkpoint(
@@ -619,42 +611,26 @@ class Runner:
         spec = workflow.agents.get(name)
         asked = _Asked(ctx.prompt, ctx.system_prompt, inputs)
         began = time.monotonic()
+
+        def fail(
+            message: str, stdout: str = "", stderr: str = "", exit_status: int | None = None
+        ) -> NoReturn:
+            self._record_failure(
+                session, phase, name, retry, began, message, stdout, stderr, exit_status, asked
+            )
+
         try:
             result = agent(ctx)
         except AgentExecutionError as exc:
-            self._record_failure(
-                session,
-                phase,
-                name,
-                retry,
-                began,
-                str(exc),
-                exc.stdout,
-                exc.stderr,
-                exc.exit_status,
-                asked,
-            )
+            fail(str(exc), exc.stdout, exc.stderr, exc.exit_status)
         except Exception as exc:  # an agent is foreign code: record whatever it raised
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            self._record_failure(
-                session, phase, name, retry, began, detail, "", detail, None, asked
-            )
+            fail(detail, stderr=detail)
         duration = time.monotonic() - began
         if isinstance(result, str):
             result = AgentResult(content=result)
         if not isinstance(result, AgentResult):
-            self._record_failure(
-                session,
-                phase,
-                name,
-                retry,
-                began,
-                f"agent returned {type(result).__name__}, expected str or AgentResult",
-                "",
-                "",
-                None,
-                asked,
-            )
+            fail(f"agent returned {type(result).__name__}, expected str or AgentResult")
         model = result.model or (spec.model if spec else None) or _callable_name(agent)
         session.save_agent_output(
             phase.number,
