@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from pydantic import ConfigDict, Field, computed_field
+from pydantic import Field, computed_field
 
 from mdsessions.errors import AgentExecutionError, AgentFailedError, DocumentError, WorkflowError
 from mdsessions.models import state
-from mdsessions.models.results import Result
+from mdsessions.models.results import OpenSessionResult
 from mdsessions.models.schema import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
 from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow
 from mdsessions.store.store import Identity, Session, Store
@@ -216,10 +216,8 @@ class _Asked:
     inputs: Mapping[str, str]
 
 
-class RunResult(Result):
+class RunResult(OpenSessionResult):
     """What one :meth:`Runner.run` did (``mdsessions run --json`` prints it)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     session: Session = Field(exclude=True)
     """The session."""
@@ -233,18 +231,6 @@ class RunResult(Result):
     """Store-relative path of the ``user_feedback.md`` of the phase awaiting review."""
     recorded_feedback: tuple[int, ...] = ()
     """Phases whose feedback edit this run recorded."""
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def project(self) -> str:
-        """Project id."""
-        return self.session.project_id
-
-    @computed_field(alias="session")  # type: ignore[prop-decorator]
-    @property
-    def session_id(self) -> str:
-        """Session id."""
-        return self.session.session_id
 
     @computed_field  # type: ignore[prop-decorator]
     @property

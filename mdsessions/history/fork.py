@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field, computed_field
+from pydantic import Field, computed_field
 
 from mdsessions.documents.frontmatter import Document, load_as, loads
 from mdsessions.errors import (
@@ -12,7 +12,7 @@ from mdsessions.errors import (
     StoreError,
 )
 from mdsessions.history.common import _blob, _decode, _short
-from mdsessions.models.results import Result, SessionResult
+from mdsessions.models.results import OpenSessionResult, SessionResult
 from mdsessions.models.schema import (
     Checkpoint,
     ForkOrigin,
@@ -42,10 +42,8 @@ class ForkSource(SessionResult):
     """Full id of the commit forked at."""
 
 
-class ForkResult(Result):
+class ForkResult(OpenSessionResult):
     """What :func:`fork` made."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     session: Session = Field(exclude=True)
     """The new session."""
@@ -55,18 +53,6 @@ class ForkResult(Result):
     """``project/session`` forked from."""
     at: str = Field(exclude=True)
     """Full id of the commit forked at."""
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def project(self) -> str:
-        """The new session's project id."""
-        return self.session.project_id
-
-    @computed_field(alias="session")  # type: ignore[prop-decorator]
-    @property
-    def session_id(self) -> str:
-        """The new session's id."""
-        return self.session.session_id
 
     @computed_field  # type: ignore[prop-decorator]
     @property

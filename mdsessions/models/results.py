@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-__all__ = ["Change", "NumberChange", "Result", "SessionRef", "SessionResult"]
+__all__ = ["Change", "NumberChange", "OpenSessionResult", "Result", "SessionRef", "SessionResult"]
 
 
 class Result(BaseModel):
@@ -94,3 +94,28 @@ class SessionResult(Result):
     def session_id(self) -> str:
         """Session id."""
         return self.session.partition("/")[2]
+
+
+class OpenSessionResult(Result):
+    """A result that holds an open session (``.session``): its two ids in the JSON.
+
+    Subclasses declare ``session: Session = Field(exclude=True)``; any object with
+    ``project_id`` and ``session_id`` attributes serves (models do not import the store).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    session: Any = Field(exclude=True)
+    """The session."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def project(self) -> str:
+        """Project id."""
+        return str(self.session.project_id)
+
+    @computed_field(alias="session")  # type: ignore[prop-decorator]
+    @property
+    def session_id(self) -> str:
+        """Session id."""
+        return str(self.session.session_id)
