@@ -7,8 +7,10 @@ through ``pythonpath`` in pyproject.toml). Fixtures live in ``conftest.py``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +151,49 @@ def subject(store_root: Path | str, rev: str = "HEAD") -> str:
 def author(store_root: Path | str, rev: str = "HEAD") -> str:
     """``Name <email>`` of one commit's author."""
     return git(store_root, "log", "-1", "--format=%an <%ae>", rev).strip()
+
+
+def command_agent(code: str) -> str:
+    """The TOML of an agent run as ``python -c code`` (prompt on stdin, output on stdout)."""
+    return f"command = [{json.dumps(sys.executable)}, {json.dumps('-c')}, {json.dumps(code)}]"
+
+
+def python_agent(target: str) -> str:
+    """The TOML of an agent that is a Python callable, ``module:function``."""
+    return f"python = {json.dumps(target)}"
+
+
+def write_two_phase_workflow(
+    path: Path,
+    *,
+    name: str,
+    first: str,
+    second: str,
+    second_phase: tuple[str, str, str] = ("final", "Final", "finisher"),
+    second_review: bool = False,
+) -> Path:
+    """Write a two-phase workflow TOML (mode ``all``; a review gate after phase 1).
+
+    Args:
+        path: The file to write.
+        name: The workflow's name.
+        first: The TOML body of phase 1's agent ``writer`` (:func:`command_agent`, ...).
+        second: The TOML body of phase 2's agent.
+        second_phase: Phase 2's slug, name and agent id.
+        second_review: Whether phase 2 has a review gate too.
+
+    Returns:
+        ``path``.
+    """
+    slug, title, agent = second_phase
+    review = "review = true\n" if second_review else ""
+    path.write_text(
+        f'[workflow]\nname = "{name}"\ndefault_mode = "all"\n\n[modes]\nall = [1, 2]\n\n'
+        '[[phases]]\nnumber = 1\nslug = "draft"\nname = "Draft"\nreview = true\n'
+        'agents = ["writer"]\n\n'
+        f'[[phases]]\nnumber = 2\nslug = "{slug}"\nname = "{title}"\n{review}'
+        f'agents = ["{agent}"]\n\n'
+        f"[agents.writer]\n{first}\n\n[agents.{agent}]\n{second}\n",
+        encoding="utf-8",
+    )
+    return path

@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import command_agent, python_agent, write_two_phase_workflow
 
 from mdsessions.cli import cli
 from mdsessions.cli.app import BUG_REPORT
@@ -145,38 +146,11 @@ def workflow(tmp_path: Path) -> Path:
         ),
         encoding="utf-8",
     )
-    toml = folder / "tiny.toml"
-    toml.write_text(
-        textwrap.dedent(
-            f"""\
-            [workflow]
-            name = "tiny"
-            default_mode = "all"
-
-            [modes]
-            all = [1, 2]
-
-            [[phases]]
-            number = 1
-            slug = "draft"
-            name = "Draft"
-            review = true
-            agents = ["writer"]
-
-            [[phases]]
-            number = 2
-            slug = "final"
-            name = "Final"
-            agents = ["finisher"]
-
-            [agents.writer]
-            python = "{AGENT_MODULE}:writer"
-
-            [agents.finisher]
-            command = [{json.dumps(sys.executable)}, "-c", {json.dumps(ECHO_PROMPT)}]
-            """
-        ),
-        encoding="utf-8",
+    toml = write_two_phase_workflow(
+        folder / "tiny.toml",
+        name="tiny",
+        first=python_agent(f"{AGENT_MODULE}:writer"),
+        second=command_agent(ECHO_PROMPT),
     )
     return toml
 

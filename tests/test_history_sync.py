@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,7 +33,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from click.testing import CliRunner, Result
-from helpers import PERSON, assert_clean, git, head
+from helpers import (
+    PERSON,
+    assert_clean,
+    command_agent,
+    git,
+    head,
+    write_two_phase_workflow,
+)
 
 from mdsessions import (
     AgentContext,
@@ -71,38 +77,8 @@ def write_workflow(folder: Path, name: str) -> Path:
     """A two-phase workflow file (review after phase 1) with command agents (any machine)."""
     folder.mkdir(parents=True, exist_ok=True)
     echo = f"import sys; print('# {name} output'); print(sys.stdin.read()[:40])"
-    path = folder / f"{name}.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            [workflow]
-            name = "{name}"
-            default_mode = "all"
-
-            [modes]
-            all = [1, 2]
-
-            [[phases]]
-            number = 1
-            slug = "draft"
-            name = "Draft"
-            review = true
-            agents = ["writer"]
-
-            [[phases]]
-            number = 2
-            slug = "final"
-            name = "Final"
-            agents = ["finisher"]
-
-            [agents.writer]
-            command = [{json.dumps(sys.executable)}, "-c", {json.dumps(echo)}]
-
-            [agents.finisher]
-            command = [{json.dumps(sys.executable)}, "-c", {json.dumps(echo)}]
-            """
-        ),
-        encoding="utf-8",
+    path = write_two_phase_workflow(
+        folder / f"{name}.toml", name=name, first=command_agent(echo), second=command_agent(echo)
     )
     return path
 

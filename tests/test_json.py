@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import command_agent, write_two_phase_workflow
 
 from mdsessions.cli import cli
 from mdsessions.cli.schemas import OUTPUTS, json_schema, markdown
@@ -176,38 +176,8 @@ class Shell:
 def workflow(tmp_path: Path) -> Path:
     """Two phases of command agents; the first waits for review."""
     echo = "import sys; sys.stdin.read(); print('# Draft')"
-    toml = tmp_path / "wf.toml"
-    toml.write_text(
-        textwrap.dedent(
-            f"""\
-            [workflow]
-            name = "tiny"
-            default_mode = "all"
-
-            [modes]
-            all = [1, 2]
-
-            [[phases]]
-            number = 1
-            slug = "draft"
-            name = "Draft"
-            review = true
-            agents = ["writer"]
-
-            [[phases]]
-            number = 2
-            slug = "final"
-            name = "Final"
-            agents = ["finisher"]
-
-            [agents.writer]
-            command = [{json.dumps(sys.executable)}, "-c", {json.dumps(echo)}]
-
-            [agents.finisher]
-            command = [{json.dumps(sys.executable)}, "-c", {json.dumps(echo)}]
-            """
-        ),
-        encoding="utf-8",
+    toml = write_two_phase_workflow(
+        tmp_path / "wf.toml", name="tiny", first=command_agent(echo), second=command_agent(echo)
     )
     return toml
 

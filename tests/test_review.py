@@ -37,6 +37,7 @@ from conftest import (
     snapshot,
     trailers,
 )
+from helpers import python_agent, write_two_phase_workflow
 
 from mdsessions import FeedbackEvent, FeedbackWatcher, Runner, Session, SessionStatus, Store
 
@@ -101,39 +102,13 @@ def workflow(tmp_path: Path) -> Path:
         ),
         encoding="utf-8",
     )
-    toml = folder / "review.toml"
-    toml.write_text(
-        textwrap.dedent(
-            f"""\
-            [workflow]
-            name = "review"
-            default_mode = "all"
-
-            [modes]
-            all = [1, 2]
-
-            [[phases]]
-            number = 1
-            slug = "draft"
-            name = "Draft"
-            review = true
-            agents = ["writer"]
-
-            [[phases]]
-            number = 2
-            slug = "critique"
-            name = "Critique"
-            review = true
-            agents = ["critic"]
-
-            [agents.writer]
-            python = "{AGENT_MODULE}:writer"
-
-            [agents.critic]
-            python = "{AGENT_MODULE}:critic"
-            """
-        ),
-        encoding="utf-8",
+    toml = write_two_phase_workflow(
+        folder / "review.toml",
+        name="review",
+        first=python_agent(f"{AGENT_MODULE}:writer"),
+        second=python_agent(f"{AGENT_MODULE}:critic"),
+        second_phase=("critique", "Critique", "critic"),
+        second_review=True,
     )
     return toml
 
