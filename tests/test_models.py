@@ -491,3 +491,15 @@ def test_a_runner_walk_reaches_an_end_or_a_gate_by_the_rules(
     if m.status is SessionStatus.COMPLETED:
         reviewed = [p.number for p, gate in zip(m.phases, gates, strict=True) if gate]
         assert m.approved_phases == reviewed
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_costs_and_durations_are_finite(value: float) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from mdsessions.models.schema import USD, Seconds
+
+    for kind in (USD, Seconds):
+        with pytest.raises(ValidationError):
+            TypeAdapter(kind).validate_python(value)
+    assert TypeAdapter(USD).validate_python(0.1234567) == 0.123457

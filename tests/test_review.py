@@ -328,7 +328,7 @@ def test_review_in_editor_revise_approve_reject(
     assert authors_since(root, init) == [
         f"{RUNNER}  session({REF}): created (review, all)",
         f"{RUNNER}  checkpoint({REF}): phase 1 Draft in_progress",
-        f"{RUNNER}  output({REF}): phase 1 writer completed",
+        f"{RUNNER}  agent_output({REF}): phase 1 writer completed",
         f"{RUNNER}  checkpoint({REF}): phase 1 Draft completed, awaiting review",
     ]
     draft0 = (root / PHASE1_REL / "writer.md").read_bytes()
@@ -360,7 +360,7 @@ def test_review_in_editor_revise_approve_reject(
     assert result.stdout.startswith(f"{REF}: ran phase 1; waiting for review of phase 1\n")
     assert authors_since(root, review1) == [
         f"{RUNNER}  checkpoint({REF}): phase 1 Draft in_progress",
-        f"{RUNNER}  output({REF}): phase 1 writer completed",
+        f"{RUNNER}  agent_output({REF}): phase 1 writer completed",
         f"{RUNNER}  checkpoint({REF}): phase 1 Draft completed, awaiting review",
     ]
     draft1 = (root / PHASE1_REL / "writer.md").read_text(encoding="utf-8")

@@ -211,8 +211,10 @@ def _round_seconds(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-Seconds = Annotated[float, Field(ge=0), AfterValidator(_round_seconds)]
-USD = Annotated[float, Field(ge=0), AfterValidator(lambda v: round(float(v), 6))]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_round_seconds)]
+USD = Annotated[
+    float, Field(ge=0, allow_inf_nan=False), AfterValidator(lambda v: round(float(v), 6))
+]
 Count = Annotated[int, Field(ge=0)]
 
 
