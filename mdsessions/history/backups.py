@@ -295,7 +295,7 @@ def restore_backup(
         maintain.checkout_branch(target, branch)
         passed, found = maintain.fsck(target)
         if not passed:
-            raise StoreError(f"the restored repository fails git fsck: {' '.join(found)}")
+            raise StoreError("the restored repository fails git fsck: " + "\n".join(found))
         with Store(target) as store:
             report = verify(store)
             head = store.git.head() or ""
