@@ -14,26 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import (  # noqa: F401 (re-exported for modules not yet importing helpers)
-    PERSON,
-    PERSON_EMAIL,
-    PERSON_NAME,
-    REPO_ROOT,
-    RUNNER,
-    SHARED,
-    assert_all_documents_parse,
-    assert_clean,
-    author,
-    commit_count,
-    git,
-    head,
-    parse_independent,
-    snapshot,
-    subject,
-    trailers,
-    tree_digest,
-    write_git_config,
-)
+from helpers import git, write_git_config
 
 from mdsessions import Store
 

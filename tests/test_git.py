@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import (
+from helpers import (
     PERSON,
     REPO_ROOT,
     RUNNER,

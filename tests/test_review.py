@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import (
+from helpers import (
     PERSON,
     PERSON_EMAIL,
     REPO_ROOT,
@@ -34,10 +34,11 @@ from conftest import (
     git,
     head,
     parse_independent,
+    python_agent,
     snapshot,
     trailers,
+    write_two_phase_workflow,
 )
-from helpers import python_agent, write_two_phase_workflow
 
 from mdsessions import FeedbackEvent, FeedbackWatcher, Runner, Session, SessionStatus, Store
 

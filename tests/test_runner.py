@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import (
+from helpers import (
     PERSON,
     REPO_ROOT,
     RUNNER,

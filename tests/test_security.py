@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, assert_clean, git, snapshot, tree_digest
+from helpers import REPO_ROOT, assert_clean, git, snapshot, tree_digest
 
 from mdsessions import (
     AgentContext,

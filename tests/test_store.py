@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
+from helpers import (
     PERSON,
     REPO_ROOT,
     RUNNER,
