@@ -24,8 +24,9 @@ import tempfile
 from pathlib import Path
 
 CHILD = r"""
-import statistics, subprocess, sys, tempfile, time
+import shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
+import mdsessions
 from mdsessions import Store
 d = Path(tempfile.mkdtemp())
 store = Store.init(d / "s")
@@ -50,19 +51,30 @@ for i in range(70):
     s.save_checkpoint(1, status="in_progress")
     if i >= 10:
         times.append(time.perf_counter() - t)
-print(f"{statistics.median(times) * 1000:.3f}")
+store.close()
+shutil.rmtree(d, ignore_errors=True)
+print(f"{statistics.median(times) * 1000:.3f} {Path(mdsessions.__file__).resolve().parents[1]}")
 """
 
 
-def child(checkout: Path, files: int, env: dict[str, str]) -> float:
+def child(checkout: Path, files: int, env: dict[str, str], cwd: str) -> float:
+    """One child's median (ms), checked to have imported mdsessions from ``checkout``.
+
+    ``python -c`` puts the working directory first on ``sys.path``: the child runs in an
+    empty folder so that only ``PYTHONPATH`` decides which checkout it imports.
+    """
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(files)],
         env={**env, "PYTHONPATH": str(checkout)},
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=True,
     )
-    return float(proc.stdout.strip())
+    median, _, imported = proc.stdout.strip().partition(" ")
+    if Path(imported) != checkout:
+        raise SystemExit(f"the child imported mdsessions from {imported}, not {checkout}")
+    return float(median)
 
 
 def main() -> None:
@@ -82,8 +94,8 @@ def main() -> None:
         for files in args.files:
             rows = []
             for _ in range(args.pairs):
-                a_ms = child(args.a.resolve(), files, env)
-                rows.append((a_ms, child(args.b.resolve(), files, env)))
+                a_ms = child(args.a.resolve(), files, env, scratch)
+                rows.append((a_ms, child(args.b.resolve(), files, env, scratch)))
             a = [r[0] for r in rows]
             b = [r[1] for r in rows]
             ratio = statistics.median(y / x for x, y in rows)
