@@ -43,8 +43,8 @@ GROUPS = ("concurrency", "crash", "fs", "long", "fuzz")
 
 
 def isolate_git(workdir: Path) -> None:
-    """The tests' git isolation (tests/conftest.py), for this process and its children."""
-    from conftest import write_git_config  # noqa: PLC0415 - tests/ is on sys.path by now
+    """The tests' git isolation (tests/helpers.py), for this process and its children."""
+    from helpers import write_git_config  # noqa: PLC0415 - tests/ is on sys.path by now
 
     config = write_git_config(workdir)
     for name in list(os.environ):

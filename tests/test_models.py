@@ -345,7 +345,7 @@ def test_take_metrics_updates_one_row_and_the_totals() -> None:
 
 
 def test_history_derives_with_the_same_rules() -> None:
-    from mdsessions.history.restore import _derive_status
+    from mdsessions.history.restore import derive_status as _derive_status
 
     m = manifest()
     run(m, 1)

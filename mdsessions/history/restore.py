@@ -53,14 +53,6 @@ class RestoreResult(SessionResult):
     """The session status afterwards."""
 
 
-def _derive_status(manifest: SessionManifest) -> None:
-    """Set the session status, current phase and totals from the phase table (in place).
-
-    The store's own rules: :func:`mdsessions.models.state.derive_status`.
-    """
-    derive_status(manifest)
-
-
 def restore(
     session: Session,
     commit: str,
@@ -170,7 +162,7 @@ def restore(
                 else p
                 for p in manifest.phases
             ]
-            _derive_status(manifest)
+            derive_status(manifest)
             if manifest != head_manifest:
                 manifest.updated = utc_now()
                 files[session.manifest_rel] = manifest

@@ -13,8 +13,8 @@ from mdsessions.errors import (
     MdsessionsError,
 )
 from mdsessions.git import maintain
-from mdsessions.history.restore import _derive_status
 from mdsessions.models.results import Result
+from mdsessions.models.state import derive_status
 from mdsessions.store.store import (
     CONFIG_FILE,
     WORKFLOWS_DIR,
@@ -76,7 +76,7 @@ def verify(store: Store) -> VerifyReport:
         except MdsessionsError:
             continue  # reported by validate()
         derived = manifest.model_copy(deep=True)
-        _derive_status(derived)
+        derive_status(derived)
         if (derived.status, derived.current_phase) != (manifest.status, manifest.current_phase):
             problems.append(
                 Problem(
