@@ -165,7 +165,7 @@ def commit_once(
                     worktree.revert_index(paths, head, new, token)
                 raise
             moved = True
-            repo.memory.installed(new, blobs)
+            repo.memory.installed(new, head, blobs)
             for rel in paths:
                 target = repo.root / rel
                 if rel in staged:
@@ -392,8 +392,15 @@ def move_branch(
     paths: Sequence[str],
     message: str,
     committer: Identity,
+    *,
+    protect_from: str | None = None,
 ) -> None:
-    """Journal, compare-and-swap the branch, then bring files and index to ``new``.
+    """Journal, stage files and index, compare-and-swap the branch, then rename into place.
+
+    The same order as :func:`commit_once`: the new files are written as temp files and the
+    new index into ``index.lock`` first, the index goes in place while the branch is locked
+    and verified, right before it moves (a ``git commit`` that reads the new ``HEAD`` then
+    reads the new index too, and does not delete these files again), then the renames.
 
     Args:
         repo: The repository (its writer lock held).
@@ -403,22 +410,99 @@ def move_branch(
         paths: The store-relative paths that differ between the two.
         message: The reflog message.
         committer: The reflog identity.
+        protect_from: A file whose content is neither this commit's nor ``new``'s is a
+            person's edit: it is left as it is (its index entry still follows ``new``).
 
     Raises:
-        ConflictError: The branch is not at ``head`` any more (nothing changed).
+        RefMoved: With ``protect_from``, the branch is not at ``head`` any more (nothing
+            changed).
+        ConflictError: Without it, the same (nothing changed).
     """
     token = secrets.token_hex(6)
+    worktree = repo.worktree
     repo.journal.write(JournalEntry(head, ref, list(paths), token, new))
+    staged: dict[str, Path] = {}
+    moved = False
     try:
-        repo.ref_store.cas(ref, new, head, message, committer, repo.journal.claim(token, "ref"))
-    except RefMoved as moved:
-        repo.journal.remove()
-        raise ConflictError(
-            f"{ref} moved from {str(head)[:12]} to {str(moved.args[0])[:12]} during the "
-            "operation; nothing was changed, try again"
-        ) from None
-    except BaseException:
-        repo.journal.remove()
-        raise
-    repo.worktree.materialize(new, paths, token=token)
+        with contextlib.ExitStack() as stack:
+            updates: list[_gitindex.IndexEntryUpdate] = []
+            removals: list[str] = []
+            deletions: list[str] = []
+            for rel in paths:
+                found = repo.objects.entry(new, rel)
+                target = repo.root / rel
+                if protect_from is not None and target.is_file():
+                    before = repo.objects.entry(protect_from, rel)
+                    known = {found[1] if found else None, before[1] if before else None}
+                    if worktree.blob_sha(rel, target.read_bytes()) not in known:
+                        if found is None:
+                            removals.append(rel)
+                        else:
+                            entry = _gitindex.IndexEntryUpdate(rel, 0o100644, found[1], None)
+                            updates.append(entry)
+                        continue
+                if found is None:
+                    removals.append(rel)
+                    deletions.append(rel)
+                    continue
+                _kind, data = repo.objects.read(found[1])
+                tmp = _fsutil.stage_file(
+                    target, worktree.to_worktree(rel, data), fsync=repo.durable, token=token
+                )
+                staged[rel] = tmp
+                updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], tmp.stat()))
+            worktree.enter_index(stack, updates, removals, token)
+            installed: list[bool] = []
+
+            def install_index() -> None:
+                stack.close()
+                installed.append(True)
+
+            try:
+                repo.ref_store.cas(
+                    ref,
+                    new,
+                    head,
+                    message,
+                    committer,
+                    repo.journal.claim(token, "ref"),
+                    before_install=install_index,
+                )
+            except RefMoved as race:
+                if installed:
+                    worktree.revert_index(paths, head, new, token)
+                if protect_from is not None:
+                    raise
+                raise ConflictError(
+                    f"{ref} moved from {str(head)[:12]} to {str(race.args[0])[:12]} during the "
+                    "operation; nothing was changed, try again"
+                ) from None
+            except BaseException:
+                if installed:
+                    worktree.revert_index(paths, head, new, token)
+                raise
+            moved = True
+            for rel in paths:
+                target = repo.root / rel
+                if rel in staged:
+                    _fsutil.replace(staged.pop(rel), target, durable=repo.durable)
+                elif rel in deletions:
+                    with contextlib.suppress(FileNotFoundError):
+                        target.unlink()
+                    worktree.prune_empty_dirs(target.parent)
+        repo.memory.index_written = worktree.index_identity()
+    except Exception:
+        if not moved:
+            with contextlib.suppress(FileNotFoundError):
+                repo.journal.remove()
+            raise
+        # A rename failed after the move: finish from the commit itself.
+        worktree.materialize(new, paths, protect_from=protect_from, token=token)
+    finally:
+        for tmp in staged.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if not moved:
+            for rel in paths:
+                worktree.prune_empty_dirs((repo.root / rel).parent)
     repo.journal.remove()

@@ -152,14 +152,20 @@ class WriteMemory:
     written: dict[str, list[bytes]] = field(default_factory=dict)
     index_written: tuple[int, int, int, int] | None = None
 
-    def installed(self, commit: str, blobs: Mapping[str, bytes | None]) -> None:
+    def installed(self, commit: str, parent: str | None, blobs: Mapping[str, bytes | None]) -> None:
         """Note that this process put ``commit`` on the branch, writing ``blobs``.
 
         Args:
             commit: The new commit id.
+            parent: The branch position it was made on.
             blobs: Each committed path's blob id (20 raw bytes), ``None`` when deleted.
         """
-        self.last_installed = self.audited = commit
+        self.last_installed = commit
+        if parent == self.audited:
+            # Only a commit made on an audited position is audited itself: one made on a
+            # branch someone else moved (a racing reset not yet undone) leaves the drop to
+            # find on the next write.
+            self.audited = commit
         for rel, blob in blobs.items():
             self.recent.pop(rel, None)
             if blob is not None:

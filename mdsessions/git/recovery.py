@@ -258,26 +258,20 @@ def restore_dropped(repo: GitRepo, committer: Identity) -> list[str]:
             target = _commit.make_commit(
                 repo, tree, [head, old], message, committer, committer, repo.signing
             )
-        token = secrets.token_hex(6)
-        repo.journal.write(JournalEntry(head, ref, paths, token, target))
         try:
-            repo.ref_store.cas(
+            _commit.move_branch(
+                repo,
                 ref,
-                target,
                 head,
+                target,
+                paths,
                 f"mdsessions: restore {old[:12]}",
                 committer,
-                repo.journal.claim(token, "ref"),
+                protect_from=head,
             )
         except RefMoved:
-            repo.journal.remove()
             repo.memory.drops_checked.discard(old)
             return done
-        except BaseException:
-            repo.journal.remove()
-            raise
-        repo.worktree.materialize(target, paths, protect_from=head, token=token)
-        repo.journal.remove()
         head = target
         repo.memory.last_installed = target
         done.append(old)

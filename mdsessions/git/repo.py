@@ -453,6 +453,10 @@ class GitRepo:
     def recover_on_open(self) -> bool:
         """Recover a crashed writer's leftovers now, if no writer is active (called on open).
 
+        Looked at when there is a journal or a claim, when someone else moved the branch
+        last, or when the reflog's tail holds a racing no-op reset (``git stash``) that
+        may have dropped a commit of ours which no later write of this store put back.
+
         Returns:
             True if something was recovered; False if there was nothing to do or another
             writer holds the lock (it recovers before writing).
@@ -460,6 +464,7 @@ class GitRepo:
         if (
             not self.journal.path.exists()
             and not _recovery.moved_by_others(self)
+            and not _recovery.stale_resets(self, f"refs/heads/{self.branch}")
             and not any(self.private_dir.glob("claim-*"))
         ):
             return False
