@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,11 @@ class InboxItem(Result):
     """Store-relative path of the ``user_feedback.md`` to edit."""
     outputs: tuple[str, ...] = Field(serialization_alias="output_paths")
     """Store-relative paths of the phase's agent outputs to read."""
+
+
+#: Pauses (seconds) before reading a document that did not parse again, to tell a file
+#: torn by a racing ``git checkout``/``stash`` (it changes meanwhile) from an invalid one.
+_REREAD_WAITS = (0.01, 0.03, 0.1)
 
 
 class Store:
@@ -283,7 +289,21 @@ class Store:
             hit = self._cache.get(rel)
         if hit is not None and hit[0] == data and hit[1] is model:
             return model.model_validate(hit[2])  # a fresh copy the caller may change
-        doc = load_as(model, decode(data, rel), path=rel)
+        for wait in _REREAD_WAITS:
+            try:
+                doc = load_as(model, decode(data, rel), path=rel)
+                break
+            except DocumentError:
+                # git checkout, reset and stash write working-tree files in place: a read
+                # racing one sees a torn file. A file that changes while we look is read
+                # again; one that stays the same is really invalid.
+                time.sleep(wait)
+                again = self.git.read_worktree(rel)
+                if again == data:
+                    raise
+                data = again
+        else:
+            doc = load_as(model, decode(data, rel), path=rel)
         with self._cache_lock:
             self._cache[rel] = (data, model, doc.model_dump(by_alias=True))
         return doc
