@@ -127,7 +127,13 @@ class Repo:
     ) -> str:
         """Commit ``written``/``removed`` on top of HEAD without touching .git/index."""
         tmp_index = str(self.git_dir / "tmp-store-index")
-        env = {"GIT_INDEX_FILE": tmp_index}
+        # A temp index that is never split (no sharedindex.* of its own under core.splitIndex)
+        env = {
+            "GIT_INDEX_FILE": tmp_index,
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "core.splitIndex",
+            "GIT_CONFIG_VALUE_0": "false",
+        }
         self.git("read-tree", "HEAD", env=env)
         lines = []
         for rel in written:
@@ -703,13 +709,24 @@ def test_racy_entry_kept_when_work_tree_confirms_content(committed: Repo) -> Non
     assert committed.git("diff-index", "--cached", "HEAD", "--name-only") == "other.md\n"
 
 
-def test_zero_trailer_index_round_trips(committed: Repo) -> None:
+def test_zero_trailer_index_is_read_and_written_with_a_hash_unless_asked(committed: Repo) -> None:
+    """A zero trailer (``index.skipHash``) is read; it is written only when the caller says so."""
     body = committed.index_file.read_bytes()[:-20]
     committed.index_file.write_bytes(body + b"\0" * 20)
     assert read_index(committed.git_dir) == committed.stage0()
     sha = b"\x11" * 20
     update_index(committed.git_dir, [IndexEntryUpdate("q.md", 0o100644, sha, None)])
+    data = committed.index_file.read_bytes()
+    assert data[-20:] == hashlib.sha1(data[:-20]).digest()  # git 2.39's fsck needs it
+    update_index(
+        committed.git_dir, [IndexEntryUpdate("r.md", 0o100644, sha, None)], skip_hash=True
+    )
     assert committed.index_file.read_bytes()[-20:] == b"\0" * 20
+    gi._cache.clear()
+    assert set(read_index(committed.git_dir)) >= {"q.md", "r.md"}
+    update_index(committed.git_dir, [IndexEntryUpdate("s.md", 0o100644, sha, None)])
+    data = committed.index_file.read_bytes()
+    assert data[-20:] == hashlib.sha1(data[:-20]).digest()
 
 
 # --------------------------------------------------------------------------- split index
@@ -753,17 +770,6 @@ def old_files(repo: Repo, names: Sequence[str], prefix: str = "") -> None:
         os.utime(path, (PAST, PAST))
 
 
-@contextlib.contextmanager
-def unsplit_writes() -> Iterator[None]:
-    """Make this module write every index unsplit (for reference copies)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gi, "SPLIT_THRESHOLD", 10**9)
-        mp.setattr(gi, "UNSPLIT_BELOW", 10**9)
-        mp.setattr(gi, "REBASE_MIN_CHANGES", -1)
-        mp.setattr(gi, "REBASE_MAX_CHANGES", -1)
-        yield
-
-
 def update_and_compare(
     repo: Repo, updates: Sequence[IndexEntryUpdate], removals: Sequence[str] = ()
 ) -> None:
@@ -771,8 +777,7 @@ def update_and_compare(
     reference = repo.root.parent / f"reference-{len(list(repo.root.parent.iterdir()))}.git"
     shutil.copytree(repo.git_dir, reference)
     update_index(repo.git_dir, updates, removals, work_tree=repo.root)
-    with unsplit_writes():
-        update_index(reference, updates, removals, work_tree=repo.root)
+    update_index(reference, updates, removals, work_tree=repo.root, split_index=False)
     if updates or removals:  # else nothing was written
         assert b"link" not in extension_signatures((reference / "index").read_bytes())
     assert ls_debug(repo) == ls_debug(repo, reference)
@@ -780,10 +785,10 @@ def update_and_compare(
 
 
 @pytest.fixture
-def small_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Split from 8 entries; re-base after 4 changes; unsplit again below 4 entries."""
-    monkeypatch.setattr(gi, "SPLIT_THRESHOLD", 8)
-    monkeypatch.setattr(gi, "UNSPLIT_BELOW", 4)
+def small_split(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``core.splitIndex=true`` (set after the other fixtures built the repository); re-base
+    after 4 changes."""
+    repo.git("config", "core.splitIndex", "true")
     monkeypatch.setattr(gi, "REBASE_MIN_CHANGES", 4)
     monkeypatch.setattr(gi, "REBASE_MAX_CHANGES", 4)
 
@@ -1084,32 +1089,41 @@ def test_rebase_and_expiry_of_old_shared_indexes(many: Repo, small_split: None) 
     assert read_index(many.git_dir) == many.stage0()
 
 
-def test_threshold_crossing_both_ways(repo: Repo, small_split: None) -> None:
-    old_files(repo, [f"f{i}.md" for i in range(6)])
-    repo.commit_all()
-    old_files(repo, ["f6.md"])
-    repo.plumbing_commit(["f6.md"])
-    update_index(repo.git_dir, [repo.entry("f6.md")])  # 7 entries: below the threshold
+def test_split_only_under_core_split_index(repo: Repo) -> None:
+    """Unsplit at any size by default; split once core.splitIndex=true; a split index is
+    written unsplit again at the next write once the setting is gone."""
+    names = [f"f{i:04d}.md" for i in range(6000)]  # past the old 5,000-entry threshold
+    sha = "1" * 40
+    lines = "".join(f"100644 {sha}\t{n}\n" for n in names)
+    repo.git("update-index", "--add", "--index-info", input=lines)
+    new = IndexEntryUpdate("new.md", 0o100644, b"\x22" * 20, None)
+    update_index(repo.git_dir, [new])
     assert link_of(repo) is None and shared_files(repo) == []
-    old_files(repo, ["f7.md"])
-    repo.plumbing_commit(["f7.md"])
-    update_index(repo.git_dir, [repo.entry("f7.md")])  # 8 entries: split
+    repo.git("config", "core.splitIndex", "true")
+    update_index(repo.git_dir, [], removals=["new.md"])
     assert link_of(repo) is not None and len(shared_files(repo)) == 1
-    assert_clean(repo)
-    # shrink to 3 entries: the re-base this triggers writes the index unsplit again
-    gone = [f"f{i}.md" for i in range(5)]
-    for name in gone:
-        (repo.root / name).unlink()
-    repo.plumbing_commit([], removed=gone)
-    update_index(repo.git_dir, [], removals=gone)
+    assert read_index(repo.git_dir) == repo.stage0()
+    for value in ("false", None):  # false, then unset: un-split at the next write
+        if value is None:
+            repo.git("config", "--unset", "core.splitIndex")
+        else:
+            repo.git("config", "core.splitIndex", value)
+        update_index(repo.git_dir, [new])
+        assert link_of(repo) is None
+        assert read_index(repo.git_dir) == repo.stage0()
+        repo.git("update-index", "--split-index")  # git splits it on request
+        assert link_of(repo) is not None
+    assert len(repo.ls_files()) == 6001
+    # the caller's reading of the configuration (every scope) wins over the file's
+    update_index(repo.git_dir, [], removals=["f0000.md"], split_index=True)
+    assert link_of(repo) is not None
+    update_index(repo.git_dir, [], removals=["f0001.md"], split_index=False)
     assert link_of(repo) is None
-    assert [r[3] for r in repo.ls_files()] == ["f5.md", "f6.md", "f7.md"]
-    assert_clean(repo)
     assert read_index(repo.git_dir) == repo.stage0()
 
 
 @pytest.mark.parametrize("setting", ["false", "true"])
-def test_core_split_index_config_is_honoured(repo: Repo, small_split: None, setting: str) -> None:
+def test_core_split_index_config_is_honoured(repo: Repo, setting: str) -> None:
     repo.git("config", "core.splitIndex", setting)
     old_files(repo, [f"f{i}.md" for i in range(3)])
     repo.commit_all()  # git itself splits when the setting is true
@@ -1119,7 +1133,7 @@ def test_core_split_index_config_is_honoured(repo: Repo, small_split: None, sett
     update_index(repo.git_dir, [repo.entry(n) for n in names])  # 11 entries, 8 changes
     assert (link_of(repo) is not None) == (setting == "true")
     assert_clean(repo)
-    for name in names:  # down to 3 entries: a re-base, below UNSPLIT_BELOW
+    for name in names:
         (repo.root / name).unlink()
     repo.plumbing_commit([], removed=names)
     update_index(repo.git_dir, [], removals=names)
@@ -1244,12 +1258,12 @@ def test_shared_index_write_failure_in_a_child_process(many: Repo) -> None:
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
         from mdsessions.git import index as gi
-        gi.SPLIT_THRESHOLD = 8
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
         try:
             gi.update_index(Path({str(many.git_dir)!r}), [gi.IndexEntryUpdate(
-                "new.md", 0o100644, bytes.fromhex({entry.sha.hex()!r}), None)])
+                "new.md", 0o100644, bytes.fromhex({entry.sha.hex()!r}), None)],
+                split_index=True)
         except OSError as exc:
             print("OSError", exc.errno)
         else:

@@ -131,23 +131,6 @@ __all__ = [
     "update_index",
 ]
 
-SPLIT_THRESHOLD = 5_000
-"""Entries from which an unsplit index is written as a split index.
-
-Measured on this project's 2-core machine (update of 3 paths, median): an unsplit
-rewrite costs ~0.22 µs per entry (1.4 ms at 5,000 entries, 2.4 ms at 10,000, 25 ms at
-100,000); a split write 0.35-0.5 ms plus ~0.2 µs per accumulated change, whatever the
-size.  Split wins from ~2,000 entries; below 5,000 the unsplit rewrite stays under
-~1.5 ms and small stores keep a single file, byte-identical to git's.
-"""
-
-UNSPLIT_BELOW = SPLIT_THRESHOLD // 2
-"""At a re-base, a split index with fewer entries than this is written unsplit again.
-
-Half the threshold, so that a store hovering around the threshold does not flip between
-the two layouts.
-"""
-
 REBASE_PERCENT = 5
 """Changes (deleted + replaced + added entries), in percent of the shared entries, above
 which a new shared index is written."""
@@ -1299,24 +1282,20 @@ def _rebase_limit(shared_entries: int) -> int:
 _Layout = Literal["unsplit", "split", "rebase"]
 
 
-def _choose_layout(parsed: _Parsed, git_dir: Path) -> _Layout:
+def _choose_layout(parsed: _Parsed, split_index: bool) -> _Layout:
     """Decide how to write ``parsed``: unsplit, split on its base, or on a new base.
 
-    The repository config is read only at the (rare) points where the layout may
-    change: an unsplit index at or above the threshold, and a re-base.
+    As git under ``core.splitIndex``: split only when it is true (at any size), unsplit
+    otherwise (an index that is split, e.g. by an earlier mdsessions, is un-split).
     """
-    n = len(parsed.paths)
     split = parsed.split
+    if not split_index:
+        return "unsplit"
     if split is None:
-        if n < SPLIT_THRESHOLD:
-            return "unsplit"
-        return "unsplit" if _read_config(git_dir)[0] is False else "rebase"
+        return "rebase"
     _refresh_overlay(parsed)
     if split.changes() <= _rebase_limit(len(split.base.paths)) and split.base_path.exists():
         return "split"
-    core_split = _read_config(git_dir)[0]
-    if core_split is False or (core_split is None and n < UNSPLIT_BELOW):
-        return "unsplit"
     return "rebase"
 
 
@@ -1634,6 +1613,8 @@ def update_index(
     work_tree: Path | None = None,
     claim: Path | None = None,
     new_version: int = 2,
+    split_index: bool | None = None,
+    skip_hash: bool = False,
 ) -> None:
     """Set and remove stage-0 entries of ``git_dir/index`` in place (see :func:`staged_index`).
 
@@ -1648,6 +1629,8 @@ def update_index(
         work_tree=work_tree,
         claim=claim,
         new_version=new_version,
+        split_index=split_index,
+        skip_hash=skip_hash,
     ):
         pass
 
@@ -1662,6 +1645,8 @@ def staged_index(
     work_tree: Path | None = None,
     claim: Path | None = None,
     new_version: int = 2,
+    split_index: bool | None = None,
+    skip_hash: bool = False,
 ) -> Iterator[None]:
     """Write the updated index into ``index.lock`` now; put it in place when the block ends.
 
@@ -1703,6 +1688,13 @@ def staged_index(
         new_version: The version (2, 3 or 4) of an index this call creates (there was
             none): git's ``index.version`` / ``feature.manyFiles``.  An existing index
             keeps its version, as with git.
+        split_index: Whether to write a split index: git's ``core.splitIndex`` as the
+            caller read it (every config scope).  ``None`` reads ``core.splitIndex`` from
+            the repository's own config file only.  Unset or false writes the index unsplit
+            (un-splitting a split one).
+        skip_hash: Write a zero trailer instead of the SHA-1 (``index.skipHash``; only
+            when the user's git reads such an index, git >= 2.40).  An index read with a
+            zero trailer is accepted either way.
         work_tree: The working tree the index describes.  When given, carried-over
             racily clean entries are checked against their files and smudged only
             if the content changed (as git does); when omitted they are all
@@ -1750,7 +1742,10 @@ def staged_index(
                         _set_entry(parsed, path, header)
                     parsed.stage0 = None
                     before = parsed.split
-                    layout = _choose_layout(parsed, git_dir)
+                    if split_index is None:
+                        split_index = _read_config(git_dir)[0] is True
+                    layout = _choose_layout(parsed, split_index)
+                    parsed.skip_hash = skip_hash
                     if layout == "rebase":
                         parsed.split, created = _write_shared(git_dir, parsed, fsync)
                     elif layout == "unsplit":
