@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import bisect
 import errno
 import fnmatch
 import hashlib
@@ -17,12 +17,13 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from mdsessions.git import index as gi
+from mdsessions.git import indexblocks
 from mdsessions.git.index import (
     CorruptIndexError,
     IndexEntryUpdate,
@@ -718,9 +719,7 @@ def test_zero_trailer_index_is_read_and_written_with_a_hash_unless_asked(committ
     update_index(committed.git_dir, [IndexEntryUpdate("q.md", 0o100644, sha, None)])
     data = committed.index_file.read_bytes()
     assert data[-20:] == hashlib.sha1(data[:-20]).digest()  # git 2.39's fsck needs it
-    update_index(
-        committed.git_dir, [IndexEntryUpdate("r.md", 0o100644, sha, None)], skip_hash=True
-    )
+    update_index(committed.git_dir, [IndexEntryUpdate("r.md", 0o100644, sha, None)], skip_hash=True)
     assert committed.index_file.read_bytes()[-20:] == b"\0" * 20
     gi._cache.clear()
     assert set(read_index(committed.git_dir)) >= {"q.md", "r.md"}
@@ -1378,3 +1377,103 @@ def test_random_edits_agree_with_git(
         else:
             gi._cache.clear()
         assert read_index(repo.git_dir) == repo.stage0()
+
+
+# --------------------------------------------------------------------------- unsplit blocks
+
+
+def _v2_entry(path: bytes, mtime: int = 0, extended: bool = False) -> bytes:
+    flags = min(len(path), 0xFFF) | (0x4000 if extended else 0)
+    fixed = struct.pack(">10I20sH", 0, 0, mtime, 0, 0, 0, 0o100644, 0, 0, 7, b"\x01" * 20, flags)
+    header = fixed + (b"\0\0" if extended else b"")
+    return indexblocks.encode_v2(header, path)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_blocks_agree_with_a_list_model(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Random replaces over many small blocks: lookups, bytes, v4 encoding and the resumed
+    SHA-1 always equal what the whole list gives."""
+    monkeypatch.setattr(indexblocks, "BLOCK_BYTES", 256)
+    rng = random.Random(seed)
+    names = sorted(
+        {
+            f"d{rng.randrange(30)}/{'x' * rng.randrange(70)}{rng.randrange(99)}".encode()
+            for _ in range(400)
+        }
+    )
+    model = [(n, _v2_entry(n, extended=rng.random() < 0.1)) for n in names]
+    blocks = indexblocks.Blocks.from_entries([raw for _p, raw in model])
+    header = b"DIRC\0\0\0\2\0\0\0\0"
+    for step in range(300):
+        if rng.random() < 0.6 or not model:
+            name = f"d{rng.randrange(30)}/n{rng.randrange(10**6)}".encode()
+            pos = bisect.bisect_left([p for p, _r in model], name)
+            if pos < len(model) and model[pos][0] == name:
+                continue
+            hi = pos + (rng.randrange(3) if rng.random() < 0.3 else 0)
+            hi = min(hi, len(model))
+            new = [(name, _v2_entry(name, mtime=step))]
+        else:
+            pos = rng.randrange(len(model))
+            hi = min(len(model), pos + rng.choice([1, 1, 2, 40]))
+            new = [] if rng.random() < 0.5 else [(model[pos][0], _v2_entry(model[pos][0], step))]
+            if new and hi > pos + 1:
+                hi = pos + 1
+        blocks.replace(pos, hi, [raw for _p, raw in new])
+        model[pos:hi] = new
+        assert len(blocks) == len(model)
+        paths = [p for p, _r in model]
+        assert [p for p, _r in blocks.items()] == paths
+        for probe in rng.sample(paths, min(5, len(paths))) + [b"", b"d15/", b"zz"]:
+            assert blocks.lower(probe) == bisect.bisect_left(paths, probe)
+            assert blocks.upper(probe) == bisect.bisect_right(paths, probe)
+        if model:
+            i = rng.randrange(len(model))
+            assert blocks.raw(i) == model[i][1] and blocks.path(i) == model[i][0]
+        if step % 7 == 0:
+            for version in (2, 4):
+                head = header[:7] + bytes([version]) + struct.pack(">I", len(model))
+                chunks = blocks.chunks(version)
+                whole = b"".join(gi._encode_all(paths, [r for _p, r in model], version))
+                assert b"".join(chunks) == whole
+                assert (
+                    blocks.digest(head, chunks, b"ext")
+                    == hashlib.sha1(head + whole + b"ext").digest()
+                )
+    assert all(len(b) <= 2 * 256 + 200 for b in blocks.blocks)
+
+
+@pytest.mark.parametrize(("seed", "version"), [(4, 2), (5, 4)])
+def test_random_unsplit_edits_over_many_blocks_agree_with_git(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, seed: int, version: int
+) -> None:
+    """Our unsplit writes (blocks of ~1 KiB) and git's interleaved; git always reads ours."""
+    monkeypatch.setattr(indexblocks, "BLOCK_BYTES", 1024)
+    rng = random.Random(seed)
+    st = os.lstat(repo.write("stat-source", "x\n"))
+    repo.git("config", "index.version", str(version))
+    lines = "".join(f"100644 {'1' * 40}\td{i % 7}/f{i:04d}.md\n" for i in range(600))
+    repo.git("update-index", "--add", "--index-info", input=lines)
+    for step in range(30):
+        if rng.random() < 0.8:
+            updates = [
+                IndexEntryUpdate(
+                    f"d{rng.randrange(8)}/f{rng.randrange(700):04d}.md",
+                    0o100644,
+                    hashlib.sha1(str(rng.random()).encode()).digest(),
+                    st,
+                )
+                for _ in range(rng.randrange(1, 5))
+            ]
+            removals = [f"d{rng.randrange(8)}/f{rng.randrange(700):04d}.md" for _ in range(2)]
+            update_index(repo.git_dir, updates, removals)
+        else:
+            path = f"d{rng.randrange(8)}/f{rng.randrange(700):04d}.md"
+            repo.git("update-index", "--add", "--cacheinfo", f"100644,{'2' * 40},{path}")
+        assert link_of(repo) is None and repo.version() == version
+        assert read_index(repo.git_dir) == repo.stage0()
+        if step % 10 == 9:
+            gi._cache.clear()
+    data = repo.index_file.read_bytes()
+    assert data[-20:] == hashlib.sha1(data[:-20]).digest()
+    repo.git("ls-files", "--debug")

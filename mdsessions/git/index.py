@@ -103,6 +103,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -110,6 +111,7 @@ import stat as stat_mod
 import struct
 import threading
 import time
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -117,7 +119,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal, TypeVar
 
 from mdsessions.git import fsutil as _fsutil
-from mdsessions.git.indexblocks import Blocks, encode_v2
+from mdsessions.git.indexblocks import Blocks, encode_v2, path_of
 
 __all__ = [
     "SHARED_INDEX_TMP_GLOB",
@@ -686,7 +688,7 @@ def _racy_paths(paths: Sequence[bytes], raws: Sequence[bytes], mtime_s: int) -> 
 # --------------------------------------------------------------------------- reading
 
 
-def _parse(data: bytes, mtime_s: int) -> _Parsed:
+def _parse(data: bytes, mtime_s: int, *, lists: bool = False) -> _Parsed:
     """Parse the bytes of an index file.
 
     A split index is returned as stored: its replaced entries (empty names) first,
@@ -696,6 +698,8 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
     Args:
         data: The whole file.
         mtime_s: The file's mtime in seconds (for racy-entry detection).
+        lists: Keep the entries in ``paths``/``raws`` (a shared index) even when the
+            file is not a split index (which always gets lists).
 
     Returns:
         The parsed index.
@@ -721,6 +725,8 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
 
     paths: list[bytes] = []
     raws: list[bytes] = []
+    offsets = array("I", [_HEADER.size])  # entry ends (versions 2 and 3: no lists kept)
+    keep_lists = lists or version == 4
     racy: set[bytes] = set()
     n_extended = 0
     nameless = 0
@@ -769,8 +775,11 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
                 last_named = path
                 if mtime >= mtime_s:
                     racy.add(path)
-            paths.append(path)
-            raws.append(data[off:nxt])
+            if keep_lists:
+                paths.append(path)
+                raws.append(data[off:nxt])
+            else:
+                offsets.append(nxt)
             prev = path
             off = nxt
     except (IndexError, ValueError, struct.error) as exc:
@@ -801,6 +810,13 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
         off = nxt
     if nameless and link is None:
         raise CorruptIndexError("index entry without a name")
+    blocks: Blocks | None = None
+    if not keep_lists:
+        if link is None:
+            blocks = Blocks.from_buffer(data, offsets)
+        else:  # a split index: the split-index code works on lists
+            raws = [data[a:b] for a, b in itertools.pairwise(offsets)]
+            paths = [path_of(raw, 0) for raw in raws]
 
     return _Parsed(
         version=version,
@@ -813,6 +829,7 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
         skip_hash=skip_hash,
         trailer=trailer,
         link=link,
+        blocks=blocks,
     )
 
 
@@ -867,7 +884,7 @@ def _load_shared(path: Path, name: bytes) -> _Parsed:
     finally:
         os.close(fd)
     try:
-        base = _parse(data, _NO_RACY)
+        base = _parse(data, _NO_RACY, lists=True)
     except CorruptIndexError as exc:
         raise CorruptIndexError(f"{path.name}: {exc}") from exc
     if base.link is not None or (base.paths and not base.paths[0]):
@@ -1511,7 +1528,7 @@ def _serialise(parsed: _Parsed) -> tuple[list[bytes], Callable[[], bytes]]:
     chunks = blocks.chunks(version)
     exts = b"".join(parsed.extensions)
     if parsed.skip_hash:
-        return [header, *chunks, exts], _NULL_HASH.__bytes__
+        return [header, *chunks, exts], lambda: _NULL_HASH
     return [header, *chunks, exts], lambda: blocks.digest(header, chunks, exts)
 
 

@@ -131,6 +131,11 @@ class Blocks:
             offs.append(total)
         return cls(_cut(data, offs))
 
+    @classmethod
+    def from_buffer(cls, data: bytes, offs: array[int]) -> Blocks:
+        """Blocks holding the entries ``data[offs[i]:offs[i + 1]]`` (version-2/3, sorted)."""
+        return cls(_cut(data, offs))
+
     def _reindex(self, b: int) -> None:
         """Recompute ``starts`` and ``n`` from block ``b`` on."""
         del self.starts[b:]
