@@ -200,6 +200,10 @@ def index_write(
         st = os.lstat(root / rel)
         sha = git(root, "rev-parse", f":{rel}").strip().decode()
         entries.append((rel, sha, st))
+    # git works on its own copy of the index, so that neither invalidates the other's cache.
+    cli_index = git_dir / "index-bench-cli"
+    shutil.copy(git_dir / "index", cli_index)
+    cli_env = {**os.environ, "GIT_INDEX_FILE": str(cli_index)}
     samples: dict[str, list[float]] = {"update_index (in-process)": [], "git update-index": []}
     rounds = 15 if quick else 60
     for r in range(rounds + 2):
@@ -211,7 +215,7 @@ def index_write(
                 args = []
                 for rel, sha, _st in entries:
                     args += ["--cacheinfo", f"100644,{sha},{rel}"]
-                git(root, "update-index", *args)
+                subprocess.run(["git", "update-index", *args], cwd=root, env=cli_env, check=True)
             else:
                 gi.update_index(
                     git_dir,
@@ -223,6 +227,7 @@ def index_write(
                 )
             if r >= 2:
                 samples[name].append((time.perf_counter_ns() - t0) / 1e6)
+    cli_index.unlink()
     git(root, "update-index", "-q", "--refresh")
     return {name: summarize(xs) for name, xs in samples.items()}
 
@@ -231,6 +236,7 @@ RSS_CHILD = textwrap.dedent(
     """
     import json, sys, time
     sys.path.insert(0, {repo!r})
+    sys.modules.pop("mdsessions", None)
     sys.path.insert(0, {bench!r})
     def rss():
         fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
@@ -257,22 +263,36 @@ RSS_CHILD = textwrap.dedent(
         op(i)
         if i % every == 0 or i == 1:
             samples.append((i, *rss()))
-    print(json.dumps({{"samples": samples, "seconds": time.perf_counter() - t0}}))
+    held = None
+    if kind == "mdsessions":
+        from mdsessions.git import index as gi
+        for _ident, parsed in gi._cache.values():
+            blocks = getattr(parsed, "blocks", None)
+            if blocks is not None:
+                held = sum(len(b) for b in blocks.blocks) + sum(
+                    o.buffer_info()[1] * o.itemsize for o in blocks.offs)
+        import mdsessions as md
+        where = md.__file__
+    else:
+        where = "pygit2"
+    print(json.dumps({{"samples": samples, "seconds": time.perf_counter() - t0,
+                      "index_held_bytes": held, "imported": where}}))
     """
 )
 
 
-def rss_run(root: Path, n: int, kind: str) -> dict[str, Any]:
+def rss_run(root: Path, n: int, kind: str, checkout: Path = REPO_ROOT) -> dict[str, Any]:
     script = RSS_CHILD.format(
-        repo=str(REPO_ROOT),
+        repo=str(checkout),
         bench=str(Path(__file__).resolve().parent),
         n=n,
         every=max(1, n // 10),
         kind=kind,
         root=str(root),
     )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env
     )
     if proc.returncode != 0:
         raise RuntimeError(f"RSS child ({kind}) failed: {proc.stderr[-2000:]}")
@@ -285,8 +305,21 @@ def rss_run(root: Path, n: int, kind: str) -> dict[str, Any]:
     return data
 
 
-def measure(workdir: Path, quick: bool, rss_checkpoints: int | None = None) -> dict[str, Any]:
-    """Run the whole benchmark in ``workdir`` (created); return the figures (JSON-able)."""
+def measure(
+    workdir: Path,
+    quick: bool,
+    rss_checkpoints: int | None = None,
+    baseline_checkout: Path | None = None,
+) -> dict[str, Any]:
+    """Run the whole benchmark in ``workdir`` (created); return the figures (JSON-able).
+
+    Args:
+        workdir: An empty folder to work in (stores of up to 100,000 files: ~2 GB).
+        quick: Few rounds; 300 checkpoints in the memory run (pygit2: 60).
+        rss_checkpoints: Checkpoints of the memory run (default 300 quick, 1,000 otherwise).
+        baseline_checkout: Another mdsessions checkout (e.g. the one before issue 13) whose
+            memory run is shown beside this one's.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     setup_env(workdir)
     store_mod = load_mdsessions()
@@ -302,13 +335,14 @@ def measure(workdir: Path, quick: bool, rss_checkpoints: int | None = None) -> d
     big = workdir / "100000-start"
     n = rss_checkpoints or (300 if quick else 1_000)
     log(f"memory: {n:,} checkpoints at 100,000 files in a child process (mdsessions, pygit2)")
-    rss_root = workdir / "100000-rss-pygit2"
+    rss_root = workdir / "100000-rss-other"
     copy_repo(big, rss_root)
-    results["rss"] = {
-        "checkpoints": n,
-        "mdsessions": rss_run(big, n, "mdsessions"),
-        "pygit2": rss_run(rss_root, n, "pygit2"),
-    }
+    results["rss"] = {"checkpoints": n, "mdsessions": rss_run(big, n, "mdsessions")}
+    if baseline_checkout is not None:
+        results["rss"]["baseline checkout"] = rss_run(rss_root, n, "mdsessions", baseline_checkout)
+        shutil.rmtree(rss_root, ignore_errors=True)
+        copy_repo(big, rss_root)
+    results["rss"]["pygit2"] = rss_run(rss_root, min(n, 60) if quick else n, "pygit2")
     shutil.rmtree(rss_root, ignore_errors=True)
     shutil.rmtree(big, ignore_errors=True)
     return results
@@ -372,11 +406,16 @@ def render(results: dict[str, Any]) -> str:
     r = results["rss"]
     out += ["", f"## Memory: {r['checkpoints']:,} checkpoints at 100,000 files (child process)", ""]
     rows = []
-    for name in ("mdsessions", "pygit2"):
+    for name in ("mdsessions", "baseline checkout", "pygit2"):
+        if name not in r:
+            continue
         d = r[name]
+        held = d.get("index_held_bytes")
         rows.append(
             [
-                name,
+                f"{name} ({d['imported']})",
+                f"{len(d['samples']) and d['samples'][-1][0]:,}",
+                "-" if held is None else f"{held / 1e6:.1f}",
                 f"{d['rss_after_first_mb']:.0f}",
                 f"{d['rss_end_mb']:.0f}",
                 f"{d['growth_mb']:+.1f}",
@@ -389,6 +428,8 @@ def render(results: dict[str, Any]) -> str:
         table(
             [
                 "process",
+                "checkpoints",
+                "index held (MB)",
                 "RSS after 1st (MB)",
                 "RSS at end (MB)",
                 "growth (MB)",
@@ -409,13 +450,19 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="few rounds, 300 checkpoints for RSS")
     ap.add_argument("--rss-checkpoints", type=int, default=None, help="checkpoints of the RSS run")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--baseline-checkout",
+        type=Path,
+        default=None,
+        help="another mdsessions checkout whose memory run is shown beside this one's",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     args = ap.parse_args()
     parent = args.workdir.resolve() if args.workdir else Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="mdsessions-bench-index-", dir=parent))
     try:
-        results = measure(work, args.quick, args.rss_checkpoints)
+        results = measure(work, args.quick, args.rss_checkpoints, args.baseline_checkout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
