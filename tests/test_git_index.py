@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import bisect
 import errno
 import fnmatch
 import hashlib
@@ -17,12 +17,13 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from mdsessions.git import index as gi
+from mdsessions.git import indexblocks
 from mdsessions.git.index import (
     CorruptIndexError,
     IndexEntryUpdate,
@@ -127,7 +128,13 @@ class Repo:
     ) -> str:
         """Commit ``written``/``removed`` on top of HEAD without touching .git/index."""
         tmp_index = str(self.git_dir / "tmp-store-index")
-        env = {"GIT_INDEX_FILE": tmp_index}
+        # A temp index that is never split (no sharedindex.* of its own under core.splitIndex)
+        env = {
+            "GIT_INDEX_FILE": tmp_index,
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "core.splitIndex",
+            "GIT_CONFIG_VALUE_0": "false",
+        }
         self.git("read-tree", "HEAD", env=env)
         lines = []
         for rel in written:
@@ -703,13 +710,22 @@ def test_racy_entry_kept_when_work_tree_confirms_content(committed: Repo) -> Non
     assert committed.git("diff-index", "--cached", "HEAD", "--name-only") == "other.md\n"
 
 
-def test_zero_trailer_index_round_trips(committed: Repo) -> None:
+def test_zero_trailer_index_is_read_and_written_with_a_hash_unless_asked(committed: Repo) -> None:
+    """A zero trailer (``index.skipHash``) is read; it is written only when the caller says so."""
     body = committed.index_file.read_bytes()[:-20]
     committed.index_file.write_bytes(body + b"\0" * 20)
     assert read_index(committed.git_dir) == committed.stage0()
     sha = b"\x11" * 20
     update_index(committed.git_dir, [IndexEntryUpdate("q.md", 0o100644, sha, None)])
+    data = committed.index_file.read_bytes()
+    assert data[-20:] == hashlib.sha1(data[:-20]).digest()  # git 2.39's fsck needs it
+    update_index(committed.git_dir, [IndexEntryUpdate("r.md", 0o100644, sha, None)], skip_hash=True)
     assert committed.index_file.read_bytes()[-20:] == b"\0" * 20
+    gi._cache.clear()
+    assert set(read_index(committed.git_dir)) >= {"q.md", "r.md"}
+    update_index(committed.git_dir, [IndexEntryUpdate("s.md", 0o100644, sha, None)])
+    data = committed.index_file.read_bytes()
+    assert data[-20:] == hashlib.sha1(data[:-20]).digest()
 
 
 # --------------------------------------------------------------------------- split index
@@ -753,17 +769,6 @@ def old_files(repo: Repo, names: Sequence[str], prefix: str = "") -> None:
         os.utime(path, (PAST, PAST))
 
 
-@contextlib.contextmanager
-def unsplit_writes() -> Iterator[None]:
-    """Make this module write every index unsplit (for reference copies)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gi, "SPLIT_THRESHOLD", 10**9)
-        mp.setattr(gi, "UNSPLIT_BELOW", 10**9)
-        mp.setattr(gi, "REBASE_MIN_CHANGES", -1)
-        mp.setattr(gi, "REBASE_MAX_CHANGES", -1)
-        yield
-
-
 def update_and_compare(
     repo: Repo, updates: Sequence[IndexEntryUpdate], removals: Sequence[str] = ()
 ) -> None:
@@ -771,8 +776,7 @@ def update_and_compare(
     reference = repo.root.parent / f"reference-{len(list(repo.root.parent.iterdir()))}.git"
     shutil.copytree(repo.git_dir, reference)
     update_index(repo.git_dir, updates, removals, work_tree=repo.root)
-    with unsplit_writes():
-        update_index(reference, updates, removals, work_tree=repo.root)
+    update_index(reference, updates, removals, work_tree=repo.root, split_index=False)
     if updates or removals:  # else nothing was written
         assert b"link" not in extension_signatures((reference / "index").read_bytes())
     assert ls_debug(repo) == ls_debug(repo, reference)
@@ -780,10 +784,10 @@ def update_and_compare(
 
 
 @pytest.fixture
-def small_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Split from 8 entries; re-base after 4 changes; unsplit again below 4 entries."""
-    monkeypatch.setattr(gi, "SPLIT_THRESHOLD", 8)
-    monkeypatch.setattr(gi, "UNSPLIT_BELOW", 4)
+def small_split(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``core.splitIndex=true`` (set after the other fixtures built the repository); re-base
+    after 4 changes."""
+    repo.git("config", "core.splitIndex", "true")
     monkeypatch.setattr(gi, "REBASE_MIN_CHANGES", 4)
     monkeypatch.setattr(gi, "REBASE_MAX_CHANGES", 4)
 
@@ -1084,32 +1088,41 @@ def test_rebase_and_expiry_of_old_shared_indexes(many: Repo, small_split: None) 
     assert read_index(many.git_dir) == many.stage0()
 
 
-def test_threshold_crossing_both_ways(repo: Repo, small_split: None) -> None:
-    old_files(repo, [f"f{i}.md" for i in range(6)])
-    repo.commit_all()
-    old_files(repo, ["f6.md"])
-    repo.plumbing_commit(["f6.md"])
-    update_index(repo.git_dir, [repo.entry("f6.md")])  # 7 entries: below the threshold
+def test_split_only_under_core_split_index(repo: Repo) -> None:
+    """Unsplit at any size by default; split once core.splitIndex=true; a split index is
+    written unsplit again at the next write once the setting is gone."""
+    names = [f"f{i:04d}.md" for i in range(6000)]  # past the old 5,000-entry threshold
+    sha = "1" * 40
+    lines = "".join(f"100644 {sha}\t{n}\n" for n in names)
+    repo.git("update-index", "--add", "--index-info", input=lines)
+    new = IndexEntryUpdate("new.md", 0o100644, b"\x22" * 20, None)
+    update_index(repo.git_dir, [new])
     assert link_of(repo) is None and shared_files(repo) == []
-    old_files(repo, ["f7.md"])
-    repo.plumbing_commit(["f7.md"])
-    update_index(repo.git_dir, [repo.entry("f7.md")])  # 8 entries: split
+    repo.git("config", "core.splitIndex", "true")
+    update_index(repo.git_dir, [], removals=["new.md"])
     assert link_of(repo) is not None and len(shared_files(repo)) == 1
-    assert_clean(repo)
-    # shrink to 3 entries: the re-base this triggers writes the index unsplit again
-    gone = [f"f{i}.md" for i in range(5)]
-    for name in gone:
-        (repo.root / name).unlink()
-    repo.plumbing_commit([], removed=gone)
-    update_index(repo.git_dir, [], removals=gone)
+    assert read_index(repo.git_dir) == repo.stage0()
+    for value in ("false", None):  # false, then unset: un-split at the next write
+        if value is None:
+            repo.git("config", "--unset", "core.splitIndex")
+        else:
+            repo.git("config", "core.splitIndex", value)
+        update_index(repo.git_dir, [new])
+        assert link_of(repo) is None
+        assert read_index(repo.git_dir) == repo.stage0()
+        repo.git("update-index", "--split-index")  # git splits it on request
+        assert link_of(repo) is not None
+    assert len(repo.ls_files()) == 6001
+    # the caller's reading of the configuration (every scope) wins over the file's
+    update_index(repo.git_dir, [], removals=["f0000.md"], split_index=True)
+    assert link_of(repo) is not None
+    update_index(repo.git_dir, [], removals=["f0001.md"], split_index=False)
     assert link_of(repo) is None
-    assert [r[3] for r in repo.ls_files()] == ["f5.md", "f6.md", "f7.md"]
-    assert_clean(repo)
     assert read_index(repo.git_dir) == repo.stage0()
 
 
 @pytest.mark.parametrize("setting", ["false", "true"])
-def test_core_split_index_config_is_honoured(repo: Repo, small_split: None, setting: str) -> None:
+def test_core_split_index_config_is_honoured(repo: Repo, setting: str) -> None:
     repo.git("config", "core.splitIndex", setting)
     old_files(repo, [f"f{i}.md" for i in range(3)])
     repo.commit_all()  # git itself splits when the setting is true
@@ -1119,7 +1132,7 @@ def test_core_split_index_config_is_honoured(repo: Repo, small_split: None, sett
     update_index(repo.git_dir, [repo.entry(n) for n in names])  # 11 entries, 8 changes
     assert (link_of(repo) is not None) == (setting == "true")
     assert_clean(repo)
-    for name in names:  # down to 3 entries: a re-base, below UNSPLIT_BELOW
+    for name in names:
         (repo.root / name).unlink()
     repo.plumbing_commit([], removed=names)
     update_index(repo.git_dir, [], removals=names)
@@ -1244,12 +1257,12 @@ def test_shared_index_write_failure_in_a_child_process(many: Repo) -> None:
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
         from mdsessions.git import index as gi
-        gi.SPLIT_THRESHOLD = 8
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
         try:
             gi.update_index(Path({str(many.git_dir)!r}), [gi.IndexEntryUpdate(
-                "new.md", 0o100644, bytes.fromhex({entry.sha.hex()!r}), None)])
+                "new.md", 0o100644, bytes.fromhex({entry.sha.hex()!r}), None)],
+                split_index=True)
         except OSError as exc:
             print("OSError", exc.errno)
         else:
@@ -1364,3 +1377,103 @@ def test_random_edits_agree_with_git(
         else:
             gi._cache.clear()
         assert read_index(repo.git_dir) == repo.stage0()
+
+
+# --------------------------------------------------------------------------- unsplit blocks
+
+
+def _v2_entry(path: bytes, mtime: int = 0, extended: bool = False) -> bytes:
+    flags = min(len(path), 0xFFF) | (0x4000 if extended else 0)
+    fixed = struct.pack(">10I20sH", 0, 0, mtime, 0, 0, 0, 0o100644, 0, 0, 7, b"\x01" * 20, flags)
+    header = fixed + (b"\0\0" if extended else b"")
+    return indexblocks.encode_v2(header, path)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_blocks_agree_with_a_list_model(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Random replaces over many small blocks: lookups, bytes, v4 encoding and the resumed
+    SHA-1 always equal what the whole list gives."""
+    monkeypatch.setattr(indexblocks, "BLOCK_BYTES", 256)
+    rng = random.Random(seed)
+    names = sorted(
+        {
+            f"d{rng.randrange(30)}/{'x' * rng.randrange(70)}{rng.randrange(99)}".encode()
+            for _ in range(400)
+        }
+    )
+    model = [(n, _v2_entry(n, extended=rng.random() < 0.1)) for n in names]
+    blocks = indexblocks.Blocks.from_entries([raw for _p, raw in model])
+    header = b"DIRC\0\0\0\2\0\0\0\0"
+    for step in range(300):
+        if rng.random() < 0.6 or not model:
+            name = f"d{rng.randrange(30)}/n{rng.randrange(10**6)}".encode()
+            pos = bisect.bisect_left([p for p, _r in model], name)
+            if pos < len(model) and model[pos][0] == name:
+                continue
+            hi = pos + (rng.randrange(3) if rng.random() < 0.3 else 0)
+            hi = min(hi, len(model))
+            new = [(name, _v2_entry(name, mtime=step))]
+        else:
+            pos = rng.randrange(len(model))
+            hi = min(len(model), pos + rng.choice([1, 1, 2, 40]))
+            new = [] if rng.random() < 0.5 else [(model[pos][0], _v2_entry(model[pos][0], step))]
+            if new and hi > pos + 1:
+                hi = pos + 1
+        blocks.replace(pos, hi, [raw for _p, raw in new])
+        model[pos:hi] = new
+        assert len(blocks) == len(model)
+        paths = [p for p, _r in model]
+        assert [p for p, _r in blocks.items()] == paths
+        for probe in rng.sample(paths, min(5, len(paths))) + [b"", b"d15/", b"zz"]:
+            assert blocks.lower(probe) == bisect.bisect_left(paths, probe)
+            assert blocks.upper(probe) == bisect.bisect_right(paths, probe)
+        if model:
+            i = rng.randrange(len(model))
+            assert blocks.raw(i) == model[i][1] and blocks.path(i) == model[i][0]
+        if step % 7 == 0:
+            for version in (2, 4):
+                head = header[:7] + bytes([version]) + struct.pack(">I", len(model))
+                chunks = blocks.chunks(version)
+                whole = b"".join(gi._encode_all(paths, [r for _p, r in model], version))
+                assert b"".join(chunks) == whole
+                assert (
+                    blocks.digest(head, chunks, b"ext")
+                    == hashlib.sha1(head + whole + b"ext").digest()
+                )
+    assert all(len(b) <= 2 * 256 + 200 for b in blocks.blocks)
+
+
+@pytest.mark.parametrize(("seed", "version"), [(4, 2), (5, 4)])
+def test_random_unsplit_edits_over_many_blocks_agree_with_git(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, seed: int, version: int
+) -> None:
+    """Our unsplit writes (blocks of ~1 KiB) and git's interleaved; git always reads ours."""
+    monkeypatch.setattr(indexblocks, "BLOCK_BYTES", 1024)
+    rng = random.Random(seed)
+    st = os.lstat(repo.write("stat-source", "x\n"))
+    repo.git("config", "index.version", str(version))
+    lines = "".join(f"100644 {'1' * 40}\td{i % 7}/f{i:04d}.md\n" for i in range(600))
+    repo.git("update-index", "--add", "--index-info", input=lines)
+    for step in range(30):
+        if rng.random() < 0.8:
+            updates = [
+                IndexEntryUpdate(
+                    f"d{rng.randrange(8)}/f{rng.randrange(700):04d}.md",
+                    0o100644,
+                    hashlib.sha1(str(rng.random()).encode()).digest(),
+                    st,
+                )
+                for _ in range(rng.randrange(1, 5))
+            ]
+            removals = [f"d{rng.randrange(8)}/f{rng.randrange(700):04d}.md" for _ in range(2)]
+            update_index(repo.git_dir, updates, removals)
+        else:
+            path = f"d{rng.randrange(8)}/f{rng.randrange(700):04d}.md"
+            repo.git("update-index", "--add", "--cacheinfo", f"100644,{'2' * 40},{path}")
+        assert link_of(repo) is None and repo.version() == version
+        assert read_index(repo.git_dir) == repo.stage0()
+        if step % 10 == 9:
+            gi._cache.clear()
+    data = repo.index_file.read_bytes()
+    assert data[-20:] == hashlib.sha1(data[:-20]).digest()
+    repo.git("ls-files", "--debug")

@@ -8,7 +8,8 @@ module imports only those listed before it):
 - :mod:`.lock`: the store's writer lock and run locks (``flock``);
 - :mod:`.config`: the effective git configuration, cached by file ``stat``;
 - :mod:`.convert`: line-end conversion as ``git add`` and ``git checkout`` do it;
-- :mod:`.index`: the index file, read and written in-process;
+- :mod:`.indexblocks`: an unsplit index's entries as compact byte blocks, resumable SHA-1;
+- :mod:`.index`: the index file, read and written in-process as git would write it;
 - :mod:`.objects`: object ids, trees, commit bytes, the loose-object database;
 - :mod:`.refs`: refs read and moved by compare-and-swap under git's lock protocol;
 - :mod:`.journal`: the crash journal, lock claims, what a process remembers of its writes;

@@ -10,38 +10,51 @@ Format (see ``gitformat-index``): a ``DIRC`` header with version and entry count
 the entries sorted by (path bytes, stage), optional extensions, and a SHA-1 trailer
 over everything before it.
 
+Layout, as git would write it under the repository's configuration (so that libgit2,
+dulwich and GitPython read it): unsplit unless ``core.splitIndex`` is true, in the version
+the index has (a new index: ``index.version``, ``feature.manyFiles`` → 4, else 2; 2 and 3
+chosen by extended flags as git does), with a SHA-1 trailer unless the caller says the
+user's git reads and wants a zero one (``index.skipHash``, git >= 2.40).  The caller
+(:class:`~mdsessions.git.worktree.WorkTree`) reads these settings from every config scope;
+called directly, ``core.splitIndex`` is read from the repository's own config file.  An
+index that is split while ``core.splitIndex`` is not true (unset or false) is written
+unsplit at the next write: git leaves an unset setting's index as it is, but earlier
+versions of mdsessions split large indexes on their own, and those must become readable.
+
 Speed: the parsed index is cached per index file (keyed by its inode, size and
 mtime, and confirmed by its 20-byte trailer), so on a long-lived process an update
-normally costs a 20-byte read, a few list operations and the write.  Each parsed
-entry keeps its on-disk bytes.  An unsplit index is rewritten whole (one
-``b"".join``, one SHA-1 over the file, one write: ~25 ms at 100,000 entries), so
-large indexes are written as *split indexes*, whose rewrite costs what changed.
+normally costs a 20-byte read, a few block edits and the write.  An unsplit index is held
+as compact byte blocks (:mod:`.indexblocks`: ~12.5 MB at 100,000 entries instead of ~27 MB
+of per-entry objects): an edit rebuilds one ~64 KiB block, the write hands the blocks to
+the file without joining them, and the SHA-1 trailer resumes from the hash state saved
+before the first changed block (while the entry count is unchanged).  Measured (median,
+warm cache, 2 entries rewritten): ~1.6 ms at 10,000 entries (1.2 MB), ~10-30 ms at
+100,000 (12 MB, on a busy 2-core machine): writing 12 MB, plus hashing what follows the
+first change (~7-15 ms when it is near the start).  A cold update after another git
+command rewrote the index also parses it (~60 ms at 100,000 entries).
 
-Split index (``link`` extension, git's ``core.splitIndex``): most entries live in a
-*shared index* ``$GIT_DIR/sharedindex.<sha1>`` (an ordinary index file named after
-its own trailer, written once and never modified), and ``index`` holds only the
-entries that differ from it plus a ``link`` extension naming the shared index and
+Split index (``link`` extension, git's ``core.splitIndex``, only when it is true): most
+entries live in a *shared index* ``$GIT_DIR/sharedindex.<sha1>`` (an ordinary index file
+named after its own trailer, written once and never modified), and ``index`` holds only
+the entries that differ from it plus a ``link`` extension naming the shared index and
 two EWAH bitmaps (``Documentation/technical/bitmap-format``) over its entries: the
 deleted ones, and the replaced ones (their new versions are the first entries of
 ``index``, with empty names).  The remaining entries of ``index`` are additions.
+Neither libgit2 nor dulwich nor GitPython reads a split index (git's own either).
 
 * Reading: any split index git writes (versions 2, 3 and 4, with deletions,
   replacements, additions and conflict stages) is merged with its shared index.  The
   shared index must exist and its trailer must equal its name, otherwise
   :class:`CorruptIndexError`.  Parsed shared indexes are cached too (they are
   immutable), so after git rewrites a split ``index`` only the small file is parsed.
-* Writing: an index of at least :data:`SPLIT_THRESHOLD` entries, or one that is
-  already split, is written split (v4 included: entries of ``index`` are prefix
-  compressed as git does, replaced entries with an empty name).  Each update touches
-  only the changed paths and writes only the changes; the split state is maintained
-  incrementally, never by comparing the whole index with its base.  When the changes
-  outgrow :func:`_rebase_limit` (5 % of the shared entries, at least
-  :data:`REBASE_MIN_CHANGES` and at most :data:`REBASE_MAX_CHANGES`), a new shared index
-  is written ("re-base").  At a re-base an index that shrank below
-  :data:`UNSPLIT_BELOW` entries is written unsplit again.  An explicit
-  ``core.splitIndex`` in the repository's own config file is honoured at these
-  decisions (``false``: never split, ``true``: never unsplit); git's global config is
-  not read.
+* Writing: under ``core.splitIndex=true`` the index is written split, at any size (v4
+  included: entries of ``index`` are prefix compressed as git does, replaced entries
+  with an empty name).  Each update touches only the changed paths and writes only the
+  changes; the split state is maintained incrementally, never by comparing the whole
+  index with its base.  When the changes outgrow :func:`_rebase_limit` (5 % of the
+  shared entries, at least :data:`REBASE_MIN_CHANGES` and at most
+  :data:`REBASE_MAX_CHANGES`), a new shared index is written ("re-base").  A split index
+  is kept as parallel lists (one object per entry), not blocks.
 * The shared index is written before :func:`staged_index` yields, atomically: a temp
   file matching :data:`SHARED_INDEX_TMP_GLOB` in the git directory, fsynced in durable
   mode, renamed to ``sharedindex.<sha1>``.  If the operation then fails, a shared index
@@ -71,8 +84,9 @@ Supported otherwise:
   extension (signature starting with ``A``-``Z``) are dropped; git rebuilds what it
   needs.  ``sdir`` (sparse index) and unknown *mandatory* extensions raise
   :class:`UnsupportedIndexError`.
-* an unsplit index whose trailer is all zeros (``index.skipHash``) is accepted, and is
-  written back with a zero trailer.  Split indexes are always written with a SHA-1.
+* an unsplit index whose trailer is all zeros (``index.skipHash``) is accepted; it is
+  written with a zero trailer only when the caller asks (``skip_hash``).  Split indexes
+  are always written with a SHA-1.
 
 Not supported (raise :class:`UnsupportedIndexError`, so the caller can fall back to
 ``git update-index --index-info``): sparse indexes, unknown mandatory extensions,
@@ -103,6 +117,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -110,13 +125,15 @@ import stat as stat_mod
 import struct
 import threading
 import time
+from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import BinaryIO, Literal, TypeVar
 
 from mdsessions.git import fsutil as _fsutil
+from mdsessions.git.indexblocks import Blocks, encode_v2, path_of
 
 __all__ = [
     "SHARED_INDEX_TMP_GLOB",
@@ -130,23 +147,6 @@ __all__ = [
     "staged_index",
     "update_index",
 ]
-
-SPLIT_THRESHOLD = 5_000
-"""Entries from which an unsplit index is written as a split index.
-
-Measured on this project's 2-core machine (update of 3 paths, median): an unsplit
-rewrite costs ~0.22 µs per entry (1.4 ms at 5,000 entries, 2.4 ms at 10,000, 25 ms at
-100,000); a split write 0.35-0.5 ms plus ~0.2 µs per accumulated change, whatever the
-size.  Split wins from ~2,000 entries; below 5,000 the unsplit rewrite stays under
-~1.5 ms and small stores keep a single file, byte-identical to git's.
-"""
-
-UNSPLIT_BELOW = SPLIT_THRESHOLD // 2
-"""At a re-base, a split index with fewer entries than this is written unsplit again.
-
-Half the threshold, so that a store hovering around the threshold does not flip between
-the two layouts.
-"""
 
 REBASE_PERCENT = 5
 """Changes (deleted + replaced + added entries), in percent of the shared entries, above
@@ -416,9 +416,14 @@ def _ewah_decode(data: bytes, off: int, limit: int) -> tuple[list[int], int]:
 class _Parsed:
     """A parsed index (for a split index: the merged view of ``index`` and its base).
 
-    ``paths`` and ``raws`` are parallel lists in index order; ``raws[i]`` is the
-    entry exactly as it is (or will be) written in ``version``'s encoding (for
-    version 4 that encoding depends on ``paths[i - 1]``).  ``link`` is the payload of
+    An unsplit index keeps its entries in ``blocks`` (compact byte blocks, see
+    :mod:`.indexblocks`; ``paths`` and ``raws`` are then empty).  A split index (and a
+    shared index) keeps them in ``paths`` and ``raws``, parallel lists in index order;
+    ``raws[i]`` is the entry exactly as it is (or will be) written in ``version``'s
+    encoding (for version 4 that encoding depends on ``paths[i - 1]``).  The split-index
+    code works on the lists only (``split`` set implies ``blocks`` is None); the editing
+    functions work on either through :func:`_lower`, :func:`_raw_at`, :func:`_replace` and
+    friends.  ``link`` is the payload of
     a ``link`` extension, set only between parsing and merging a split index.
     ``max_mtime`` (a shared index's largest entry mtime, big-endian, computed on
     first need) tells whether any shared entry can be racily clean.
@@ -433,7 +438,7 @@ class _Parsed:
     mtime_s: int
     skip_hash: bool
     trailer: bytes = _NULL_HASH
-    stage0: dict[str, tuple[int, bytes, int]] | None = field(default=None, repr=False)
+    blocks: Blocks | None = field(default=None, repr=False)
     link: bytes | None = field(default=None, repr=False)
     split: _Split | None = field(default=None, repr=False)
     max_mtime: bytes | None = field(default=None, repr=False)
@@ -536,7 +541,86 @@ def _empty(version: int = 2) -> _Parsed:
         racy=set(),
         mtime_s=0,
         skip_hash=False,
+        blocks=Blocks(),
     )
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def _as_blocks(parsed: _Parsed) -> Blocks:
+    """Move the entries of a list-backed ``parsed`` into blocks (no-op if they are)."""
+    if parsed.blocks is None:
+        raws = parsed.raws
+        if parsed.version == 4:
+            raws = [
+                encode_v2(raw[: _header_len(raw)], path)
+                for path, raw in zip(parsed.paths, raws, strict=True)
+            ]
+        parsed.blocks = Blocks.from_entries(raws)
+        parsed.paths = []
+        parsed.raws = []
+    return parsed.blocks
+
+
+def _as_lists(parsed: _Parsed) -> None:
+    """Move the entries of a block-backed ``parsed`` into ``paths``/``raws`` (no-op if they are)."""
+    blocks = parsed.blocks
+    if blocks is None:
+        return
+    paths: list[bytes] = []
+    raws: list[bytes] = []
+    prev = b""
+    for path, raw in blocks.items():
+        paths.append(path)
+        raws.append(
+            raw if parsed.version != 4 else _encode_entry(raw[: _header_len(raw)], path, prev, 4)
+        )
+        prev = path
+    parsed.paths, parsed.raws, parsed.blocks = paths, raws, None
+
+
+def _count(parsed: _Parsed) -> int:
+    return len(parsed.paths) if parsed.blocks is None else len(parsed.blocks)
+
+
+def _lower(parsed: _Parsed, path: bytes) -> int:
+    """Index of the first entry not below ``path`` (``bisect_left``)."""
+    if parsed.blocks is None:
+        return bisect_left(parsed.paths, path)
+    return parsed.blocks.lower(path)
+
+
+def _upper(parsed: _Parsed, path: bytes, lo: int = 0) -> int:
+    """Index after the last entry not above ``path`` (``bisect_right``)."""
+    if parsed.blocks is None:
+        return bisect_right(parsed.paths, path, lo)
+    return max(lo, parsed.blocks.upper(path))
+
+
+def _path_at(parsed: _Parsed, i: int) -> bytes:
+    return parsed.paths[i] if parsed.blocks is None else parsed.blocks.path(i)
+
+
+def _raw_at(parsed: _Parsed, i: int) -> bytes:
+    """Entry ``i``'s bytes; its fixed part (62 or 64 bytes) is the same in every encoding."""
+    return parsed.raws[i] if parsed.blocks is None else parsed.blocks.raw(i)
+
+
+def _replace(parsed: _Parsed, lo: int, hi: int, items: Sequence[tuple[bytes, bytes]]) -> None:
+    """Replace entries ``lo`` to ``hi`` (excluded) with (path, fixed part) ``items``."""
+    if parsed.blocks is not None:
+        parsed.blocks.replace(lo, hi, [encode_v2(header, path) for path, header in items])
+        return
+    paths = parsed.paths
+    out: list[bytes] = []
+    prev = paths[lo - 1] if lo else b""
+    for path, header in items:
+        out.append(_encode_entry(header, path, prev, parsed.version))
+        prev = path
+    paths[lo:hi] = [path for path, _header in items]
+    parsed.raws[lo:hi] = out
+    _reencode_v4(parsed, lo + len(items))
 
 
 # --------------------------------------------------------------------------- entries
@@ -618,7 +702,7 @@ def _racy_paths(paths: Sequence[bytes], raws: Sequence[bytes], mtime_s: int) -> 
 # --------------------------------------------------------------------------- reading
 
 
-def _parse(data: bytes, mtime_s: int) -> _Parsed:
+def _parse(data: bytes, mtime_s: int, *, lists: bool = False) -> _Parsed:
     """Parse the bytes of an index file.
 
     A split index is returned as stored: its replaced entries (empty names) first,
@@ -628,6 +712,8 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
     Args:
         data: The whole file.
         mtime_s: The file's mtime in seconds (for racy-entry detection).
+        lists: Keep the entries in ``paths``/``raws`` (a shared index) even when the
+            file is not a split index (which always gets lists).
 
     Returns:
         The parsed index.
@@ -653,6 +739,8 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
 
     paths: list[bytes] = []
     raws: list[bytes] = []
+    offsets = array("I", [_HEADER.size])  # entry ends (versions 2 and 3: no lists kept)
+    keep_lists = lists or version == 4
     racy: set[bytes] = set()
     n_extended = 0
     nameless = 0
@@ -701,8 +789,11 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
                 last_named = path
                 if mtime >= mtime_s:
                     racy.add(path)
-            paths.append(path)
-            raws.append(data[off:nxt])
+            if keep_lists:
+                paths.append(path)
+                raws.append(data[off:nxt])
+            else:
+                offsets.append(nxt)
             prev = path
             off = nxt
     except (IndexError, ValueError, struct.error) as exc:
@@ -733,6 +824,13 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
         off = nxt
     if nameless and link is None:
         raise CorruptIndexError("index entry without a name")
+    blocks: Blocks | None = None
+    if not keep_lists:
+        if link is None:
+            blocks = Blocks.from_buffer(data, offsets)
+        else:  # a split index: the split-index code works on lists
+            raws = [data[a:b] for a, b in itertools.pairwise(offsets)]
+            paths = [path_of(raw, 0) for raw in raws]
 
     return _Parsed(
         version=version,
@@ -745,6 +843,7 @@ def _parse(data: bytes, mtime_s: int) -> _Parsed:
         skip_hash=skip_hash,
         trailer=trailer,
         link=link,
+        blocks=blocks,
     )
 
 
@@ -799,7 +898,7 @@ def _load_shared(path: Path, name: bytes) -> _Parsed:
     finally:
         os.close(fd)
     try:
-        base = _parse(data, _NO_RACY)
+        base = _parse(data, _NO_RACY, lists=True)
     except CorruptIndexError as exc:
         raise CorruptIndexError(f"{path.name}: {exc}") from exc
     if base.link is not None or (base.paths and not base.paths[0]):
@@ -1032,6 +1131,8 @@ def _load(index_path: Path, key: str, new_version: int = 2) -> _Parsed:
     parsed = _parse(data, st.st_mtime_ns // _NS)
     if parsed.link is not None:
         parsed = _merge_split(index_path.parent, parsed)
+    if parsed.split is None:
+        _as_blocks(parsed)
     with _cache_lock:
         if len(data) == st.st_size:
             _cache[key] = (ident, parsed)
@@ -1095,20 +1196,16 @@ def _new_header(update: IndexEntryUpdate, path: bytes) -> bytes:
 def _delete_range(parsed: _Parsed, lo: int, hi: int) -> None:
     if lo >= hi:
         return
-    parsed.n_extended -= _count_extended(parsed.raws[lo:hi])
+    parsed.n_extended -= _count_extended(_raw_at(parsed, i) for i in range(lo, hi))
     if parsed.split is not None:
         parsed.split.touched.update(parsed.paths[lo:hi])
-    del parsed.paths[lo:hi]
-    del parsed.raws[lo:hi]
-    _reencode_v4(parsed, lo)
+    _replace(parsed, lo, hi, ())
 
 
 def _remove_path(parsed: _Parsed, path: bytes) -> None:
     """Remove every stage of ``path``."""
-    paths = parsed.paths
-    lo = bisect_left(paths, path)
-    hi = bisect_right(paths, path, lo)
-    _delete_range(parsed, lo, hi)
+    lo = _lower(parsed, path)
+    _delete_range(parsed, lo, _upper(parsed, path, lo))
     parsed.racy.discard(path)
 
 
@@ -1119,12 +1216,15 @@ def _remove_df_conflicts(parsed: _Parsed, path: bytes) -> None:
     leading directory of ``path`` (a file where a directory now is), as
     ``git update-index --replace`` does.
     """
-    paths = parsed.paths
     below = path + b"/"
-    lo = bisect_left(paths, below)
+    lo = _lower(parsed, below)
     hi = lo
-    while hi < len(paths) and paths[hi].startswith(below):
-        parsed.racy.discard(paths[hi])
+    n = _count(parsed)
+    while hi < n:
+        below_path = _path_at(parsed, hi)
+        if not below_path.startswith(below):
+            break
+        parsed.racy.discard(below_path)
         hi += 1
     _delete_range(parsed, lo, hi)
     slash = path.find(b"/")
@@ -1135,19 +1235,14 @@ def _remove_df_conflicts(parsed: _Parsed, path: bytes) -> None:
 
 def _set_entry(parsed: _Parsed, path: bytes, header: bytes) -> None:
     """Make ``path`` a single stage-0 entry with fixed part ``header``."""
-    paths = parsed.paths
-    lo = bisect_left(paths, path)
-    hi = bisect_right(paths, path, lo)
+    lo = _lower(parsed, path)
+    hi = _upper(parsed, path, lo)
     if lo == hi:
         _remove_df_conflicts(parsed, path)
-        lo = hi = bisect_left(paths, path)
+        lo = hi = _lower(parsed, path)
     else:
-        parsed.n_extended -= _count_extended(parsed.raws[lo:hi])
-    prev = paths[lo - 1] if lo else b""
-    raw = _encode_entry(header, path, prev, parsed.version)
-    paths[lo:hi] = [path]
-    parsed.raws[lo:hi] = [raw]
-    _reencode_v4(parsed, lo + 1)
+        parsed.n_extended -= _count_extended(_raw_at(parsed, i) for i in range(lo, hi))
+    _replace(parsed, lo, hi, [(path, header)])
     parsed.racy.discard(path)
     if parsed.split is not None:
         parsed.split.touched.add(path)
@@ -1196,15 +1291,13 @@ def _smudge_racy(parsed: _Parsed, work_tree: Path | None) -> None:
     smudged (git's behaviour); without one every racily clean entry is.  Entries
     left unsmudged stay in ``parsed.racy``.
     """
-    paths = parsed.paths
-    raws = parsed.raws
     zero = b"\0\0\0\0"
     still_racy: set[bytes] = set()
     for path in parsed.racy:
-        lo = bisect_left(paths, path)
-        hi = bisect_right(paths, path, lo)
+        lo = _lower(parsed, path)
+        hi = _upper(parsed, path, lo)
         for i in range(lo, hi):
-            raw = raws[i]
+            raw = _raw_at(parsed, i)
             if raw[_MODE_OFFSET : _MODE_OFFSET + 4] == _GITLINK:
                 continue  # git never treats gitlinks as racy
             if raw[_SIZE_OFFSET : _SIZE_OFFSET + 4] == zero:
@@ -1216,7 +1309,13 @@ def _smudge_racy(parsed: _Parsed, work_tree: Path | None) -> None:
             ):
                 still_racy.add(path)
                 continue
-            raws[i] = raw[:_SIZE_OFFSET] + zero + raw[_SIZE_OFFSET + 4 :]
+            header = raw[: _header_len(raw)]
+            _replace(
+                parsed,
+                i,
+                i + 1,
+                [(path, header[:_SIZE_OFFSET] + zero + header[_SIZE_OFFSET + 4 :])],
+            )
             if parsed.split is not None:
                 parsed.split.touched.add(path)
     parsed.racy = still_racy
@@ -1224,13 +1323,11 @@ def _smudge_racy(parsed: _Parsed, work_tree: Path | None) -> None:
 
 def _racy_after_write(parsed: _Parsed, candidates: Iterable[bytes], mtime_s: int) -> set[bytes]:
     """Return the candidates with an entry whose mtime is not older than ``mtime_s``."""
-    paths = parsed.paths
-    raws = parsed.raws
     racy: set[bytes] = set()
     for path in candidates:
-        lo = bisect_left(paths, path)
-        hi = bisect_right(paths, path, lo)
-        if any(_U32.unpack_from(raws[i], 8)[0] >= mtime_s for i in range(lo, hi)):
+        lo = _lower(parsed, path)
+        hi = _upper(parsed, path, lo)
+        if any(_U32.unpack_from(_raw_at(parsed, i), 8)[0] >= mtime_s for i in range(lo, hi)):
             racy.add(path)
     return racy
 
@@ -1299,24 +1396,20 @@ def _rebase_limit(shared_entries: int) -> int:
 _Layout = Literal["unsplit", "split", "rebase"]
 
 
-def _choose_layout(parsed: _Parsed, git_dir: Path) -> _Layout:
+def _choose_layout(parsed: _Parsed, split_index: bool) -> _Layout:
     """Decide how to write ``parsed``: unsplit, split on its base, or on a new base.
 
-    The repository config is read only at the (rare) points where the layout may
-    change: an unsplit index at or above the threshold, and a re-base.
+    As git under ``core.splitIndex``: split only when it is true (at any size), unsplit
+    otherwise (an index that is split, e.g. by an earlier mdsessions, is un-split).
     """
-    n = len(parsed.paths)
     split = parsed.split
+    if not split_index:
+        return "unsplit"
     if split is None:
-        if n < SPLIT_THRESHOLD:
-            return "unsplit"
-        return "unsplit" if _read_config(git_dir)[0] is False else "rebase"
+        return "rebase"
     _refresh_overlay(parsed)
     if split.changes() <= _rebase_limit(len(split.base.paths)) and split.base_path.exists():
         return "split"
-    core_split = _read_config(git_dir)[0]
-    if core_split is False or (core_split is None and n < UNSPLIT_BELOW):
-        return "unsplit"
     return "rebase"
 
 
@@ -1393,7 +1486,7 @@ def _write_shared(git_dir: Path, parsed: _Parsed, fsync: bool) -> tuple[_Split, 
     return _Split(base=base, base_path=target), created
 
 
-def _serialise_split(parsed: _Parsed) -> tuple[list[bytes], bytes]:
+def _serialise_split(parsed: _Parsed) -> tuple[list[bytes], Callable[[], bytes]]:
     """Return the chunks and trailer of the split ``index`` for ``parsed``.
 
     Replaced entries come first (by shared position, empty names), then added ones
@@ -1429,28 +1522,44 @@ def _serialise_split(parsed: _Parsed) -> tuple[list[bytes], bytes]:
             *parsed.extensions,
         ]
     )
-    return [data], hashlib.sha1(data).digest()
+    return [data], hashlib.sha1(data).digest
 
 
-def _serialise(parsed: _Parsed) -> tuple[list[bytes], bytes]:
-    """Return the chunks of the index file for ``parsed`` (without trailer) and its trailer."""
+def _serialise(parsed: _Parsed) -> tuple[list[bytes], Callable[[], bytes]]:
+    """Return the chunks of the index file for ``parsed`` (without trailer), and its trailer.
+
+    The trailer comes as a function computing it (SHA-1 of the chunks, or zeros for
+    ``index.skipHash``), so that it can run while the chunks are written.
+    """
     if parsed.split is not None:
         return _serialise_split(parsed)
+    blocks = _as_blocks(parsed)
     version = parsed.version
     if version in (2, 3):
         version = 3 if parsed.n_extended else 2
         parsed.version = version
-    header = _HEADER.pack(_SIGNATURE, version, len(parsed.raws))
-    body = b"".join(parsed.raws)
+    header = _HEADER.pack(_SIGNATURE, version, len(blocks))
+    chunks = blocks.chunks(version)
     exts = b"".join(parsed.extensions)
     if parsed.skip_hash:
-        trailer = _NULL_HASH
-    else:
-        h = hashlib.sha1(header)
-        h.update(body)
-        h.update(exts)
-        trailer = h.digest()
-    return [header, body, exts], trailer
+        return [header, *chunks, exts], lambda: _NULL_HASH
+    return [header, *chunks, exts], lambda: blocks.digest(header, chunks, exts)
+
+
+def _write_hashed(out: BinaryIO, chunks: Sequence[bytes], digest: Callable[[], bytes]) -> bytes:
+    """Write ``chunks`` to ``out``, then the trailer ``digest()`` computes; return the trailer.
+
+    (Hashing in a second thread while writing was measured and did not win on 2 busy cores:
+    1.6 ms sequential against 2.5 ms at 10,000 entries, 30 against 29 ms at 100,000.)
+
+    Raises:
+        OSError: Writing failed.
+    """
+    for chunk in chunks:
+        out.write(chunk)
+    trailer = digest()
+    out.write(trailer)
+    return trailer
 
 
 # --------------------------------------------------------------------------- config
@@ -1634,6 +1743,8 @@ def update_index(
     work_tree: Path | None = None,
     claim: Path | None = None,
     new_version: int = 2,
+    split_index: bool | None = None,
+    skip_hash: bool = False,
 ) -> None:
     """Set and remove stage-0 entries of ``git_dir/index`` in place (see :func:`staged_index`).
 
@@ -1648,6 +1759,8 @@ def update_index(
         work_tree=work_tree,
         claim=claim,
         new_version=new_version,
+        split_index=split_index,
+        skip_hash=skip_hash,
     ):
         pass
 
@@ -1662,6 +1775,8 @@ def staged_index(
     work_tree: Path | None = None,
     claim: Path | None = None,
     new_version: int = 2,
+    split_index: bool | None = None,
+    skip_hash: bool = False,
 ) -> Iterator[None]:
     """Write the updated index into ``index.lock`` now; put it in place when the block ends.
 
@@ -1703,6 +1818,13 @@ def staged_index(
         new_version: The version (2, 3 or 4) of an index this call creates (there was
             none): git's ``index.version`` / ``feature.manyFiles``.  An existing index
             keeps its version, as with git.
+        split_index: Whether to write a split index: git's ``core.splitIndex`` as the
+            caller read it (every config scope).  ``None`` reads ``core.splitIndex`` from
+            the repository's own config file only.  Unset or false writes the index unsplit
+            (un-splitting a split one).
+        skip_hash: Write a zero trailer instead of the SHA-1 (``index.skipHash``; only
+            when the user's git reads such an index, git >= 2.40).  An index read with a
+            zero trailer is accepted either way.
         work_tree: The working tree the index describes.  When given, carried-over
             racily clean entries are checked against their files and smudged only
             if the content changed (as git does); when omitted they are all
@@ -1748,22 +1870,24 @@ def staged_index(
                         _remove_path(parsed, path)
                     for path, header in headers:
                         _set_entry(parsed, path, header)
-                    parsed.stage0 = None
                     before = parsed.split
-                    layout = _choose_layout(parsed, git_dir)
+                    if split_index is None:
+                        split_index = _read_config(git_dir)[0] is True
+                    layout = _choose_layout(parsed, split_index)
+                    parsed.skip_hash = skip_hash
                     if layout == "rebase":
+                        _as_lists(parsed)
                         parsed.split, created = _write_shared(git_dir, parsed, fsync)
                     elif layout == "unsplit":
                         parsed.split = None
+                        _as_blocks(parsed)
                     after = parsed.split
                     base_changed = before is not None and (
                         after is None or after.base_path != before.base_path
                     )
-                    chunks, trailer = _serialise(parsed)
+                    chunks, digest = _serialise(parsed)
+                    trailer = _write_hashed(out, chunks, digest)
                     parsed.trailer = trailer
-                    for chunk in chunks:
-                        out.write(chunk)
-                    out.write(trailer)
                     out.flush()
                     if fsync:
                         os.fsync(out.fileno())
@@ -1814,7 +1938,12 @@ def staged_index(
 def _stage0_map(parsed: _Parsed) -> dict[str, tuple[int, bytes, int]]:
     result: dict[str, tuple[int, bytes, int]] = {}
     unpack = _ENTRY_FIXED.unpack_from
-    for path, raw in zip(parsed.paths, parsed.raws, strict=True):
+    pairs = (
+        zip(parsed.paths, parsed.raws, strict=True)
+        if parsed.blocks is None
+        else parsed.blocks.items()
+    )
+    for path, raw in pairs:
         fields = unpack(raw, 0)
         flags = fields[11]
         if flags & _STAGE_MASK:
@@ -1843,10 +1972,7 @@ def read_index(git_dir: Path) -> dict[str, tuple[int, bytes, int]]:
     index_path = Path(git_dir) / "index"
     key = str(index_path.absolute())
     with _path_lock(key):
-        parsed = _load(index_path, key)
-        if parsed.stage0 is None:
-            parsed.stage0 = _stage0_map(parsed)
-        return dict(parsed.stage0)
+        return _stage0_map(_load(index_path, key))
 
 
 def _find_stage0(git_dir: Path, path: str) -> bytes | None:
@@ -1856,10 +1982,9 @@ def _find_stage0(git_dir: Path, path: str) -> bytes | None:
     key = str(index_path.absolute())
     with _path_lock(key):
         parsed = _load(index_path, key)
-        paths = parsed.paths
-        i = bisect_left(paths, raw_path)
-        if i < len(paths) and paths[i] == raw_path:
-            raw = parsed.raws[i]
+        i = _lower(parsed, raw_path)
+        if i < _count(parsed) and _path_at(parsed, i) == raw_path:
+            raw = _raw_at(parsed, i)
             if not _FLAGS.unpack_from(raw, 60)[0] & _STAGE_MASK:
                 return raw
     return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 import subprocess
@@ -32,6 +33,22 @@ from mdsessions.git.objects import ObjectStore, blob_sha
 __all__ = ["WorkTree"]
 
 GitCommand = Callable[..., "subprocess.CompletedProcess[bytes]"]
+
+
+_git_version_cache: list[tuple[int, ...]] = []
+
+
+def _git_version(git: GitCommand) -> tuple[int, ...]:
+    """The user's git version, e.g. ``(2, 39, 5)`` (asked once per process; ``(0,)`` if unknown)."""
+    if not _git_version_cache:
+        version: tuple[int, ...] = (0,)
+        with contextlib.suppress(Exception):
+            out = git("--version", check=False).stdout.decode("ascii", "replace")
+            match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+            if match:
+                version = tuple(int(g) for g in match.groups() if g is not None)
+        _git_version_cache.append(version)
+    return _git_version_cache[0]
 
 
 class WorkTree:
@@ -346,6 +363,8 @@ class WorkTree:
                         work_tree=self.root,
                         claim=self.journal.claim(token, "index"),
                         new_version=self._new_index_version(),
+                        split_index=self.config.boolean("core.splitindex"),
+                        skip_hash=self._skip_hash(),
                     )
                 )
                 return self.git_dir / "index.lock"
@@ -370,6 +389,19 @@ class WorkTree:
         if value is not None and value.strip() in ("2", "3", "4"):
             return int(value)
         return 4 if self.config.boolean("feature.manyfiles") else 2
+
+    def _skip_hash(self) -> bool:
+        """Whether git would write the index without its SHA-1 (``index.skipHash``).
+
+        Configured (``index.skipHash``, or ``feature.manyFiles`` which implies it) *and*
+        understood by the user's git (2.40 and later; an older ``git fsck`` calls a zero
+        trailer corrupt). The version is asked of git once per process, and only when the
+        setting is on.
+        """
+        many = self.config.boolean("feature.manyfiles")
+        if not self.config.boolean("index.skiphash", default=many):
+            return False
+        return _git_version(self.git) >= (2, 40)
 
     def _sync_index_with_git(
         self, updates: Sequence[_gitindex.IndexEntryUpdate], removals: Sequence[str]
