@@ -425,32 +425,9 @@ def move_branch(
     moved = False
     try:
         with contextlib.ExitStack() as stack:
-            updates: list[_gitindex.IndexEntryUpdate] = []
-            removals: list[str] = []
-            deletions: list[str] = []
-            for rel in paths:
-                found = repo.objects.entry(new, rel)
-                target = repo.root / rel
-                if protect_from is not None and target.is_file():
-                    before = repo.objects.entry(protect_from, rel)
-                    known = {found[1] if found else None, before[1] if before else None}
-                    if worktree.blob_sha(rel, target.read_bytes()) not in known:
-                        if found is None:
-                            removals.append(rel)
-                        else:
-                            entry = _gitindex.IndexEntryUpdate(rel, 0o100644, found[1], None)
-                            updates.append(entry)
-                        continue
-                if found is None:
-                    removals.append(rel)
-                    deletions.append(rel)
-                    continue
-                _kind, data = repo.objects.read(found[1])
-                tmp = _fsutil.stage_file(
-                    target, worktree.to_worktree(rel, data), fsync=repo.durable, token=token
-                )
-                staged[rel] = tmp
-                updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], tmp.stat()))
+            updates, removals, deletions = _stage_files(
+                repo, new, paths, protect_from, token, staged
+            )
             worktree.enter_index(stack, updates, removals, token)
             installed: list[bool] = []
 
@@ -506,3 +483,47 @@ def move_branch(
             for rel in paths:
                 worktree.prune_empty_dirs((repo.root / rel).parent)
     repo.journal.remove()
+
+
+def _stage_files(
+    repo: GitRepo,
+    new: str,
+    paths: Sequence[str],
+    protect_from: str | None,
+    token: str,
+    staged: dict[str, Path],
+) -> tuple[list[_gitindex.IndexEntryUpdate], list[str], list[str]]:
+    """Write ``new``'s version of ``paths`` as temp files beside their targets (into ``staged``).
+
+    Returns:
+        The index entries to write, the index entries to remove, and the files to delete
+        once the branch moved (a person's edit, with ``protect_from``, is neither rewritten
+        nor deleted: only its index entry follows ``new``).
+    """
+    worktree = repo.worktree
+    updates: list[_gitindex.IndexEntryUpdate] = []
+    removals: list[str] = []
+    deletions: list[str] = []
+    for rel in paths:
+        found = repo.objects.entry(new, rel)
+        target = repo.root / rel
+        if protect_from is not None and target.is_file():
+            before = repo.objects.entry(protect_from, rel)
+            known = {found[1] if found else None, before[1] if before else None}
+            if worktree.blob_sha(rel, target.read_bytes()) not in known:
+                if found is None:
+                    removals.append(rel)
+                else:
+                    updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], None))
+                continue
+        if found is None:
+            removals.append(rel)
+            deletions.append(rel)
+            continue
+        _kind, data = repo.objects.read(found[1])
+        tmp = _fsutil.stage_file(
+            target, worktree.to_worktree(rel, data), fsync=repo.durable, token=token
+        )
+        staged[rel] = tmp
+        updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], tmp.stat()))
+    return updates, removals, deletions

@@ -6,11 +6,13 @@ is wrong and where: the field (``status``, ``agents.0.cost``) or the file and li
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from mdsessions.documents.frontmatter import decode
+from mdsessions.documents.frontmatter import decode, load_as
 from mdsessions.errors import DocumentError
 from mdsessions.models.schema import (
     AgentOutput,
@@ -75,3 +77,42 @@ def build_status(value: PhaseStatus | str) -> PhaseStatus:
             field="status",
         )
     return status
+
+
+#: Pauses (seconds) before reading a document that did not parse again, to tell a file
+#: torn by a racing ``git checkout``/``stash`` (it changes meanwhile) from an invalid one.
+_REREAD_WAITS = (0.01, 0.03, 0.1)
+
+
+def parse_rereading(
+    rel: str, data: bytes, model: type[D], read: Callable[[str], bytes]
+) -> tuple[bytes, D]:
+    """Parse ``data`` (the working-tree file ``rel``) as ``model``, reading it again while torn.
+
+    git checkout, reset and stash write working-tree files in place: a read racing one sees
+    a torn file. A file that changes while we look is read again (up to three short pauses,
+    0.14 s in all); one that stays the same is really invalid.
+
+    Args:
+        rel: The store-relative path (named in errors).
+        data: The bytes read.
+        model: The document model.
+        read: Reads ``rel`` again.
+
+    Returns:
+        The bytes that parsed and the document.
+
+    Raises:
+        DocumentError: The file does not parse or validate (and did not change meanwhile).
+        FileNotFoundError: It disappeared meanwhile.
+    """
+    for wait in _REREAD_WAITS:
+        try:
+            return data, load_as(model, decode(data, rel), path=rel)
+        except DocumentError:
+            time.sleep(wait)
+            again = read(rel)
+            if again == data:
+                raise
+            data = again
+    return data, load_as(model, decode(data, rel), path=rel)

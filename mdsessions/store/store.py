@@ -16,7 +16,6 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from pydantic import Field
 
 from mdsessions.cache.log import LogIndex
 from mdsessions.cache.sessions import SessionIndex, SessionSummary, phase_outputs, summarize
-from mdsessions.documents.frontmatter import Document, Renderer, kind_of, load_as, loads
+from mdsessions.documents.frontmatter import Document, Renderer, kind_of, loads
 from mdsessions.documents.frontmatter import split as split_frontmatter
 from mdsessions.documents.yaml import MAX_FRONTMATTER_BYTES
 from mdsessions.errors import (
@@ -49,7 +48,7 @@ from mdsessions.models.schema import (
 )
 from mdsessions.models.workflow import Workflow
 from mdsessions.store import edits
-from mdsessions.store.checks import D, build, decode
+from mdsessions.store.checks import D, build, decode, parse_rereading
 from mdsessions.store.commits import RUNNER_IDENTITY, commit_message
 from mdsessions.store.config import new_store_files, read_store_config
 from mdsessions.store.edits import EditedFile
@@ -97,11 +96,6 @@ class InboxItem(Result):
     """Store-relative path of the ``user_feedback.md`` to edit."""
     outputs: tuple[str, ...] = Field(serialization_alias="output_paths")
     """Store-relative paths of the phase's agent outputs to read."""
-
-
-#: Pauses (seconds) before reading a document that did not parse again, to tell a file
-#: torn by a racing ``git checkout``/``stash`` (it changes meanwhile) from an invalid one.
-_REREAD_WAITS = (0.01, 0.03, 0.1)
 
 
 class Store:
@@ -289,21 +283,7 @@ class Store:
             hit = self._cache.get(rel)
         if hit is not None and hit[0] == data and hit[1] is model:
             return model.model_validate(hit[2])  # a fresh copy the caller may change
-        for wait in _REREAD_WAITS:
-            try:
-                doc = load_as(model, decode(data, rel), path=rel)
-                break
-            except DocumentError:
-                # git checkout, reset and stash write working-tree files in place: a read
-                # racing one sees a torn file. A file that changes while we look is read
-                # again; one that stays the same is really invalid.
-                time.sleep(wait)
-                again = self.git.read_worktree(rel)
-                if again == data:
-                    raise
-                data = again
-        else:
-            doc = load_as(model, decode(data, rel), path=rel)
+        data, doc = parse_rereading(rel, data, model, self.git.read_worktree)
         with self._cache_lock:
             self._cache[rel] = (data, model, doc.model_dump(by_alias=True))
         return doc
