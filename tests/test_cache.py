@@ -561,7 +561,8 @@ def _fields_of_all(summaries: list[SessionSummary]) -> list[tuple[object, ...]]:
 
 
 def test_reading_a_manifest_for_the_index_agrees_with_load_as(store: Store) -> None:
-    """``_read_manifest`` (phase rows validated once each) gives load_as's outcome."""
+    """``_read_manifest`` (phase rows and totals validated once each) gives load_as's
+    outcome."""
     from mdsessions.documents.frontmatter import load_as
     from mdsessions.errors import DocumentError
     from mdsessions.models.schema import SessionManifest
@@ -579,13 +580,18 @@ def test_reading_a_manifest_for_the_index_agrees_with_load_as(store: Store) -> N
             good.replace("  cost: 0.0", "  cost: []", 1),  # unhashable
             good.replace("  slug: concept", "  slug: concept\n  extra: 1"),
             good.replace("phases:\n", "phases: 3\nx:\n"),
+            good.replace("totals:\n  tokens: 0", "totals:\n  tokens: 1.5"),
+            good.replace("totals:\n  tokens: 0", "totals:\n  tokens: true"),
+            good.replace("totals:\n  tokens: 0", "totals:\n  tokens: -1"),
+            good.replace("totals:\n  tokens: 0", "totals: []\nx:\n  tokens: 0"),
             good.replace("status: created", "status: nope", 1),
             good.replace("---\n", "", 1),
-            good.replace("notes", "Notes"),
+            good.replace("idea:", "notes: x\nidea:"),  # a body field in the frontmatter
             "---\nschema: mdsessions/checkpoint/v1\n---\n",
         )
     ]
     texts.append(b"\xff\xfe not utf-8")
+    assert len(set(texts)) == len(texts)  # every edit changed something
     for _ in range(2):  # the second time from the phase memo
         for data in texts:
             try:

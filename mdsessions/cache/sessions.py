@@ -49,7 +49,7 @@ changed costs the stats and a list copy. On disk, in ``.mdsessions/cache/`` (git
 After a clone (no cache) the first listing reads and parses every manifest: the YAML by the
 fast reader of our own emitter's layout (:func:`mdsessions.documents.yaml.fast_load`, with
 the same result as the strict loader), each distinct phase row validated once
-(:func:`_phase`); about 0.15 ms a manifest.
+(:func:`_row`); about 0.15 ms a manifest.
 
 Building 10,000 summaries in a new process is the other large cost (~15 ms): they are made
 without the frozen dataclass's ``__init__`` and with the cyclic garbage collector paused
@@ -87,6 +87,7 @@ from mdsessions.models.schema import (
     ReviewState,
     SessionManifest,
     SessionStatus,
+    Totals,
 )
 
 __all__ = [
@@ -237,34 +238,39 @@ def _json(manifest: SessionManifest) -> str:
     return manifest.model_dump_json(by_alias=True, exclude=manifest._body_fields)
 
 
-_phase_memo: dict[tuple[tuple[str, type, Any], ...], PhaseEntry] = {}
-_PHASE_MEMO_MAX = 4096
+_rows: dict[tuple[type, tuple[str, ...], tuple[Any, ...], tuple[type, ...]], Any] = {}
+_ROWS_MAX = 4096
 
 
-def _phase(row: Any) -> Any:
-    """A manifest's phase row validated once per distinct row (``row`` itself if it cannot be).
+def _row(model: type[PhaseEntry] | type[Totals], row: Any) -> Any:
+    """A manifest's phase row (or totals) validated once per distinct row.
 
     The rows of a store's manifests repeat (phases not started are the same in every
-    session of a workflow and mode), and validating them is most of a manifest's
-    validation. The key keeps each value's type (``1``, ``1.0`` and ``True`` are equal in
-    Python, not to the validator). The instances are shared: only for manifests that are
-    read for their fields and dropped (:func:`_read_manifest`).
+    session of a workflow and mode; so are zero totals), and validating them is most of a
+    manifest's validation. The key keeps each value's type (``1``, ``1.0`` and ``True`` are
+    equal in Python, not to the validator). The instances are shared: only for manifests
+    that are read for their fields and dropped (:func:`_read_manifest`).
+
+    Returns:
+        The model instance, or ``row`` itself if it is not a mapping of plain values (the
+        manifest's validation then refuses it).
 
     Raises:
-        ValidationError: The row is not a valid phase (nor would it be in the manifest).
+        ValidationError: The row is not valid (nor would it be in the manifest).
     """
     if type(row) is not dict:
         return row
+    values = tuple(row.values())
     try:
-        key = tuple([(k, type(v), v) for k, v in row.items()])
-        entry = _phase_memo.get(key)
-    except TypeError:  # an unhashable value (a list, a mapping): invalid anyway
+        key = (model, tuple(row), values, tuple(map(type, values)))
+        entry = _rows.get(key)
+    except TypeError:  # an unhashable value (a list, a mapping): every field is a scalar
         return row
     if entry is None:
-        entry = PhaseEntry.model_validate(row)
-        if len(_phase_memo) >= _PHASE_MEMO_MAX:
-            _phase_memo.clear()
-        _phase_memo[key] = entry
+        entry = model.model_validate(row)
+        if len(_rows) >= _ROWS_MAX:
+            _rows.clear()
+        _rows[key] = entry
     return entry
 
 
@@ -273,7 +279,7 @@ def _read_manifest(data: bytes, rel: str) -> tuple[tuple[Any, ...], str] | None:
 
     The same outcome as ``load_as(SessionManifest, data.decode(), path=rel)`` (the same
     checks by :func:`read_fields`, then the model's validation), faster on a store of
-    many sessions: each distinct phase row is validated once (:func:`_phase`).
+    many sessions: each distinct phase row (and totals) is validated once (:func:`_row`).
     """
     try:
         _, fields, yaml_text = read_fields(
@@ -281,7 +287,9 @@ def _read_manifest(data: bytes, rel: str) -> tuple[tuple[Any, ...], str] | None:
         )
         phases = fields.get("phases")
         if type(phases) is list:
-            fields["phases"] = [_phase(row) for row in phases]
+            fields["phases"] = [_row(PhaseEntry, row) for row in phases]
+        if "totals" in fields:
+            fields["totals"] = _row(Totals, fields["totals"])
         manifest = SessionManifest.model_validate(fields)
     except (DocumentError, UnicodeDecodeError, ValidationError):
         return None

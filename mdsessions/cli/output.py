@@ -121,6 +121,17 @@ def echo_session_entries(summaries: Iterable[SessionSummary]) -> None:
         summaries: The sessions to print, in order.
     """
     quote = encode_basestring  # what json.dumps(ensure_ascii=False) uses
+    texts: dict[_dt.datetime, str] = {}  # a session's two times are often the same
+    utc_zone = _dt.timezone.utc
+
+    def utc(when: _dt.datetime) -> str:
+        if when.tzinfo is not utc_zone:  # (equal instants in other zones print otherwise)
+            return quote(when.strftime(UTC_FORMAT))
+        text = texts.get(when)
+        if text is None:
+            text = texts[when] = quote(when.strftime(UTC_FORMAT))
+        return text
+
     parts: list[str] = []
     size = 0
     first = True
@@ -134,8 +145,8 @@ def echo_session_entries(summaries: Iterable[SessionSummary]) -> None:
             + f'    "mode": {quote(summary.mode)},\n'
             + f'    "status": {quote(summary.status.value)},\n'
             + f'    "current_phase": {"null" if current is None else int.__repr__(current)},\n'
-            + f'    "created": {quote(summary.created.strftime(UTC_FORMAT))},\n'
-            + f'    "updated": {quote(summary.updated.strftime(UTC_FORMAT))},\n'
+            + f'    "created": {utc(summary.created)},\n'
+            + f'    "updated": {utc(summary.updated)},\n'
             + f'    "path": {quote(summary.path)}\n'
             + "  }"
         )

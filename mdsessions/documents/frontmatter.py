@@ -25,6 +25,7 @@ template as data: it is never evaluated as a template and round-trips byte for b
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -276,11 +277,17 @@ def _line_of_key(yaml_text: str, key: str) -> int | None:
     return yaml_text.count("\n", 0, match.start()) + 2  # +1 for 1-based, +1 for the '---' line
 
 
+@functools.cache
+def _heading_re(title: str) -> re.Pattern[str]:
+    return re.compile(rf"^## {re.escape(title)}[ \t]*\r?\n", re.MULTILINE)
+
+
 def _heading(body: str, title: str, *, last: bool = False) -> re.Match[str] | None:
-    matches = list(re.finditer(rf"^## {re.escape(title)}[ \t]*\r?\n", body, re.MULTILINE))
-    if not matches:
-        return None
-    return matches[-1] if last else matches[0]
+    pattern = _heading_re(title)
+    if not last:
+        return pattern.search(body)
+    matches = list(pattern.finditer(body))
+    return matches[-1] if matches else None
 
 
 def _strip_section(text: str, newline: str) -> str:

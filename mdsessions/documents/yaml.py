@@ -672,6 +672,11 @@ def _fast_entry(chunk: str) -> tuple[str | None, Any]:
     return key, copier(value)
 
 
+def _keyless(chunk: str) -> bool:
+    """Whether a first chunk is only blank and comment lines (no entry)."""
+    return all(not line.strip(" ") or line.lstrip(" ")[:1] == "#" for line in chunk.split("\n"))
+
+
 def fast_load(text: str) -> dict[str, Any] | None:
     """Read the block YAML :func:`dump_mapping` writes, without PyYAML; ``None`` otherwise.
 
@@ -698,16 +703,27 @@ def fast_load(text: str) -> dict[str, Any] | None:
     elif _regex(_FAST_REFUSED).search(text) is not None:
         return None
     out: dict[str, Any] = {}
+    chunks = _FAST_TOP.split(text[:-1])
+    known = _FAST_ENTRIES.get
+    same = _same
     try:
-        for chunk in _FAST_TOP.split(text[:-1]):
-            key, value = _fast_entry(chunk)
-            if key is None:
-                if out:
-                    raise _NotFast  # (cannot happen: only the first chunk has no key)
-                continue
-            if key in out:
-                raise _NotFast  # a duplicate key: the strict loader names it
+        for chunk in chunks:
+            entry = known(chunk)  # the hot path: an entry seen before (inlined)
+            if entry is None:
+                key, value = _fast_entry(chunk)
+                if key is None:  # blank and comment lines before the first key
+                    if chunk is not chunks[0]:
+                        raise _NotFast  # (cannot happen: only the first chunk has no key)
+                    continue
+            else:
+                key, value, copier = entry
+                if copier is not same:
+                    value = copier(value)
             out[key] = value
     except (_NotFast, RecursionError):
         return None
-    return out or None  # no key at all: null (empty text) or comments, for the strict loader
+    if not out or len(out) != len(chunks) - (
+        chunks[0] not in _FAST_ENTRIES and _keyless(chunks[0])
+    ):
+        return None  # a duplicate key (the strict loader names it), or no key at all
+    return out
