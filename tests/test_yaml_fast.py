@@ -235,6 +235,11 @@ def test_mutated_documents_give_the_strict_result_or_go_the_strict_way() -> None
         "a: |-\n  x\n\n\n",
         "a: |+\n  x\n\n\nb: 1\n",
         "a:\n- b: 1\n  b: 2\n",
+        "k" * 1000 + ": v\n",
+        "k" * 1024 + ": v\n",
+        "k" * 1025 + ": v\n",  # longer than PyYAML's implicit keys
+        "a:\n- " + "k" * 1100 + ": v\n",
+        "a: " + "v" * 5000 + "\n",
     ],
 )
 def test_edge_cases(text: str) -> None:

@@ -351,7 +351,8 @@ _FAST_REFUSED = (
     "[^\x09\x0a\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
 # One line of a block mapping: indentation, a plain key, and the rest after ": " (or none).
-_FAST_KEY = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_./@()+=<>,-]*):(?: (.*))?")
+# (At most 1,000 characters: PyYAML reads no longer implicit key, its limit is 1,024.)
+_FAST_KEY = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_./@()+=<>,-]{0,999}):(?: (.*))?")
 # Scalars as dump_mapping writes them (emit_scalar, _quoted without escapes).
 _FAST_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _FAST_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+(?:e[-+][0-9]+)?")
@@ -545,7 +546,7 @@ def _fast_sequence(lines: list[str], pos: int, indent: int) -> tuple[list[Any], 
 # Where the top-level entries start: a line at column 0 that is not blank, a comment or "-".
 _FAST_TOP = re.compile(r"\n(?=[^ \n#-])")
 # A mapping item all of whose lines are "key: scalar" (the first after "- ", the rest at 2).
-_FAST_FLAT_ITEM = re.compile(r"(?:- |  )([A-Za-z_][A-Za-z0-9_./@()+=<>,-]*): (.+)")
+_FAST_FLAT_ITEM = re.compile(r"(?:- |  )([A-Za-z_][A-Za-z0-9_./@()+=<>,-]{0,999}): (.+)")
 #: Parsed top-level entries, and items of top-level sequences, by their text (two memos: an
 #: item "- a" is not the entry "- a"): the documents of a store repeat most of them (phases
 #: not started, empty totals). Each holds at most _FAST_MEMO_MAX texts.
