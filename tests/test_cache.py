@@ -653,3 +653,12 @@ def test_a_rebuild_streams_frontmatter_into_one_transaction(
             conn.execute("ROLLBACK")
     finally:
         failing.close()
+
+
+def test_a_manifest_is_read_whole_whatever_its_stat_said(tmp_path: Path) -> None:
+    path = tmp_path / "m.md"
+    path.write_bytes(b"x" * 200_000)
+    for size in (0, 10, 199_999, 200_000, 300_000):  # grew, same, shrank since the stat
+        assert _sessionindex._read_file(str(path), size) == b"x" * 200_000
+    with pytest.raises(FileNotFoundError):
+        _sessionindex._read_file(str(tmp_path / "gone.md"), 1)

@@ -244,3 +244,25 @@ def test_mutated_documents_give_the_strict_result_or_go_the_strict_way() -> None
 )
 def test_edge_cases(text: str) -> None:
     check(text)
+
+
+def test_fences_and_headings_are_found_where_the_patterns_find_them() -> None:
+    """``split`` and the body's headings look only where a line starts with ``---`` or
+    ``## Title`` (``str.find``); they find exactly what the multi-line patterns find."""
+    import re
+
+    from mdsessions.documents import frontmatter as fm
+
+    rng = random.Random(5)
+    pieces = ["---", "--- ", "---\r", "----", "\n", "\r\n", "x", " ", "#", "## Notes", "## Notes "]
+    pieces += ["## Notes\r", "## Notesx", "## User Comments", "## Output", "## Output\t"]
+    for _ in range(5000):
+        body = "".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
+        for title in ("Notes", "Output", "User Comments"):
+            pattern = re.compile(rf"^## {re.escape(title)}[ \t]*\r?\n", re.MULTILINE)
+            found, expected = fm._heading(body, title), pattern.search(body)
+            assert (found and found.span()) == (expected and expected.span()), (body, title)
+        text = "---\n" + body
+        for start in [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]:
+            found, expected = fm._closing_fence(text, start), fm._FENCE.search(text, start)
+            assert (found and found.span()) == (expected and expected.span()), (text, start)

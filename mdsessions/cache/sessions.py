@@ -845,8 +845,7 @@ class SessionIndex:
         """Check a manifest whose identity is new or untrusted: by digest, then by parsing."""
         ident = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_size)
         try:
-            with open(project.paths[i], "rb") as f:  # noqa: PTH123 (hot path, plain str paths)
-                data = f.read()
+            data = _read_file(project.paths[i], st.st_size)
         except OSError:
             if project.digests[i] is not None:
                 project.clear(i)
@@ -1277,6 +1276,28 @@ def _unpack(data: bytes) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     if end != len(data) or set(columns) != set(_INT_COLUMNS):
         raise ValueError("a snapshot with other columns than expected")
     return snapshot, columns
+
+
+def _read_file(path: str, size: int) -> bytes:
+    """A file's bytes, ``size`` being what a ``stat`` just said (the whole file if it grew).
+
+    ``os.open``/``os.read``: no buffered file object for a small file read whole, ~2x
+    cheaper than ``open().read()`` (10,000 manifests are read after a clone).
+
+    Raises:
+        OSError: It cannot be opened or read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        data = os.read(fd, size + 1)  # a short read is the end of a regular file
+        if len(data) > size:  # it grew since the stat: read to its end
+            parts = [data]
+            while chunk := os.read(fd, 1 << 16):
+                parts.append(chunk)
+            data = b"".join(parts)
+        return data
+    finally:
+        os.close(fd)
 
 
 def _write_file(path: Path, data: bytes) -> None:

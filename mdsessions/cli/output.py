@@ -190,20 +190,28 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable
     """
     rows = [list(r) for r in rows]
     right = set(right)
-    widths = [len(click.unstyle(h)) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(click.unstyle(cell)))
 
-    def line(cells: Sequence[str]) -> str:
+    def visible(cell: str) -> int:  # (unstyle, a regex, only where there is a colour code)
+        return len(click.unstyle(cell)) if "\x1b" in cell else len(cell)
+
+    sizes = [[visible(cell) for cell in row] for row in rows]
+    widths = [visible(h) for h in headers]
+    for row_sizes in sizes:
+        for i, n in enumerate(row_sizes):
+            if n > widths[i]:
+                widths[i] = n
+
+    def line(cells: Sequence[str], lengths: Sequence[int]) -> str:
         out = []
         for i, cell in enumerate(cells):
-            pad = " " * (widths[i] - len(click.unstyle(cell)))
+            pad = " " * (widths[i] - lengths[i])
             out.append(pad + cell if i in right else cell + pad)
         return "  ".join(out).rstrip()
 
-    head = line([click.style(h, bold=True) for h in headers])
-    return "\n".join([head, *(line(r) for r in rows)])
+    head = [click.style(h, bold=True) for h in headers]
+    lines = [line(head, [visible(h) for h in head])]
+    lines += [line(r, n) for r, n in zip(rows, sizes, strict=True)]
+    return "\n".join(lines)
 
 
 def short_time(value: _dt.datetime | str | None) -> str:

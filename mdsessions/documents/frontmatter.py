@@ -90,7 +90,7 @@ def split(text: str, path: str | None = None) -> tuple[str, str, int]:
             line=1,
         )
     start = first.end() + 1
-    closing = _FENCE.search(text, start) if start <= len(text) else None
+    closing = _closing_fence(text, start) if start <= len(text) else None
     if closing is None:
         raise DocumentError(
             "missing the closing '---' line of the YAML frontmatter", path=path, line=1
@@ -99,6 +99,24 @@ def split(text: str, path: str | None = None) -> tuple[str, str, int]:
     body = text[closing.end() + 1 :] if closing.end() < len(text) else ""
     body_line = text.count("\n", 0, closing.end()) + 2
     return yaml_text, body, body_line
+
+
+def _closing_fence(text: str, start: int) -> re.Match[str] | None:
+    """``_FENCE.search(text, start)`` (``start`` at a line start), found by ``str.find``.
+
+    The multi-line pattern tries every position of the frontmatter; only lines that start
+    with ``---`` can match, and ``str.find`` finds those ~20x faster.
+    """
+    pos = start
+    while True:
+        if text.startswith("---", pos):
+            found = _FENCE.match(text, pos)
+            if found is not None:
+                return found
+        pos = text.find("\n---", pos)
+        if pos < 0:
+            return None
+        pos += 1
 
 
 def _no_options(kwargs: dict[str, object]) -> None:
@@ -284,8 +302,18 @@ def _heading_re(title: str) -> re.Pattern[str]:
 
 def _heading(body: str, title: str, *, last: bool = False) -> re.Match[str] | None:
     pattern = _heading_re(title)
-    if not last:
-        return pattern.search(body)
+    if not last:  # the first: tried only where a line starts "## {title}" (str.find)
+        marker = f"## {title}"
+        pos = 0
+        while True:
+            if body.startswith(marker, pos):
+                found = pattern.match(body, pos)
+                if found is not None:
+                    return found
+            pos = body.find("\n" + marker, pos)
+            if pos < 0:
+                return None
+            pos += 1
     matches = list(pattern.finditer(body))
     return matches[-1] if matches else None
 
