@@ -444,7 +444,7 @@ def test_a_damaged_or_older_frontmatter_file_is_rebuilt(store: Store) -> None:
     again = Store.open(store.root)
     again.list_sessions()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == _sessionindex._DB_VERSION
         assert conn.execute("SELECT count(*) FROM frontmatter").fetchone()[0] == 1
 
 
@@ -512,3 +512,153 @@ def test_the_frontmatter_of_a_replaced_version_falls_back_to_the_file(store: Sto
     assert old.mode == "mvp"
     assert old.frontmatter()["mode"] == "xyz"  # documented: the manifest as it is now
     assert json.loads(json.dumps(old.frontmatter())) == old.frontmatter()
+
+
+# ------------------------------------------------------------------ cold: the first listing
+
+
+def _sample_sessions(store: Store) -> None:
+    """Sessions of every listed shape: fresh, awaiting review, in progress after a review,
+    forked, with a multi-line idea, and a manifest a person broke."""
+    store.create_session("p", "fresh", idea="one line")
+    store.create_session("p", "full", mode="full", idea="two\nlines: here\n")
+    _awaiting(store, "p", "waiting")
+    _awaiting(store, "q", "reviewed")
+    reviewed = store.session("q", "reviewed")
+    reviewed.save_feedback(1, approved=True)
+    history.fork(reviewed, "forked")
+    broken = store.create_session("q", "broken")
+    path = broken.path / MANIFEST
+    path.write_text(path.read_text().replace("mode: mvp", "mode: [mvp"))
+    git(store.root, "commit", "-qam", "a person's bad edit")
+
+
+def test_the_first_listing_after_a_clone_is_the_warm_listing(store: Store, tmp_path: Path) -> None:
+    """A clone has no cache: its first listing parses every manifest (fast YAML path, phase
+    rows validated once) and must give exactly what a warm cache gives, frontmatter too."""
+    _sample_sessions(store)
+    warm = store.list_sessions()
+    assert _fields_of_all(warm) == _reference(store)  # the store's own: a full parse
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(store.root), str(clone))
+    assert not (clone / CACHE).exists()
+    with Store.open(clone) as cloned:
+        first = cloned.list_sessions()
+        assert _fields_of_all(first) == _fields_of_all(warm)
+        assert [s.frontmatter() for s in first] == [s.frontmatter() for s in warm]
+        assert _inbox(cloned) == _inbox(store)
+        assert {s.session_id for s in first} == {"fresh", "full", "waiting", "reviewed", "forked"}
+    with Store.open(clone) as again:  # a new process: from the cache files
+        second = again.list_sessions()
+        assert _fields_of_all(second) == _fields_of_all(warm)
+        assert [s.frontmatter() for s in second] == [s.frontmatter() for s in warm]
+        for summary, manifest in zip(second, again.sessions(), strict=True):
+            assert summary.frontmatter() == manifest.frontmatter()
+
+
+def _fields_of_all(summaries: list[SessionSummary]) -> list[tuple[object, ...]]:
+    return [_fields_of(s) for s in summaries]
+
+
+def test_reading_a_manifest_for_the_index_agrees_with_load_as(store: Store) -> None:
+    """``_read_manifest`` (phase rows and totals validated once each) gives load_as's
+    outcome."""
+    from mdsessions.documents.frontmatter import load_as
+    from mdsessions.errors import DocumentError
+    from mdsessions.models.schema import SessionManifest
+
+    _sample_sessions(store)
+    texts = [p.read_bytes() for p in sorted(store.root.glob("projects/*/sessions/*/" + MANIFEST))]
+    good = texts[0].decode()
+    texts += [
+        t.encode()
+        for t in (
+            good.replace("- number: 1", "- number: 1.0"),  # a float where an int is
+            good.replace("- number: 1", "- number: true"),  # equal in Python to 1
+            good.replace("- number: 1", "- number: 0"),  # invalid (ge=1)
+            good.replace("  retry_count: 0", "  retry_count: -1", 1),
+            good.replace("  cost: 0.0", "  cost: []", 1),  # unhashable
+            good.replace("  slug: concept", "  slug: concept\n  extra: 1"),
+            good.replace("phases:\n", "phases: 3\nx:\n"),
+            good.replace("totals:\n  tokens: 0", "totals:\n  tokens: 1.5"),
+            good.replace("totals:\n  tokens: 0", "totals:\n  tokens: true"),
+            good.replace("totals:\n  tokens: 0", "totals:\n  tokens: -1"),
+            good.replace("totals:\n  tokens: 0", "totals: []\nx:\n  tokens: 0"),
+            good.replace("status: created", "status: nope", 1),
+            good.replace("---\n", "", 1),
+            good.replace("idea:", "notes: x\nidea:"),  # a body field in the frontmatter
+            "---\nschema: mdsessions/checkpoint/v1\n---\n",
+        )
+    ]
+    texts.append(b"\xff\xfe not utf-8")
+    assert len(set(texts)) == len(texts)  # every edit changed something
+    for _ in range(2):  # the second time from the phase memo
+        for data in texts:
+            try:
+                doc = load_as(SessionManifest, data.decode("utf-8"), path="m.md")
+                expected: object = _sessionindex._fields(doc)
+            except (DocumentError, UnicodeDecodeError):
+                expected = None
+            got = _sessionindex._read_manifest(data, "m.md")
+            assert (got and got[0]) == expected
+
+
+def test_a_rebuild_streams_frontmatter_into_one_transaction(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most _BATCH texts are held in memory; the file gets them all, committed at the end
+    (a failure on the way rolls back and leaves no write transaction open)."""
+    for k in range(7):
+        store.create_session("p", f"s{k}")
+    monkeypatch.setattr(_sessionindex, "_BATCH", 2)
+    held: list[int] = []
+    real_add = _sessionindex._Frontmatters.add
+
+    def add(self: _sessionindex._Frontmatters, key: str, text: str) -> None:
+        real_add(self, key, text)
+        held.append(len(self.pending))
+
+    monkeypatch.setattr(_sessionindex._Frontmatters, "add", add)
+    (store.root / CACHE).mkdir(parents=True, exist_ok=True)
+    fresh = Store.open(store.root)
+    try:
+        assert len(fresh.list_sessions()) == 7
+        assert held and max(held) < 2
+    finally:
+        fresh.close()
+    with sqlite3.connect(store.root / CACHE / "sessions.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM frontmatter").fetchone()[0] == 7
+
+    shutil.rmtree(store.root / CACHE)
+    failing = Store.open(store.root)
+    index = failing.session_index
+    calls = 0
+    real_reread = _sessionindex.SessionIndex._reread
+
+    def reread(self: _sessionindex.SessionIndex, *args: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 6:
+            raise OSError("disk gone")
+        real_reread(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_sessionindex.SessionIndex, "_reread", reread)
+    try:
+        with pytest.raises(OSError, match="disk gone"):
+            index.summaries()  # (Store.list_sessions would answer from a full parse)
+        assert index._fm._batch is None  # rolled back and closed
+        with sqlite3.connect(store.root / CACHE / "sessions.sqlite3", timeout=0) as conn:
+            conn.execute("BEGIN IMMEDIATE")  # nobody holds the write lock
+            assert conn.execute("SELECT count(*) FROM frontmatter").fetchone()[0] == 0
+            conn.execute("ROLLBACK")
+    finally:
+        failing.close()
+
+
+def test_a_manifest_is_read_whole_whatever_its_stat_said(tmp_path: Path) -> None:
+    path = tmp_path / "m.md"
+    path.write_bytes(b"x" * 200_000)
+    for size in (0, 10, 199_999, 200_000, 300_000):  # grew, same, shrank since the stat
+        assert _sessionindex._read_file(str(path), size) == b"x" * 200_000
+    with pytest.raises(FileNotFoundError):
+        _sessionindex._read_file(str(tmp_path / "gone.md"), 1)

@@ -377,6 +377,86 @@ def test_list_table_and_json(store: Path, session: str) -> None:
     assert json.loads(invoke(["list", "--json", "--status", "completed"], store=store).stdout) == []
 
 
+def _models_json(value: object) -> str:
+    """What ``echo_model`` printed before ``list``/``status`` stopped making these models."""
+    return json.dumps(value, ensure_ascii=False, indent=2) + "\n"
+
+
+def test_list_json_is_streamed_as_exactly_the_models_would_print_it(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streamed ``list --json`` is byte for byte ``echo_model`` of the SessionEntry list."""
+    from mdsessions import Store
+    from mdsessions.cli import output
+    from mdsessions.cli.output import SESSION_ENTRY_FIELDS
+    from mdsessions.cli.schemas import SessionEntry
+
+    monkeypatch.setattr(output, "_STREAM_CHUNK", 700)  # written in several pieces
+
+    assert SESSION_ENTRY_FIELDS == tuple(SessionEntry.model_fields)
+    assert invoke(["list", "--json"], store=store).stdout == "[]\n"
+    invoke(["new", "proj", "s1", "--idea", 'Ünïcødé "quoted" \\ idea'], store=store)
+    invoke(["new", "other", "s.2_x", "--mode", "full"], store=store)
+    for k in range(4):
+        invoke(["new", "many", f"s{k:03d}"], store=store)
+    with Store.open(store) as opened:
+        entries = [
+            SessionEntry(
+                project=m.project_id,
+                session=m.session_id,
+                workflow=m.workflow,
+                mode=m.mode,
+                status=m.status,
+                current_phase=m.current_phase,
+                created=m.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                updated=m.updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                path=m.path,
+            ).model_dump(mode="json", by_alias=True)
+            for m in opened.list_sessions()
+        ]
+    out = invoke(["list", "--json"], store=store).stdout
+    assert len(out) > 2 * 700
+    assert out == _models_json(entries)
+    assert json.loads(out) == entries
+    one = invoke(["list", "--json", "--project", "other"], store=store).stdout
+    assert one == _models_json([e for e in entries if e["project"] == "other"])
+
+
+def test_status_json_is_exactly_the_session_state_model(store: Path, session: str) -> None:
+    from mdsessions import Store
+    from mdsessions.cli.schemas import SessionState
+
+    with Store.open(store) as opened:
+        found = opened.find_session(session)
+        expected = SessionState(
+            project=found.project_id,
+            session=found.session_id,
+            path=found.manifest_rel,
+            manifest=found.manifest(),
+        ).model_dump(mode="json", by_alias=True)
+    assert invoke(["status", session, "--json"], store=store).stdout == _models_json(expected)
+
+
+@pytest.mark.parametrize("args", [["list", "--json"], ["list"], ["status", "proj/s1", "--json"]])
+def test_list_and_status_import_no_library_they_do_not_use(
+    store: Path, session: str, args: list[str]
+) -> None:
+    """Cold commands: no GitPython, Jinja, PyYAML, python-frontmatter, nor the history API
+    and every command's JSON models (``mdsessions.cli.schemas``)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mdsessions", "--store", str(store), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    for heavy in ("git", "jinja2", "yaml", "frontmatter", "mdsessions.cli.schemas"):
+        assert heavy not in imported, heavy
+    assert "mdsessions.history" not in imported
+
+
 def test_list_rejects_an_unknown_status(store: Path) -> None:
     result = invoke(["list", "--status", "done"], code=2, store=store)
     assert (

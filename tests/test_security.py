@@ -395,6 +395,9 @@ def test_every_yaml_load_during_a_workflow_uses_a_safe_loader(
     session.save_feedback(1, approved=True)
     runner.run(session)
     store.validate()
+    # What mdsessions writes is read by the fast path (no PyYAML); a person's flow-style
+    # edit is not, and goes to PyYAML's loader:
+    assert _yaml.load("requested_changes: [a, b]\n") == {"requested_changes": ["a", "b"]}
     safe = tuple(c for c in (yaml.SafeLoader, getattr(yaml, "CSafeLoader", None)) if c)
     assert seen, "no YAML was read at all?"
     assert all(issubclass(loader, safe) for loader in seen), {c.__name__ for c in seen}

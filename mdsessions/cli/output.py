@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,7 +19,7 @@ import click
 from mdsessions.cli.args import inside
 
 if TYPE_CHECKING:
-    from mdsessions import Session, SessionManifest, Store
+    from mdsessions import Session, SessionManifest, SessionSummary, Store
 
 __all__ = [
     "REVIEW_HINT",
@@ -27,8 +28,10 @@ __all__ = [
     "age",
     "arrow",
     "display_path",
+    "SESSION_ENTRY_FIELDS",
     "echo_json",
     "echo_model",
+    "echo_session_entries",
     "review_hint",
     "seconds",
     "session_summary",
@@ -90,6 +93,73 @@ def echo_model(value: Dumpable | Sequence[Dumpable]) -> None:
         echo_json(value.model_dump(mode="json", by_alias=True))
 
 
+SESSION_ENTRY_FIELDS = (
+    "project",
+    "session",
+    "workflow",
+    "mode",
+    "status",
+    "current_phase",
+    "created",
+    "updated",
+    "path",
+)
+"""The fields of ``mdsessions.cli.schemas.SessionEntry`` in order (a test checks they match)."""
+
+_STREAM_CHUNK = 64 * 1024  # characters written to stdout at a time
+
+
+def echo_session_entries(summaries: Iterable[SessionSummary]) -> None:
+    """Print ``list --json``: a JSON array of ``SessionEntry`` (docs/json.md), streamed.
+
+    The bytes are exactly :func:`echo_json` of the list (``indent=2``, not ASCII-escaped,
+    a final newline), but each entry is written as it is made (64 KB at a time) rather
+    than the whole document built first: a listing of 10,000 sessions holds no more than
+    the summaries themselves. No pydantic model is made for the entries.
+
+    Args:
+        summaries: The sessions to print, in order.
+    """
+    quote = encode_basestring  # what json.dumps(ensure_ascii=False) uses
+    texts: dict[_dt.datetime, str] = {}  # a session's two times are often the same
+    utc_zone = _dt.timezone.utc
+
+    def utc(when: _dt.datetime) -> str:
+        if when.tzinfo is not utc_zone:  # (equal instants in other zones print otherwise)
+            return quote(when.strftime(UTC_FORMAT))
+        text = texts.get(when)
+        if text is None:
+            text = texts[when] = quote(when.strftime(UTC_FORMAT))
+        return text
+
+    parts: list[str] = []
+    size = 0
+    first = True
+    for summary in summaries:
+        current = summary.current_phase
+        entry = (
+            ("[\n  {\n" if first else ",\n  {\n")
+            + f'    "project": {quote(summary.project_id)},\n'
+            + f'    "session": {quote(summary.session_id)},\n'
+            + f'    "workflow": {quote(summary.workflow)},\n'
+            + f'    "mode": {quote(summary.mode)},\n'
+            + f'    "status": {quote(summary.status.value)},\n'
+            + f'    "current_phase": {"null" if current is None else int.__repr__(current)},\n'
+            + f'    "created": {utc(summary.created)},\n'
+            + f'    "updated": {utc(summary.updated)},\n'
+            + f'    "path": {quote(summary.path)}\n'
+            + "  }"
+        )
+        first = False
+        parts.append(entry)
+        size += len(entry)
+        if size >= _STREAM_CHUNK:
+            click.echo("".join(parts), nl=False)  # as echo_json writes (and flushes)
+            parts, size = [], 0
+    parts.append("[]" if first else "\n]")
+    click.echo("".join(parts))
+
+
 def styled(value: str, text: str | None = None) -> str:
     """Colour a status value (click drops the colour when stdout is not a terminal).
 
@@ -120,20 +190,28 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable
     """
     rows = [list(r) for r in rows]
     right = set(right)
-    widths = [len(click.unstyle(h)) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(click.unstyle(cell)))
 
-    def line(cells: Sequence[str]) -> str:
+    def visible(cell: str) -> int:  # (unstyle, a regex, only where there is a colour code)
+        return len(click.unstyle(cell)) if "\x1b" in cell else len(cell)
+
+    sizes = [[visible(cell) for cell in row] for row in rows]
+    widths = [visible(h) for h in headers]
+    for row_sizes in sizes:
+        for i, n in enumerate(row_sizes):
+            if n > widths[i]:
+                widths[i] = n
+
+    def line(cells: Sequence[str], lengths: Sequence[int]) -> str:
         out = []
         for i, cell in enumerate(cells):
-            pad = " " * (widths[i] - len(click.unstyle(cell)))
+            pad = " " * (widths[i] - lengths[i])
             out.append(pad + cell if i in right else cell + pad)
         return "  ".join(out).rstrip()
 
-    head = line([click.style(h, bold=True) for h in headers])
-    return "\n".join([head, *(line(r) for r in rows)])
+    head = [click.style(h, bold=True) for h in headers]
+    lines = [line(head, [visible(h) for h in head])]
+    lines += [line(r, n) for r, n in zip(rows, sizes, strict=True)]
+    return "\n".join(lines)
 
 
 def short_time(value: _dt.datetime | str | None) -> str:

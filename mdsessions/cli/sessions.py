@@ -17,8 +17,9 @@ from mdsessions.cli.app import (
 )
 from mdsessions.cli.args import text_or_file
 from mdsessions.cli.output import (
-    UTC_FORMAT,
+    echo_json,
     echo_model,
+    echo_session_entries,
     review_hint,
     seconds,
     short_time,
@@ -140,24 +141,7 @@ def list_command(
         m for m in store.list_sessions(project) if status is None or m.status.value == status
     ]
     if as_json:
-        from mdsessions.cli.schemas import SessionEntry
-
-        echo_model(
-            [
-                SessionEntry(
-                    project=m.project_id,
-                    session=m.session_id,
-                    workflow=m.workflow,
-                    mode=m.mode,
-                    status=m.status,
-                    current_phase=m.current_phase,
-                    created=m.created.strftime(UTC_FORMAT),
-                    updated=m.updated.strftime(UTC_FORMAT),
-                    path=m.path,
-                )
-                for m in manifests
-            ]
-        )
+        echo_session_entries(manifests)  # streamed; SessionEntry of docs/json.md
         return
     if not manifests:
         click.echo("no sessions", err=True)
@@ -197,15 +181,16 @@ def status_command(ctx: click.Context, session_ref: str, as_json: bool) -> None:
     session = store.find_session(session_ref)
     manifest = session.manifest()
     if as_json:
-        from mdsessions.cli.schemas import SessionState
-
-        echo_model(
-            SessionState(
-                project=session.project_id,
-                session=session.session_id,
-                path=session.manifest_rel,
-                manifest=manifest,
-            )
+        # SessionState of docs/json.md, without importing the models of every command's JSON
+        # (mdsessions.cli.schemas imports the history API): tests/test_cli.py checks it is
+        # exactly what SessionState(...).model_dump(mode="json", by_alias=True) gives.
+        echo_json(
+            {
+                "project": session.project_id,
+                "session": session.session_id,
+                "path": session.manifest_rel,
+                "manifest": manifest.model_dump(mode="json", by_alias=True),
+            }
         )
         return
     current = manifest.current_phase
