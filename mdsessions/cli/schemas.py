@@ -13,6 +13,9 @@ Imported only by the commands that print JSON and by the documentation: it loads
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import json
 import re
 import sys
@@ -55,9 +58,12 @@ __all__ = [
 
 
 class _Output(BaseModel):
-    """Base of the command line's own output models: frozen, described by field docstrings."""
+    """Base of the command line's own output models: frozen, described by field docstrings.
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    The docstrings are read by :func:`json_schema`, not when the class is made.
+    """
+
+    model_config = ConfigDict(frozen=True)
 
 
 class SessionEntry(_Output):
@@ -239,6 +245,12 @@ def json_schema() -> dict[str, Any]:
     _, defs = models_json_schema(
         [(m, "serialization") for m in models], by_alias=True, ref_template=_REF
     )
+    by_name: dict[str, type[BaseModel]] = {}
+    for m in models:
+        _collect_models(m, by_name)
+    for name, schema in defs.get("$defs", {}).items():
+        if name in by_name:
+            _describe_fields(by_name[name], schema)
     commands: dict[str, Any] = {}
     for command, tp in OUTPUTS.items():
         ref = {"$ref": _REF.format(model=_model(tp).__name__)}
@@ -248,6 +260,76 @@ def json_schema() -> dict[str, Any]:
         "commands": commands,
         "error": {"$ref": _REF.format(model=ERROR.__name__)},
     }
+
+
+def _collect_models(tp: Any, out: dict[str, type[BaseModel]]) -> None:
+    """Every model ``tp`` is or holds (field types, recursively), by class name."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if out.get(tp.__name__) is tp:
+            return
+        out[tp.__name__] = tp
+        for info in tp.model_fields.values():
+            _collect_models(info.annotation, out)
+        for info in tp.model_computed_fields.values():
+            _collect_models(info.return_type, out)
+        return
+    for arg in get_args(tp):
+        _collect_models(arg, out)
+
+
+@functools.cache
+def _module_ast(module: str) -> ast.Module:
+    return ast.parse(inspect.getsource(sys.modules[module]))
+
+
+def _field_docstrings(cls: type) -> dict[str, str]:
+    """Field name → the docstring under its annotation, for ``cls`` and its bases.
+
+    The model classes of the results (:class:`mdsessions.models.results.Result`) do not
+    ask pydantic to read these when they are made (it parses the module's source per
+    class, on every command); the schema reads them here, each module parsed once.
+    """
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        module = sys.modules.get(base.__module__)
+        if (
+            module is None
+            or base.__module__ in ("builtins", "typing")
+            or not hasattr(module, "__file__")
+        ):
+            continue
+        if base.__module__.startswith("pydantic"):
+            continue
+        try:
+            tree = _module_ast(base.__module__)
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name == base.__qualname__:
+                body = node.body
+                for stmt, nxt in zip(body, body[1:], strict=False):
+                    if (
+                        isinstance(stmt, ast.AnnAssign)
+                        and isinstance(stmt.target, ast.Name)
+                        and isinstance(nxt, ast.Expr)
+                        and isinstance(nxt.value, ast.Constant)
+                        and isinstance(nxt.value.value, str)
+                    ):
+                        docs[stmt.target.id] = inspect.cleandoc(nxt.value.value)
+    return docs
+
+
+def _describe_fields(cls: type[BaseModel], schema: dict[str, Any]) -> None:
+    """Give each property of ``schema`` (of ``cls``) its field docstring, where it has none."""
+    props = schema.get("properties", {})
+    for name, doc in _field_docstrings(cls).items():
+        info = cls.model_fields.get(name)
+        if info is None:
+            continue
+        key = info.serialization_alias or info.alias or name
+        prop = props.get(key)
+        if isinstance(prop, dict) and "description" not in prop:
+            prop["description"] = doc
 
 
 RULES = """\

@@ -2,7 +2,9 @@
 
 What the public API returns from a call (a page of versions, a diff, a restore, a pull, a
 run …) is a pydantic model derived from :class:`Result`: frozen, each field described by its
-docstring, and printed by the command line's ``--json`` as
+docstring (read by the JSON Schema generator, :mod:`mdsessions.cli.schemas`, when it runs —
+not at import: pydantic's ``use_attribute_docstrings`` parses each class's module source when
+the class is made, 20–70 ms on every command), and printed by the command line's ``--json`` as
 ``model_dump(mode="json", by_alias=True)`` (:meth:`Result.to_json`). The naming rules of that
 JSON (``commit``, ``project``, ``session``, ``phase`` …) are docs/json.md's.
 
@@ -21,7 +23,7 @@ __all__ = ["Change", "NumberChange", "OpenSessionResult", "Result", "SessionRef"
 class Result(BaseModel):
     """Base of the result models: frozen, described by field docstrings, JSON by alias."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True)
 
     def to_json(self) -> dict[str, Any]:
         """The result as JSON-ready data, as ``--json`` prints it (docs/json.md).
