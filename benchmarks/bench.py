@@ -40,6 +40,7 @@ no background gc), GIT_CONFIG_NOSYSTEM=1, LC_ALL=C and no other GIT_* variables.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import os
@@ -762,6 +763,10 @@ def render(res: dict[str, Any]) -> str:
         f"{w['commits_ok']}; status clean: {w['status_clean']})."
     )
     out.append("")
+    for name, module in PARTS.items():
+        if name in res:
+            out.append(demote(importlib.import_module(module).render(res[name])))
+            out.append("")
     out.append("## Targets")
     out.append("")
     out.append(table(["target", "measured", ""], targets(res)))
@@ -853,6 +858,21 @@ def correctness_ok(res: dict[str, Any]) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+#: The parts measured by a script of their own (each exposes ``measure(workdir, quick)`` and
+#: ``render(result)``), run after the checkpoint, reads and cold starts, in this order.
+PARTS = {
+    "memory": "bench_memory",
+    "disk": "bench_disk",
+    "cold": "bench_cold",
+    "writers_seed_durable": "bench_writers",
+}
+
+
+def demote(markdown: str) -> str:
+    """Headings one level down (a part's report inside this one)."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.split("\n"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--writer"]:
@@ -865,6 +885,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the stores")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
     parser.add_argument("--seed", type=int, default=1, help="random order of the methods")
+    parser.add_argument(
+        "--skip",
+        default="",
+        type=lambda text: {x.strip() for x in text.split(",") if x.strip()},
+        help=f"parts to leave out, comma-separated: {', '.join(PARTS)}",
+    )
     args = parser.parse_args(argv)
     sizes = (
         [int(x.replace("_", "")) for x in args.sizes.split(",")]
@@ -895,6 +921,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         res["cli"] = cli_cold(libs[-1].root, rng, args.quick)
         for lib in libs:
             lib.close()
+        for name, module in PARTS.items():
+            if name in args.skip:
+                continue
+            log(f"{name}: benchmarks/{module}.py")
+            res[name] = importlib.import_module(module).measure(args.workdir / name, args.quick)
     finally:
         if not args.keep:
             shutil.rmtree(args.workdir, ignore_errors=True)
