@@ -115,12 +115,15 @@ READERS: dict[str, Callable[[Path], Entries]] = {
 
 
 def index_header(root: Path) -> tuple[int, bool]:
-    """(version, whether the index is split: has a ``link`` extension)."""
+    """(version, whether the index is split: a ``link`` extension naming a shared index)."""
     data = (root / ".git" / "index").read_bytes()
     version = struct.unpack(">I", data[4:8])[0]
-    return version, b"link" in data[-4096:] and any(
-        p.name.startswith("sharedindex.") for p in (root / ".git").iterdir()
-    )
+    at = data.find(b"link")
+    while at != -1:  # the signature, its size, then the shared index's name
+        if (root / ".git" / f"sharedindex.{data[at + 8 : at + 28].hex()}").exists():
+            return version, True
+        at = data.find(b"link", at + 1)
+    return version, False
 
 
 def git_written_copy(root: Path, dest: Path) -> Path:
