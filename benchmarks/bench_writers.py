@@ -1,0 +1,527 @@
+#!/usr/bin/env python3
+"""bench_writers.py - the seed-003 path beside the git CLI, 8 concurrent writers, durable mode.
+
+Three measurements, each taken as ratios within one run (the machine is shared and noisy):
+
+(a) **The seed-003 pair**: ``CheckpointManager.save_agent_output`` + ``save_checkpoint`` (two
+    commits through the facade) against writing the same two files + ``git add`` + ``git
+    commit`` (the git CLI), on stores of 100 and 10,000 files (``bench_checkpoint.build_base``).
+    The two run **interleaved** (one pair each per round, the order alternating), which is how
+    a runner meets them: other processes touch the repository between two saves. Also timed:
+    the same pair **alone in a loop** (nothing between two saves), and the ratio of the two.
+(b) **8 writer processes** (``bench.concurrent_writers``) on different sessions of a
+    10,000-file store (``bench.build_store``): checkpoints per second, 5 runs, median and spread.
+(c) **durable mode** (``durable=True``: fsync of objects, refs, index, files) against a normal
+    checkpoint, interleaved on copies of one 10,000-file store: the ratio of medians.
+
+    python benchmarks/bench_writers.py --quick      # ~2-3 min
+    python benchmarks/bench_writers.py              # ~6-10 min
+    python benchmarks/bench_writers.py --profile    # + cProfile: interleaved vs lone pair
+
+``measure(workdir, quick)`` returns the figures as JSON-able data (for ``benchmarks/bench.py``).
+Isolation as in ``bench_checkpoint.py`` (private ``GIT_CONFIG_GLOBAL``, no ``GIT_*`` leaks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench  # noqa: E402 - the folder of this script, added above
+from bench_checkpoint import (  # noqa: E402
+    AGENT,
+    BASELINE,
+    GitCliMethod,
+    Method,
+    Payload,
+    agent_content,
+    build_base,
+    commit_count,
+    copy_repo,
+    git,
+    load_mdsessions,
+    percentile,
+    setup_env,
+    status_porcelain,
+    table,
+)
+
+PROJECT = "bench"
+SESSION = "s-seed"
+PHASE = 1
+TARGET_PAIR = 0.5  # the seed pair <= 0.5x the git CLI at 100 files, interleaved
+TARGET_WRITERS = 150.0  # checkpoints/s, median of 5 runs
+TARGET_DURABLE = 3.0  # durable <= 3x a normal checkpoint
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class SeedPairMethod(Method):
+    """``CheckpointManager.save_agent_output`` + ``save_checkpoint``: two commits."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__("seed-003 pair", root, 2, ("save_agent_output", "save_checkpoint"))
+        from mdsessions import CheckpointManager
+
+        self.manager = CheckpointManager(root / "projects")
+        self.manager.create_session(PROJECT, SESSION, user_id="bench", execution_mode="mvp")
+
+    def op(self, i: int) -> None:
+        t0 = time.perf_counter_ns()
+        self.agent_file = self.manager.save_agent_output(
+            PROJECT,
+            SESSION,
+            PHASE,
+            AGENT,
+            agent_content(i),
+            model="bench-model",
+            input_tokens=1000 + i,
+            output_tokens=500 + i,
+            duration=1.5,
+        )
+        t1 = time.perf_counter_ns()
+        self.ckpt_file = self.manager.save_checkpoint(PROJECT, SESSION, PHASE, "in_progress")
+        t2 = time.perf_counter_ns()
+        self.parts.append((t1 - t0, t2 - t1))
+
+    def last_round_check(self, i: int) -> bool:
+        rel = self.agent_file.relative_to(self.root).as_posix()
+        return f"Round {i}.".encode() in git(self.root, "cat-file", "blob", f"HEAD:{rel}")
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def _spread(xs: list[float]) -> dict[str, float]:
+    return {"median": _median(xs), "p25": percentile(xs, 0.25), "p75": percentile(xs, 0.75)}
+
+
+def seed_pair(
+    workdir: Path, nfiles: int, rounds: int, lone: int, profile: bool = False
+) -> dict[str, Any]:
+    """(a) at one size: interleaved pair vs git CLI, then each alone in a loop."""
+    store_mod = load_mdsessions()
+    base = workdir / f"seed-base-{nfiles}"
+    log(f"seed pair, {nfiles:,} files: building")
+    build_base(base, nfiles, min(nfiles, 2_000), store_mod)
+    md_root, cli_root = workdir / f"seed-{nfiles}-mds", workdir / f"seed-{nfiles}-cli"
+    copy_repo(base, cli_root)
+    if md_root.exists():
+        shutil.rmtree(md_root)
+    base.rename(md_root)
+    git(md_root, "update-index", "-q", "--refresh")
+    mds = SeedPairMethod(md_root)
+    mds.op(0)  # calibration: the exact bytes of the two files
+    payload = Payload(
+        mds.agent_file.relative_to(md_root).as_posix(),
+        mds.agent_file.read_bytes(),
+        mds.ckpt_file.relative_to(md_root).as_posix(),
+        mds.ckpt_file.read_bytes(),
+    )
+    cli = GitCliMethod(cli_root, payload)
+    for m in (mds, cli):
+        m.start_commits = commit_count(m.root)
+    i = 1
+    for _ in range(5):  # warm-up
+        for m in (mds, cli):
+            m.op(i)
+            m.ops += 1
+        i += 1
+    samples: dict[str, list[float]] = {mds.name: [], cli.name: []}
+    paired: list[float] = []
+    prof_inter = cProfile.Profile() if profile else None
+    mds.parts.clear()
+    for r in range(rounds):
+        order = (mds, cli) if r % 2 == 0 else (cli, mds)
+        took = {}
+        for m in order:
+            if m is mds and prof_inter:
+                prof_inter.enable()
+            t0 = time.perf_counter_ns()
+            m.op(i)
+            took[m.name] = (time.perf_counter_ns() - t0) / 1e6
+            if m is mds and prof_inter:
+                prof_inter.disable()
+            m.ops += 1
+        i += 1
+        for k, v in took.items():
+            samples[k].append(v)
+        paired.append(took[mds.name] / took[cli.name])
+    inter_parts = [p for p in mds.parts]
+    # Alone in a loop: the pair back to back, then the git CLI back to back.
+    alone: dict[str, list[float]] = {mds.name: [], cli.name: []}
+    prof_lone = cProfile.Profile() if profile else None
+    for m in (mds, cli):
+        for _ in range(lone):
+            if m is mds and prof_lone:
+                prof_lone.enable()
+            t0 = time.perf_counter_ns()
+            m.op(i)
+            alone[m.name].append((time.perf_counter_ns() - t0) / 1e6)
+            if m is mds and prof_lone:
+                prof_lone.disable()
+            m.ops += 1
+            i += 1
+    checks = {
+        "content_ok": mds.last_round_check(i - lone - 1) and cli.last_round_check(i - 1),
+        "commits_ok": commit_count(md_root) == mds.start_commits + 2 * mds.ops
+        and commit_count(cli_root) == cli.start_commits + cli.ops,
+        "status_clean": not status_porcelain(md_root).strip(),
+    }
+    mds.close()
+    out: dict[str, Any] = {
+        "files": nfiles,
+        "rounds": rounds,
+        "interleaved_ms": {k: _spread(v) for k, v in samples.items()},
+        "alone_ms": {k: _spread(v) for k, v in alone.items()},
+        "ratio_interleaved": _median(samples[mds.name]) / _median(samples[cli.name]),
+        "paired_ratio": _spread(paired),
+        "ratio_alone": _median(alone[mds.name]) / _median(alone[cli.name]),
+        "interleaved_over_alone": _median(samples[mds.name]) / _median(alone[mds.name]),
+        "parts_ms": {
+            name: _median([p[k] / 1e6 for p in inter_parts])
+            for k, name in enumerate(mds.part_names)
+        },
+        "checks": checks,
+    }
+    if profile and prof_inter and prof_lone:
+        out["profile"] = {
+            "interleaved": _profile_text(prof_inter),
+            "alone": _profile_text(prof_lone),
+        }
+    shutil.rmtree(md_root, ignore_errors=True)
+    shutil.rmtree(cli_root, ignore_errors=True)
+    return out
+
+
+def _profile_text(prof: cProfile.Profile) -> str:
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf)
+    stats.sort_stats("cumulative").print_stats(40)
+    return buf.getvalue()
+
+
+def _big_store(workdir: Path, nfiles: int, quick: bool) -> Path:
+    store_mod = load_mdsessions()
+    templates = bench.session_templates(store_mod, workdir)
+    root = workdir / f"writers-base-{nfiles}"
+    log(f"building a {nfiles:,}-file store")
+    bench.build_store(
+        root,
+        max(1, nfiles // bench.FILES_PER_SESSION),
+        2_000 if quick else 5_000,
+        templates,
+        store_mod,
+    )
+    return root
+
+
+def writer_main(argv: list[str]) -> int:
+    """Child process: ``bench.writer_main``, also timing its CPU and the writer lock it held.
+
+    The lock's hold time is taken by wrapping ``WriterLock.acquire``/``release`` (the flock
+    under ``GitRepo.writer``); CPU time is the process's user + system time in the loop.
+    """
+    from mdsessions.git import lock as lock_mod
+
+    held: list[float] = []
+    since: list[float] = []
+    acquire, release = lock_mod.WriterLock.acquire, lock_mod.WriterLock.release
+
+    # MDSESSIONS_BENCH_PROFILE_LOCKED=<file>: writer 0's cProfile of what it does under the lock.
+    profile_to = os.environ.get("MDSESSIONS_BENCH_PROFILE_LOCKED")
+    profiler = cProfile.Profile() if profile_to and argv[1].startswith("writer-0-") else None
+
+    def timed_acquire(self: Any, timeout: float) -> None:
+        acquire(self, timeout)
+        since.append(time.perf_counter())
+        if profiler is not None:
+            profiler.enable()
+
+    def timed_release(self: Any) -> None:
+        if profiler is not None:
+            profiler.disable()
+        if since:
+            held.append(time.perf_counter() - since.pop())
+        release(self)
+
+    lock_mod.WriterLock.acquire = timed_acquire  # type: ignore[method-assign]
+    lock_mod.WriterLock.release = timed_release  # type: ignore[method-assign]
+    root, sid, n, start_at = argv[0], argv[1], int(argv[2]), float(argv[3])
+    store_mod = load_mdsessions()
+    with store_mod.Store.open(root) as store:
+        session = store.create_session(bench.PROJECT, sid, mode="mvp")
+        time.sleep(max(0.0, start_at - time.time()))
+        held.clear()
+        cpu0 = os.times()
+        begin = time.time()
+        for i in range(n):
+            session.save_checkpoint(
+                1,
+                status="in_progress",
+                outputs=[
+                    {"agent": bench.AGENT, "content": bench.agent_text(sid, i), "input_tokens": i}
+                ],
+            )
+        end = time.time()
+        cpu1 = os.times()
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    if profiler is not None and profile_to:
+        profiler.dump_stats(profile_to)
+    print(json.dumps({"begin": begin, "end": end, "n": n, "cpu_s": cpu, "held_s": sum(held)}))
+    return 0
+
+
+def concurrent_writers(root: Path, per_writer: int) -> dict[str, Any]:
+    """``bench.concurrent_writers`` with this script's writer (CPU and lock hold time too)."""
+    before = commit_count(root)
+    start_at = time.time() + 4.0  # every child has imported and created its session by then
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--writer",
+                str(root),
+                f"writer-{w}-{int(start_at)}",
+                str(per_writer),
+                repr(start_at),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for w in range(bench.WRITERS)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"writer failed: {err.decode()[-1000:]}")
+        results.append(json.loads(out))
+    wall = max(r["end"] for r in results) - start_at
+    total = sum(r["n"] for r in results)
+    return {
+        "checkpoints": total,
+        "wall_s": wall,
+        "per_s": total / wall,
+        "cpu_ms_per_checkpoint": 1000 * sum(r["cpu_s"] for r in results) / total,
+        "lock_held_ms_per_checkpoint": 1000 * sum(r["held_s"] for r in results) / total,
+        "commits_ok": commit_count(root) == before + total + bench.WRITERS,  # + one create each
+        "status_clean": not status_porcelain(root).strip(),
+    }
+
+
+def writers(base: Path, workdir: Path, runs: int, per_writer: int) -> dict[str, Any]:
+    """(b): 8 writer processes on a fresh copy of ``base`` per run."""
+    figures: list[float] = []
+    cpu: list[float] = []
+    held: list[float] = []
+    checks = []
+    for r in range(runs):
+        root = workdir / "writers-run"
+        copy_repo(base, root)
+        res = concurrent_writers(root, per_writer)
+        figures.append(res["per_s"])
+        cpu.append(res["cpu_ms_per_checkpoint"])
+        held.append(res["lock_held_ms_per_checkpoint"])
+        checks.append(res["commits_ok"] and res["status_clean"])
+        log(
+            f"  writers run {r + 1}: {res['per_s']:.0f} checkpoints/s, "
+            f"CPU {res['cpu_ms_per_checkpoint']:.1f} ms and lock held "
+            f"{res['lock_held_ms_per_checkpoint']:.1f} ms per checkpoint"
+        )
+        shutil.rmtree(root, ignore_errors=True)
+    return {
+        "writers": bench.WRITERS,
+        "per_writer": per_writer,
+        "runs": figures,
+        "median_per_s": _median(figures),
+        "min_per_s": min(figures),
+        "max_per_s": max(figures),
+        "cpu_ms_per_checkpoint": _median(cpu),
+        "lock_held_ms_per_checkpoint": _median(held),
+        "checks_ok": all(checks),
+    }
+
+
+def durable(base: Path, workdir: Path, rounds: int) -> dict[str, Any]:
+    """(c): durable vs normal checkpoint, interleaved on two copies of ``base``."""
+    store_mod = load_mdsessions()
+    libs = []
+    for name, dur in (("normal", False), ("durable", True)):
+        root = workdir / f"durable-{name}"
+        copy_repo(base, root)
+        libs.append(bench.LibraryMethod(name, root, store_mod, durable=dur))
+    for lib in libs:
+        lib.op(0)
+    samples: dict[str, list[float]] = {lib.name: [] for lib in libs}
+    paired = []
+    for r in range(rounds):
+        order = libs if r % 2 == 0 else libs[::-1]
+        took = {}
+        for lib in order:
+            t0 = time.perf_counter_ns()
+            lib.op(r + 1)
+            took[lib.name] = (time.perf_counter_ns() - t0) / 1e6
+        for k, v in took.items():
+            samples[k].append(v)
+        paired.append(took["durable"] / took["normal"])
+    for lib in libs:
+        lib.close()
+        shutil.rmtree(lib.root, ignore_errors=True)
+    return {
+        "rounds": rounds,
+        "ms": {k: _spread(v) for k, v in samples.items()},
+        "ratio": _median(samples["durable"]) / _median(samples["normal"]),
+        "paired_ratio": _spread(paired),
+    }
+
+
+def measure(
+    workdir: Path, quick: bool, *, profile: bool = False, parts: str = "abc"
+) -> dict[str, Any]:
+    """Run (a), (b) and (c) in ``workdir``; return the figures (JSON-able).
+
+    Args:
+        workdir: A scratch folder (created; the stores are built in it).
+        quick: Fewer rounds and runs (~2-3 min instead of ~6-10).
+        profile: Add cProfile texts of the seed pair, interleaved and alone (100 files).
+        parts: Which of ``a``, ``b``, ``c`` to run.
+
+    Returns:
+        ``{"seed_pair": [per size], "writers": {...}, "durable": {...}}``.
+    """
+    setup_env(workdir)
+    res: dict[str, Any] = {}
+    if "a" in parts:
+        sizes = [100, 2_000] if quick else [100, 10_000]
+        res["seed_pair"] = [
+            seed_pair(workdir, n, 30 if quick else 80, 15 if quick else 40, profile and n == 100)
+            for n in sizes
+        ]
+    if "b" in parts or "c" in parts:
+        base = _big_store(workdir, 10_000, quick)
+        if "b" in parts:
+            log("8 writers, 5 runs")
+            res["writers"] = writers(base, workdir, 5, 25 if quick else 60)
+        if "c" in parts:
+            log("durable vs normal, interleaved")
+            res["durable"] = durable(base, workdir, 30 if quick else 80)
+    return res
+
+
+def render(res: dict[str, Any]) -> str:
+    out = ["# Writers: the seed-003 path, 8 processes, durable mode", ""]
+    if "seed_pair" in res:
+        rows = []
+        for r in res["seed_pair"]:
+            inter, alone = r["interleaved_ms"], r["alone_ms"]
+            pr = r["paired_ratio"]
+            rows.append(
+                [
+                    f"{r['files']:,}",
+                    f"{inter['seed-003 pair']['median']:.1f}",
+                    f"{inter[BASELINE]['median']:.1f}",
+                    f"**{r['ratio_interleaved']:.2f}×** (paired {pr['p25']:.2f}–{pr['p75']:.2f})",
+                    f"{alone['seed-003 pair']['median']:.1f}",
+                    f"{alone[BASELINE]['median']:.1f}",
+                    f"{r['ratio_alone']:.2f}×",
+                    f"{r['interleaved_over_alone']:.2f}×",
+                    "ok" if all(r["checks"].values()) else f"FAILED {r['checks']}",
+                ]
+            )
+        out += [
+            "## (a) seed-003 pair (2 commits) vs git CLI add + commit, ms (medians)",
+            "",
+            table(
+                [
+                    "files",
+                    "pair, interleaved",
+                    "git CLI, interleaved",
+                    f"ratio (target ≤ {TARGET_PAIR}× at 100)",
+                    "pair alone",
+                    "git CLI alone",
+                    "ratio alone",
+                    "pair: interleaved / alone",
+                    "checks",
+                ],
+                rows,
+            ),
+            "",
+        ]
+    if "writers" in res:
+        w = res["writers"]
+        out += [
+            f"## (b) {w['writers']} writer processes × {w['per_writer']} checkpoints, 10,000 files",
+            "",
+            f"runs: {', '.join(f'{x:.0f}' for x in w['runs'])} checkpoints/s; "
+            f"**median {w['median_per_s']:.0f}/s** "
+            f"(range {w['min_per_s']:.0f}–{w['max_per_s']:.0f}; target ≥ {TARGET_WRITERS:.0f}); "
+            f"per checkpoint: CPU {w['cpu_ms_per_checkpoint']:.1f} ms, writer lock held "
+            f"{w['lock_held_ms_per_checkpoint']:.1f} ms (medians of the runs); "
+            f"checks {'ok' if w['checks_ok'] else 'FAILED'}",
+            "",
+        ]
+    if "durable" in res:
+        d = res["durable"]
+        pr = d["paired_ratio"]
+        out += [
+            "## (c) durable vs normal checkpoint, 10,000 files, interleaved",
+            "",
+            f"normal {d['ms']['normal']['median']:.1f} ms, "
+            f"durable {d['ms']['durable']['median']:.1f} ms: **{d['ratio']:.2f}×** "
+            f"(paired {pr['p25']:.2f}–{pr['p75']:.2f}; target ≤ {TARGET_DURABLE:.0f}×)",
+            "",
+        ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--writer"]:
+        return writer_main(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--parts", default="abc", help="which of a, b, c to run (default abc)")
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mdsessions-bench-writers-"))
+    try:
+        res = measure(workdir, args.quick, profile=args.profile, parts=args.parts)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    for r in res.get("seed_pair", []):
+        for name, text in r.pop("profile", {}).items():
+            print(f"### profile, {name}, {r['files']} files\n```\n{text}\n```\n")
+    print(render(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
