@@ -17,6 +17,7 @@ Three measurements, each taken as ratios within one run (the machine is shared a
     python benchmarks/bench_writers.py --quick      # ~2-3 min
     python benchmarks/bench_writers.py              # ~6-10 min
     python benchmarks/bench_writers.py --profile    # + cProfile: interleaved vs lone pair
+    python benchmarks/bench_writers.py --baseline-checkout /work/main   # (b), (c) beside it
 
 ``measure(workdir, quick)`` returns the figures as JSON-able data (for ``benchmarks/bench.py``).
 Isolation as in ``bench_checkpoint.py`` (private ``GIT_CONFIG_GLOBAL``, no ``GIT_*`` leaks).
@@ -182,8 +183,42 @@ def seed_pair(
                 prof_lone.disable()
             m.ops += 1
             i += 1
+    # What in the git CLI's op slows the next pair down? The pair after, in turn, nothing,
+    # a process that writes nothing (`git --version`), and plain file writes the size of
+    # what the git CLI writes (its index, twice), in another folder. In blocks of 4 rounds
+    # per condition, cycling, the first round of each block left out (what the previous
+    # condition left behind, e.g. data still being written back, settles in it).
+    scratch = workdir / f"seed-{nfiles}-scratch"
+    scratch.mkdir(exist_ok=True)
+    index_bytes = (cli_root / ".git" / "index").stat().st_size
+    blob = os.urandom(max(4096, index_bytes))
+
+    def spawn() -> None:
+        git(None, "--version")
+
+    def writes() -> None:
+        for k in range(2):
+            tmp = scratch / f"index.{k}.tmp"
+            tmp.write_bytes(blob)
+            tmp.replace(scratch / f"index.{k}")
+
+    before_ops: dict[str, Any] = {"nothing": None, "git --version": spawn, "file writes": writes}
+    after: dict[str, list[float]] = {k: [] for k in before_ops}
+    block = 4
+    for b in range(max(1, lone // (block - 1))):
+        for name, fn in before_ops.items() if b % 2 == 0 else reversed(before_ops.items()):
+            for k in range(block):
+                if fn is not None:
+                    fn()
+                t0 = time.perf_counter_ns()
+                mds.op(i)
+                if k:
+                    after[name].append((time.perf_counter_ns() - t0) / 1e6)
+                mds.ops += 1
+                i += 1
+    shutil.rmtree(scratch, ignore_errors=True)
     checks = {
-        "content_ok": mds.last_round_check(i - lone - 1) and cli.last_round_check(i - 1),
+        "content_ok": mds.last_round_check(i - 1),
         "commits_ok": commit_count(md_root) == mds.start_commits + 2 * mds.ops
         and commit_count(cli_root) == cli.start_commits + cli.ops,
         "status_clean": not status_porcelain(md_root).strip(),
@@ -198,6 +233,7 @@ def seed_pair(
         "paired_ratio": _spread(paired),
         "ratio_alone": _median(alone[mds.name]) / _median(alone[cli.name]),
         "interleaved_over_alone": _median(samples[mds.name]) / _median(alone[mds.name]),
+        "pair_after_ms": {k: _spread(v) for k, v in after.items()},
         "parts_ms": {
             name: _median([p[k] / 1e6 for p in inter_parts])
             for k, name in enumerate(mds.part_names)
@@ -292,8 +328,18 @@ def writer_main(argv: list[str]) -> int:
     return 0
 
 
-def concurrent_writers(root: Path, per_writer: int) -> dict[str, Any]:
-    """``bench.concurrent_writers`` with this script's writer (CPU and lock hold time too)."""
+def concurrent_writers(root: Path, per_writer: int, checkout: Path | None = None) -> dict[str, Any]:
+    """``bench.concurrent_writers`` with this script's writer (CPU and lock hold time too).
+
+    Args:
+        root: The store.
+        per_writer: Checkpoints each writer makes.
+        checkout: Import mdsessions from this checkout in the writers (default: as this
+            process does).
+    """
+    env = dict(os.environ)
+    if checkout is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), env.get("PYTHONPATH", "")])
     before = commit_count(root)
     start_at = time.time() + 4.0  # every child has imported and created its session by then
     procs = [
@@ -309,6 +355,7 @@ def concurrent_writers(root: Path, per_writer: int) -> dict[str, Any]:
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env=env,
         )
         for w in range(bench.WRITERS)
     ]
@@ -331,37 +378,61 @@ def concurrent_writers(root: Path, per_writer: int) -> dict[str, Any]:
     }
 
 
-def writers(base: Path, workdir: Path, runs: int, per_writer: int) -> dict[str, Any]:
-    """(b): 8 writer processes on a fresh copy of ``base`` per run."""
-    figures: list[float] = []
-    cpu: list[float] = []
-    held: list[float] = []
+def writers(
+    base: Path, workdir: Path, runs: int, per_writer: int, baseline: Path | None = None
+) -> dict[str, Any]:
+    """(b): 8 writer processes on a fresh copy of ``base`` per run.
+
+    With ``baseline`` (another checkout of mdsessions), a run of it alternates with each
+    run of this one, so that both meet the same machine load; the ratio of medians is
+    reported beside the figures.
+    """
+    sides: dict[str, Path | None] = {"this": None}
+    if baseline is not None:
+        sides["baseline"] = baseline
+    figures: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
+    held: dict[str, list[float]] = {k: [] for k in sides}
     checks = []
     for r in range(runs):
-        root = workdir / "writers-run"
-        copy_repo(base, root)
-        res = concurrent_writers(root, per_writer)
-        figures.append(res["per_s"])
-        cpu.append(res["cpu_ms_per_checkpoint"])
-        held.append(res["lock_held_ms_per_checkpoint"])
-        checks.append(res["commits_ok"] and res["status_clean"])
-        log(
-            f"  writers run {r + 1}: {res['per_s']:.0f} checkpoints/s, "
-            f"CPU {res['cpu_ms_per_checkpoint']:.1f} ms and lock held "
-            f"{res['lock_held_ms_per_checkpoint']:.1f} ms per checkpoint"
-        )
-        shutil.rmtree(root, ignore_errors=True)
-    return {
+        order = list(sides.items())
+        if r % 2:
+            order.reverse()
+        for side, checkout in order:
+            root = workdir / "writers-run"
+            copy_repo(base, root)
+            res = concurrent_writers(root, per_writer, checkout)
+            figures[side].append(res["per_s"])
+            cpu[side].append(res["cpu_ms_per_checkpoint"])
+            held[side].append(res["lock_held_ms_per_checkpoint"])
+            checks.append(res["commits_ok"] and res["status_clean"])
+            log(
+                f"  writers run {r + 1} ({side}): {res['per_s']:.0f} checkpoints/s, "
+                f"CPU {res['cpu_ms_per_checkpoint']:.1f} ms and lock held "
+                f"{res['lock_held_ms_per_checkpoint']:.1f} ms per checkpoint"
+            )
+            shutil.rmtree(root, ignore_errors=True)
+    out: dict[str, Any] = {
         "writers": bench.WRITERS,
         "per_writer": per_writer,
-        "runs": figures,
-        "median_per_s": _median(figures),
-        "min_per_s": min(figures),
-        "max_per_s": max(figures),
-        "cpu_ms_per_checkpoint": _median(cpu),
-        "lock_held_ms_per_checkpoint": _median(held),
+        "runs": figures["this"],
+        "median_per_s": _median(figures["this"]),
+        "min_per_s": min(figures["this"]),
+        "max_per_s": max(figures["this"]),
+        "cpu_ms_per_checkpoint": _median(cpu["this"]),
+        "lock_held_ms_per_checkpoint": _median(held["this"]),
         "checks_ok": all(checks),
     }
+    if baseline is not None:
+        out["baseline"] = {
+            "checkout": str(baseline),
+            "runs": figures["baseline"],
+            "median_per_s": _median(figures["baseline"]),
+            "cpu_ms_per_checkpoint": _median(cpu["baseline"]),
+            "lock_held_ms_per_checkpoint": _median(held["baseline"]),
+        }
+        out["ratio_to_baseline"] = out["median_per_s"] / out["baseline"]["median_per_s"]
+    return out
 
 
 def durable(base: Path, workdir: Path, rounds: int) -> dict[str, Any]:
@@ -397,8 +468,34 @@ def durable(base: Path, workdir: Path, rounds: int) -> dict[str, Any]:
     }
 
 
+def durable_child(argv: list[str]) -> int:
+    """Child process: :func:`durable` on ``argv`` = base store, workdir, rounds; prints JSON."""
+    print(json.dumps(durable(Path(argv[0]), Path(argv[1]), int(argv[2]))))
+    return 0
+
+
+def durable_baseline(base: Path, workdir: Path, rounds: int, checkout: Path) -> dict[str, Any]:
+    """(c) with mdsessions imported from another checkout (a child process)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(checkout), env.get("PYTHONPATH", "")])
+    scratch = workdir / "durable-baseline"
+    scratch.mkdir(exist_ok=True)
+    script = str(Path(__file__).resolve())
+    args = [sys.executable, script, "--durable-child", str(base), str(scratch), str(rounds)]
+    proc = subprocess.run(args, capture_output=True, env=env, check=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    out: dict[str, Any] = json.loads(proc.stdout)
+    out["checkout"] = str(checkout)
+    return out
+
+
 def measure(
-    workdir: Path, quick: bool, *, profile: bool = False, parts: str = "abc"
+    workdir: Path,
+    quick: bool,
+    *,
+    profile: bool = False,
+    parts: str = "abc",
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     """Run (a), (b) and (c) in ``workdir``; return the figures (JSON-able).
 
@@ -407,6 +504,8 @@ def measure(
         quick: Fewer rounds and runs (~2-3 min instead of ~6-10).
         profile: Add cProfile texts of the seed pair, interleaved and alone (100 files).
         parts: Which of ``a``, ``b``, ``c`` to run.
+        baseline: Another checkout of mdsessions (e.g. the main branch) to run (b), runs
+            alternating, and (c) beside this one.
 
     Returns:
         ``{"seed_pair": [per size], "writers": {...}, "durable": {...}}``.
@@ -423,10 +522,15 @@ def measure(
         base = _big_store(workdir, 10_000, quick)
         if "b" in parts:
             log("8 writers, 5 runs")
-            res["writers"] = writers(base, workdir, 5, 25 if quick else 60)
+            res["writers"] = writers(base, workdir, 5, 25 if quick else 60, baseline)
         if "c" in parts:
             log("durable vs normal, interleaved")
             res["durable"] = durable(base, workdir, 30 if quick else 80)
+            if baseline is not None:
+                log("durable vs normal, baseline checkout")
+                res["durable"]["baseline"] = durable_baseline(
+                    base, workdir, 30 if quick else 80, baseline
+                )
     return res
 
 
@@ -468,6 +572,21 @@ def render(res: dict[str, Any]) -> str:
                 rows,
             ),
             "",
+            "The pair right after nothing, a process that writes nothing, and plain file "
+            "writes the size of the git CLI's (its index, twice), in blocks cycling in one "
+            "loop (ms, medians):",
+            "",
+            table(
+                ["files", *res["seed_pair"][0]["pair_after_ms"]],
+                [
+                    [
+                        f"{r['files']:,}",
+                        *(f"{v['median']:.1f}" for v in r["pair_after_ms"].values()),
+                    ]
+                    for r in res["seed_pair"]
+                ],
+            ),
+            "",
         ]
     if "writers" in res:
         w = res["writers"]
@@ -482,6 +601,16 @@ def render(res: dict[str, Any]) -> str:
             f"checks {'ok' if w['checks_ok'] else 'FAILED'}",
             "",
         ]
+        if "baseline" in w:
+            b = w["baseline"]
+            out += [
+                f"baseline ({b['checkout']}), runs alternating with these: "
+                f"{', '.join(f'{x:.0f}' for x in b['runs'])} checkpoints/s, median "
+                f"{b['median_per_s']:.0f}/s (CPU {b['cpu_ms_per_checkpoint']:.1f} ms, lock held "
+                f"{b['lock_held_ms_per_checkpoint']:.1f} ms per checkpoint): "
+                f"**{w['ratio_to_baseline']:.2f}×** the baseline's throughput",
+                "",
+            ]
     if "durable" in res:
         d = res["durable"]
         pr = d["paired_ratio"]
@@ -493,6 +622,15 @@ def render(res: dict[str, Any]) -> str:
             f"(paired {pr['p25']:.2f}–{pr['p75']:.2f}; target ≤ {TARGET_DURABLE:.0f}×)",
             "",
         ]
+        if "baseline" in d:
+            b = d["baseline"]
+            out += [
+                f"baseline ({b['checkout']}), right after: normal "
+                f"{b['ms']['normal']['median']:.1f} ms, durable {b['ms']['durable']['median']:.1f} "
+                f"ms: {b['ratio']:.2f}× (paired {b['paired_ratio']['p25']:.2f}–"
+                f"{b['paired_ratio']['p75']:.2f})",
+                "",
+            ]
     return "\n".join(out)
 
 
@@ -500,6 +638,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--writer"]:
         return writer_main(argv[1:])
+    if argv[:1] == ["--durable-child"]:
+        return durable_child(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true")
@@ -507,10 +647,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--baseline-checkout",
+        type=Path,
+        help="another mdsessions checkout to run (b) and (c) beside this one",
+    )
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mdsessions-bench-writers-"))
     try:
-        res = measure(workdir, args.quick, profile=args.profile, parts=args.parts)
+        res = measure(
+            workdir,
+            args.quick,
+            profile=args.profile,
+            parts=args.parts,
+            baseline=args.baseline_checkout,
+        )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
