@@ -436,15 +436,39 @@ def writers(
 
 
 def durable(base: Path, workdir: Path, rounds: int) -> dict[str, Any]:
-    """(c): durable vs normal checkpoint, interleaved on two copies of ``base``."""
+    """(c): durable vs normal checkpoint, interleaved on copies of ``base``.
+
+    Where the checkout has batched flushes (``fsutil.durable_batch``), a third store runs
+    durable with the batching off (``sync_file_range`` taken away: one ``fsync`` per file,
+    as before), in the same rounds: the batching's own effect, measured side by side.
+    """
     store_mod = load_mdsessions()
+    try:
+        from mdsessions.git import fsutil
+    except ImportError:  # a checkout from before the git package
+        fsutil = None
+    kinds = [("normal", False), ("durable", True)]
+    if fsutil is not None and getattr(fsutil, "_sync_file_range", None) is not None:
+        kinds.append(("durable, fsync per file", True))
     libs = []
-    for name, dur in (("normal", False), ("durable", True)):
-        root = workdir / f"durable-{name}"
+    for name, dur in kinds:
+        root = workdir / f"durable-{len(libs)}"
         copy_repo(base, root)
         libs.append(bench.LibraryMethod(name, root, store_mod, durable=dur))
+    batch_fn = getattr(fsutil, "_sync_file_range", None)
+
+    def op(lib: Any, i: int) -> None:
+        per_file = lib.name == "durable, fsync per file"
+        if per_file and fsutil is not None:
+            fsutil._sync_file_range = None
+        try:
+            lib.op(i)
+        finally:
+            if per_file and fsutil is not None:
+                fsutil._sync_file_range = batch_fn
+
     for lib in libs:
-        lib.op(0)
+        op(lib, 0)
     samples: dict[str, list[float]] = {lib.name: [] for lib in libs}
     paired = []
     for r in range(rounds):
@@ -452,7 +476,7 @@ def durable(base: Path, workdir: Path, rounds: int) -> dict[str, Any]:
         took = {}
         for lib in order:
             t0 = time.perf_counter_ns()
-            lib.op(r + 1)
+            op(lib, r + 1)
             took[lib.name] = (time.perf_counter_ns() - t0) / 1e6
         for k, v in took.items():
             samples[k].append(v)
@@ -460,12 +484,17 @@ def durable(base: Path, workdir: Path, rounds: int) -> dict[str, Any]:
     for lib in libs:
         lib.close()
         shutil.rmtree(lib.root, ignore_errors=True)
-    return {
+    out: dict[str, Any] = {
         "rounds": rounds,
         "ms": {k: _spread(v) for k, v in samples.items()},
         "ratio": _median(samples["durable"]) / _median(samples["normal"]),
         "paired_ratio": _spread(paired),
     }
+    if "durable, fsync per file" in samples:
+        out["ratio_fsync_per_file"] = _median(samples["durable, fsync per file"]) / _median(
+            samples["normal"]
+        )
+    return out
 
 
 def durable_child(argv: list[str]) -> int:
@@ -622,6 +651,13 @@ def render(res: dict[str, Any]) -> str:
             f"(paired {pr['p25']:.2f}–{pr['p75']:.2f}; target ≤ {TARGET_DURABLE:.0f}×)",
             "",
         ]
+        if "ratio_fsync_per_file" in d:
+            out += [
+                "same rounds, durable with the batching off (one fsync per file, as before): "
+                f"{d['ms']['durable, fsync per file']['median']:.1f} ms, "
+                f"**{d['ratio_fsync_per_file']:.2f}×** a normal checkpoint",
+                "",
+            ]
         if "baseline" in d:
             b = d["baseline"]
             out += [
