@@ -71,6 +71,10 @@ class CheckpointManager:
                 )
         self.base_dir = base
         self.store = store
+        # (project, session, phase) -> the phase's folder name, ``phase_{N}_{slug}``: fixed
+        # by the session's workflow when it is created, so a save need not read the
+        # manifest again to name the file it wrote (two reads and validations per save).
+        self._dirs: dict[tuple[str, str, int], str] = {}
 
     def close(self) -> None:
         """Release git child processes."""
@@ -108,6 +112,7 @@ class CheckpointManager:
         # invisible to git, so the store stays clean; files fill them as phases run.
         for entry in session.manifest().phases:
             (session.path / entry.directory).mkdir(exist_ok=True)
+            self._dirs[(project_id, session_id, entry.number)] = entry.directory
         return session.path
 
     def save_checkpoint(
@@ -134,7 +139,7 @@ class CheckpointManager:
             FileNotFoundError: No such session.
         """
         session = self._session(project_id, session_id)
-        self._check_phase(session, phase_num)
+        _check_number(phase_num)  # the phase itself is checked by the save's plan
         session.save_checkpoint(
             phase_num,
             status=status,
@@ -169,7 +174,7 @@ class CheckpointManager:
             The agent output file.
         """
         session = self._session(project_id, session_id)
-        self._check_phase(session, phase_num)
+        _check_number(phase_num)  # the phase itself is checked by the save's plan
         session.save_agent_output(
             phase_num,
             agent_name,
@@ -202,7 +207,7 @@ class CheckpointManager:
             The feedback file.
         """
         session = self._session(project_id, session_id)
-        self._check_phase(session, phase_num)
+        _check_number(phase_num)  # the phase itself is checked by the save's plan
         session.save_feedback(
             phase_num,
             reviewed=reviewed,
@@ -280,12 +285,20 @@ class CheckpointManager:
         return not errors, errors
 
     def _check_phase(self, session: Session, phase_num: int) -> None:
-        if not isinstance(phase_num, int) or isinstance(phase_num, bool):
-            raise PhaseNotFoundError(f"invalid phase number {phase_num!r}: expected an integer")
+        _check_number(phase_num)
         session.phase_entry(phase_num)
 
     def _phase_dir(self, session: Session, phase_num: int) -> str:
-        return session.phase_entry(phase_num).directory
+        key = (session.project_id, session.session_id, phase_num)
+        folder = self._dirs.get(key)
+        if folder is None:
+            folder = self._dirs[key] = session.phase_entry(phase_num).directory
+        return folder
+
+
+def _check_number(phase_num: object) -> None:
+    if not isinstance(phase_num, int) or isinstance(phase_num, bool):
+        raise PhaseNotFoundError(f"invalid phase number {phase_num!r}: expected an integer")
 
 
 def _state(manifest: SessionManifest, folder: Path) -> dict[str, Any]:

@@ -109,19 +109,21 @@ def commit_once(
     staged: dict[str, Path] = {}
     moved = False
     try:
-        repo.objects.write_all(objects, token)
         # Everything that can fail on a full disk, a read-only folder or a busy index
-        # happens before the branch moves: the new files are written as temp files
+        # happens before the branch moves: the objects, the new files as temp files
         # beside their targets and the new index into index.lock. Then the branch moves,
         # and what is left is renames. A failure before the move leaves the store as it
-        # was.
-        with contextlib.ExitStack() as stack:
+        # was. Durable mode flushes the objects and temp files together, once, before
+        # anything refers to them (fsutil.durable_batch: git's core.fsyncMethod=batch).
+        with _fsutil.durable_batch(repo.durable):
+            repo.objects.write_all(objects, token)
             for rel in paths:
                 data = files[rel]
                 if data is not None and rel not in in_place:
                     staged[rel] = _fsutil.stage_file(
                         repo.root / rel, data, fsync=repo.durable, token=token
                     )
+        with contextlib.ExitStack() as stack:
             updates = [
                 _gitindex.IndexEntryUpdate(rel, 0o100644, blobs[rel] or b"", tmp.stat())
                 for rel, tmp in staged.items()
@@ -151,15 +153,18 @@ def commit_once(
                 installed.append(True)
 
             try:
-                repo.ref_store.cas(
-                    ref,
-                    new,
-                    head,
-                    message,
-                    committer,
-                    repo.journal.claim(token, "ref"),
-                    before_install=install_index,
-                )
+                # Durable: the ref is written out, renamed, and its folder flushed once:
+                # the branch's new position is on disk when the call returns.
+                with _fsutil.durable_batch(repo.durable):
+                    repo.ref_store.cas(
+                        ref,
+                        new,
+                        head,
+                        message,
+                        committer,
+                        repo.journal.claim(token, "ref"),
+                        before_install=install_index,
+                    )
             except BaseException:
                 if installed:  # the index went in, the branch did not move: undo it
                     worktree.revert_index(paths, head, new, token)

@@ -5,8 +5,10 @@ Imports: :mod:`.process` (to run ``git config``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from mdsessions.git.process import run_git
@@ -43,6 +45,29 @@ class GitConfig:
         self._values: dict[str, str] = {}
         self._local: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._pin = threading.local()
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Check the config files once for the whole block (this thread; re-entrant).
+
+        A commit looks the configuration up a dozen times (hooks, signing, line ends, the
+        index format), each a ``stat`` of every config file; git itself reads it once per
+        command. Inside the block the first lookup checks the files and the others use
+        what it found. The writer lock holds it for one write.
+        """
+        depth = getattr(self._pin, "depth", 0)
+        if depth == 0:
+            self._pin.checked = False
+        self._pin.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._pin.depth = depth
+
+    def changed(self) -> None:
+        """Note that this process changed a config file: the next lookup checks them again."""
+        self._pin.checked = False
 
     def _stat_signature(self) -> tuple[tuple[int, int, int], ...]:
         out = []
@@ -61,7 +86,13 @@ class GitConfig:
         Args:
             local: Only the repository's own ``.git/config`` (and what it includes).
         """
+        pinned = getattr(self._pin, "depth", 0) > 0
+        if pinned and self._pin.checked:
+            with self._lock:
+                return self._local if local else self._values
         signature = self._stat_signature()
+        if pinned:
+            self._pin.checked = True
         with self._lock:
             if signature != self._signature:
                 proc = run_git(  # hooks=True: no -c core.hooksPath override in the listing

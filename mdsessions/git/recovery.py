@@ -285,7 +285,9 @@ def _restore_unindexed(
 ) -> str:
     """Commit again files of mdsessions' last commit that a stale-index write dropped."""
     last = _last_own_commit(repo, ref)
-    if last is None or last == head or not descends(repo, head, last):
+    if last is None or last == head or _only_own_since(repo, head, last):
+        return head
+    if not descends(repo, head, last):
         return head
     lost: dict[str, bytes] = {}
     for rel, (ours, theirs) in repo.objects.diff_trees(last, head).items():
@@ -317,6 +319,43 @@ def _restore_unindexed(
         return head
     done.append(last)
     return new
+
+
+#: First-parent steps from HEAD looked through for the last own commit (see
+#: :func:`_only_own_since`); past them the full check runs.
+OWN_CHAIN_LIMIT = 64
+
+
+def _only_own_since(repo: GitRepo, head: str, last: str) -> bool:
+    """Whether every commit from ``head`` back to ``last`` (first parents) is an mdsessions one.
+
+    A stale-index write loses files only through someone's own ``git commit`` (mdsessions
+    rewrites HEAD's tree and never drops an entry), and a reset moves the branch off
+    ``last``'s line. When ``last`` is reached from ``head`` through mdsessions commits only
+    (what other writers of the store do between two of this process's writes), nothing of
+    ``last`` was dropped: the full comparison (a tree diff and a read of every file the other
+    writers changed, under the writer lock) is skipped. Reads a few small commit objects.
+
+    Returns:
+        False when a commit on the way is not an mdsessions commit, cannot be read, or
+        ``last`` is not found within :data:`OWN_CHAIN_LIMIT` steps (then check fully).
+    """
+    commit = head
+    for _ in range(OWN_CHAIN_LIMIT):
+        if commit == last:
+            return True
+        try:
+            kind, raw = repo.objects.read(bytes.fromhex(commit))
+        except (ValueError, StoreError, OSError):
+            return False
+        if kind != "commit" or b"\nMdsessions-Kind: " not in raw:
+            return False
+        header = raw.partition(b"\n\n")[0]
+        parent = next((ln[7:] for ln in header.split(b"\n") if ln.startswith(b"parent ")), None)
+        if parent is None:
+            return False
+        commit = parent.decode("ascii", "replace")
+    return False
 
 
 def _is_own_commit(repo: GitRepo, commit: str) -> bool:

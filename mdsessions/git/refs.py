@@ -6,7 +6,8 @@ written, and the lock is renamed over the ref. The lock is taken through a *clai
 file hard-linked to the lock's name, so that recovery can prove a lock left behind is a dead
 mdsessions writer's and never removes a live git process's.
 
-Imports: :mod:`.index` (the claimed-lock rename), :mod:`.objects` (identities).
+Imports: :mod:`.fsutil` (durable writes), :mod:`.index` (the claimed-lock rename),
+:mod:`.objects` (identities).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mdsessions.errors import LockTimeoutError
+from mdsessions.git import fsutil as _fsutil
 from mdsessions.git import index as _gitindex
 from mdsessions.git.objects import Identity
 
@@ -142,16 +144,19 @@ class RefStore:
             LockTimeoutError: Another git process held the ref lock too long.
         """
         ref_path = self.git_dir / ref
-        ref_path.parent.mkdir(parents=True, exist_ok=True)
         lock = ref_path.with_name(ref_path.name + ".lock")
-        fd = self.take_lock(lock, claim)
+        try:
+            fd = self.take_lock(lock, claim)
+        except FileNotFoundError:  # the ref's folder does not exist yet (made only then:
+            ref_path.parent.mkdir(parents=True, exist_ok=True)  # a syscall per commit saved)
+            fd = self.take_lock(lock, claim)
         try:
             current = self.read(ref)
             if current != old:
                 raise RefMoved(current)
             os.write(fd, (new + "\n").encode())
-            if self.durable:
-                os.fsync(fd)
+            if self.durable:  # fsync, or written out in the caller's durable batch
+                _fsutil.sync_file(fd, lock)
             os.close(fd)
             fd = -1
             if before_install is not None:
@@ -168,8 +173,12 @@ class RefStore:
                     logs.append(self.git_dir / "logs" / "HEAD")
             for log in logs:
                 with contextlib.suppress(OSError):
-                    log.parent.mkdir(parents=True, exist_ok=True)
-                    with log.open("a", encoding="utf-8") as fh:
+                    try:
+                        fh = log.open("a", encoding="utf-8")
+                    except FileNotFoundError:  # the log's folder is made only when missing
+                        log.parent.mkdir(parents=True, exist_ok=True)
+                        fh = log.open("a", encoding="utf-8")
+                    with fh:
                         fh.write(line)
             _gitindex.replace_claimed(lock, ref_path, claim, self.durable)
         except BaseException:

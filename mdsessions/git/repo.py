@@ -436,15 +436,49 @@ class GitRepo:
                 ) from None
             try:
                 self._local.depth = 1
-                self.recover()
-                _recovery.sweep_claims(self)
-                _recovery.restore_dropped(self, self.identity)
-                yield
+                with self.config.pinned():  # the configuration is read once per write
+                    self.recover()
+                    _recovery.sweep_claims(self)
+                    _recovery.restore_dropped(self, self.identity)
+                    yield
             finally:
                 self._local.depth = 0
                 self._flock.release()
         finally:
             self._thread_lock.release()
+
+    def prepare(self, files: Mapping[str, bytes | None], planned_on: str | None) -> None:
+        """Do before the writer lock what :meth:`commit` of ``files`` would do first under it.
+
+        Writes the blobs of ``files`` (what ``git add`` would store: objects are named by
+        their content, so one written early is the very object the commit needs; if it is
+        gone by then, the commit writes it again; not in durable mode, whose commit flushes
+        all its objects at once) and reads the trees of ``planned_on`` along
+        the paths into the cache (the commit compares them with the branch's). The writer
+        lock is then held only for what depends on the branch. A best effort: on any error
+        nothing is reported here, and the commit made under the lock raises it.
+
+        Args:
+            files: What :meth:`commit` will be given (store-relative paths to content or
+                ``None``).
+            planned_on: The branch's commit the write was planned on (``None``: unborn).
+        """
+        try:
+            paths = sorted(files)
+            for rel in paths:
+                self.worktree.check_path(rel)
+            if not self.durable:  # durable: one flush for all objects, under the lock
+                actions = self.worktree.check_attributes(paths)
+                for rel in paths:
+                    data = files[rel]
+                    if data is not None:
+                        blob = self.worktree.to_git(rel, data, actions[rel])
+                        self.objects.store(b"blob", blob)
+            if planned_on is not None:
+                for rel in paths:
+                    self.objects.entry(planned_on, rel)
+        except Exception:  # the commit made under the lock reports it
+            pass
 
     def holds_writer_lock(self) -> bool:
         """Whether the calling thread is inside :meth:`writer`."""
@@ -906,6 +940,7 @@ class GitRepo:
     def set_local_config(self, key: str, value: str) -> None:
         """Set a key in the repository's own ``.git/config`` (``git config --local``)."""
         self.git("config", "--local", key, value)
+        self.config.changed()
 
     def run_progress(
         self,

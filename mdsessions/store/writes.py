@@ -196,6 +196,10 @@ def write_planned(session: Session, make_plan: Callable[[SessionManifest], tuple
             early = (before, *make())
         except (MdsessionsError, OSError, ValueError):
             early = None  # planned again under the lock, which raises it
+        else:
+            # Blobs written and the planned-on trees read now: other writers wait only
+            # for what depends on the branch.
+            git.prepare(early[2].raw, early[2].planned_on)
     with store.writing():
         if early is not None and fingerprint(session.path) == early[0]:
             result, planned = early[1], early[2]
