@@ -270,8 +270,8 @@ def _collect_models(tp: Any, out: dict[str, type[BaseModel]]) -> None:
         out[tp.__name__] = tp
         for info in tp.model_fields.values():
             _collect_models(info.annotation, out)
-        for info in tp.model_computed_fields.values():
-            _collect_models(info.return_type, out)
+        for computed in tp.model_computed_fields.values():
+            _collect_models(computed.return_type, out)
         return
     for arg in get_args(tp):
         _collect_models(arg, out)
