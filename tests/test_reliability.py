@@ -1531,9 +1531,7 @@ def _long_op(store: Store, sessions: list[Any], i: int, outcome: Outcome) -> Non
 def settle(store: Store) -> None:
     """Wait for the store's background maintenance (``git repack``), if one runs: its git
     process and pipes are transient, not a leak, and it races with ``git fsck``."""
-    maintainer = getattr(store.git, "_maintainer", None)
-    if maintainer is not None:
-        maintainer.join(timeout=120)
+    store.git.wait_for_maintenance(timeout=120)
 
 
 def _sample(op: int, started: float) -> dict[str, float]:

@@ -102,14 +102,9 @@ class InboxItem(Result):
 #: Pauses (seconds) before reading a document that did not parse again, to tell a file
 #: torn by a racing ``git checkout``/``stash`` (it changes meanwhile) from an invalid one.
 _REREAD_WAITS = (0.01, 0.03, 0.1)
-#: Budget of the parsed-document cache of one open store, bytes (estimated): ~1,000
-#: documents of 2 KB.
-DOC_CACHE_BYTES = 8 * 1024 * 1024
-#: Bytes one cached document costs per byte of file (the bytes, the dict of its fields):
-#: measured with ``tracemalloc`` at 2.2-3.3 for manifests, checkpoints and agent outputs.
-DOC_COST_FACTOR = 4
-#: What one cached document costs besides (the cache's slot, key and tuple).
-DOC_ENTRY_COST = 1024
+# The parsed-document cache: 8 MB (estimated: ~1,000 documents of 2 KB); a document costs
+# 1 KB + 4x its file (tracemalloc: 2.2-3.3x for manifests, checkpoints, agent outputs).
+DOC_CACHE_BYTES, DOC_ENTRY_COST, DOC_COST_FACTOR = 8 * 1024 * 1024, 1024, 4
 
 
 class Store:
@@ -169,11 +164,9 @@ class Store:
         # right now if no writer is active (else that writer does it first).
         self.git.recover_on_open()
         self._renderer: Renderer | None = None
-        # Parsed documents by path, checked against the file's bytes: bounded in bytes
-        # (a 10,000-session store read end to end must not keep every document).
-        self._cache: SizedLRU[str, tuple[bytes, type[Document], dict[str, Any]]] = SizedLRU(
-            DOC_CACHE_BYTES
-        )
+        # Parsed documents by path, checked against the file's bytes; bounded in bytes.
+        self._cache: SizedLRU[str, tuple[bytes, type[Document], dict[str, Any]]]
+        self._cache = SizedLRU(DOC_CACHE_BYTES)
         self._log_index: LogIndex | None = None
         self._session_index: SessionIndex | None = None
 
@@ -316,9 +309,7 @@ class Store:
         self._remember(rel, data, doc, model)
         return doc
 
-    def _remember(
-        self, rel: str, data: bytes, doc: Document, model: type[Document] | None = None
-    ) -> None:
+    def _remember(self, rel: str, data: bytes, doc: Document, model: Any = None) -> None:
         cost = DOC_ENTRY_COST + DOC_COST_FACTOR * len(data)
         self._cache.put(rel, (data, model or type(doc), doc.model_dump(by_alias=True)), cost)
 
