@@ -13,7 +13,7 @@ Each method runs in a child process of its own on its own copy of the store, whi
 * ``pygit2`` (the baseline): the same three files written and committed by libgit2
   (``index.add`` x3 + ``index.write`` + ``write_tree`` + ``create_commit``). libgit2 rewrites
   the 100,000-entry index every commit (~0.3 s), so it makes ``--baseline`` checkpoints
-  (default 500: its RSS is flat after the first few).
+  (default 200: its RSS is flat after the first few).
 
 Reported: RSS after the store was opened (first sample), at the end, the high-water mark,
 growth per 1,000 checkpoints after the first 1,000 (or half), and the ratio to pygit2.
@@ -204,7 +204,7 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure(workdir: Path, quick: bool, baseline: int = 500) -> dict[str, Any]:
+def measure(workdir: Path, quick: bool, baseline: int = 200) -> dict[str, Any]:
     """Build (or reuse) the 100,000-file store and run both children; return the figures.
 
     Args:
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 checkpoints (not 10,000)")
-    parser.add_argument("--baseline", type=int, default=500, help="pygit2 checkpoints")
+    parser.add_argument("--baseline", type=int, default=200, help="pygit2 checkpoints")
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the workdir")
     parser.add_argument("--json", type=Path, help="write the figures here too")

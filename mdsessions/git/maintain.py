@@ -7,7 +7,7 @@ Automatic maintenance (:func:`note_commit`, called after every commit mdsessions
 
 - **A counter in the store, not the process.** Each commit adds the loose objects it wrote
   (count and bytes on disk) to ``.git/mdsessions/maintenance.count`` (a few bytes, updated
-  under an ``flock`` of its own, ~20 µs), so commits made by any number of short-lived
+  under an ``flock`` of its own, ~35 µs), so commits made by any number of short-lived
   processes (every CLI call) add up. A store without the file starts from git's own estimate
   (one fan-out folder x 256, as ``git gc --auto`` counts).
 - **Thresholds**: ``mdsessions.autoMaintenanceObjects`` loose objects (default ``gc.auto``
@@ -183,25 +183,40 @@ def _size(value: str | None) -> int | None:
     return int(match.group(1)) * scale
 
 
+def _boolean(value: str | None, default: bool) -> bool:
+    """A boolean as git reads it (``true``/``yes``/``on``/``1``, ``false``/``no``/…)."""
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in ("true", "yes", "on", ""):
+        return True
+    if word in ("false", "no", "off"):
+        return False
+    number = _size(word)
+    return default if number is None else number != 0
+
+
 def auto_enabled(config: GitConfig) -> bool:
     """Whether automatic maintenance runs (see the module docstring for the keys)."""
     if fcntl is None:  # pragma: no cover - Windows
         return False
-    if config.get("mdsessions.automaintenance") is not None:
-        return config.boolean("mdsessions.automaintenance", True)
-    gc_auto = _size(config.get("gc.auto"))
+    values = config.values()  # git lowercases section and key names
+    if "mdsessions.automaintenance" in values:
+        return _boolean(values["mdsessions.automaintenance"], True)
+    gc_auto = _size(values.get("gc.auto"))
     if gc_auto is not None and gc_auto <= 0:
         return False
-    return config.boolean("maintenance.auto", True)
+    return _boolean(values.get("maintenance.auto"), True)
 
 
 def thresholds(config: GitConfig) -> Thresholds:
     """The thresholds configured for this repository (defaults: 6,700 objects, 16 MiB)."""
-    objects = _size(config.get("mdsessions.automaintenanceobjects"))
+    values = config.values()
+    objects = _size(values.get("mdsessions.automaintenanceobjects"))
     if objects is None:
-        gc_auto = _size(config.get("gc.auto"))
+        gc_auto = _size(values.get("gc.auto"))
         objects = gc_auto if gc_auto is not None and gc_auto > 0 else AUTO_OBJECTS
-    size = _size(config.get("mdsessions.automaintenancebytes"))
+    size = _size(values.get("mdsessions.automaintenancebytes"))
     return Thresholds(max(1, objects), max(1, size if size is not None else AUTO_BYTES))
 
 
@@ -269,7 +284,11 @@ def _try_lock(path: Path) -> int | None:
     """Take the maintenance lock without waiting: its file descriptor, or ``None`` if held."""
     if fcntl is None:  # pragma: no cover - Windows
         return None
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    cloexec = getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | cloexec, 0o644)
+    except PermissionError:  # another user's store: a read-only descriptor can still flock
+        fd = os.open(path, os.O_RDONLY | cloexec)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -291,7 +310,10 @@ def _write_holder(fd: int) -> None:
 
 def maintenance_running(git_dir: Path) -> bool:
     """Whether some process holds the store's maintenance lock now."""
-    fd = _try_lock(git_dir / "mdsessions" / LOCK_FILE)
+    try:
+        fd = _try_lock(git_dir / "mdsessions" / LOCK_FILE)
+    except OSError:  # no lock file and none can be made: nobody holds it
+        return False
     if fd is None:
         return fcntl is not None
     os.close(fd)
@@ -344,11 +366,15 @@ def maintenance_lock(git_dir: Path, timeout: float) -> Iterator[None]:
 def note_commit(repo: GitRepo) -> bool:
     """Count the loose objects of a commit just made; start maintenance once there are enough.
 
-    Called by :meth:`GitRepo.after_commit`. Costs ~20 µs below the thresholds; when they are
+    Called by :meth:`GitRepo.after_commit`. Costs ~35 µs below the thresholds; when they are
     reached it starts a detached maintenance process (a few ms) and returns at once.
 
     Returns:
         Whether maintenance was started.
+
+    Raises:
+        OSError: The counter or the lock could not be written (e.g. a read-only ``.git``).
+        subprocess.SubprocessError: ``sh`` did not start the child within 30 s.
     """
     objects, size = repo.objects.take_written()
     if not objects:

@@ -615,7 +615,9 @@ class GitRepo:
         """
         from mdsessions.git import maintain  # imports this module for its types only
 
-        maintain.note_commit(self)
+        # The commit is made: maintenance is best effort and never fails the save.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            maintain.note_commit(self)
 
     def wait_for_maintenance(self, timeout: float = 120.0) -> bool:
         """Wait until no automatic (or explicit) maintenance runs on this store.
