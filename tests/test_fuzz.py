@@ -73,9 +73,7 @@ def refused_cleanly(exc: BaseException) -> bool:
 
 def settle(store: Store) -> None:
     """Wait for background maintenance (``git repack``), which races with ``git fsck``."""
-    maintainer = getattr(store.git, "_maintainer", None)
-    if maintainer is not None:
-        maintainer.join(timeout=120)
+    store.git.wait_for_maintenance(timeout=120)
 
 
 def clean(store: Store) -> None:

@@ -128,9 +128,11 @@ def store_state(root: Path) -> tuple[str, str, str]:
 
 
 def leftovers(root: Path) -> list[str]:
-    """Stale locks, temp files and an unfinished journal (``writer.lock`` is a flock file)."""
+    """Stale locks, temp files and an unfinished journal (``writer.lock`` and
+    ``maintenance.lock`` are flock files, released by the kernel, never removed)."""
     git_dir = root / ".git"
-    found = [p for p in git_dir.rglob("*.lock") if p != git_dir / "mdsessions" / "writer.lock"]
+    flocks = {git_dir / "mdsessions" / "writer.lock", git_dir / "mdsessions" / "maintenance.lock"}
+    found = [p for p in git_dir.rglob("*.lock") if p not in flocks]
     found += [p for p in root.rglob("*.mdstmp")]
     found += list((git_dir / "objects").glob("*/tmp_obj_*"))
     if (git_dir / "mdsessions" / "journal.json").exists():
@@ -1531,9 +1533,7 @@ def _long_op(store: Store, sessions: list[Any], i: int, outcome: Outcome) -> Non
 def settle(store: Store) -> None:
     """Wait for the store's background maintenance (``git repack``), if one runs: its git
     process and pipes are transient, not a leak, and it races with ``git fsck``."""
-    maintainer = getattr(store.git, "_maintainer", None)
-    if maintainer is not None:
-        maintainer.join(timeout=120)
+    store.git.wait_for_maintenance(timeout=120)
 
 
 def _sample(op: int, started: float) -> dict[str, float]:

@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["RECENT_PATHS", "Journal", "JournalEntry", "WriteMemory"]
+__all__ = ["DROPS_CHECKED", "RECENT_PATHS", "Journal", "JournalEntry", "WriteMemory"]
 
 #: How many recently committed paths are checked for entries a stale-index write dropped.
 RECENT_PATHS = 24
+#: Commits :attr:`WriteMemory.drops_checked` remembers (~100 bytes each).
+DROPS_CHECKED = 4096
 
 
 class JournalEntry(NamedTuple):
@@ -138,7 +140,8 @@ class WriteMemory:
             reflog.
         audited: The branch position last checked for commits dropped by racing git
             commands.
-        drops_checked: Commits already looked at as possibly dropped by a racing reset.
+        drops_checked: Commits already looked at as possibly dropped by a racing reset
+            (the last :data:`DROPS_CHECKED` of them: forgetting one only means looking again).
         recent: Paths this process committed lately and their blobs (index repairs).
         written: The last few blobs this process wrote per path (stale index entries).
         index_written: ``(inode, size, mtime_ns, ctime_ns)`` of the index this process
@@ -147,10 +150,16 @@ class WriteMemory:
 
     last_installed: str | None = None
     audited: str | None = None
-    drops_checked: set[str] = field(default_factory=set)
+    drops_checked: dict[str, None] = field(default_factory=dict)
     recent: dict[str, bytes] = field(default_factory=dict)
     written: dict[str, list[bytes]] = field(default_factory=dict)
     index_written: tuple[int, int, int, int] | None = None
+
+    def checked_drop(self, commit: str) -> None:
+        """Note that ``commit`` was looked at as possibly dropped (the oldest note goes)."""
+        self.drops_checked[commit] = None
+        while len(self.drops_checked) > DROPS_CHECKED:
+            self.drops_checked.pop(next(iter(self.drops_checked)))
 
     def installed(self, commit: str, parent: str | None, blobs: Mapping[str, bytes | None]) -> None:
         """Note that this process put ``commit`` on the branch, writing ``blobs``.

@@ -6,6 +6,13 @@ ones through GitPython's persistent ``git cat-file``. Trees are cached by id (ob
 change); the raw bytes of big trees are kept too, so a commit that changes a few entries of a
 folder of thousands splices 20-byte ids instead of serialising the folder again.
 
+Memory: every cache here is a :class:`SizedLRU`, bounded in bytes estimated from the raw
+object length (factors measured with ``tracemalloc``, see :data:`TREE_COST_FACTOR`), not in
+entries: one version of the sessions folder of a 100,000-file store is a 320 KB tree whose
+parsed form costs ~2 MB, and a cache of 8,192 trees by count grew a process making
+checkpoints by ~300 KB per commit to ~500 MB. The budgets (:data:`TREE_CACHE_BYTES`,
+:data:`LAYOUT_CACHE_BYTES`, :data:`COMMIT_CACHE_BYTES`) hold ~40 MB at most per open store.
+
 Imports: :mod:`.fsutil` (new files); GitPython lazily, for packed objects only.
 """
 
@@ -20,9 +27,9 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from mdsessions.errors import InvalidArgumentError, StoreError
 from mdsessions.git import fsutil as _fsutil
@@ -32,6 +39,7 @@ __all__ = [
     "TREE_MODE",
     "Identity",
     "ObjectStore",
+    "SizedLRU",
     "TreeEntries",
     "blob_sha",
     "commit_bytes",
@@ -128,10 +136,103 @@ def parse_tree_layout(raw: bytes) -> tuple[TreeEntries, dict[bytes, int]]:
 
 #: Trees with at least this many entries keep a layout (see :meth:`ObjectStore.rewrite`).
 _LAYOUT_MIN_ENTRIES = 512
-_LAYOUT_CACHE = 16
-#: Trees larger than this are stored with zlib level 0: they are mostly object ids, which
-#: do not compress, and level 1 costs ~15 ms per MB (git repacks them with deltas anyway).
+#: Trees larger than this are stored with zlib level 0. Measured on the 320 KB sessions
+#: folder of a 100,000-file store: level 1 took 15 ms (48 ms per MB, twice a whole
+#: checkpoint) to save 24% (object ids do not compress), ``Z_RLE`` 4.6 ms to save 14%,
+#: level 0 0.1 ms. Disk is won back by packing instead: git stores each new version of such
+#: a tree as a delta of ~100 bytes, and automatic maintenance packs the loose ones once
+#: ``mdsessions.autoMaintenanceBytes`` of them piled up (see :mod:`.maintain`).
 _STORE_TREE_BYTES = 16 * 1024
+
+#: Bytes of memory one parsed tree costs per byte of raw tree: measured with ``tracemalloc``
+#: at 5.1-7.4 for trees of 10 to 10,000 entries (names, ids and tuples are new objects);
+#: a tree made by copying another's entries costs less (0.9-1.4), so this overestimates.
+TREE_COST_FACTOR = 7
+#: Bytes of memory a tree's layout (its raw bytes and the offsets of its ids) costs per byte
+#: of raw tree: 1 (the bytes) + 2.5-5 (the offsets, measured as above).
+LAYOUT_COST_FACTOR = 6
+#: What a cache entry costs besides its content (the cache's own dict slot, key, tuple).
+ENTRY_OVERHEAD = 200
+#: Budget of the parsed-tree cache, bytes (estimated): ~15 versions of a 10,000-entry folder.
+TREE_CACHE_BYTES = 24 * 1024 * 1024
+#: Budget of the big-tree layout cache, bytes (estimated): a few versions of the big folders.
+LAYOUT_CACHE_BYTES = 8 * 1024 * 1024
+#: What one commit -> root tree entry costs: a 40-character str, 20 bytes, the slot.
+COMMIT_ENTRY_COST = 320
+#: Budget of the commit -> root tree cache, bytes (estimated): ~3,300 commits.
+COMMIT_CACHE_BYTES = 1024 * 1024
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class SizedLRU(Generic[K, V]):
+    """A least-recently-used cache bounded in (estimated) bytes, not in entries; thread-safe.
+
+    Each entry is put with its cost in bytes (the caller's estimate, e.g. the raw object
+    length times a measured factor); once the costs add up to more than ``budget``, the
+    least recently used entries go. An entry costing more than the whole budget is not kept.
+
+    Args:
+        budget: The most bytes the entries may cost together.
+
+    Example:
+        >>> cache: SizedLRU[str, bytes] = SizedLRU(100)
+        >>> cache.put("a", b"x" * 60, 60)
+        >>> cache.put("b", b"y" * 60, 60)  # "a" goes: 120 > 100
+        >>> cache.get("a") is None, cache.nbytes
+        (True, 60)
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        """The estimated bytes the entries cost now."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: K) -> V | None:
+        """The value of ``key`` (now the most recently used), or ``None``."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[0]
+
+    def put(self, key: K, value: V, cost: int) -> None:
+        """Keep ``value`` under ``key``, costing ``cost`` bytes; evict the oldest over budget."""
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            if cost > self.budget:
+                return
+            self._items[key] = (value, cost)
+            self._bytes += cost
+            while self._bytes > self.budget:
+                _key, (_value, gone) = self._items.popitem(last=False)
+                self._bytes -= gone
+
+    def pop(self, key: K) -> None:
+        """Forget ``key`` (nothing happens if it is not there)."""
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
 
 
 def tree_id_offsets(raw: bytes) -> dict[bytes, int]:
@@ -171,13 +272,17 @@ class ObjectStore:
         self._objects_dir = str(git_dir / "objects")
         self._repo: Any = None
         self._repo_lock = threading.Lock()
-        self._trees: OrderedDict[bytes, TreeEntries] = OrderedDict()
-        self._commit_trees: dict[str, bytes] = {}
+        self._trees: SizedLRU[bytes, TreeEntries] = SizedLRU(TREE_CACHE_BYTES)
+        self._commit_trees: SizedLRU[str, bytes] = SizedLRU(COMMIT_CACHE_BYTES)
         # Big trees (a sessions folder of thousands): raw bytes and where each entry's id
         # sits, so a commit that changes a few entries splices 20-byte ids instead of
         # sorting and joining thousands of entries again.
-        self._layouts: OrderedDict[bytes, tuple[bytes, dict[bytes, int]]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._layouts: SizedLRU[bytes, tuple[bytes, dict[bytes, int]]] = SizedLRU(
+            LAYOUT_CACHE_BYTES
+        )
+        self._written_lock = threading.Lock()
+        #: Loose objects written since :meth:`take_written` last asked: (count, bytes on disk).
+        self._written = (0, 0)
 
     def _gitpython(self) -> Any:
         with self._repo_lock:
@@ -193,10 +298,23 @@ class ObjectStore:
             if self._repo is not None:
                 self._repo.close()
                 self._repo = None
-        with self._lock:
-            self._trees.clear()
-            self._commit_trees.clear()
-            self._layouts.clear()
+        self._trees.clear()
+        self._commit_trees.clear()
+        self._layouts.clear()
+
+    def cache_bytes(self) -> dict[str, int]:
+        """What each cache holds now, estimated bytes: ``trees``, ``layouts``, ``commits``."""
+        return {
+            "trees": self._trees.nbytes,
+            "layouts": self._layouts.nbytes,
+            "commits": self._commit_trees.nbytes,
+        }
+
+    def take_written(self) -> tuple[int, int]:
+        """Loose objects this process wrote since the last call: ``(count, bytes on disk)``."""
+        with self._written_lock:
+            written, self._written = self._written, (0, 0)
+        return written
 
     def store(
         self, kind: bytes, raw: bytes, sink: list[tuple[str, bytes, bytes]] | None = None
@@ -250,6 +368,9 @@ class ObjectStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # noqa: PTH108
             raise
+        with self._written_lock:
+            count, size = self._written
+            self._written = (count + 1, size + len(data))
 
     def read(self, binsha: bytes) -> tuple[str, bytes]:
         """Read one object (any kind, loose or packed).
@@ -291,36 +412,28 @@ class ObjectStore:
 
     def tree(self, binsha: bytes) -> TreeEntries:
         """The entries of a tree object (cached; trees never change)."""
-        with self._lock:
-            cached = self._trees.get(binsha)
-            if cached is not None:
-                self._trees.move_to_end(binsha)
-                return cached
+        cached = self._trees.get(binsha)
+        if cached is not None:
+            return cached
         kind, raw = self.read(binsha)
         if kind != "tree":
             raise StoreError(f"object {binsha.hex()} is a {kind}, expected a tree")
         entries, offsets = parse_tree_layout(raw)
-        self._remember_tree(binsha, entries)
+        self._remember_tree(binsha, entries, len(raw))
         if len(entries) >= _LAYOUT_MIN_ENTRIES:  # another writer's big tree: splice it next
             self._remember_layout(binsha, raw, offsets)
         return entries
 
     def _remember_layout(self, binsha: bytes, raw: bytes, offsets: dict[bytes, int]) -> None:
-        with self._lock:
-            self._layouts[binsha] = (raw, offsets)
-            while len(self._layouts) > _LAYOUT_CACHE:
-                self._layouts.popitem(last=False)
+        self._layouts.put(binsha, (raw, offsets), ENTRY_OVERHEAD + LAYOUT_COST_FACTOR * len(raw))
 
-    def _remember_tree(self, binsha: bytes, entries: TreeEntries) -> None:
-        with self._lock:
-            self._trees[binsha] = entries
-            if len(self._trees) > 8192:
-                self._trees.popitem(last=False)
+    def _remember_tree(self, binsha: bytes, entries: TreeEntries, size: int) -> None:
+        """Cache a tree's entries; ``size`` is the length of its raw bytes."""
+        self._trees.put(binsha, entries, ENTRY_OVERHEAD + TREE_COST_FACTOR * size)
 
     def commit_tree(self, commit: str) -> bytes:
         """The root tree id (raw) of a commit (cached: commits never change)."""
-        with self._lock:
-            cached = self._commit_trees.get(commit)
+        cached = self._commit_trees.get(commit)
         if cached is not None:
             return cached
         kind, raw = self.read(bytes.fromhex(commit))
@@ -332,10 +445,7 @@ class ObjectStore:
 
     def remember_commit(self, commit: str, tree: bytes) -> None:
         """Cache the root tree of a commit this process just made."""
-        with self._lock:
-            self._commit_trees[commit] = tree
-            if len(self._commit_trees) > 4096:
-                self._commit_trees.pop(next(iter(self._commit_trees)))
+        self._commit_trees.put(commit, tree, COMMIT_ENTRY_COST)
 
     def entry(self, commit: str | None, path: str) -> tuple[bytes, bytes] | None:
         """The ``(mode, binsha)`` of ``path`` in ``commit``, or ``None`` if absent."""
@@ -409,8 +519,7 @@ class ObjectStore:
         """
         if len(entries) < _LAYOUT_MIN_ENTRIES:
             return serialize_tree(entries), None
-        with self._lock:
-            layout = self._layouts.get(base) if base is not None else None
+        layout = self._layouts.get(base) if base is not None else None
         if layout is not None and all(
             value is not None and (old := old_entries.get(name)) is not None and old[0] == value[0]
             for name, value in changes.items()
@@ -477,7 +586,7 @@ class ObjectStore:
             if entries or not folder:
                 raw, offsets = self._tree_bytes(base, old_entries, entries, changes)
                 sha = self.store(b"tree", raw, sink)
-                self._remember_tree(sha, entries)
+                self._remember_tree(sha, entries, len(raw))
                 if offsets is not None:
                     self._remember_layout(sha, raw, offsets)
                 value_for_parent: tuple[bytes, bytes] | None = (TREE_MODE, sha)

@@ -239,7 +239,7 @@ def restore_dropped(repo: GitRepo, committer: Identity) -> list[str]:
     for old, new in stale_resets(repo, ref):
         if old in repo.memory.drops_checked:
             continue
-        repo.memory.drops_checked.add(old)
+        repo.memory.checked_drop(old)
         if not _is_own_commit(repo, old) or descends(repo, head, old):
             continue
         paths = sorted(repo.objects.diff_trees(new, old))
@@ -270,7 +270,7 @@ def restore_dropped(repo: GitRepo, committer: Identity) -> list[str]:
                 protect_from=head,
             )
         except RefMoved:
-            repo.memory.drops_checked.discard(old)
+            repo.memory.drops_checked.pop(old, None)
             return done
         head = target
         repo.memory.last_installed = target

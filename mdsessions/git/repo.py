@@ -234,9 +234,6 @@ class GitRepo:
         self._flock = WriterLock(self.private_dir / "writer.lock")
         self._thread_lock = threading.RLock()
         self._local = threading.local()
-        self._commits_since_check = 0
-        self._maintaining = threading.Event()
-        self._maintainer: threading.Thread | None = None
         #: Who records commits of the repository's own making (restores): set by the store.
         self.identity = Identity("mdsessions", "mdsessions@localhost")
 
@@ -245,11 +242,9 @@ class GitRepo:
     def close(self) -> None:
         """Stop GitPython's persistent ``git cat-file`` processes and drop caches.
 
-        A background maintenance run, if any, is waited for (up to 60 s).
+        A maintenance run started by a commit is not waited for: it runs detached (see
+        :meth:`wait_for_maintenance`).
         """
-        if self._maintainer is not None:
-            self._maintainer.join(timeout=60)
-            self._maintainer = None
         self.objects.close()
 
     @property
@@ -642,51 +637,34 @@ class GitRepo:
             "this save was being made; nothing was written, try again"
         )
 
-    LOOSE_OBJECTS_LIMIT = 6700
-    """Loose objects (estimated like ``git gc --auto``) above which the store is packed."""
-
     def after_commit(self) -> None:
-        """Pack loose objects in the background once there are many (every 100 commits, check).
+        """Count this commit's loose objects in the store; past the thresholds, start maintenance.
 
-        Every commit adds ~9 loose objects; unpacked, a store of 10,000 commits holds ~90,000
-        files (~465 MB) and ``git log`` slows ~7x. Like ``git gc --auto`` this estimates the
-        count from one fan-out folder, and then runs ``git repack -d -l`` and an incremental
-        commit-graph with changed-path filters in a background thread: both are safe while
-        writers run (repack only deletes loose objects it has packed). Disabled with
-        ``git config mdsessions.autoMaintenance false``. Called by the commit path
+        The counter lives in the store (``.git/mdsessions/maintenance.count``), so commits of
+        short-lived processes (CLI calls) add up; maintenance (``git repack -d -l
+        --geometric=2`` and an incremental commit-graph) runs in a detached process that
+        outlives the caller, under a lock of its own, while writers and a person's git go on.
+        Thresholds, switches and safety: :mod:`.maintain`. Called by the commit path
         (:mod:`.commit`) after each commit this process makes.
         """
-        self._commits_since_check += 1
-        if self._commits_since_check < 100 or self._maintaining.is_set():
-            return
-        self._commits_since_check = 0
-        try:
-            sample = sum(1 for _ in os.scandir(self.git_dir / "objects" / "17"))
-        except FileNotFoundError:
-            return
-        if sample * 256 < self.LOOSE_OBJECTS_LIMIT:
-            return
-        enabled = self.git("config", "--bool", "mdsessions.autoMaintenance", check=False)
-        if enabled.stdout.strip() == b"false":
-            return
-        self._maintaining.set()
+        from mdsessions.git import maintain  # imports this module for its types only
 
-        def work() -> None:
-            try:
-                self.git("repack", "-d", "-l", "-q", check=False)
-                self.git(
-                    "commit-graph",
-                    "write",
-                    "--reachable",
-                    "--changed-paths",
-                    "--split",
-                    check=False,
-                )
-            finally:
-                self._maintaining.clear()
+        # The commit is made: maintenance is best effort and never fails the save.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            maintain.note_commit(self)
 
-        self._maintainer = threading.Thread(target=work, name="mdsessions-maintenance", daemon=True)
-        self._maintainer.start()
+    def wait_for_maintenance(self, timeout: float = 120.0) -> bool:
+        """Wait until no automatic (or explicit) maintenance runs on this store.
+
+        Args:
+            timeout: Seconds to wait at most.
+
+        Returns:
+            ``True`` when none runs, ``False`` if one still ran after ``timeout`` seconds.
+        """
+        from mdsessions.git import maintain
+
+        return maintain.wait_for_maintenance(self.git_dir, timeout)
 
     # -- history --------------------------------------------------------------------------
 

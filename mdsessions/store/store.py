@@ -15,7 +15,6 @@ import getpass
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from mdsessions.errors import (
     StoreNotFoundError,
 )
 from mdsessions.git import repo as _git
+from mdsessions.git.objects import SizedLRU
 from mdsessions.git.repo import CommitInfo, Identity
 from mdsessions.models.results import Result
 from mdsessions.models.schema import (
@@ -98,6 +98,11 @@ class InboxItem(Result):
     """Store-relative paths of the phase's agent outputs to read."""
 
 
+# The parsed-document cache: 8 MB (estimated: ~1,000 documents of 2 KB); a document costs
+# 1 KB + 4x its file (tracemalloc: 2.2-3.3x for manifests, checkpoints, agent outputs).
+DOC_CACHE_BYTES, DOC_ENTRY_COST, DOC_COST_FACTOR = 8 * 1024 * 1024, 1024, 4
+
+
 class Store:
     """A git-backed markdown store (one git repository).
 
@@ -155,8 +160,9 @@ class Store:
         # right now if no writer is active (else that writer does it first).
         self.git.recover_on_open()
         self._renderer: Renderer | None = None
-        self._cache: dict[str, tuple[bytes, type[Document], dict[str, Any]]] = {}
-        self._cache_lock = threading.Lock()
+        # Parsed documents by path, checked against the file's bytes; bounded in bytes.
+        self._cache: SizedLRU[str, tuple[bytes, type[Document], dict[str, Any]]]
+        self._cache = SizedLRU(DOC_CACHE_BYTES)
         self._log_index: LogIndex | None = None
         self._session_index: SessionIndex | None = None
 
@@ -236,8 +242,7 @@ class Store:
     def close(self) -> None:
         """Release git child processes and caches. The store may be used again afterwards."""
         self.git.close()
-        with self._cache_lock:
-            self._cache.clear()
+        self._cache.clear()
 
     def __enter__(self) -> Store:
         return self
@@ -279,18 +284,16 @@ class Store:
             DocumentError: If it does not parse or validate.
         """
         data = self.git.read_worktree(rel)
-        with self._cache_lock:
-            hit = self._cache.get(rel)
+        hit = self._cache.get(rel)
         if hit is not None and hit[0] == data and hit[1] is model:
             return model.model_validate(hit[2])  # a fresh copy the caller may change
         data, doc = parse_rereading(rel, data, model, self.git.read_worktree)
-        with self._cache_lock:
-            self._cache[rel] = (data, model, doc.model_dump(by_alias=True))
+        self._remember(rel, data, doc, model)
         return doc
 
-    def _remember(self, rel: str, data: bytes, doc: Document) -> None:
-        with self._cache_lock:
-            self._cache[rel] = (data, type(doc), doc.model_dump(by_alias=True))
+    def _remember(self, rel: str, data: bytes, doc: Document, model: Any = None) -> None:
+        cost = DOC_ENTRY_COST + DOC_COST_FACTOR * len(data)
+        self._cache.put(rel, (data, model or type(doc), doc.model_dump(by_alias=True)), cost)
 
     def render(self, doc: Document, **context: Any) -> bytes:
         """Render a document; output of a store's own templates must parse back to the same model.
