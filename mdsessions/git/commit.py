@@ -142,33 +142,8 @@ def commit_once(
                 new = make_commit(repo, new_root, parents, message, author, committer, sign)
                 repo.objects.remember_commit(new, new_root)
                 repo.journal.write(JournalEntry(head, ref, list(paths), token, new))
-            # The new index goes in place while the branch is locked and verified, right
-            # before the branch moves: a git commit that reads the new HEAD then reads
-            # the new index too (it reads the index before it locks it, and would commit
-            # that stale copy, deleting these files, on top of the new HEAD).
-            installed: list[bool] = []
-
-            def install_index() -> None:
-                stack.close()
-                installed.append(True)
-
-            try:
-                # Durable: the ref is written out, renamed, and its folder flushed once:
-                # the branch's new position is on disk when the call returns.
-                with _fsutil.durable_batch(repo.durable):
-                    repo.ref_store.cas(
-                        ref,
-                        new,
-                        head,
-                        message,
-                        committer,
-                        repo.journal.claim(token, "ref"),
-                        before_install=install_index,
-                    )
-            except BaseException:
-                if installed:  # the index went in, the branch did not move: undo it
-                    worktree.revert_index(paths, head, new, token)
-                raise
+            # The index goes in right before the branch moves (see _move_with_index).
+            _move_with_index(repo, stack, ref, head, new, paths, message, committer, token)
             moved = True
             repo.memory.installed(new, head, blobs)
             for rel in paths:
@@ -434,35 +409,15 @@ def move_branch(
                 repo, new, paths, protect_from, token, staged
             )
             worktree.enter_index(stack, updates, removals, token)
-            installed: list[bool] = []
-
-            def install_index() -> None:
-                stack.close()
-                installed.append(True)
-
             try:
-                repo.ref_store.cas(
-                    ref,
-                    new,
-                    head,
-                    message,
-                    committer,
-                    repo.journal.claim(token, "ref"),
-                    before_install=install_index,
-                )
+                _move_with_index(repo, stack, ref, head, new, paths, message, committer, token)
             except RefMoved as race:
-                if installed:
-                    worktree.revert_index(paths, head, new, token)
                 if protect_from is not None:
                     raise
                 raise ConflictError(
                     f"{ref} moved from {str(head)[:12]} to {str(race.args[0])[:12]} during the "
                     "operation; nothing was changed, try again"
                 ) from None
-            except BaseException:
-                if installed:
-                    worktree.revert_index(paths, head, new, token)
-                raise
             moved = True
             for rel in paths:
                 target = repo.root / rel
@@ -512,15 +467,12 @@ def _stage_files(
     for rel in paths:
         found = repo.objects.entry(new, rel)
         target = repo.root / rel
-        if protect_from is not None and target.is_file():
-            before = repo.objects.entry(protect_from, rel)
-            known = {found[1] if found else None, before[1] if before else None}
-            if worktree.blob_sha(rel, target.read_bytes()) not in known:
-                if found is None:
-                    removals.append(rel)
-                else:
-                    updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], None))
-                continue
+        if protect_from is not None and worktree.holds_edit(rel, found, protect_from):
+            if found is None:
+                removals.append(rel)
+            else:
+                updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], None))
+            continue
         if found is None:
             removals.append(rel)
             deletions.append(rel)
@@ -532,3 +484,48 @@ def _stage_files(
         staged[rel] = tmp
         updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], tmp.stat()))
     return updates, removals, deletions
+
+
+def _move_with_index(
+    repo: GitRepo,
+    stack: contextlib.ExitStack,
+    ref: str,
+    head: str | None,
+    new: str,
+    paths: Sequence[str],
+    message: str,
+    committer: Identity,
+    token: str,
+) -> None:
+    """Compare-and-swap ``ref`` from ``head`` to ``new``, the staged index going in right before.
+
+    The new index (held in ``index.lock`` by ``stack``) goes in place while the branch is
+    locked and verified: a ``git commit`` that reads the new ``HEAD`` then reads the new index
+    too (it reads the index before it locks it, and would commit that stale copy, deleting
+    these files, on top of the new HEAD). In durable mode the ref is written out, renamed and
+    its folder flushed once: the branch's new position is on disk when the call returns.
+
+    Raises:
+        RefMoved: The branch was not at ``head`` (the index, if it went in, is reverted).
+    """
+    installed: list[bool] = []
+
+    def install_index() -> None:
+        stack.close()
+        installed.append(True)
+
+    try:
+        with _fsutil.durable_batch(repo.durable):
+            repo.ref_store.cas(
+                ref,
+                new,
+                head,
+                message,
+                committer,
+                repo.journal.claim(token, "ref"),
+                before_install=install_index,
+            )
+    except BaseException:
+        if installed:  # the index went in, the branch did not move: undo it
+            repo.worktree.revert_index(paths, head, new, token)
+        raise

@@ -38,7 +38,7 @@ __all__ = [
     "STALE_RESET",
     "descends",
     "keep_dropped",
-    "moved_by_others",
+    "reflog_asks_for_audit",
     "recover",
     "restore_dropped",
     "stale_resets",
@@ -188,10 +188,19 @@ def stale_resets(repo: GitRepo, ref: str) -> list[tuple[str, str]]:
     ]
 
 
-def moved_by_others(repo: GitRepo) -> bool:
-    """Whether the branch's last move (its newest reflog line) was not this store's."""
+def reflog_asks_for_audit(repo: GitRepo) -> bool:
+    """Whether the branch's reflog tail (read once) calls for :func:`restore_dropped`.
+
+    It does when the last move was not this store's, or when a no-op reset
+    (:data:`STALE_RESET`) with two different ids sits in the tail: it may have dropped a
+    commit of ours that no later write of this store put back.
+    """
     tail = repo.ref_store.reflog_tail(f"refs/heads/{repo.branch}")
-    return bool(tail) and tail[0][2] != str(repo.identity)
+    if not tail:
+        return False
+    if tail[0][2] != str(repo.identity):
+        return True
+    return any(message == STALE_RESET and old != new for old, new, _who, message in tail)
 
 
 def _last_own_commit(repo: GitRepo, ref: str) -> str | None:

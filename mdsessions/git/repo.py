@@ -492,8 +492,7 @@ class GitRepo:
         """
         if (
             not self.journal.path.exists()
-            and not _recovery.moved_by_others(self)
-            and not _recovery.stale_resets(self, f"refs/heads/{self.branch}")
+            and not _recovery.reflog_asks_for_audit(self)
             and not any(self.private_dir.glob("claim-*"))
         ):
             return False

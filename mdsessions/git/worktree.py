@@ -289,15 +289,12 @@ class WorkTree:
         for rel in paths:
             found = self.objects.entry(commit, rel)
             target = self.root / rel
-            if protect_from is not None and target.is_file():
-                before = self.objects.entry(protect_from, rel)
-                known = {None if found is None else found[1], None if before is None else before[1]}
-                if self.blob_sha(rel, target.read_bytes()) not in known:
-                    if found is None:
-                        removals.append(rel)
-                    else:
-                        updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], None))
-                    continue
+            if protect_from is not None and self.holds_edit(rel, found, protect_from):
+                if found is None:
+                    removals.append(rel)
+                else:
+                    updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], None))
+                continue
             if found is None:
                 with contextlib.suppress(FileNotFoundError):
                     target.unlink()
@@ -310,6 +307,19 @@ class WorkTree:
             )
             updates.append(_gitindex.IndexEntryUpdate(rel, 0o100644, found[1], st))
         self.sync_index(updates, removals, token)
+
+    def holds_edit(self, rel: str, found: tuple[bytes, bytes] | None, protect_from: str) -> bool:
+        """Whether the working-tree file ``rel`` holds a person's edit.
+
+        It does when its content is neither ``found`` (the entry being written, ``None``:
+        deleted) nor what ``rel`` held at ``protect_from``; a missing file holds none.
+        """
+        target = self.root / rel
+        if not target.is_file():
+            return False
+        before = self.objects.entry(protect_from, rel)
+        known = {None if found is None else found[1], None if before is None else before[1]}
+        return self.blob_sha(rel, target.read_bytes()) not in known
 
     def prune_empty_dirs(self, folder: Path) -> None:
         """Remove ``folder`` and its parents up to the root while they are empty."""
