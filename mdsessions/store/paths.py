@@ -5,6 +5,7 @@ Layout (seed 003; DESIGN.md "The store")::
     mdsessions.toml                                  the store's configuration (tracked)
     workflows/{name}.toml                            copies of workflows registered from outside
     {projects_dir}/{project_id}/sessions/{session_id}/
+    {projects_dir}/{project_id}/archive/{session_id}/   an archived session (same files)
         session_manifest.md
         phase_{N}_{slug}/checkpoint.md · {agent}.md … · user_feedback.md
         phase_{N}_{slug}/prompts/{agent}.md          the prompt each agent was given
@@ -21,6 +22,7 @@ from mdsessions.errors import InvalidIdentifierError
 from mdsessions.models.schema import ID_PATTERN
 
 __all__ = [
+    "ARCHIVE_DIR",
     "BRANCH_RE",
     "CHECKPOINT",
     "CONFIG_FILE",
@@ -33,6 +35,8 @@ __all__ = [
     "document_file",
 ]
 
+#: The folder of a project's archived sessions, beside its ``sessions/`` folder.
+ARCHIVE_DIR = "archive"
 #: The store's configuration at its root (tracked in git).
 CONFIG_FILE = "mdsessions.toml"
 #: A session's manifest, in the session folder.
