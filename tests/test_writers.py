@@ -284,3 +284,60 @@ def test_compat_pair_returns_the_files_it_wrote(tmp_path: Path) -> None:
         assert manager.load_session("p1", "s1")["current_phase"] == 1
     finally:
         manager.close()
+
+
+_CLAIM_AND_WAIT = """
+import os, signal, sys, time
+from pathlib import Path
+from mdsessions import Store
+store = Store.open(sys.argv[1])
+token = store.git.objects.claim_token()
+folder = Path(sys.argv[1]) / ".git" / "objects" / "ab"
+folder.mkdir(exist_ok=True)
+(folder / f"tmp_obj_mds{token}_half").write_bytes(b"half an object")
+print(token, flush=True)
+if sys.argv[2] == "die":
+    os.kill(os.getpid(), signal.SIGKILL)
+time.sleep(60)
+"""
+
+
+def test_temp_objects_of_a_killed_process_go_and_a_living_ones_stay(store: Store) -> None:
+    """Objects written before the writer lock (``prepare``) carry a claim the kernel unlocks.
+
+    A process killed while writing one leaves ``tmp_obj_mds<token>_*``; the next open removes
+    it because the claim's flock can be taken. A living process's temp object is not touched.
+    """
+    root = store.root
+    store.close()
+    script = [sys.executable, "-c", _CLAIM_AND_WAIT, str(root)]
+    live = subprocess.Popen([*script, "live"], stdout=subprocess.PIPE, text=True)
+    try:
+        live_token = live.stdout.readline().strip() if live.stdout else ""
+        dead = subprocess.run([*script, "die"], capture_output=True, text=True, timeout=60)
+        dead_token = dead.stdout.strip()
+        assert dead.returncode == -9 and dead_token and live_token
+        objects = root / ".git" / "objects" / "ab"
+        private = root / ".git" / "mdsessions"
+        assert (objects / f"tmp_obj_mds{dead_token}_half").exists()
+        with Store.open(root) as reopened:
+            reopened.sessions()
+        assert not (objects / f"tmp_obj_mds{dead_token}_half").exists()
+        assert not (private / f"objects-{dead_token}.claim").exists()
+        assert (objects / f"tmp_obj_mds{live_token}_half").exists()
+        assert (private / f"objects-{live_token}.claim").exists()
+    finally:
+        live.kill()
+        live.wait()
+    with Store.open(root):
+        pass
+    assert not (root / ".git" / "objects" / "ab" / f"tmp_obj_mds{live_token}_half").exists()
+
+
+def test_a_closed_store_leaves_no_object_claim(store: Store) -> None:
+    session = store.create_session(P, "s1")
+    store.git.prepare({f"{session.phase_rel(1)}/concept.md": b"early\n"}, head(store.root))
+    private = store.root / ".git" / "mdsessions"
+    assert list(private.glob("objects-*.claim"))
+    store.close()
+    assert not list(private.glob("objects-*.claim"))

@@ -18,7 +18,9 @@ Imports: :mod:`.fsutil` (new files); GitPython lazily, for packed objects only.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -35,6 +37,8 @@ from mdsessions.errors import InvalidArgumentError, StoreError
 from mdsessions.git import fsutil as _fsutil
 
 __all__ = [
+    "OBJECT_CLAIM_PREFIX",
+    "OBJECT_CLAIM_SUFFIX",
     "FILE_MODE",
     "TREE_MODE",
     "Identity",
@@ -257,6 +261,37 @@ def commit_bytes(
     return "".join(lines).encode()
 
 
+#: A process that writes objects outside a journaled commit (``GitRepo.prepare`` before the
+#: writer lock, a merge, an unsigned commit object) names its temp objects
+#: ``tmp_obj_mds<token>_…`` after a claim file ``.git/mdsessions/objects-<token>.claim`` that
+#: it holds an ``flock`` on while it lives. The kernel releases the flock when the process dies
+#: (``kill -9`` included), so a claim whose flock can be taken is provably a dead process's and
+#: its temp objects can go (:func:`mdsessions.git.recovery.sweep_object_claims`).
+OBJECT_CLAIM_PREFIX = "objects-"
+OBJECT_CLAIM_SUFFIX = ".claim"
+
+_OWN_CLAIMS: dict[str, tuple[int, int]] = {}
+"""Object claims made in this process: path → (pid, the descriptor holding its flock); a
+forked child inherits the entries of its parent and leaves them alone."""
+_OWN_CLAIMS_LOCK = threading.Lock()
+
+
+def _release_own_claims() -> None:
+    """Remove this process's object claims at a clean exit (unlink first, then unlock)."""
+    with _OWN_CLAIMS_LOCK:
+        for path, (pid, fd) in list(_OWN_CLAIMS.items()):
+            if pid != os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # noqa: PTH108
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            del _OWN_CLAIMS[path]
+
+
+atexit.register(_release_own_claims)
+
+
 class ObjectStore:
     """The object database of one repository: loose objects written and read in-process.
 
@@ -270,6 +305,9 @@ class ObjectStore:
         self.root = root
         self.durable = durable
         self._objects_dir = str(git_dir / "objects")
+        self._private_dir = git_dir / "mdsessions"
+        #: ``(pid, token, claim path)`` of this store's object claim (see OBJECT_CLAIM_PREFIX).
+        self._claim: tuple[int, str, str] | None = None
         self._repo: Any = None
         self._repo_lock = threading.Lock()
         self._trees: SizedLRU[bytes, TreeEntries] = SizedLRU(TREE_CACHE_BYTES)
@@ -293,11 +331,24 @@ class ObjectStore:
             return self._repo
 
     def close(self) -> None:
-        """Stop GitPython's persistent ``git cat-file`` processes and drop the caches."""
+        """Stop GitPython's persistent ``git cat-file`` processes and drop the caches.
+
+        Also gives up this store's object claim (its temp objects are all renamed by now).
+        """
         with self._repo_lock:
             if self._repo is not None:
                 self._repo.close()
                 self._repo = None
+        claim, self._claim = self._claim, None
+        if claim is not None and claim[0] == os.getpid():
+            with _OWN_CLAIMS_LOCK:
+                owned = _OWN_CLAIMS.pop(claim[2], None)
+            if owned is not None:
+                fd = owned[1]
+                with contextlib.suppress(OSError):
+                    os.unlink(claim[2])  # noqa: PTH108
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._trees.clear()
         self._commit_trees.clear()
         self._layouts.clear()
@@ -329,8 +380,44 @@ class ObjectStore:
         if sink is not None:
             sink.append((binsha.hex(), kind, raw))
         else:
-            self.write(binsha.hex(), kind, raw, "")
+            self.write(binsha.hex(), kind, raw, self.claim_token())
         return binsha
+
+    def claim_token(self) -> str:
+        """The token of this process's object claim (see :data:`OBJECT_CLAIM_PREFIX`).
+
+        Made at the first call; ``""`` when no claim can be made (a read-only ``.git``). The
+        claim appears already locked: it is written and flocked under a temp name, then
+        renamed, so no sweeper ever finds it unlocked while its owner lives.
+        """
+        claim = self._claim
+        if claim is not None and claim[0] == os.getpid():
+            return claim[1]
+        with self._written_lock:
+            claim = self._claim
+            if claim is not None and claim[0] == os.getpid():
+                return claim[1]
+            token = secrets.token_hex(6)
+            final = str(self._private_dir / f"{OBJECT_CLAIM_PREFIX}{token}{OBJECT_CLAIM_SUFFIX}")
+            tmp = final + ".tmp"
+            try:
+                self._private_dir.mkdir(exist_ok=True)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except OSError:
+                return ""
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.write(fd, b"%d\n" % os.getpid())
+                os.replace(tmp, final)  # noqa: PTH105
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)  # noqa: PTH108
+                os.close(fd)
+                return ""
+            with _OWN_CLAIMS_LOCK:
+                _OWN_CLAIMS[final] = (os.getpid(), fd)
+            self._claim = (os.getpid(), token, final)
+            return token
 
     def write_all(self, objects: Sequence[tuple[str, bytes, bytes]], token: str) -> None:
         """Write queued objects (:meth:`store` with a ``sink``), temp files named with ``token``."""

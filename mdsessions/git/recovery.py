@@ -18,6 +18,7 @@ Imports: :mod:`.commit`, :mod:`.fsutil`, :mod:`.index`, :mod:`.journal`, :mod:`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
 import secrets
@@ -28,7 +29,7 @@ from mdsessions.git import commit as _commit
 from mdsessions.git import index as _gitindex
 from mdsessions.git.fsutil import TMP_SUFFIX
 from mdsessions.git.journal import JournalEntry
-from mdsessions.git.objects import Identity
+from mdsessions.git.objects import OBJECT_CLAIM_PREFIX, OBJECT_CLAIM_SUFFIX, Identity
 from mdsessions.git.refs import RefMoved
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ __all__ = [
     "restore_dropped",
     "stale_resets",
     "sweep_claims",
+    "sweep_object_claims",
 ]
 
 #: The reflog message of ``git reset --hard`` without a commit (and of ``git stash``'s
@@ -142,6 +144,53 @@ def sweep_claims(repo: GitRepo) -> bool:
         with contextlib.suppress(OSError):
             leftover.unlink()
     return True
+
+
+def sweep_object_claims(repo: GitRepo) -> bool:
+    """Remove the temp objects of processes that died writing objects outside a commit.
+
+    Such a process holds an ``flock`` on its claim ``.git/mdsessions/objects-<token>.claim``
+    while it lives (see :data:`mdsessions.git.objects.OBJECT_CLAIM_PREFIX`); the kernel
+    releases it at death. A claim whose flock this call can take is a dead process's: its
+    ``tmp_obj_mds<token>_*`` files and the claim go. A live process's claim cannot be locked
+    and is left alone, as is every temp object not named after a dead claim. Needs no writer
+    lock (the flock is the proof).
+
+    Returns:
+        True if a dead process's claim was found (and removed).
+    """
+    try:
+        names = [
+            e.name
+            for e in os.scandir(repo.private_dir)
+            if e.name.startswith(OBJECT_CLAIM_PREFIX) and e.name.endswith(OBJECT_CLAIM_SUFFIX)
+        ]
+    except OSError:
+        return False
+    found = False
+    for name in names:
+        path = repo.private_dir / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its owner lives
+            token = name[len(OBJECT_CLAIM_PREFIX) : -len(OBJECT_CLAIM_SUFFIX)]
+            if token:
+                pattern = f"[0-9a-f][0-9a-f]/tmp_obj_mds{glob.escape(token)}_*"
+                for tmp in (repo.git_dir / "objects").glob(pattern):
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+            with contextlib.suppress(OSError):
+                path.unlink()
+            found = True
+        finally:
+            os.close(fd)
+    return found
 
 
 def _remove_leftovers(repo: GitRepo, entry: JournalEntry) -> None:

@@ -485,17 +485,20 @@ class GitRepo:
         Looked at when there is a journal or a claim, when someone else moved the branch
         last, or when the reflog's tail holds a racing no-op reset (``git stash``) that
         may have dropped a commit of ours which no later write of this store put back.
+        Temp objects of processes that died writing objects before the writer lock (their
+        object claim unlocked) are removed first, with no lock needed.
 
         Returns:
             True if something was recovered; False if there was nothing to do or another
             writer holds the lock (it recovers before writing).
         """
+        swept_objects = _recovery.sweep_object_claims(self)
         if (
             not self.journal.path.exists()
             and not _recovery.reflog_asks_for_audit(self)
             and not any(self.private_dir.glob("claim-*"))
         ):
-            return False
+            return swept_objects
         if not self._thread_lock.acquire(blocking=False):
             return False
         try:
@@ -506,7 +509,8 @@ class GitRepo:
             try:
                 recovered = self.recover()
                 swept = _recovery.sweep_claims(self)
-                return bool(_recovery.restore_dropped(self, self.identity)) or recovered or swept
+                restored = bool(_recovery.restore_dropped(self, self.identity))
+                return restored or recovered or swept or swept_objects
             except (StoreError, OSError):
                 return False  # the next writer meets it and reports it clearly
             finally:
