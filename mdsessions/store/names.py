@@ -4,8 +4,9 @@ Generated ids (``session-20261202-211204-b43c``) are long to type (issue 14 item
 wherever a session is named (:meth:`Store.find_session`) these resolve, in this order:
 
 1. ``PROJECT/SESSION`` exactly; ``PROJECT`` may itself be a unique prefix of a project;
-2. ``PROJECT/latest``: the project's most recently created session (unless a session is
-   literally named ``latest``);
+2. ``PROJECT/latest``: the project's most recently created session (its manifest's
+   ``created``, whole seconds; ties broken by the greater session id), unless a session is
+   literally named ``latest``;
 3. ``PROJECT/PREFIX``: the one session of the project whose id starts with ``PREFIX``;
 4. ``SESSION``: a session id that exactly one project holds;
 5. ``PREFIX``: the one session of the store whose id starts with ``PREFIX``.
