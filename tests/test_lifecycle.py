@@ -530,3 +530,19 @@ def test_list_status_accepts_the_new_statuses(two: Store) -> None:
     assert [e.session_id for e in two.list_sessions() if e.status is SessionStatus.PAUSED] == [S1]
     rows = json.loads(invoke(two, "list", "--status", "cancelled", "--json").stdout)
     assert [r["session"] for r in rows] == [S2]
+
+
+def test_a_fork_of_a_cancelled_session_starts_afresh(two: Store) -> None:
+    session = two.find_session(S1)
+    session.pause()
+    session.end(reason="wrong direction")
+    forked = history.fork(session, "s9")
+    manifest = forked.session.manifest()
+    assert (manifest.status, manifest.paused, manifest.ended, manifest.end_reason) == (
+        SessionStatus.CREATED,
+        None,
+        None,
+        None,
+    )
+    assert two.find_session(S1).status is SessionStatus.CANCELLED
+    verify_clean(two)

@@ -237,6 +237,11 @@ def status_command(ctx: click.Context, session_ref: str, as_json: bool) -> None:
         f"totals    {totals.input_tokens:,} tokens in, {totals.output_tokens:,} out; "
         f"${totals.cost:.4f}; agent time {seconds(totals.duration)}",
     ]
+    if manifest.paused is not None:
+        lines.insert(2, f"paused    {short_time(manifest.paused)} UTC (resume: mdsessions resume)")
+    if manifest.ended is not None:
+        why = f": {manifest.end_reason}" if manifest.end_reason else ""
+        lines.insert(2, f"ended     {short_time(manifest.ended)} UTC{why}")
     stale = [p for p in manifest.phases if p.status.value == "stale"]
     if stale:
         lines += ["", *(f"stale     phase {p.number}: {p.stale_reason}; runs again" for p in stale)]

@@ -96,9 +96,9 @@ def _archived(store: Store, project: str | None, prefix: str) -> str:
 
 def _project(store: Store, word: str, ref: str) -> str:
     check_id(word, "project id")
-    projects = _projects(store)
-    if word in projects:
+    if (_base(store) / word / "sessions").is_dir():
         return word
+    projects = _projects(store)
     found = [p for p in projects if p.startswith(word)]
     if len(found) == 1:
         return found[0]
