@@ -27,6 +27,8 @@ from helpers import (
     trailers,
     write_two_phase_workflow,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mdsessions import (
     DocumentError,
@@ -546,3 +548,78 @@ def test_a_fork_of_a_cancelled_session_starts_afresh(two: Store) -> None:
     )
     assert two.find_session(S1).status is SessionStatus.CANCELLED
     verify_clean(two)
+
+
+TRICKY = {
+    "yes": "yes",
+    "null": "null",
+    "num": "1e3",
+    "colon": "a: b",
+    "hash": "# not a comment",
+    "empty": "",
+    "spaces": "  padded  ",
+    "quote": 'it\'s "quoted"',
+    "unicode": "Zürich ✓",
+    "true": True,
+    "int": -7,
+    "float": 2.5,
+    "none": None,
+    "list": ["a", "", "1"],
+    "map": {"k": {"deep": "v"}},
+    "multi": "line one\nline two\n",
+}
+
+
+def test_tricky_metadata_reads_back_through_every_reader(store: Store) -> None:
+    """The strict reader, the listing's fast reader and python-frontmatter agree."""
+    import frontmatter
+
+    session = store.create_session(P, S1, metadata=TRICKY)
+    assert session.manifest().metadata == TRICKY
+    (summary,) = store.list_sessions()
+    assert summary.frontmatter()["metadata"] == TRICKY
+    post = frontmatter.load(str(store.root / session.manifest_rel))
+    assert post.metadata["metadata"] == TRICKY
+    verify_clean(store)
+
+
+_KEYS = st.text(min_size=1, max_size=12).filter(lambda k: k.strip() and k.isprintable())
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=5))
+def test_metadata_round_trips_verbatim(metadata: dict[str, object]) -> None:
+    """``loads(dumps(manifest))`` keeps any JSON-like metadata, and the fast reader agrees."""
+    from mdsessions import dumps, loads
+    from mdsessions.documents.frontmatter import split
+    from mdsessions.documents.yaml import fast_load
+
+    try:
+        manifest = _manifest()
+        manifest.metadata = metadata
+    except ValueError:
+        return  # a key or text the manifest refuses (a line break): refused, not mangled
+    text = dumps(manifest)
+    back = loads(text, path=None)
+    assert back.metadata == metadata
+    fast = fast_load(split(text)[0])
+    if fast is not None:
+        assert fast.get("metadata", {}) == metadata
