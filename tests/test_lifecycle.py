@@ -239,6 +239,8 @@ def test_a_bad_reason_or_tag_or_metadata_changes_nothing(two: Store) -> None:
         session.end(reason="two\nlines")
     with pytest.raises(InvalidArgumentError, match="invalid tag ' x'"):
         session.add_tags([" x"])
+    with pytest.raises(DocumentError, match="field 'tags.0'"):
+        session.add_tags(["two\nlines"])
     with pytest.raises(InvalidArgumentError, match="no tag given"):
         session.add_tags([])
     with pytest.raises(InvalidArgumentError, match="has no tag 'q3' \\(its tags: none\\)"):

@@ -289,11 +289,13 @@ class Lifecycle:
             The tags after, and those added.
 
         Raises:
-            InvalidArgumentError: No tag given, or an invalid one (nothing is written).
+            InvalidArgumentError: No tag given, or one with leading or trailing spaces.
+            DocumentError: A tag that is not one line (field ``tags``).
         """
         wanted = _one_line_values(tags, "tag")
         if not wanted:
             raise InvalidArgumentError("no tag given: expected one or more tags")
+        build(SessionManifest, **_probe({}), tags=wanted)  # one line each, else named
         return self._retag(wanted, [], author)
 
     def remove_tags(
