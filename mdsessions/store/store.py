@@ -549,22 +549,14 @@ class Store:
     def find_session(self, ref: str) -> Session:
         """Resolve ``PROJECT/SESSION``, ``PROJECT/latest``, a bare id or a unique prefix.
 
-        The rules: :mod:`mdsessions.store.names` (e.g. ``demo/latest``, ``session-2026120``).
-
         Raises:
             InvalidIdentifierError: A part of ``ref`` is not an id.
-            SessionNotFoundError: None or several match; the message lists close matches,
-                what matched, or the ``unarchive`` command for an archived session.
+            SessionNotFoundError: None or several match (see :func:`names.resolve`).
         """
         return Session(self, *names.resolve(self, ref))
 
     def session_names(self, prefix: str = "") -> list[str]:
-        """Session names starting with ``prefix``, for shell completion.
-
-        Returns:
-            ``PROJECT/`` and session ids (no ``/`` typed yet), else ``PROJECT/SESSION`` and
-            ``PROJECT/latest``; sorted.
-        """
+        """Session names starting with ``prefix``, sorted (shell completion: ``names.complete``)."""
         return names.complete(self, prefix)
 
     def _manifest_paths(self, project_id: str | None = None) -> list[Path]:
