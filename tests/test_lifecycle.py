@@ -625,3 +625,23 @@ def test_metadata_round_trips_verbatim(metadata: dict[str, object]) -> None:
     fast = fast_load(split(text)[0])
     if fast is not None:
         assert fast.get("metadata", {}) == metadata
+
+
+def test_a_session_paused_while_it_runs_stops_before_its_next_phase(
+    two: Store, workflow: Path
+) -> None:
+    """Someone pauses the session while phase 1's agent runs: the run stops, paused."""
+
+    def writer(context: object) -> str:
+        Store.open(two.root).find_session(S1).pause()  # another person, another Store
+        return "# Draft"
+
+    result = Runner(two, agents={"writer": writer}).run(f"{P}/{S1}")
+    assert result.status is SessionStatus.PAUSED
+    assert result.phases_run == (1,)
+    session = two.find_session(S1)
+    assert session.checkpoint(1) is not None and session.checkpoint(1).status.value == "completed"
+    assert session.manifest().current_phase == 1  # awaiting its review once resumed
+    verify_clean(two)
+    assert session.resume().status.after == "awaiting_review"
+    verify_clean(two)
