@@ -299,6 +299,9 @@ def test_inbox_leaves_paused_sessions_out_unless_asked(two: Store) -> None:
     assert [i.session_id for i in two.inbox(P)] == [S2]
     assert [i.session_id for i in two.inbox(paused=True)] == [S1, S2]
     assert [i["session"] for i in json.loads(invoke(two, "inbox", "--json").stdout)] == [S2]
+    text = invoke(two, "inbox")
+    assert "1 phase(s) of paused sessions not shown (--paused shows them)" in text.stderr
+    assert S2 in text.stdout and S1 not in text.stdout
     shown = json.loads(invoke(two, "inbox", "--paused", "--json").stdout)
     assert [i["session"] for i in shown] == [S1, S2]
     # A reviewer may still decide on a paused session; it stays paused.

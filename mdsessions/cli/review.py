@@ -116,6 +116,11 @@ def inbox_command(ctx: click.Context, project: str | None, paused: bool, as_json
     if as_json:
         echo_model(items)
         return
+    hidden = 0 if paused else len(store.inbox(project, paused=True)) - len(items)
+    if hidden:
+        click.echo(
+            f"{hidden} phase(s) of paused sessions not shown (--paused shows them)", err=True
+        )
     if not items:
         click.echo("nothing awaits review", err=True)
         return
