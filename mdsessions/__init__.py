@@ -38,8 +38,10 @@ __all__ = [
     "Identity",
     "InboxItem",
     "InvalidIdentifierError",
+    "LifecycleResult",
     "LockTimeoutError",
     "MdsessionsError",
+    "MetadataResult",
     "PhaseDef",
     "PhaseEntry",
     "PhaseNotFoundError",
@@ -59,6 +61,7 @@ __all__ = [
     "StoreError",
     "StoreNotFoundError",
     "SyncConflictError",
+    "TagsResult",
     "UnrecordedEditError",
     "UserFeedback",
     "Workflow",
@@ -83,6 +86,9 @@ _WHERE = {
     "SessionSummary": "store.store",
     "EditedFile": "store.store",
     "InboxItem": "store.store",
+    "LifecycleResult": "store.lifecycle",
+    "MetadataResult": "store.lifecycle",
+    "TagsResult": "store.lifecycle",
     "FeedbackEvent": "watch",
     "FeedbackWatcher": "watch",
     "Identity": "store.store",
@@ -179,6 +185,7 @@ if TYPE_CHECKING:
     )
     from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow, idea_validation
     from mdsessions.runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
+    from mdsessions.store.lifecycle import LifecycleResult, MetadataResult, TagsResult
     from mdsessions.store.store import (
         Commit,
         EditedFile,

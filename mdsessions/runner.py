@@ -442,8 +442,11 @@ class Runner:
         workflow = self._workflow_for(session)
         recorded: list[int] = []
         ran: list[int] = []
+        session.refuse_if_paused()
         while True:
             manifest = session.manifest()
+            if manifest.status is SessionStatus.PAUSED:
+                break  # paused by someone while this run went on: stop before the next phase
             for entry in manifest.phases:
                 if (
                     entry.review is ReviewState.PENDING

@@ -79,6 +79,8 @@ def errors(instance: Any, schema: dict[str, Any], where: str = "$") -> list[str]
                 out += errors(value, properties[name], f"{where}.{name}")
             elif isinstance(extra, dict):
                 out += errors(value, extra, f"{where}.{name}")
+            elif extra is True:  # a free-form mapping (a session's metadata)
+                continue
             else:
                 out.append(f"{where}: {name!r} is not in the schema")
     if isinstance(instance, list) and "items" in schema:
@@ -285,6 +287,15 @@ def test_every_json_command_matches_its_schema(tmp_path: Path, workflow: Path) -
     assert synced["push"]["commit"] == git(root, "rev-parse", "HEAD").strip()
     maintenance = sh.json("maintenance")
     assert [s["step"] for s in maintenance["steps"]] == ["pack-refs", "repack", "commit-graph"]
+
+    sh.run("new", "proj", "s10", "--meta", "team=a")
+    assert sh.json("pause", "proj/s10")["status"]["after"] == "paused"
+    assert sh.json("resume", "proj/s10")["action"] == "resume"
+    assert sh.json("tag add", "proj/s10", "pilot")["tags"] == ["pilot"]
+    assert sh.json("tag remove", "proj/s10", "pilot")["tags"] == []
+    assert sh.json("tag list", "proj/s10")["tags"] == []
+    assert sh.json("meta", "proj/s10")["metadata"] == {"team": "a"}
+    assert sh.json("end", "proj/s10", "--reason", "done")["status"]["after"] == "cancelled"
 
     assert sh.seen == set(OUTPUTS), set(OUTPUTS) - sh.seen
 

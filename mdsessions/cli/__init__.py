@@ -8,8 +8,9 @@ on every command that reports). The layout:
 * :mod:`.schemas`: the models of the ``--json`` documents the CLI composes, the JSON Schema of
   every command's document, and docs/json.md made from them;
 * one module per command group: :mod:`.sessions`, :mod:`.phases`, :mod:`.run`,
-  :mod:`.review`, :mod:`.versions`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance`
-  (:mod:`.history` lists the commands of the last four);
+  :mod:`.review`, :mod:`.lifecycle`, :mod:`.versions`, :mod:`.backup`, :mod:`.remote`,
+  :mod:`.maintenance` (:mod:`.history` lists the commands of the last four);
+* :mod:`.completion`: shell completion of session names;
 * this module adds every command to the group, in ``--help`` order. The command modules
   import :mod:`.app`, never this module, so nothing imports in a cycle.
 
@@ -25,6 +26,14 @@ import click
 
 from mdsessions.cli import history
 from mdsessions.cli.app import cli
+from mdsessions.cli.completion import complete_sessions_everywhere
+from mdsessions.cli.lifecycle import (
+    end_command,
+    meta_command,
+    pause_command,
+    resume_command,
+    tag_group,
+)
 from mdsessions.cli.phases import checkpoint_command, feedback_command, output_command
 from mdsessions.cli.review import (
     edits_command,
@@ -57,6 +66,11 @@ COMMANDS: tuple[click.Command, ...] = (
     log_command,
     show_command,
     validate_command,
+    pause_command,
+    resume_command,
+    end_command,
+    tag_group,
+    meta_command,
     run_command,
     edits_command,
     record_command,
@@ -69,6 +83,7 @@ COMMANDS: tuple[click.Command, ...] = (
 
 for _command in COMMANDS:
     cli.add_command(_command)
+complete_sessions_everywhere(cli)  # SESSION arguments complete session names
 
 
 def main(argv: Sequence[str] | None = None) -> None:

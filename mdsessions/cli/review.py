@@ -96,25 +96,31 @@ def record_command(
 
 @click.command("inbox")
 @click.option("--project", metavar="PROJECT", help="Only this project's sessions.")
+@click.option("--paused", is_flag=True, help="Include paused sessions (left out by default).")
 @json_option()
 @store_option()
 @click.pass_context
-def inbox_command(ctx: click.Context, project: str | None, as_json: bool) -> None:
+def inbox_command(ctx: click.Context, project: str | None, paused: bool, as_json: bool) -> None:
     """Every phase awaiting review across the store, oldest first.
 
     Shows the project, session, phase, how long it has waited, the feedback file
-    to edit and the outputs to read.
+    to edit and the outputs to read. Paused sessions are left out unless --paused.
 
     \b
     Example:
         mdsessions inbox
-        mdsessions inbox --project demo --json
+        mdsessions inbox --project demo --paused --json
     """
     store = open_store(ctx)
-    items = store.inbox(project)
+    items = store.inbox(project, paused=paused)
     if as_json:
         echo_model(items)
         return
+    hidden = 0 if paused else len(store.inbox(project, paused=True)) - len(items)
+    if hidden:
+        click.echo(
+            f"{hidden} phase(s) of paused sessions not shown (--paused shows them)", err=True
+        )
     if not items:
         click.echo("nothing awaits review", err=True)
         return

@@ -69,6 +69,13 @@ def init_command(ctx: click.Context, path: str | None, projects_dir: str) -> Non
 @click.argument("session_id", required=False, metavar="[SESSION]")
 @workflow_option()
 @session_options()
+@click.option(
+    "--meta",
+    "meta",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata, kept verbatim (repeatable).",
+)
 @idea_options()
 @store_option()
 @click.pass_context
@@ -80,6 +87,7 @@ def new_command(
     mode: str | None,
     user_id: str | None,
     tags: tuple[str, ...],
+    meta: tuple[str, ...],
     idea: str | None,
     idea_file: str | None,
 ) -> None:
@@ -91,8 +99,11 @@ def new_command(
     \b
     Example:
         mdsessions new project-123 session-456 --mode full --idea "A gym leaderboard"
-        mdsessions new project-123 --idea-file idea.md --tag pilot
+        mdsessions new project-123 --idea-file idea.md --tag pilot --meta customer=acme
     """
+    from mdsessions.cli.lifecycle import parse_meta
+
+    metadata = parse_meta(meta)
     idea_text = text_or_file(idea, idea_file, "idea")
     store = open_store(ctx)
     session = store.create_session(
@@ -103,6 +114,7 @@ def new_command(
         user_id=user_id,
         idea=idea_text,
         tags=tags,
+        metadata=metadata,
     )
     click.echo(session.ref)
 
@@ -225,6 +237,11 @@ def status_command(ctx: click.Context, session_ref: str, as_json: bool) -> None:
         f"totals    {totals.input_tokens:,} tokens in, {totals.output_tokens:,} out; "
         f"${totals.cost:.4f}; agent time {seconds(totals.duration)}",
     ]
+    if manifest.paused is not None:
+        lines.insert(2, f"paused    {short_time(manifest.paused)} UTC (resume: mdsessions resume)")
+    if manifest.ended is not None:
+        why = f": {manifest.end_reason}" if manifest.end_reason else ""
+        lines.insert(2, f"ended     {short_time(manifest.ended)} UTC{why}")
     stale = [p for p in manifest.phases if p.status.value == "stale"]
     if stale:
         lines += ["", *(f"stale     phase {p.number}: {p.stale_reason}; runs again" for p in stale)]

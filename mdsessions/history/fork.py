@@ -19,6 +19,7 @@ from mdsessions.models.schema import (
     SessionManifest,
     utc_now,
 )
+from mdsessions.models.state import derive_status
 from mdsessions.store.commits import commit_message
 from mdsessions.store.store import (
     MANIFEST,
@@ -110,6 +111,9 @@ def _fork_files(
             doc.forked_from = ForkOrigin(session=source.ref, commit=at)
             doc.created = now
             doc.updated = now
+            # A fork is a new session: it is neither paused nor ended, whatever its source is.
+            doc.paused = doc.ended = doc.end_reason = None
+            derive_status(doc)
             names = {p.number: p.name for p in doc.phases}
         docs[target] = doc
     for target, doc in docs.items():

@@ -11,6 +11,7 @@ costs are USD, token counts are integers.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Literal
@@ -63,6 +64,10 @@ class SessionStatus(_ValueEnum):
     COMPLETED = "completed"
     REJECTED = "rejected"
     FAILED = "failed"
+    PAUSED = "paused"
+    """Paused by a person (``mdsessions pause``): the runner leaves it alone until resumed."""
+    CANCELLED = "cancelled"
+    """Ended (``mdsessions end``) before its last phase; it takes no more writes."""
 
 
 class PhaseStatus(_ValueEnum):
@@ -228,6 +233,44 @@ def _list_of_strings(value: Any) -> Any:
 StrList = Annotated[list[OneLine], BeforeValidator(_list_of_strings)]
 
 
+def _metadata(value: Any) -> Any:
+    """A ``metadata`` mapping: one-line text keys, JSON-like values kept as they are."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of key: value, got {type(value).__name__}")
+    _check_plain(value, "metadata")
+    return value
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Refuse what a frontmatter cannot hold verbatim (names the key path)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.strip():
+                raise ValueError(f"{where}: keys must be non-empty text, got {key!r}")
+            _single_line(key)
+            _check_plain(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: expected a finite number, got {value!r}")
+    elif value is not None and not isinstance(value, str | int | float | bool):
+        raise ValueError(
+            f"{where}: expected text, a number, true/false, null, a list or a mapping, "
+            f"got {type(value).__name__}"
+        )
+
+
+Metadata = Annotated[dict[str, Any], BeforeValidator(_metadata)]
+"""Free-form ``key: value`` pairs of a session, kept verbatim (seed 000/002 metadata)."""
+
+
+def _empty(value: Any) -> bool:
+    return not value
+
+
 def _input_map(value: Any) -> Any:
     """Inputs as ``{path: blob id}``; a list of paths (stores before 0.2) maps to ``""``."""
     if value is None:
@@ -320,9 +363,19 @@ class SessionManifest(_Doc):
     status: SessionStatus = SessionStatus.CREATED
     created: UTCTime
     updated: UTCTime
+    # Written only once a session uses them: manifests of sessions that never do stay byte
+    # for byte what earlier versions wrote (and read).
+    paused: UTCTime | None = Field(default=None, exclude_if=_empty)
+    """When the session was paused (UTC); ``null`` unless it is paused now."""
+    ended: UTCTime | None = Field(default=None, exclude_if=_empty)
+    """When the session was ended with ``end`` (UTC)."""
+    end_reason: OneLine | None = Field(default=None, exclude_if=_empty)
+    """Why it was ended (one line)."""
     current_phase: int | None = None
     phases: list[PhaseEntry] = Field(default_factory=list)
     tags: StrList = Field(default_factory=list)
+    metadata: Metadata = Field(default_factory=dict, exclude_if=_empty)
+    """Free-form ``key: value`` pairs (``--meta key=value``), kept verbatim."""
     totals: Totals = Field(default_factory=Totals)
     forked_from: ForkOrigin | None = None
     idea: str | None = None

@@ -30,6 +30,11 @@ otherwise                     current = :func:`next_to_run`; ``failed`` if that 
                               ``created`` while no phase ran, else ``in_progress``
 ============================  ================================================================
 
+Two marks a person sets override that status unless the table says ``completed`` or
+``rejected`` (issue 14, seeds 001/002): ``ended`` (:func:`end`) makes the session
+``cancelled`` with no current phase; ``paused`` (:func:`pause`) makes it ``paused`` and
+keeps its current phase, so :func:`resume` picks up where it stopped.
+
 Example:
     >>> import datetime as dt
     >>> from mdsessions.models.schema import PhaseEntry, SessionManifest
@@ -62,13 +67,16 @@ __all__ = [
     "DONE",
     "advance",
     "apply_feedback",
+    "end",
     "awaiting_review",
     "derive_status",
     "is_closed",
     "mark_downstream_stale",
     "next_retry_count",
     "next_to_run",
+    "pause",
     "phase_after",
+    "resume",
     "start_phase",
     "take_metrics",
     "totals",
@@ -77,7 +85,7 @@ __all__ = [
 DONE = frozenset({PhaseStatus.COMPLETED, PhaseStatus.SKIPPED})
 """Phase statuses that need no further run."""
 
-CLOSED = frozenset({SessionStatus.COMPLETED, SessionStatus.REJECTED})
+CLOSED = frozenset({SessionStatus.COMPLETED, SessionStatus.REJECTED, SessionStatus.CANCELLED})
 """Session statuses that take no more writes (a new session continues the work)."""
 
 
@@ -102,7 +110,7 @@ def totals(phases: Iterable[PhaseEntry]) -> Totals:
 
 
 def is_closed(manifest: SessionManifest) -> bool:
-    """Whether the session ended (``completed`` or ``rejected``) and takes no more writes."""
+    """Whether the session ended (``completed``, ``rejected``, ``cancelled``): no more writes."""
     return manifest.status in CLOSED
 
 
@@ -180,6 +188,12 @@ def derive_status(manifest: SessionManifest) -> None:
             manifest.status = SessionStatus.CREATED
         else:
             manifest.status = SessionStatus.IN_PROGRESS
+    if manifest.status in (SessionStatus.COMPLETED, SessionStatus.REJECTED):
+        return
+    if manifest.ended is not None:
+        manifest.status, manifest.current_phase = SessionStatus.CANCELLED, None
+    elif manifest.paused is not None:
+        manifest.status = SessionStatus.PAUSED
 
 
 def start_phase(
@@ -347,3 +361,63 @@ def apply_feedback(
         row.review = ReviewState.REJECTED
     derive_status(manifest)
     return marked
+
+
+def pause(manifest: SessionManifest, *, now: _dt.datetime) -> None:
+    """A person paused the session: the runner leaves it alone until :func:`resume` (in place).
+
+    Args:
+        manifest: The manifest to update.
+        now: When (UTC), recorded as ``paused``.
+
+    Raises:
+        ValueError: The session is already paused, or it ended (the message says which).
+    """
+    if manifest.paused is not None:
+        raise ValueError(f"it is already paused (since {_time(manifest.paused)})")
+    if is_closed(manifest):
+        raise ValueError(f"it is {manifest.status.value}; only a running session can be paused")
+    manifest.paused = now
+    derive_status(manifest)
+
+
+def resume(manifest: SessionManifest) -> None:
+    """A paused session was resumed: its status follows its phase table again (in place).
+
+    Args:
+        manifest: The manifest to update.
+
+    Raises:
+        ValueError: The session is not paused.
+    """
+    if manifest.paused is None:
+        raise ValueError(f"it is not paused (status {manifest.status.value})")
+    manifest.paused = None
+    derive_status(manifest)
+
+
+def end(manifest: SessionManifest, *, now: _dt.datetime, reason: str | None = None) -> None:
+    """A person ended the session (in place): ``cancelled`` unless its table says it is done.
+
+    A session whose phase table says ``completed`` or ``rejected`` keeps that status and
+    gets its ``ended`` time; any other (a paused one included) becomes ``cancelled``, with no
+    current phase, and takes no more writes.
+
+    Args:
+        manifest: The manifest to update.
+        now: When (UTC), recorded as ``ended``.
+        reason: Why (one line), recorded as ``end_reason``.
+
+    Raises:
+        ValueError: The session was ended already.
+    """
+    if manifest.ended is not None:
+        raise ValueError(f"it was ended already ({_time(manifest.ended)})")
+    manifest.ended = now
+    manifest.end_reason = reason or None
+    manifest.paused = None
+    derive_status(manifest)
+
+
+def _time(value: _dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -47,6 +47,7 @@ from mdsessions.store import writes
 from mdsessions.store.checks import D, build, build_status
 from mdsessions.store.commits import CommitKind
 from mdsessions.store.integrity import Problem, validate_phase, validate_session
+from mdsessions.store.lifecycle import Lifecycle
 from mdsessions.store.outputs import (
     fill_run_metrics,
     new_output,
@@ -71,12 +72,13 @@ __all__ = ["Session"]
 T = TypeVar("T")
 
 
-class Session:
+class Session(Lifecycle):
     """One session of a store: its manifest, phases, agent outputs and feedback.
 
     Obtain it from :meth:`Store.create_session`, :meth:`Store.session` or
     :meth:`Store.find_session`. Reads come from the working tree (what a person sees in the
-    editor); every save is one commit.
+    editor); every save is one commit. Pause, resume, end, tags and metadata are
+    :class:`~mdsessions.store.lifecycle.Lifecycle`'s methods.
     """
 
     def __init__(self, store: Store, project_id: str, session_id: str) -> None:

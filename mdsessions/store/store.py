@@ -47,12 +47,13 @@ from mdsessions.models.schema import (
     utc_now,
 )
 from mdsessions.models.workflow import Workflow
-from mdsessions.store import edits
+from mdsessions.store import edits, names
 from mdsessions.store.checks import D, build, decode, parse_rereading
 from mdsessions.store.commits import RUNNER_IDENTITY, commit_message
 from mdsessions.store.config import new_store_files, read_store_config
 from mdsessions.store.edits import EditedFile
 from mdsessions.store.integrity import Problem
+from mdsessions.store.lifecycle import without_paused
 
 # Names imported "as" themselves are re-exported: other modules import them from here.
 from mdsessions.store.paths import CHECKPOINT as CHECKPOINT
@@ -450,6 +451,7 @@ class Store:
         user_id: str | None = None,
         idea: str | None = None,
         tags: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
         author: Identity | None = None,
     ) -> Session:
         """Create a session: its manifest and the phase table of its mode, in one commit.
@@ -462,6 +464,7 @@ class Store:
             user_id: Who the session is for (seed 003 ``user_id``).
             idea: The input the runner gives the agents (markdown).
             tags: Free-form labels.
+            metadata: Free-form ``key: value`` pairs, kept verbatim (``metadata``).
             author: Commit author (default: the store's runner identity).
 
         Returns:
@@ -504,6 +507,7 @@ class Store:
                 for p in phases
             ],
             tags=list(tags),
+            metadata=dict(metadata or {}),
             idea=idea,
         )
         session = Session(self, project_id, session_id)
@@ -543,26 +547,17 @@ class Store:
         return Session(self, project_id, session_id)
 
     def find_session(self, ref: str) -> Session:
-        """Resolve ``project/session`` or a bare ``session`` id that is unique in the store.
+        """Resolve ``PROJECT/SESSION``, ``PROJECT/latest``, a bare id or a unique prefix.
 
         Raises:
-            SessionNotFoundError: No such session, or a bare id that several projects use.
+            InvalidIdentifierError: A part of ``ref`` is not an id.
+            SessionNotFoundError: None or several match (see :func:`names.resolve`).
         """
-        if "/" in ref:
-            project_id, _, session_id = ref.partition("/")
-            return self.session(project_id, session_id)
-        check_id(ref, "session id")
-        matches = [m for m in self._manifest_paths() if m.parent.name == ref]
-        if not matches:
-            raise SessionNotFoundError(f"no session {ref!r} in {self.root}")
-        if len(matches) > 1:
-            projects = sorted(m.parent.parent.parent.name for m in matches)
-            raise SessionNotFoundError(
-                f"session id {ref!r} exists in several projects ({', '.join(projects)}); "
-                "write it as PROJECT/SESSION"
-            )
-        path = matches[0]
-        return Session(self, path.parent.parent.parent.name, ref)
+        return Session(self, *names.resolve(self, ref))
+
+    def session_names(self, prefix: str = "") -> list[str]:
+        """Session names starting with ``prefix``, sorted (shell completion: ``names.complete``)."""
+        return names.complete(self, prefix)
 
     def _manifest_paths(self, project_id: str | None = None) -> list[Path]:
         base = self.root if self.projects_dir == "." else self.root / self.projects_dir
@@ -630,7 +625,7 @@ class Store:
             )
         return self._session_index
 
-    def inbox(self, project_id: str | None = None) -> list[InboxItem]:
+    def inbox(self, project_id: str | None = None, *, paused: bool = False) -> list[InboxItem]:
         """Every phase awaiting review across the store, oldest first.
 
         Served by the same validated cache as :meth:`list_sessions`, which also keeps each
@@ -638,6 +633,7 @@ class Store:
 
         Args:
             project_id: Only this project's sessions.
+            paused: Include the phases of paused sessions (left out by default).
 
         Returns:
             One item per waiting phase, ordered by ``waiting_since`` (then project, session,
@@ -649,7 +645,7 @@ class Store:
         if project_id is not None:
             check_id(project_id, "project id")
         try:
-            return [
+            items = [
                 InboxItem(
                     project_id=project,
                     session_id=session,
@@ -663,9 +659,10 @@ class Store:
                     self.session_index.waiting(project_id)
                 )
             ]
+            return items if paused else without_paused(self, items, project_id)
         except (OSError, sqlite3.Error):
             pass
-        items: list[InboxItem] = []
+        items = []
         for summary in self.list_sessions(project_id):
             for number, name, directory, completed in summary.waiting:
                 folder = self.rel(summary.project_id, "sessions", summary.session_id, directory)
@@ -682,7 +679,7 @@ class Store:
                 )
         epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
         items.sort(key=lambda i: (i.waiting_since or epoch, i.project_id, i.session_id, i.phase))
-        return items
+        return items if paused else without_paused(self, items, project_id)
 
     # -- edits made by people -------------------------------------------------------------
 
