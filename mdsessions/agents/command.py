@@ -3,11 +3,17 @@
 What it used reaches the output through the usage protocol (:mod:`mdsessions.agents.usage`).
 What is committed of the command is its program's name and the arguments the workflow marks
 safe (``safe_args``), never the whole command line: an argument may be a key.
+
+A key belongs in the environment, not in the workflow file (which the store keeps a copy of):
+an argument that is exactly ``$NAME`` or ``${NAME}`` is replaced, when the command runs, by
+that environment variable (the agent's ``env`` table first), e.g.
+``command = ["mytool", "--api-key", "${MYTOOL_API_KEY}"]``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -18,7 +24,31 @@ from mdsessions.agents.pricing import price
 from mdsessions.agents.usage import USAGE_ENV, is_llm, llm_argv, llm_usage, read_usage
 from mdsessions.errors import AgentExecutionError, WorkflowError
 
-__all__ = ["CommandAgent", "recorded_command"]
+__all__ = ["CommandAgent", "expand_argv", "recorded_command"]
+
+_VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
+
+
+def expand_argv(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """Replace each argument that is exactly ``$NAME`` or ``${NAME}`` by ``env[NAME]``.
+
+    Raises:
+        AgentExecutionError: A named variable is not set (its name is given, no value).
+    """
+    out = []
+    for i, arg in enumerate(argv):
+        found = _VARIABLE.fullmatch(arg)
+        if found is None:
+            out.append(arg)
+            continue
+        name = found.group(1) or found.group(2)
+        if name not in env:
+            raise AgentExecutionError(
+                f"{Path(argv[0]).name}: argument {i} names the environment variable ${name}, "
+                "which is not set"
+            )
+        out.append(env[name])
+    return out
 
 
 def recorded_command(argv: Sequence[str], safe_args: Sequence[str] = ()) -> str:
@@ -90,7 +120,6 @@ class CommandAgent:
                 timeout or a retryable exit status), or for an invalid usage report.
         """
         program = Path(self.argv[0]).name
-        argv = llm_argv(self.argv) if is_llm(self.argv) else self.argv
         with tempfile.TemporaryDirectory(prefix="mdsessions-usage-") as folder:
             usage_file = Path(folder) / "usage.json"
             env = {
@@ -102,6 +131,8 @@ class CommandAgent:
                 "MDSESSIONS_SESSION": ctx.session_id,
                 USAGE_ENV: str(usage_file),
             }
+            argv = expand_argv(self.argv, env)
+            argv = llm_argv(argv) if is_llm(argv) else argv
             try:
                 proc = subprocess.run(
                     argv,

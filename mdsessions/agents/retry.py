@@ -40,6 +40,13 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def _with_stderr(message: str, stderr: str) -> str:
+    """The message and the last line of stderr, where a command usually says why."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else ""
+    return f"{message}: {last}" if last and last not in message else message
+
+
 def call_with_retries(
     agent: Callable[[AgentContext], str | AgentResult],
     ctx: AgentContext,
@@ -78,7 +85,7 @@ def call_with_retries(
                     duration=time.monotonic() - began,
                     status=PhaseStatus.FAILED,
                     exit_status=exc.exit_status,
-                    error=_one_line(str(exc)),
+                    error=_one_line(_with_stderr(str(exc), exc.stderr)),
                 )
             )
             raise

@@ -98,7 +98,7 @@ def llm_argv(argv: Sequence[str]) -> list[str]:
     """The ``llm`` command with ``-u`` added (it then prints its token usage on stderr)."""
     args = list(argv)
     if "-u" not in args and "--usage" not in args:
-        args.insert(1, "-u")
+        args.append("-u")
     return args
 
 
