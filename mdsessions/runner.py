@@ -21,7 +21,6 @@ and a session's budget is checked before each phase (:mod:`mdsessions.agents.bud
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import sys
 import time
@@ -450,27 +449,9 @@ class Runner:
         feedback: object,
         inputs: Mapping[str, str],
     ) -> None:
-        from mdsessions.models.schema import UserFeedback
-
-        fb = feedback if isinstance(feedback, UserFeedback) else None
-        ctx = AgentContext(
-            idea=idea,
-            project_id=session.project_id,
-            session_id=session.session_id,
-            phase_number=phase.number,
-            phase_slug=phase.slug,
-            phase_name=phase.name,
-            agent_name=name,
-            previous_outputs=previous,
-            retry_count=retry,
-            feedback_comments=(fb.comments or None) if fb else None,
-            requested_changes=tuple(fb.requested_changes) if fb else (),
-            description=phase.description,
-        )
         agent = self._agent(workflow, name)
         spec = workflow.agents.get(name)
-        if spec is not None and spec.system:
-            ctx = dataclasses.replace(ctx, system_prompt=spec.system)
+        ctx = _context(session, phase, name, idea, previous, retry, feedback, spec)
         asked = _Asked(ctx.prompt, ctx.system_prompt, inputs)
         attempts = Attempts()
         command = agent.recorded if isinstance(agent, CommandAgent) else None
@@ -585,6 +566,37 @@ def _clip(text: str, limit: int = ERROR_TAIL_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"[… {len(text) - limit} earlier characters not recorded]\n" + text[-limit:]
+
+
+def _context(
+    session: Session,
+    phase: PhaseDef,
+    name: str,
+    idea: str,
+    previous: Mapping[int, Mapping[str, str]],
+    retry: int,
+    feedback: object,
+    spec: AgentSpec | None,
+) -> AgentContext:
+    """What agent ``name`` gets for this run of ``phase`` (its system prompt from ``spec``)."""
+    from mdsessions.models.schema import UserFeedback
+
+    fb = feedback if isinstance(feedback, UserFeedback) else None
+    return AgentContext(
+        idea=idea,
+        project_id=session.project_id,
+        session_id=session.session_id,
+        phase_number=phase.number,
+        phase_slug=phase.slug,
+        phase_name=phase.name,
+        agent_name=name,
+        previous_outputs=previous,
+        retry_count=retry,
+        feedback_comments=(fb.comments or None) if fb else None,
+        requested_changes=tuple(fb.requested_changes) if fb else (),
+        description=phase.description,
+        system_prompt=spec.system if spec is not None else "",
+    )
 
 
 def _attempts(attempts: Attempts) -> list[AgentAttempt]:
