@@ -157,8 +157,9 @@ class Runner:
         workflow: The workflow (default: the session's, looked up by name in the store).
         agents: Agent id → callable; overrides the workflow's ``[agents]`` declarations.
         author: The identity of the runner's commits (default: the store's).
-        budget: The session's spending limit (default: the workflow's ``[budget]``); checked
-            before each phase (:class:`~mdsessions.errors.BudgetExceededError`).
+        budget: The session's spending limit, checked before each phase
+            (:class:`~mdsessions.errors.BudgetExceededError`); each limit it sets replaces the
+            workflow's ``[budget]`` one, a limit it leaves ``None`` keeps the workflow's.
         retry: How agents without an ``[agents.NAME]`` table are retried (default: never).
 
     Example:
@@ -186,6 +187,15 @@ class Runner:
         self.budget = budget
         self.retry = retry or RetryPolicy()
         self._loaded: dict[str, Agent] = {}
+
+    def _budget(self, workflow: Workflow) -> Budget:
+        given, declared = self.budget or Budget(), workflow.budget
+        return Budget(
+            max_cost_usd=(
+                given.max_cost_usd if given.max_cost_usd is not None else declared.max_cost_usd
+            ),
+            max_tokens=given.max_tokens if given.max_tokens is not None else declared.max_tokens,
+        )
 
     def _workflow_for(self, session: Session) -> Workflow:
         if self.workflow is not None:
@@ -345,7 +355,7 @@ class Runner:
                 break
             if max_phases is not None and len(ran) >= max_phases:
                 break
-            check_budget(manifest, todo, self.budget or workflow.budget, session.ref)
+            check_budget(manifest, todo, self._budget(workflow), session.ref)
             self._run_phase(session, workflow, todo)
             ran.append(todo.number)
         manifest = session.manifest()

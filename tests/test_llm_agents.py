@@ -566,3 +566,35 @@ def test_an_llm_agent_declaration_loads(tmp_path: Path) -> None:
     assert (spec.llm, spec.model, spec.system) == ("gpt-4o-mini", "gpt-4o-mini", "Be brief.")
     assert dict(spec.options) == {"temperature": 0.2} and spec.retry.max_retries == 2
     assert wf.budget == Budget(max_cost_usd=0.5, max_tokens=1000)
+
+
+def test_run_max_cost_usd_stops_the_command_line_run(tmp_path: Path, store: Store) -> None:
+    from click.testing import CliRunner
+
+    from mdsessions.cli import cli
+
+    reporter = script(
+        tmp_path,
+        "cent",
+        """\
+        import json, os
+        json.dump({"model": "local", "input_tokens": 10, "output_tokens": 10,
+                   "cost_usd": 0.004}, open(os.environ["MDSESSIONS_USAGE_FILE"], "w"))
+        print("# paid")
+        """,
+    )
+    agents = "".join(f"[agents.a{n}]\ncommand = {json.dumps(reporter)}\n\n" for n in (1, 2, 3))
+    path = workflow_toml(tmp_path, agents, phases=3)
+    args = ["--store", str(store.root), "run", "--new", "p", "s", "--idea", IDEA]
+    result = CliRunner().invoke(cli, [*args, "--workflow", str(path), "--max-cost-usd", "0.01"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: budget reached: phase 3 (Phase 3) of p/s")
+    assert "spent $0.008000" in result.stderr and "budget of $0.010000" in result.stderr
+    assert_clean(store.root)
+    head = git(store.root, "rev-parse", "HEAD")
+    again = ["--store", str(store.root), "run", "p/s", "--max-cost-usd", "0.01"]
+    assert CliRunner().invoke(cli, again).exit_code == 1
+    assert git(store.root, "rev-parse", "HEAD") == head
+    assert CliRunner().invoke(cli, [*again[:-1], "1"]).exit_code == 0
+    assert store.session("p", "s").manifest().status is SessionStatus.COMPLETED
+    assert store.session("p", "s").manifest().totals.cost == pytest.approx(0.012)
