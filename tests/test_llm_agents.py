@@ -598,3 +598,47 @@ def test_run_max_cost_usd_stops_the_command_line_run(tmp_path: Path, store: Stor
     assert CliRunner().invoke(cli, [*again[:-1], "1"]).exit_code == 0
     assert store.session("p", "s").manifest().status is SessionStatus.COMPLETED
     assert store.session("p", "s").manifest().totals.cost == pytest.approx(0.012)
+
+
+# ------------------------------------------------------------------------ sample project
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["llm", pytest.param("llm-command", marks=pytest.mark.slow)],  # 8 llm processes
+)
+def test_the_sample_project_runs_its_agents_through_llm(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    from sample_project import demo
+
+    target = tmp_path / "demo-store"
+    assert demo.main([str(target), "--limit", "1", "--agents", kind, "--model", "echo"]) == 0
+    assert "1 sessions completed" in capsys.readouterr().out
+    store = Store.open(target)
+    try:
+        (summary,) = store.list_sessions()
+        session = store.session(summary.project_id, summary.session_id)
+        for outs in session.outputs(session.manifest().completed_phases).values():
+            for out in outs.values():
+                assert out.model == "echo" and out.input_tokens > 0 and out.cost is None
+                assert kind == "llm" or out.command == "llm -m echo [2 arguments not recorded]"
+        assert history.verify(store).ok
+    finally:
+        store.close()
+
+
+def test_the_real_model_configuration_needs_a_key_from_the_environment(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    path = Path(__file__).resolve().parents[1] / "sample_project" / "workflow-llm.toml"
+    wf = Workflow.from_toml(path)
+    assert wf.agents["concept_expansion"].llm == "gpt-4o-mini"
+    assert wf.budget == Budget(max_cost_usd=0.5, max_tokens=400000)
+    with pytest.raises(AgentFailedError, match="(?i)key"):
+        Runner(store, path).start("p", "s", idea=IDEA)
+    out = store.session("p", "s").output(1, "concept_expansion")
+    assert out is not None and out.status is PhaseStatus.FAILED and out.attempts == []
+    assert_clean(store.root)
