@@ -143,7 +143,7 @@ def agent_from_spec(spec: AgentSpec, base: Path | None = None) -> Agent:
     if spec.llm is not None:
         from mdsessions.agents.llm import LlmAgent
 
-        return LlmAgent(spec.llm, system=spec.system, options=spec.options, timeout=spec.timeout)
+        return LlmAgent(spec.llm, system=spec.system, options=spec.options)
     assert spec.python is not None
     search = [base, base.parent] if base is not None else []
     return load_python_agent(spec.python, search)

@@ -51,7 +51,9 @@ class LlmAgent:
         model: The ``llm`` model id or alias (``gpt-4o-mini``, ``echo``).
         system: The system prompt.
         options: The model's options (``temperature`` …), checked by the model.
-        timeout: Seconds the call may take, given to models that take a timeout option.
+
+    A call's time limit is the provider client's own (its timeout errors are retried); the
+    workflow's ``timeout`` applies to command agents.
 
     Raises:
         WorkflowError: ``llm`` is not installed, or it knows no such model.
@@ -63,7 +65,6 @@ class LlmAgent:
         *,
         system: str = "",
         options: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
     ) -> None:
         try:
             import llm
@@ -81,7 +82,6 @@ class LlmAgent:
         self.model = model
         self.system = system
         self.options = dict(options or {})
-        self.timeout = timeout
 
     def __call__(self, ctx: AgentContext) -> AgentResult:
         """Send the context's prompt (and the system prompt) to the model.

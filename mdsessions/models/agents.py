@@ -9,10 +9,10 @@ An agent is one of three kinds (issue 15 items 1, 2 and 6)::
     system = "You are a product strategist."            # llm: the system prompt
     options = { temperature = 0.2 }                     # llm: the model's options
     safe_args = ["-m", "gpt-4o-mini"]                   # command: arguments that may be committed
-    timeout = 600                                       # seconds, per attempt
+    timeout = 600                                       # command: seconds per attempt
     max_retries = 2                                     # tries after a transient failure
     retry_exit_statuses = [75]                          # command: exit statuses worth a retry
-    retry_delay = 1.0                                   # seconds: first backoff, then doubled
+    retry_delay = 1.0                                   # seconds: first wait's bound, doubled
     retry_max_delay = 60.0                              # seconds: the longest wait
 
     [budget]                                            # per session, checked before each phase
@@ -39,7 +39,8 @@ class RetryPolicy:
     Attributes:
         max_retries: Tries after the first, for transient failures only (0: none).
         retry_exit_statuses: A command's exit statuses that count as transient.
-        retry_delay: Seconds of the first wait; each next wait doubles, jittered.
+        retry_delay: Seconds: the wait after try n is random in
+            ``[0, min(retry_max_delay, retry_delay * 2 ** (n - 1))]`` (full jitter).
         retry_max_delay: Seconds: no wait is longer.
     """
 
@@ -75,7 +76,7 @@ class AgentSpec:
         name: The agent id (also its output file name, ``{name}.md``).
         python: ``"module:function"``, or ``None``.
         command: argv of an executable that reads the prompt on stdin, or ``None``.
-        timeout: Seconds one attempt may run.
+        timeout: Seconds one attempt of a command agent may run.
         model: A model label recorded in the output's frontmatter (an LLM agent: its id).
         env: Extra environment variables for a command agent.
         llm: The `llm` library's model id (``"gpt-4o-mini"``, ``"echo"``), or ``None``.
