@@ -21,7 +21,14 @@ from pathlib import Path
 
 from mdsessions.agents.base import AgentContext, AgentResult
 from mdsessions.agents.pricing import price
-from mdsessions.agents.usage import USAGE_ENV, is_llm, llm_argv, llm_usage, read_usage
+from mdsessions.agents.usage import (
+    USAGE_ENV,
+    UsageReport,
+    is_llm,
+    llm_argv,
+    llm_usage,
+    read_usage,
+)
 from mdsessions.errors import AgentExecutionError, WorkflowError
 
 __all__ = ["CommandAgent", "expand_argv", "recorded_command"]
@@ -172,10 +179,9 @@ class CommandAgent:
             report = llm_usage(self.argv, stderr)
         return self._result(stdout, report)
 
-    def _result(self, stdout: str, report: object) -> AgentResult:
-        from mdsessions.agents.usage import UsageReport
-
-        if not isinstance(report, UsageReport):
+    def _result(self, stdout: str, report: UsageReport | None) -> AgentResult:
+        """The output with what the program reported (priced when it gave no cost)."""
+        if report is None:
             return AgentResult(content=stdout, model=self.model, command=self.recorded)
         model = report.model or self.model
         cost: float | None = report.cost_usd
