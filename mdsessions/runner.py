@@ -258,7 +258,14 @@ class Runner:
         Raises:
             SessionExistsError: If the session exists (use :meth:`run` to continue it).
             AgentFailedError: As for :meth:`run`.
+            WorkflowError: An agent the workflow declares cannot be built (an unknown ``llm``
+                model, a module that does not import): nothing is written.
         """
+        if self.workflow is not None:
+            selected = self.workflow.phases_for(mode or self.workflow.default_mode)
+            for name in sorted({a for p in selected for a in p.agents}):
+                if name in self.workflow.agents:
+                    self._agent(self.workflow, name)
         session = self.store.create_session(
             project_id,
             session_id,
@@ -356,6 +363,8 @@ class Runner:
             if max_phases is not None and len(ran) >= max_phases:
                 break
             check_budget(manifest, todo, self._budget(workflow), session.ref)
+            for name in workflow.phase(todo.number).agents:
+                self._agent(workflow, name)  # a WorkflowError before the phase is written
             self._run_phase(session, workflow, todo)
             ran.append(todo.number)
         manifest = session.manifest()

@@ -642,3 +642,14 @@ def test_the_real_model_configuration_needs_a_key_from_the_environment(
     out = store.session("p", "s").output(1, "concept_expansion")
     assert out is not None and out.status is PhaseStatus.FAILED and out.attempts == []
     assert_clean(store.root)
+
+
+def test_an_unknown_llm_model_in_the_workflow_writes_nothing(tmp_path: Path, store: Store) -> None:
+    path = workflow_toml(tmp_path, '[agents.a2]\nllm = "no-such-model-xyz"\n', phases=2)
+    agents = {"a1": priced(0.0)}
+    head = git(store.root, "rev-parse", "HEAD")
+    with pytest.raises(WorkflowError, match="llm knows no model 'no-such-model-xyz'"):
+        Runner(store, path, agents=agents).start("p", "s", idea=IDEA)  # type: ignore[dict-item]
+    assert git(store.root, "rev-parse", "HEAD") == head
+    assert not (store.root / "projects").exists()
+    assert_clean(store.root)
