@@ -15,13 +15,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentAttempt",
     "AgentContext",
     "AgentFailedError",
     "AgentOutput",
     "AgentPrompt",
     "AgentResult",
     "AgentRun",
+    "AgentRunDetails",
     "AgentSpec",
+    "Budget",
+    "BudgetExceededError",
     "CheckpointManager",
     "Checkpoint",
     "Commit",
@@ -39,6 +43,7 @@ __all__ = [
     "InboxItem",
     "InvalidIdentifierError",
     "LifecycleResult",
+    "LlmAgent",
     "LockTimeoutError",
     "MdsessionsError",
     "MetadataResult",
@@ -47,6 +52,7 @@ __all__ = [
     "PhaseNotFoundError",
     "PhaseStatus",
     "Problem",
+    "RetryPolicy",
     "ReviewState",
     "RunResult",
     "Runner",
@@ -63,6 +69,7 @@ __all__ = [
     "SyncConflictError",
     "TagsResult",
     "UnrecordedEditError",
+    "UsageReport",
     "UserFeedback",
     "Workflow",
     "WorkflowError",
@@ -79,6 +86,13 @@ _WHERE = {
     "CommandAgent": "runner",
     "RunResult": "runner",
     "Runner": "runner",
+    "LlmAgent": "agents.llm",
+    "UsageReport": "agents.usage",
+    "AgentAttempt": "models.schema",
+    "AgentRunDetails": "models.schema",
+    "Budget": "models.workflow",
+    "RetryPolicy": "models.workflow",
+    "BudgetExceededError": "errors",
     "CheckpointManager": "compat",
     "Store": "store.store",
     "Session": "store.store",
@@ -148,11 +162,14 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from mdsessions import history
+    from mdsessions.agents.llm import LlmAgent
+    from mdsessions.agents.usage import UsageReport
     from mdsessions.compat import CheckpointManager
     from mdsessions.documents.frontmatter import dumps, loads
     from mdsessions.errors import (
         AgentFailedError,
         BranchMovedError,
+        BudgetExceededError,
         ConflictError,
         DocumentError,
         HookError,
@@ -170,9 +187,11 @@ if TYPE_CHECKING:
         WorkflowError,
     )
     from mdsessions.models.schema import (
+        AgentAttempt,
         AgentOutput,
         AgentPrompt,
         AgentRun,
+        AgentRunDetails,
         Checkpoint,
         DocumentKind,
         FeedbackAction,
@@ -183,7 +202,14 @@ if TYPE_CHECKING:
         SessionStatus,
         UserFeedback,
     )
-    from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow, idea_validation
+    from mdsessions.models.workflow import (
+        AgentSpec,
+        Budget,
+        PhaseDef,
+        RetryPolicy,
+        Workflow,
+        idea_validation,
+    )
     from mdsessions.runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
     from mdsessions.store.lifecycle import LifecycleResult, MetadataResult, TagsResult
     from mdsessions.store.store import (

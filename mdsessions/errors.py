@@ -20,6 +20,7 @@ __all__ = [
     "AgentExecutionError",
     "AgentFailedError",
     "BranchMovedError",
+    "BudgetExceededError",
     "ConflictError",
     "HookError",
     "DocumentError",
@@ -196,9 +197,49 @@ class AgentExecutionError(MdsessionsError, RuntimeError):
     """
 
     def __init__(
-        self, message: str, *, exit_status: int | None = None, stdout: str = "", stderr: str = ""
+        self,
+        message: str,
+        *,
+        exit_status: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+        transient: bool = False,
     ) -> None:
         super().__init__(message)
         self.exit_status = exit_status
         self.stdout = stdout
         self.stderr = stderr
+        self.transient = transient
+        """A timeout or a provider's rate limit: worth another try (issue 15 item 6)."""
+
+
+class BudgetExceededError(MdsessionsError, RuntimeError):
+    """The session's budget would be exceeded by the next phase: the runner stopped before it.
+
+    Nothing is written; raise the budget (``[budget]`` of the workflow, ``run --max-cost-usd``)
+    and run again to go on.
+
+    Attributes:
+        phase: The phase that was not started.
+        spent_usd: What the session's phases cost so far (USD).
+        spent_tokens: Tokens the session used so far.
+        estimate_usd: What the next phase is expected to cost (USD).
+        estimate_tokens: Tokens the next phase is expected to use.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        phase: int,
+        spent_usd: float,
+        spent_tokens: int,
+        estimate_usd: float,
+        estimate_tokens: int,
+    ) -> None:
+        super().__init__(message)
+        self.phase = phase
+        self.spent_usd = spent_usd
+        self.spent_tokens = spent_tokens
+        self.estimate_usd = estimate_usd
+        self.estimate_tokens = estimate_tokens

@@ -11,31 +11,43 @@ Each run looks at the session as it is recorded and does the next thing:
 * a phase interrupted mid-way (process killed) resumes: agent outputs already saved for the
   current run of the phase are kept, the rest run, completed phases are never redone.
 
-Agents are pluggable: any callable ``(AgentContext) -> str | AgentResult``, or a
-:class:`CommandAgent` that pipes the prompt to an executable's stdin and stores its stdout.
+Agents are pluggable: any callable ``(AgentContext) -> str | AgentResult``, a
+:class:`CommandAgent` that pipes the prompt to an executable's stdin and stores its stdout, or
+an :class:`~mdsessions.agents.llm.LlmAgent` (a model of the ``llm`` library). A transient
+failure is tried again as the agent's ``max_retries`` allows (:mod:`mdsessions.agents.retry`),
+and a session's budget is checked before each phase (:mod:`mdsessions.agents.budget`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import os
-import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 from pydantic import Field, computed_field
 
+from mdsessions.agents.base import Agent, AgentContext, AgentResult
+from mdsessions.agents.budget import check_budget
+from mdsessions.agents.command import CommandAgent
+from mdsessions.agents.retry import Attempts, call_with_retries
 from mdsessions.errors import AgentExecutionError, AgentFailedError, DocumentError, WorkflowError
 from mdsessions.models import state
 from mdsessions.models.results import OpenSessionResult
-from mdsessions.models.schema import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
-from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow
+from mdsessions.models.schema import (
+    AgentAttempt,
+    AgentRunDetails,
+    PhaseEntry,
+    PhaseStatus,
+    ReviewState,
+    SessionStatus,
+)
+from mdsessions.models.workflow import AgentSpec, Budget, PhaseDef, RetryPolicy, Workflow
 from mdsessions.store.store import Identity, Session, Store
 
 __all__ = [
@@ -47,164 +59,6 @@ __all__ = [
     "RunResult",
     "Runner",
 ]
-
-
-@dataclass(frozen=True)
-class AgentContext:
-    """Everything an agent gets for one run.
-
-    Attributes:
-        idea: The session's input (``idea`` in the manifest), markdown.
-        project_id: Project id.
-        session_id: Session id.
-        phase_number: The phase being run.
-        phase_slug: Its slug.
-        phase_name: Its name, e.g. ``Concept Expansion``.
-        agent_name: This agent's id.
-        previous_outputs: Outputs of earlier completed phases: phase → agent → markdown.
-        retry_count: 0 on the first run of the phase, + 1 per ``revise``.
-        feedback_comments: The reviewer's comments when re-running after ``revise``.
-        requested_changes: The reviewer's requested changes (one line each).
-        description: What the phase is for (from the workflow).
-        system_prompt: The system part of the prompt, for agents that take one (an LLM's
-            system message); stored with the output beside :attr:`prompt`.
-    """
-
-    idea: str
-    project_id: str
-    session_id: str
-    phase_number: int
-    phase_slug: str
-    phase_name: str
-    agent_name: str
-    previous_outputs: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
-    retry_count: int = 0
-    feedback_comments: str | None = None
-    requested_changes: Sequence[str] = ()
-    description: str = ""
-    system_prompt: str = ""
-
-    @property
-    def prompt(self) -> str:
-        """The full prompt as markdown (what a :class:`CommandAgent` writes to stdin)."""
-        parts = [f"# Task: {self.phase_name} (phase {self.phase_number}) — agent {self.agent_name}"]
-        if self.description:
-            parts.append(self.description)
-        parts.append(f"## Idea\n\n{self.idea}")
-        if self.previous_outputs:
-            parts.append("## Earlier phases")
-            for number in sorted(self.previous_outputs):
-                for agent, content in self.previous_outputs[number].items():
-                    parts.append(f"### Phase {number} — {agent}\n\n{content}")
-        if self.feedback_comments or self.requested_changes:
-            parts.append(f"## Reviewer feedback (revision {self.retry_count})")
-            if self.feedback_comments:
-                parts.append(self.feedback_comments)
-            if self.requested_changes:
-                parts.append(
-                    "Requested changes:\n" + "\n".join(f"- {c}" for c in self.requested_changes)
-                )
-        return "\n\n".join(parts) + "\n"
-
-
-@dataclass(frozen=True)
-class AgentResult:
-    """What an agent may return instead of plain text, with metrics.
-
-    Attributes:
-        content: The markdown output (stored verbatim).
-        model: Model id.
-        input_tokens: Prompt tokens.
-        output_tokens: Completion tokens.
-        cost: USD.
-        tools_used: Tool names.
-    """
-
-    content: str
-    model: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-    tools_used: Sequence[str] = ()
-
-
-Agent = Callable[[AgentContext], str | AgentResult]
-
-
-class CommandAgent:
-    """Run an executable as an agent: the prompt on stdin, the output from stdout.
-
-    Any LLM command-line client works (``["llm", "-m", "gpt-4o"]``, ``["ollama", "run", "x"]``).
-    A non-zero exit status, a timeout or a missing executable is a failure whose exit status
-    and stderr are recorded in the agent output file.
-
-    Args:
-        argv: The command and its arguments.
-        timeout: Seconds before the command is killed.
-        env: Extra environment variables.
-        model: A model label recorded in the output (default: the command line).
-    """
-
-    def __init__(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float = 600.0,
-        env: Mapping[str, str] | None = None,
-        model: str | None = None,
-    ) -> None:
-        if not argv:
-            raise WorkflowError("a command agent needs a command")
-        self.argv = list(argv)
-        self.timeout = timeout
-        self.env = dict(env or {})
-        self.model = model or " ".join(self.argv)
-
-    def __call__(self, ctx: AgentContext) -> AgentResult:
-        """Run the command for one agent context.
-
-        Raises:
-            AgentExecutionError: With exit status and stderr on failure.
-        """
-        env = {
-            **os.environ,
-            **self.env,
-            "MDSESSIONS_AGENT": ctx.agent_name,
-            "MDSESSIONS_PHASE": str(ctx.phase_number),
-            "MDSESSIONS_PROJECT": ctx.project_id,
-            "MDSESSIONS_SESSION": ctx.session_id,
-        }
-        try:
-            proc = subprocess.run(
-                self.argv,
-                input=ctx.prompt.encode("utf-8"),
-                capture_output=True,
-                timeout=self.timeout,
-                env=env,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise AgentExecutionError(
-                f"command not found: {self.argv[0]}",
-                exit_status=127,
-                stderr=f"{self.argv[0]}: command not found",
-            ) from None
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode("utf-8", "replace") if isinstance(exc.stdout, bytes) else ""
-            err = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else ""
-            raise AgentExecutionError(
-                f"{self.argv[0]} timed out after {self.timeout:g} s", stdout=out, stderr=err
-            ) from None
-        stdout = proc.stdout.decode("utf-8", "replace")
-        stderr = proc.stderr.decode("utf-8", "replace")
-        if proc.returncode != 0:
-            raise AgentExecutionError(
-                f"{self.argv[0]} exited with status {proc.returncode}",
-                exit_status=proc.returncode,
-                stdout=stdout,
-                stderr=stderr,
-            )
-        return AgentResult(content=stdout, model=self.model)
 
 
 @dataclass(frozen=True)
@@ -278,7 +132,18 @@ def load_python_agent(target: str, search: Sequence[Path] = ()) -> Agent:
 def agent_from_spec(spec: AgentSpec, base: Path | None = None) -> Agent:
     """Build a runnable agent from a workflow's ``[agents.NAME]`` table."""
     if spec.command is not None:
-        return CommandAgent(spec.command, timeout=spec.timeout, env=spec.env, model=spec.model)
+        return CommandAgent(
+            spec.command,
+            timeout=spec.timeout,
+            env=spec.env,
+            model=spec.model,
+            safe_args=spec.safe_args,
+            retry_exit_statuses=spec.retry.retry_exit_statuses,
+        )
+    if spec.llm is not None:
+        from mdsessions.agents.llm import LlmAgent
+
+        return LlmAgent(spec.llm, system=spec.system, options=spec.options)
     assert spec.python is not None
     search = [base, base.parent] if base is not None else []
     return load_python_agent(spec.python, search)
@@ -292,6 +157,10 @@ class Runner:
         workflow: The workflow (default: the session's, looked up by name in the store).
         agents: Agent id → callable; overrides the workflow's ``[agents]`` declarations.
         author: The identity of the runner's commits (default: the store's).
+        budget: The session's spending limit, checked before each phase
+            (:class:`~mdsessions.errors.BudgetExceededError`); each limit it sets replaces the
+            workflow's ``[budget]`` one, a limit it leaves ``None`` keeps the workflow's.
+        retry: How agents without an ``[agents.NAME]`` table are retried (default: never).
 
     Example:
         ::
@@ -308,12 +177,25 @@ class Runner:
         *,
         agents: Mapping[str, Agent] | None = None,
         author: Identity | None = None,
+        budget: Budget | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.store = store
         self.workflow = store.workflow(workflow) if workflow is not None else None
         self.agents = dict(agents or {})
         self.author = author
+        self.budget = budget
+        self.retry = retry or RetryPolicy()
         self._loaded: dict[str, Agent] = {}
+
+    def _budget(self, workflow: Workflow) -> Budget:
+        given, declared = self.budget or Budget(), workflow.budget
+        return Budget(
+            max_cost_usd=(
+                given.max_cost_usd if given.max_cost_usd is not None else declared.max_cost_usd
+            ),
+            max_tokens=given.max_tokens if given.max_tokens is not None else declared.max_tokens,
+        )
 
     def _workflow_for(self, session: Session) -> Workflow:
         if self.workflow is not None:
@@ -376,7 +258,14 @@ class Runner:
         Raises:
             SessionExistsError: If the session exists (use :meth:`run` to continue it).
             AgentFailedError: As for :meth:`run`.
+            WorkflowError: An agent the workflow declares cannot be built (an unknown ``llm``
+                model, a module that does not import): nothing is written.
         """
+        if self.workflow is not None:
+            selected = self.workflow.phases_for(mode or self.workflow.default_mode)
+            for name in sorted({a for p in selected for a in p.agents}):
+                if name in self.workflow.agents:
+                    self._agent(self.workflow, name)
         session = self.store.create_session(
             project_id,
             session_id,
@@ -476,6 +365,9 @@ class Runner:
                 break
             if max_phases is not None and len(ran) >= max_phases:
                 break
+            check_budget(manifest, todo, self._budget(workflow), session.ref)
+            for name in workflow.phase(todo.number).agents:
+                self._agent(workflow, name)  # a WorkflowError before the phase is written
             self._run_phase(session, workflow, todo)
             ran.append(todo.number)
         manifest = session.manifest()
@@ -579,37 +471,31 @@ class Runner:
         feedback: object,
         inputs: Mapping[str, str],
     ) -> None:
-        from mdsessions.models.schema import UserFeedback
-
-        fb = feedback if isinstance(feedback, UserFeedback) else None
-        ctx = AgentContext(
-            idea=idea,
-            project_id=session.project_id,
-            session_id=session.session_id,
-            phase_number=phase.number,
-            phase_slug=phase.slug,
-            phase_name=phase.name,
-            agent_name=name,
-            previous_outputs=previous,
-            retry_count=retry,
-            feedback_comments=(fb.comments or None) if fb else None,
-            requested_changes=tuple(fb.requested_changes) if fb else (),
-            description=phase.description,
-        )
         agent = self._agent(workflow, name)
         spec = workflow.agents.get(name)
+        ctx = _context(session, phase, name, idea, previous, retry, feedback, spec)
         asked = _Asked(ctx.prompt, ctx.system_prompt, inputs)
+        attempts = Attempts()
+        command = agent.recorded if isinstance(agent, CommandAgent) else None
         began = time.monotonic()
 
         def fail(
             message: str, stdout: str = "", stderr: str = "", exit_status: int | None = None
         ) -> NoReturn:
+            details = AgentRunDetails(command=command, attempts=_attempts(attempts))
             self._record_failure(
-                session, phase, name, retry, began, message, stdout, stderr, exit_status, asked
+                session,
+                phase,
+                name,
+                retry,
+                began,
+                (message, stdout, stderr, exit_status),
+                asked,
+                details,
             )
 
         try:
-            result = agent(ctx)
+            result = call_with_retries(agent, ctx, spec.retry if spec else self.retry, attempts)
         except AgentExecutionError as exc:
             fail(str(exc), exc.stdout, exc.stderr, exc.exit_status)
         except Exception as exc:  # an agent is foreign code: record whatever it raised
@@ -637,6 +523,14 @@ class Runner:
             prompt=asked.prompt,
             system_prompt=asked.system_prompt,
             inputs=asked.inputs,
+            details=AgentRunDetails(
+                response_id=result.response_id,
+                price_source=result.price_source,
+                price_date=result.price_date,
+                command=result.command or command,
+                options=dict(result.options),
+                attempts=_attempts(attempts),
+            ),
         )
 
     def _record_failure(
@@ -646,12 +540,11 @@ class Runner:
         name: str,
         retry: int,
         began: float,
-        message: str,
-        stdout: str,
-        stderr: str,
-        exit_status: int | None,
+        failure: tuple[str, str, str, int | None],
         asked: _Asked,
+        details: AgentRunDetails,
     ) -> NoReturn:
+        message, stdout, stderr, exit_status = failure
         duration = round(time.monotonic() - began, 3)
         error = _clip(message) + (
             f"\n{_clip(stderr.strip())}" if stderr.strip() and stderr.strip() != message else ""
@@ -670,6 +563,7 @@ class Runner:
                 prompt=asked.prompt,
                 system_prompt=asked.system_prompt,
                 inputs=asked.inputs,
+                details=details,
             )
         session.save_checkpoint(
             phase.number,
@@ -696,9 +590,45 @@ def _clip(text: str, limit: int = ERROR_TAIL_CHARS) -> str:
     return f"[… {len(text) - limit} earlier characters not recorded]\n" + text[-limit:]
 
 
-def _callable_name(agent: object) -> str:
+def _context(
+    session: Session,
+    phase: PhaseDef,
+    name: str,
+    idea: str,
+    previous: Mapping[int, Mapping[str, str]],
+    retry: int,
+    feedback: object,
+    spec: AgentSpec | None,
+) -> AgentContext:
+    """What agent ``name`` gets for this run of ``phase`` (its system prompt from ``spec``)."""
+    from mdsessions.models.schema import UserFeedback
+
+    fb = feedback if isinstance(feedback, UserFeedback) else None
+    return AgentContext(
+        idea=idea,
+        project_id=session.project_id,
+        session_id=session.session_id,
+        phase_number=phase.number,
+        phase_slug=phase.slug,
+        phase_name=phase.name,
+        agent_name=name,
+        previous_outputs=previous,
+        retry_count=retry,
+        feedback_comments=(fb.comments or None) if fb else None,
+        requested_changes=tuple(fb.requested_changes) if fb else (),
+        description=phase.description,
+        system_prompt=spec.system if spec is not None else "",
+    )
+
+
+def _attempts(attempts: Attempts) -> list[AgentAttempt]:
+    """The tries worth recording: all of them when there was more than one."""
+    return list(attempts.records) if len(attempts.records) > 1 else []
+
+
+def _callable_name(agent: object) -> str | None:
     if isinstance(agent, CommandAgent):
-        return agent.model
+        return agent.model  # never the command line: no model reported, none recorded
     module = getattr(agent, "__module__", None) or ""
     name = getattr(agent, "__qualname__", None) or type(agent).__name__
     return f"python:{module}.{name}" if module else f"python:{name}"

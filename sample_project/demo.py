@@ -14,6 +14,11 @@ beside the checkout, every idea of ``shared/data/haytham/test_ideas.json``) it:
 Usage::
 
     python sample_project/demo.py [STORE_DIR] [--fresh] [--limit N]
+        [--agents offline|llm|llm-command] [--model MODEL] [--max-cost-usd USD]
+
+``--agents llm --model echo`` runs every agent through the ``llm`` library (offline with the
+``llm-echo`` plugin); ``--agents llm-command`` through the ``llm`` program; a real model
+(``--model gpt-4o-mini``) takes its API key from the environment (``OPENAI_API_KEY``).
 
 Then look at the story: ``git -C demo-store log --oneline``.
 """
@@ -29,7 +34,7 @@ from pathlib import Path
 
 import frontmatter
 
-from mdsessions import Runner, Session, SessionStatus, Store
+from mdsessions import Budget, Runner, Session, SessionStatus, Store
 
 HERE = Path(__file__).resolve().parent
 WORKFLOW = HERE / "workflow.toml"
@@ -104,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("store", nargs="?", default="demo-store", help="folder for the store")
     parser.add_argument("--fresh", action="store_true", help="delete the folder first")
     parser.add_argument("--limit", type=int, default=None, help="run only the first N ideas")
+    parser.add_argument(
+        "--agents",
+        choices=("offline", "llm", "llm-command"),
+        default="offline",
+        help="offline text analysis (default), the llm library, or the llm program",
+    )
+    parser.add_argument("--model", default="echo", help="the llm model id (default: echo)")
+    parser.add_argument("--max-cost-usd", type=float, default=None, help="a budget per session")
     args = parser.parse_args(argv)
     target = Path(args.store)
     if args.fresh and target.exists():
@@ -112,8 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{target} exists and is not empty; use --fresh or another folder", file=sys.stderr)
         return 1
     store = Store.init(target)
-    runner = Runner(store, WORKFLOW)
-    print(f"store: {store.root}\nworkflow: {WORKFLOW}\n")
+    agents = None
+    if args.agents != "offline":
+        sys.path.insert(0, str(HERE.parent))
+        from sample_project.llm_agents import llm_agents
+
+        agents = llm_agents(args.agents, args.model)
+    runner = Runner(store, WORKFLOW, agents=agents, budget=Budget(max_cost_usd=args.max_cost_usd))
+    print(f"store: {store.root}\nworkflow: {WORKFLOW}\nagents: {args.agents}\n")
     selected = ideas()[: args.limit]
     for i, (project, session_id, idea) in enumerate(selected):
         mode = "mvp" if i % 2 == 0 else "full"

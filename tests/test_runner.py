@@ -420,7 +420,10 @@ def test_command_agent_stores_stdout(store: Store, agents: Agents) -> None:
     assert output is not None
     assert output.status is PhaseStatus.COMPLETED
     assert output.content == f"{len(expected_prompt(session, 1, 'concept_expansion'))}\n"
-    assert output.model == count.model
+    # Neither the model nor the command record the command line (issue 15 item 2).
+    assert output.model is None
+    assert output.command == f"{Path(sys.executable).name} [2 arguments not recorded]"
+    assert "import sys" not in git(store.root, "log", "-p", "--", "projects/")
     assert_clean(store.root)
 
 

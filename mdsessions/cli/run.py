@@ -49,6 +49,19 @@ __all__ = ["run_command"]
     help="When another runner is running the session, wait up to SECONDS for it "
     "(default: exit at once, naming it).",
 )
+@click.option(
+    "--max-cost-usd",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="Stop before a phase that would take the session's cost over USD "
+    "(replaces the workflow's [budget] max_cost_usd).",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Stop before a phase that would take the session's tokens over N.",
+)
 @idea_options()
 @session_options()
 @json_option()
@@ -62,6 +75,8 @@ def run_command(
     max_phases: int | None,
     wait: float | None,
     wait_lock: float,
+    max_cost_usd: float | None,
+    max_tokens: int | None,
     idea: str | None,
     idea_file: str | None,
     mode: str | None,
@@ -81,6 +96,7 @@ def run_command(
         mdsessions run demo/session-20241124-100200-ab12 --workflow workflow.toml
         mdsessions run demo/s1 --wait 3600     # wait for each review, then go on
         mdsessions run demo/s1 --wait-lock 600 # queue behind another runner (cron)
+        mdsessions run demo/s1 --max-cost-usd 0.50   # stop before going over $0.50
     """
     if new_project is None:
         given = [
@@ -101,10 +117,12 @@ def run_command(
     idea_text = text_or_file(idea, idea_file, "idea")
     if new_project is not None and idea_text is None:
         raise click.UsageError("--new needs --idea TEXT or --idea-file FILE")
-    from mdsessions import Runner
+    from mdsessions import Budget, Runner
 
     store = open_store(ctx)
-    runner = Runner(store, workflow)
+    runner = Runner(
+        store, workflow, budget=Budget(max_cost_usd=max_cost_usd, max_tokens=max_tokens)
+    )
     waiter = _Waiter(store, wait, quiet=as_json)
     if new_project is None:
         assert session_ref is not None

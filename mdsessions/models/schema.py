@@ -27,9 +27,11 @@ from pydantic import (
 
 __all__ = [
     "ID_PATTERN",
+    "AgentAttempt",
     "AgentOutput",
     "AgentPrompt",
     "AgentRun",
+    "AgentRunDetails",
     "Checkpoint",
     "DocumentKind",
     "FeedbackAction",
@@ -463,8 +465,50 @@ class Checkpoint(_Doc):
         return round(sum(a.cost for a in self.agents), 6)
 
 
+def _absent(value: Any) -> bool:
+    """Frontmatter fields of issue 15 are left out while empty (older outputs keep their bytes)."""
+    return value is None or value == [] or value == {}
+
+
+class AgentAttempt(_Doc):
+    """One try of an agent call (``attempts:`` of an output that needed more than one).
+
+    Source: issue 15 item 6 (seed 001 ``execute_command(timeout, max_retries, retry_delay)``).
+    """
+
+    number: Annotated[int, Field(ge=1)]
+    started: UTCTime
+    duration: Seconds
+    status: PhaseStatus
+    exit_status: int | None = Field(default=None, exclude_if=_absent)
+    error: OneLine | None = Field(default=None, exclude_if=_absent)
+
+
+class AgentRunDetails(_Doc):
+    """What an LLM or command agent's run adds to its output (``Session.save_agent_output``).
+
+    Attributes are the issue-15 fields of :class:`AgentOutput`, same names and units.
+    """
+
+    response_id: OneLine | None = None
+    price_source: OneLine | None = None
+    price_date: OneLine | None = None
+    command: OneLine | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    attempts: list[AgentAttempt] = Field(default_factory=list)
+
+
 class AgentOutput(_Doc):
-    """``phase_N_slug/{agent}.md``: one agent's output, content verbatim (seed 003)."""
+    """``phase_N_slug/{agent}.md``: one agent's output, content verbatim (seed 003).
+
+    ``cost`` is ``null`` when no price is known for the model (a wrong figure is worse than
+    none). The fields after ``error`` (issue 15) are written only when they hold something:
+    ``response_id`` (the provider's, or ``llm:<id>`` when the provider gives none),
+    ``price_source`` and ``price_date`` (where the cost came from, the UTC date it applies
+    to), ``command`` (a command agent's program and the arguments the workflow marks safe),
+    ``options`` (an LLM agent's model options) and ``attempts`` (every try, when there were
+    several).
+    """
 
     schema_: Literal["mdsessions/agent_output/v1"] = Field(
         "mdsessions/agent_output/v1", alias="schema"
@@ -480,11 +524,17 @@ class AgentOutput(_Doc):
     model: OneLine | None = None
     input_tokens: Count = 0
     output_tokens: Count = 0
-    cost: USD = 0.0
+    cost: USD | None = 0.0
     tools_used: StrList = Field(default_factory=list)
     retry_count: Count = 0
     exit_status: int | None = None
     error: str | None = None
+    response_id: OneLine | None = Field(default=None, exclude_if=_absent)
+    price_source: OneLine | None = Field(default=None, exclude_if=_absent)
+    price_date: OneLine | None = Field(default=None, exclude_if=_absent)
+    command: OneLine | None = Field(default=None, exclude_if=_absent)
+    options: dict[str, Any] = Field(default_factory=dict, exclude_if=_absent)
+    attempts: list[AgentAttempt] = Field(default_factory=list, exclude_if=_absent)
     content: str = ""
 
     _body_fields: ClassVar[set[str]] = {"content"}

@@ -21,7 +21,14 @@ and ``full`` (1-7).  Other workflows are declared in TOML::
     [agents.concept_expansion]
     python = "sample_project.agents:concept_expansion"   # a callable, or:
     # command = ["llm", "-m", "gpt-4o"]                   # stdin = prompt, stdout = output
-    # timeout = 600                                       # seconds, command agents only
+    # llm = "gpt-4o-mini"                                 # or a model of the `llm` library
+    # timeout = 600                                       # seconds per attempt
+
+    [budget]                                              # optional, per session
+    max_cost_usd = 0.50
+
+The agent keys (``system``, ``options``, ``safe_args``, ``max_retries`` …) and ``[budget]`` are
+described in :mod:`mdsessions.models.agents`.
 
 ``python`` targets are imported with the TOML file's folder (and its parent) on ``sys.path``.
 """
@@ -35,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from mdsessions.errors import PhaseNotFoundError, WorkflowError
+from mdsessions.models.agents import AgentSpec, Budget, RetryPolicy, parse_agent, parse_budget
 from mdsessions.models.schema import ID_PATTERN
 
 if sys.version_info >= (3, 11):
@@ -42,28 +50,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["AgentSpec", "PhaseDef", "Workflow", "idea_validation"]
-
-
-@dataclass(frozen=True)
-class AgentSpec:
-    """How to run one agent: a Python callable (``python``) or an executable (``command``).
-
-    Attributes:
-        name: The agent id (also its output file name, ``{name}.md``).
-        python: ``"module:function"``, or ``None``.
-        command: argv of an executable that reads the prompt on stdin, or ``None``.
-        timeout: Seconds a command agent may run.
-        model: A model label recorded in the output's frontmatter.
-        env: Extra environment variables for a command agent.
-    """
-
-    name: str
-    python: str | None = None
-    command: tuple[str, ...] | None = None
-    timeout: float = 600.0
-    model: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+__all__ = ["AgentSpec", "Budget", "PhaseDef", "RetryPolicy", "Workflow", "idea_validation"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +90,7 @@ class Workflow:
         default_mode: The mode used when none is given.
         agents: Agent id -> how to run it (may be empty for a definition-only workflow).
         source: The TOML file it came from, if any.
+        budget: The per-session spending limit (``[budget]``; default: none).
     """
 
     name: str
@@ -111,6 +99,7 @@ class Workflow:
     default_mode: str
     agents: Mapping[str, AgentSpec] = field(default_factory=dict)
     source: Path | None = None
+    budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self) -> None:
         if not ID_PATTERN.fullmatch(self.name):
@@ -255,41 +244,7 @@ class Workflow:
         if not isinstance(raw_agents, Mapping):
             raise fail("[agents] must be a table of agent tables")
         for name, spec in raw_agents.items():
-            if not isinstance(spec, Mapping):
-                raise fail(f"[agents.{name}] must be a table")
-            python = spec.get("python")
-            command = spec.get("command")
-            if (python is None) == (command is None):
-                raise fail(
-                    f"[agents.{name}] needs exactly one of "
-                    'python = "module:function" or command = [...]'
-                )
-            if python is not None and (not isinstance(python, str) or ":" not in python):
-                raise fail(f'[agents.{name}] python must be "module:function", got {python!r}')
-            if command is not None:
-                if isinstance(command, str):
-                    command = [command]
-                if (
-                    not isinstance(command, list)
-                    or not command
-                    or not all(isinstance(c, str) for c in command)
-                ):
-                    raise fail(f"[agents.{name}] command must be a non-empty list of strings")
-            env = spec.get("env", {})
-            if not isinstance(env, Mapping):
-                raise fail(f"[agents.{name}] env must be a table of strings")
-            try:
-                timeout = float(spec.get("timeout", 600))
-            except (TypeError, ValueError):
-                raise fail(f"[agents.{name}] timeout must be a number of seconds") from None
-            agents[str(name)] = AgentSpec(
-                name=str(name),
-                python=python,
-                command=tuple(command) if command is not None else None,
-                timeout=timeout,
-                model=spec.get("model"),
-                env={str(k): str(v) for k, v in env.items()},
-            )
+            agents[str(name)] = parse_agent(str(name), spec, fail)
         declared = {a for p in phases for a in p.agents}
         unknown = sorted(set(agents) - declared)
         if unknown:
@@ -301,6 +256,7 @@ class Workflow:
             default_mode=default_mode,
             agents=agents,
             source=source,
+            budget=parse_budget(data.get("budget"), fail),
         )
 
 

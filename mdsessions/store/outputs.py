@@ -156,7 +156,7 @@ def runs_from_outputs(outputs: Mapping[str, AgentOutput]) -> list[AgentRun]:
                 tokens=out.input_tokens + out.output_tokens,
                 input_tokens=out.input_tokens,
                 output_tokens=out.output_tokens,
-                cost=out.cost,
+                cost=out.cost or 0.0,
                 duration=out.duration,
                 error=out.error,
             )
@@ -189,7 +189,7 @@ def fill_run_metrics(checkpoint: Checkpoint, output: AgentOutput) -> bool:
         tokens=output.input_tokens + output.output_tokens,
         input_tokens=output.input_tokens,
         output_tokens=output.output_tokens,
-        cost=output.cost,
+        cost=output.cost or 0.0,
         duration=output.duration if found is None else (found.duration or output.duration),
         error=output.error if found is None else found.error,
     )

@@ -34,6 +34,7 @@ from mdsessions.models.schema import (
     AgentOutput,
     AgentPrompt,
     AgentRun,
+    AgentRunDetails,
     Checkpoint,
     FeedbackAction,
     PhaseEntry,
@@ -378,7 +379,7 @@ class Session(Lifecycle):
         model: str | None = None,
         input_tokens: int = 0,
         output_tokens: int = 0,
-        cost: float = 0.0,
+        cost: float | None = 0.0,
         tools_used: Sequence[str] = (),
         executed: _dt.datetime | str | None = None,
         retry_count: int | None = None,
@@ -388,6 +389,7 @@ class Session(Lifecycle):
         prompt: str | None = None,
         system_prompt: str = "",
         inputs: Mapping[str, str] | None = None,
+        details: AgentRunDetails | None = None,
     ) -> AgentOutput:
         """Save one agent's output (seed 003 ``{agent_name}.md``) as one commit.
 
@@ -407,7 +409,7 @@ class Session(Lifecycle):
             model: Model id, e.g. ``anthropic.claude-3-sonnet-20240229-v1:0``.
             input_tokens: Prompt tokens.
             output_tokens: Completion tokens.
-            cost: USD.
+            cost: USD (``None``: no price known for the model).
             tools_used: Tool names the agent called.
             executed: When it ran (UTC; default now).
             retry_count: Which run of the phase this is (default: the phase's retry count).
@@ -419,6 +421,7 @@ class Session(Lifecycle):
             system_prompt: The system part of the prompt, if the agent had one.
             inputs: The earlier outputs the prompt was built from: store-relative path →
                 blob id (40 hex digits), recorded with the prompt.
+            details: Response id, price source and date, command, options, attempts.
 
         Returns:
             The saved document.
@@ -449,6 +452,7 @@ class Session(Lifecycle):
                 retry_count=retry_count,
                 exit_status=exit_status,
                 error=error,
+                **(details.model_dump() if details is not None else {}),
             )
             before = manifest.model_dump()
             self._start_phase(manifest, entry)
