@@ -292,6 +292,9 @@ class Runner:
         workflow: The workflow (default: the session's, looked up by name in the store).
         agents: Agent id → callable; overrides the workflow's ``[agents]`` declarations.
         author: The identity of the runner's commits (default: the store's).
+        transcripts: Also record each agent call in the agent's transcript
+            (``transcripts/{agent}.md``: system prompt, prompt, reply or error; one more
+            commit per call, :meth:`mdsessions.TranscriptLog.record_exchange`).
 
     Example:
         ::
@@ -308,11 +311,13 @@ class Runner:
         *,
         agents: Mapping[str, Agent] | None = None,
         author: Identity | None = None,
+        transcripts: bool = False,
     ) -> None:
         self.store = store
         self.workflow = store.workflow(workflow) if workflow is not None else None
         self.agents = dict(agents or {})
         self.author = author
+        self.transcripts = transcripts
         self._loaded: dict[str, Agent] = {}
 
     def _workflow_for(self, session: Session) -> Workflow:
@@ -601,6 +606,9 @@ class Runner:
         def fail(
             message: str, stdout: str = "", stderr: str = "", exit_status: int | None = None
         ) -> NoReturn:
+            if self.transcripts:
+                with contextlib.suppress(DocumentError):
+                    self._transcribe(session, name, asked, message, "error")
             self._record_failure(
                 session, phase, name, retry, began, message, stdout, stderr, exit_status, asked
             )
@@ -634,6 +642,27 @@ class Runner:
             prompt=asked.prompt,
             system_prompt=asked.system_prompt,
             inputs=asked.inputs,
+        )
+        if self.transcripts:
+            self._transcribe(session, name, asked, result.content, "assistant", result)
+
+    def _transcribe(
+        self,
+        session: Session,
+        name: str,
+        asked: _Asked,
+        reply: str,
+        role: str,
+        result: AgentResult | None = None,
+    ) -> None:
+        """Record one agent call in its transcript (one commit): the hook of every agent kind."""
+        session.transcript(name, author=self.author).record_exchange(
+            prompt=asked.prompt,
+            reply=reply,
+            system=asked.system_prompt,
+            input_tokens=result.input_tokens if result else None,
+            output_tokens=result.output_tokens if result else None,
+            reply_role=role,
         )
 
     def _record_failure(

@@ -8,7 +8,7 @@ on every command that reports). The layout:
 * :mod:`.schemas`: the models of the ``--json`` documents the CLI composes, the JSON Schema of
   every command's document, and docs/json.md made from them;
 * one module per command group: :mod:`.sessions`, :mod:`.phases`, :mod:`.run`,
-  :mod:`.review`, :mod:`.versions`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance`
+  :mod:`.review`, :mod:`.transcripts`, :mod:`.versions`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance`
   (:mod:`.history` lists the commands of the last four);
 * this module adds every command to the group, in ``--help`` order. The command modules
   import :mod:`.app`, never this module, so nothing imports in a cycle.
@@ -42,6 +42,7 @@ from mdsessions.cli.sessions import (
     status_command,
     validate_command,
 )
+from mdsessions.cli.transcripts import transcript_group
 from mdsessions.cli.versions import log_command
 
 __all__ = ["COMMANDS", "cli", "main"]
@@ -63,6 +64,7 @@ COMMANDS: tuple[click.Command, ...] = (
     inbox_command,
     review_command,
     watch_command,
+    transcript_group,
     *history.COMMANDS,
 )
 """Every top-level command, in the order ``mdsessions --help`` lists them."""

@@ -49,6 +49,11 @@ __all__ = ["run_command"]
     help="When another runner is running the session, wait up to SECONDS for it "
     "(default: exit at once, naming it).",
 )
+@click.option(
+    "--transcripts",
+    is_flag=True,
+    help="Also record each agent call (prompt, reply) in transcripts/AGENT.md.",
+)
 @idea_options()
 @session_options()
 @json_option()
@@ -62,6 +67,7 @@ def run_command(
     max_phases: int | None,
     wait: float | None,
     wait_lock: float,
+    transcripts: bool,
     idea: str | None,
     idea_file: str | None,
     mode: str | None,
@@ -104,7 +110,7 @@ def run_command(
     from mdsessions import Runner
 
     store = open_store(ctx)
-    runner = Runner(store, workflow)
+    runner = Runner(store, workflow, transcripts=transcripts)
     waiter = _Waiter(store, wait, quiet=as_json)
     if new_project is None:
         assert session_ref is not None
