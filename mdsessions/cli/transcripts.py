@@ -1,5 +1,5 @@
 # ruff: noqa: D301  (click's "\b" line keeps the paragraph after it from being rewrapped)
-"""``transcript``: a session's transcripts (``list``, ``show``, ``stats``, ``add``, ``prune``, ``pruned``)."""
+"""``transcript``: a session's transcripts (``list``, ``show``, ``stats``, ``add``, ``prune`` …)."""
 
 from __future__ import annotations
 
@@ -240,9 +240,7 @@ def transcript_prune(
     log = _log(ctx, session_ref, name)
     strategy = "keywords" if smart or keywords else "recent"
     if if_over is not None and not log.should_prune(if_over):
-        result = PruneResult(
-            session=log.session.ref, name=log.name, commit=None, strategy=strategy
-        )
+        result = PruneResult(session=log.session.ref, name=log.name, commit=None, strategy=strategy)
     elif strategy == "keywords":
         result = (
             log.smart_prune(keep_keywords=list(keywords), keep_last=keep_last)
@@ -261,8 +259,10 @@ def transcript_prune(
         f"pruned {len(result.removed)} message(s) ({result.removed_tokens} tokens); "
         f"{result.kept} kept ({result.tokens} tokens); commit {result.commit[:12]}"
     )
-    click.echo(f"they are in history: mdsessions transcript show {log.session.ref} "
-               f"{log.name} --at {result.commit[:12]}^")
+    click.echo(
+        f"they are in history: mdsessions transcript show {log.session.ref} "
+        f"{log.name} --at {result.commit[:12]}^"
+    )
 
 
 @transcript_group.command("pruned")

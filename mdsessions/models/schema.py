@@ -143,7 +143,8 @@ class FeedbackAction(_ValueEnum):
 
 
 class DocumentKind(_ValueEnum):
-    """The document kinds: the four of DESIGN.md "Documents" and the prompt an agent got."""
+    """The document kinds: the four of DESIGN.md "Documents", the prompt an agent got, and
+    a transcript (an agent's or the session's messages, ``transcripts/{name}.md``)."""
 
     SESSION_MANIFEST = "session_manifest"
     CHECKPOINT = "checkpoint"
@@ -563,9 +564,7 @@ class Transcript(_Doc):
     which is what lets any text, our own headings and ``---`` lines included, round-trip.
     """
 
-    schema_: Literal["mdsessions/transcript/v1"] = Field(
-        "mdsessions/transcript/v1", alias="schema"
-    )
+    schema_: Literal["mdsessions/transcript/v1"] = Field("mdsessions/transcript/v1", alias="schema")
     project_id: Identifier
     """Project id."""
     session_id: Identifier

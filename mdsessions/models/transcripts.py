@@ -115,9 +115,7 @@ def kept_by_recency(
         The kept messages, in their order.
     """
     start = max(0, len(entries) - keep_last)
-    return [
-        e for i, e in enumerate(entries) if i >= start or (keep_system and e.role == "system")
-    ]
+    return [e for i, e in enumerate(entries) if i >= start or (keep_system and e.role == "system")]
 
 
 def kept_by_keywords(
@@ -139,11 +137,11 @@ def kept_by_keywords(
         The kept messages, in their order.
     """
     words = [k.casefold() for k in keywords if k]
-    recent = {e.number for e in kept_by_recency(entries, keep_last=keep_last, keep_system=keep_system)}
+    recent = {
+        e.number for e in kept_by_recency(entries, keep_last=keep_last, keep_system=keep_system)
+    }
     return [
-        e
-        for e in entries
-        if e.number in recent or any(w in e.content.casefold() for w in words)
+        e for e in entries if e.number in recent or any(w in e.content.casefold() for w in words)
     ]
 
 

@@ -22,6 +22,7 @@ from mdsessions.models.schema import (
     PhaseStatus,
     SessionManifest,
     Transcript,
+    TranscriptEntry,
     UserFeedback,
 )
 
@@ -31,7 +32,15 @@ D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback, AgentPr
 """A document model the store reads and writes."""
 
 M = TypeVar(
-    "M", SessionManifest, AgentOutput, Checkpoint, UserFeedback, AgentRun, AgentPrompt, Transcript
+    "M",
+    SessionManifest,
+    AgentOutput,
+    Checkpoint,
+    UserFeedback,
+    AgentRun,
+    AgentPrompt,
+    Transcript,
+    TranscriptEntry,
 )
 
 

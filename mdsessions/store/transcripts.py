@@ -180,9 +180,7 @@ class TranscriptLog:
                 named); nothing is buffered then.
         """
         if not isinstance(content, str):
-            raise DocumentError(
-                f"expected text, got {type(content).__name__}", field="content"
-            )
+            raise DocumentError(f"expected text, got {type(content).__name__}", field="content")
         try:
             content.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -205,9 +203,7 @@ class TranscriptLog:
         if full:
             self.flush()
 
-    def record_command(
-        self, command: str, *, time: _dt.datetime | str | None = None
-    ) -> None:
+    def record_command(self, command: str, *, time: _dt.datetime | str | None = None) -> None:
         """Buffer a command that was run (seed 002 ``record_command``), role ``command``.
 
         Args:
