@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from mdsessions import (
     Store,
     Transcript,
     TranscriptEntry,
+    TranscriptLog,
     UnrecordedEditError,
     dumps,
     history,
@@ -191,6 +193,37 @@ def test_a_full_buffer_flushes_by_itself(store: Store) -> None:
     assert commit_count(store.root) == before + 2 and log.pending == 1
     log.flush()
     assert [e.content for e in log.read().entries] == [str(i) for i in range(7)]
+
+
+def test_threads_and_two_logs_of_one_transcript_lose_nothing(store: Store) -> None:
+    session = _session(store)
+    shared = session.transcript("a", max_buffer=7)
+    other = store.session("proj", "s1").transcript("a", max_buffer=5)
+
+    def talk(log: TranscriptLog, who: str) -> None:
+        for i in range(40):
+            log.record_message(role="user", content=f"{who} {i}")
+        log.flush()
+
+    threads = [
+        threading.Thread(target=talk, args=(shared, "t1")),
+        threading.Thread(target=talk, args=(shared, "t2")),
+        threading.Thread(target=talk, args=(other, "t3")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    entries = shared.read().entries
+    assert sorted(e.content for e in entries) == sorted(
+        f"{who} {i}" for who in ("t1", "t2", "t3") for i in range(40)
+    )
+    assert [e.number for e in entries] == list(range(1, 121))
+    for who in ("t1", "t2", "t3"):  # each writer's messages in the order it recorded them
+        mine = [e.content for e in entries if e.content.startswith(who)]
+        assert mine == [f"{who} {i}" for i in range(40)]
+    assert_clean(store.root)
+    assert history.verify(store).ok
 
 
 def test_hostile_messages_round_trip_byte_for_byte_through_the_store(store: Store) -> None:
