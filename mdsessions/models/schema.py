@@ -143,8 +143,7 @@ class FeedbackAction(_ValueEnum):
 
 
 class DocumentKind(_ValueEnum):
-    """The document kinds: the four of DESIGN.md "Documents", the prompt an agent got, and
-    a transcript (an agent's or the session's messages, ``transcripts/{name}.md``)."""
+    """The document kinds: DESIGN.md's four, an agent's prompt, a transcript (``transcripts/``)."""
 
     SESSION_MANIFEST = "session_manifest"
     CHECKPOINT = "checkpoint"
