@@ -299,6 +299,8 @@ def test_prune_is_a_commit_and_history_keeps_every_message(store: Store) -> None
     assert all(m.content == by_number[m.number] for m in pruned)
     doc = log.read()
     assert (doc.pruned_count, doc.next_number, doc.message_count) == (90, 101, 10)
+    changed = history.diff(session, f"{first.commit}^", first.commit).files
+    assert [(f.document, f.change) for f in changed] == [("transcript", "modified")]
     # Numbers are never reused after a prune.
     with log:
         log.record_message(role="user", content="new")
