@@ -184,6 +184,20 @@ def test_a_with_block_flushes_once_and_numbers_go_on(store: Store) -> None:
     assert session.transcript().read().name == "session"
 
 
+def test_times_are_kept_as_utc_text(store: Store) -> None:
+    import datetime as dt
+
+    session = _session(store)
+    with session.transcript() as log:
+        log.record_message(role="user", content="a", time="2024-11-24T12:02:00+02:00")
+        plus_two = dt.timezone(dt.timedelta(hours=2))
+        log.record_message(
+            role="user", content="b", time=dt.datetime(2024, 11, 24, 12, 2, 0, 5, plus_two)
+        )
+        log.record_message(role="user", content="c", time="2024-11-24T10:02:00Z")
+    assert {e.time for e in log.read().entries} == {"2024-11-24T10:02:00Z"}
+
+
 def test_a_full_buffer_flushes_by_itself(store: Store) -> None:
     session = _session(store)
     before = commit_count(store.root)
@@ -340,6 +354,10 @@ def test_a_prune_commits_the_buffer_in_the_same_commit(store: Store) -> None:
         (lambda log: log.record_message(role="user", content=b"x"), "content"),
         (lambda log: log.record_message(role="user", content="x", tokens=-1), "tokens"),
         (lambda log: log.record_message(role="user", content="x", time="yesterday"), "time"),
+        (
+            lambda log: log.record_message(role="user", content="x", time="2024-13-01T00:00:00Z"),
+            "time",
+        ),
         (lambda log: log.prune(keep_last=-1), "keep_last"),
         (lambda log: log.smart_prune(keep_keywords="error"), "keep_keywords"),
         (lambda log: log.stats(threshold=1.5), "threshold"),

@@ -100,8 +100,7 @@ def transcript_show(
         echo_model(doc)
         return
     for entry in doc.entries:
-        stamp = entry.model_dump(mode="json")["time"]
-        click.echo(f"#{entry.number} {entry.role} {stamp} ({entry.tokens} tokens)")
+        click.echo(f"#{entry.number} {entry.role} {entry.time} ({entry.tokens} tokens)")
         click.echo(entry.content)
 
 

@@ -531,6 +531,33 @@ DEFAULT_CONTEXT_LIMIT = 120_000
 ``max_context_tokens``)."""
 
 
+_ENTRY_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def _entry_time(value: Any) -> str:
+    """A time as UTC ISO-8601 text with ``Z`` (a datetime, or text ``fromisoformat`` reads)."""
+    if isinstance(value, str):
+        try:
+            parsed = _dt.datetime.fromisoformat(
+                value[:-1] + "+00:00" if value[-1:] == "Z" else value
+            )
+        except ValueError:
+            raise ValueError(
+                f"expected a UTC ISO-8601 time such as 2024-11-24T10:02:00Z, got {value!r}"
+            ) from None
+        if _ENTRY_TIME.fullmatch(value):
+            return value  # already as written (the parse above checked the date is real)
+        value = parsed
+    if isinstance(value, _dt.datetime):
+        return _format_time(_to_utc(value))
+    raise ValueError(f"expected a UTC ISO-8601 time such as 2024-11-24T10:02:00Z, got {value!r}")
+
+
+EntryTime = Annotated[str, BeforeValidator(_entry_time)]
+"""A time kept as its text, ``2024-11-24T10:02:00Z`` (a datetime given is converted): a
+transcript of 10,000 messages then costs no datetime formatting when it is written."""
+
+
 class TranscriptEntry(_Doc):
     """One message (or command) of a transcript: a section of its body.
 
@@ -545,7 +572,7 @@ class TranscriptEntry(_Doc):
     """The message's number, from 1, never reused (a pruned message keeps its number)."""
     role: Role
     """``user``, ``assistant``, ``system``, ``tool``, ``command`` (a command that was run) …"""
-    time: UTCTime
+    time: EntryTime
     """When it was recorded, UTC ISO-8601."""
     tokens: Count = 0
     """Its tokens: a provider's count, else characters ÷ 4."""

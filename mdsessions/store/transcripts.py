@@ -373,7 +373,7 @@ class TranscriptLog:
                         name=self.name,
                         number=e.number,
                         role=e.role,
-                        time=e.model_dump(mode="json")["time"],
+                        time=e.time,
                         tokens=e.tokens,
                         content=e.content,
                         pruned_by=info.sha,
