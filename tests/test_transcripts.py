@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import frontmatter
 import pytest
 from click.testing import CliRunner
 from helpers import (
@@ -111,6 +112,31 @@ def test_any_messages_round_trip_through_the_document(contents: list[str]) -> No
     assert isinstance(back, Transcript)
     assert [e.content for e in back.entries] == contents
     assert back == doc
+
+
+def _golden() -> Transcript:
+    doc = _doc(["Expand: a gym leaderboard", "# Concept\n---\n```\n{{ x }}\n```", "pytest -q"])
+    doc.project_id, doc.session_id, doc.name = "project-123", "session-456", "concept_expansion"
+    doc.entries[0].role, doc.entries[1].role, doc.entries[2].role = "user", "assistant", "command"
+    for entry in doc.entries:
+        entry.number += 40
+    doc.entries[1].tokens = 812
+    doc.next_number, doc.pruned_count, doc.last_pruned = 44, 40, "2024-11-24T11:00:00Z"
+    doc.updated = "2024-11-24T11:00:00Z"
+    doc.message_count, doc.token_count = 3, sum(e.tokens for e in doc.entries)
+    return doc
+
+
+def test_golden_transcript() -> None:
+    path = REPO / "tests" / "golden" / "transcript.md"
+    text = dumps(_golden())
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_bytes(text.encode("utf-8"))
+    assert text.encode("utf-8") == path.read_bytes(), "rendering of transcript.md changed"
+    assert loads(text) == _golden()
+    post = frontmatter.load(str(path))  # an independent parser reads the frontmatter
+    assert post.metadata["schema"] == "mdsessions/transcript/v1"
+    assert "entries" not in post.metadata and post.metadata["message_count"] == 3
 
 
 def test_the_boundary_is_one_no_message_holds() -> None:
