@@ -615,6 +615,8 @@ def test_the_transcript_commands(store: Store) -> None:
         "CONTEXT",
         "PRUNED",
     ]
+    assert_clean(store.root)
+    assert json.loads(_cli(store, "verify", "--json"))["valid"] is True
 
 
 def test_transcript_command_errors(store: Store) -> None:
