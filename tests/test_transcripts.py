@@ -349,6 +349,30 @@ def test_prune_is_a_commit_and_history_keeps_every_message(store: Store) -> None
     assert history.verify(store).ok
 
 
+def test_ten_thousand_messages_pruned_twice_all_come_back(store: Store) -> None:
+    """The issue's acceptance, without timing (benchmarks/bench_transcripts.py measures it)."""
+    session = _session(store)
+    log = session.transcript("agent", max_buffer=20_000)
+    for i in range(10_000):
+        log.record_message(role="user" if i % 2 else "assistant", content=f"{i} " + "x" * (i % 50))
+    before = commit_count(store.root)
+    log.flush()
+    assert commit_count(store.root) == before + 1
+    first = log.prune(keep_last=5_000)
+    second = log.smart_prune(keep_keywords=["x" * 49], keep_last=100)
+    assert len(first.removed) == 5_000 and commit_count(store.root) == before + 3
+    kept = log.read().entries
+    assert len(kept) == 100 + len({*range(5_001, 10_001, 50)} - {*range(9_901, 10_001)})
+    pruned = log.pruned_messages()
+    assert len(pruned) == 10_000 - len(kept) == len(first.removed) + len(second.removed)
+    assert [m.content for m in pruned[:2]] == ["0 ", "1 x"]
+    recovered = {m.number: m.content for m in pruned} | {e.number: e.content for e in kept}
+    assert [recovered[n] for n in range(1, 10_001)] == [
+        f"{i} " + "x" * (i % 50) for i in range(10_000)
+    ]
+    assert history.verify(store).ok
+
+
 def test_a_prune_with_nothing_to_remove_makes_no_commit(store: Store) -> None:
     session = _session(store)
     _fill(session, "a", 5)
@@ -628,4 +652,15 @@ def test_transcript_command_errors(store: Store) -> None:
     assert err.startswith("Error:") and "'nope' does not name a commit" in err
     err = _cli(store, "transcript", "show", "proj/s9", code=1)
     assert err.startswith("Error:")
+    err = _cli(store, "transcript", "stats", "proj/s1", "writer", code=1)
+    assert err == (
+        "Error: no transcript 'writer' in proj/s1 "
+        "(no projects/proj/sessions/s1/transcripts/writer.md); it has none yet\n"
+    )
+    _cli(store, "transcript", "add", "proj/s1", "a", "--role", "user", "--text", "x")
+    before = snapshot(store.root)
+    err = _cli(store, "transcript", "prune", "proj/s1", "b", code=1)
+    assert err.endswith("its transcripts: a\n")
+    err = _cli(store, "transcript", "show", "proj/s1", "a", "--at", "HEAD~1", code=1)
+    assert err.startswith("Error:") and "does not exist at" in err
     assert snapshot(store.root) == before

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mdsessions.cli.app import MdsessionsGroup, json_option, open_store, store_option
+from mdsessions.cli.app import MdsessionsGroup, fail, json_option, open_store, store_option
 from mdsessions.cli.args import read_input
 from mdsessions.cli.output import echo_model, table
 
@@ -28,8 +28,21 @@ _NAME = click.argument("name", required=False, default="session", metavar="[NAME
 _SESSION = click.argument("session_ref", metavar="SESSION")
 
 
-def _log(ctx: click.Context, session_ref: str, name: str, **options: int) -> TranscriptLog:
-    return open_store(ctx).find_session(session_ref).transcript(name, **options)
+def _log(
+    ctx: click.Context, session_ref: str, name: str, *, create: bool = False, **options: int
+) -> TranscriptLog:
+    """The transcript NAME of SESSION; one that does not exist is an error unless ``create``."""
+    from mdsessions import TranscriptLog
+
+    session = open_store(ctx).find_session(session_ref)
+    log = session.transcript(name, **options)
+    if not create and not log.exists():
+        names = TranscriptLog.names(session)
+        fail(
+            f"no transcript {name!r} in {session.ref} (no {log.rel}); "
+            + (f"its transcripts: {', '.join(names)}" if names else "it has none yet")
+        )
+    return log
 
 
 @click.group("transcript", cls=MdsessionsGroup)
@@ -95,7 +108,7 @@ def transcript_show(
         mdsessions transcript show proj/s1 concept_expansion
         mdsessions transcript show proj/s1 concept_expansion --at HEAD~1 --json
     """
-    doc = _log(ctx, session_ref, name).read(at=at)
+    doc = _log(ctx, session_ref, name, create=at is not None).read(at=at)
     if as_json:
         echo_model(doc)
         return
@@ -176,7 +189,7 @@ def transcript_add(
         echo "ls -la" | mdsessions transcript add proj/s1 --role command
         mdsessions transcript add proj/s1 writer --role user --text "Go on"
     """
-    log = _log(ctx, session_ref, name)
+    log = _log(ctx, session_ref, name, create=True)
     content = text if text is not None else read_input(path)
     log.record_message(role=role, content=content, tokens=tokens)
     log.flush()
