@@ -29,13 +29,18 @@ _SESSION = click.argument("session_ref", metavar="SESSION")
 
 
 def _log(
-    ctx: click.Context, session_ref: str, name: str, *, create: bool = False, **options: int
+    ctx: click.Context,
+    session_ref: str,
+    name: str,
+    *,
+    create: bool = False,
+    context_limit: int | None = None,
 ) -> TranscriptLog:
     """The transcript NAME of SESSION; one that does not exist is an error unless ``create``."""
     from mdsessions import TranscriptLog
 
     session = open_store(ctx).find_session(session_ref)
-    log = session.transcript(name, **options)
+    log = session.transcript(name, context_limit=context_limit)
     if not create and not log.exists():
         names = TranscriptLog.names(session)
         fail(
@@ -146,8 +151,7 @@ def transcript_stats(
         mdsessions transcript stats proj/s1 concept_expansion
         mdsessions transcript stats proj/s1 --context-limit 200000 --json
     """
-    options = {} if context_limit is None else {"context_limit": context_limit}
-    stats = _log(ctx, session_ref, name, **options).stats(threshold=threshold)
+    stats = _log(ctx, session_ref, name, context_limit=context_limit).stats(threshold=threshold)
     if as_json:
         echo_model(stats)
         return
