@@ -609,6 +609,10 @@ def test_the_transcript_commands(store: Store) -> None:
     stats = json.loads(_cli(store, "transcript", "stats", "proj/s1", "w", "--json"))
     assert stats["should_prune"] is False and stats["by_role"]["command"] == 1
     assert "tokens:   5 of 120000" in _cli(store, "transcript", "stats", "proj/s1", "w")
+    small = json.loads(
+        _cli(store, "transcript", "stats", "proj/s1", "w", "--context-limit", "5", "--json")
+    )
+    assert (small["context_share"], small["should_prune"]) == (1.0, True)
     shown = json.loads(_cli(store, "transcript", "show", "proj/s1", "w", "--json"))
     assert [e["content"] for e in shown["entries"]] == ["hi\n---\n", "error!", "ls"]
     assert _cli(store, "transcript", "show", "proj/s1", "w").startswith("#1 user ")
