@@ -382,15 +382,24 @@ def test_a_prune_with_nothing_to_remove_makes_no_commit(store: Store) -> None:
     assert snapshot(store.root) == before
 
 
-def test_a_prune_commits_the_buffer_in_the_same_commit(store: Store) -> None:
+def test_a_prune_commits_the_buffer_first(store: Store) -> None:
     session = _session(store)
     before = commit_count(store.root)
     log = session.transcript("a")
     for i in range(6):
         log.record_message(role="user", content=str(i))
     result = log.prune(keep_last=2)
-    assert commit_count(store.root) == before + 1 and log.pending == 0
+    assert commit_count(store.root) == before + 2 and log.pending == 0
     assert result.removed == [1, 2, 3, 4] and [e.content for e in log.read().entries] == ["4", "5"]
+    assert subject(store.root, "HEAD~1") == "transcript(proj/s1): a +6 messages (6 in all)"
+    assert subject(store.root) == "transcript(proj/s1): a pruned 4 messages (#1 to #4), 2 kept"
+    assert [m.number for m in log.pruned_messages()] == [1, 2, 3, 4]  # history holds them
+    log.record_message(role="user", content="6")
+    kept_all = log.prune(keep_last=5)  # the buffer is committed; nothing is removed
+    assert kept_all.removed == [] and kept_all.commit is None
+    assert subject(store.root) == "transcript(proj/s1): a +1 message (3 in all)"
+    assert trailers(store.root)["Mdsessions-Status"] == "recorded"
+    assert commit_count(store.root) == before + 3
 
 
 # ----------------------------------------------------------------- bad input changes nothing

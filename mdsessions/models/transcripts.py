@@ -244,7 +244,7 @@ class PruneResult(SessionResult):
     name: str
     """The transcript's name."""
     commit: str | None
-    """The prune's commit (``null``: nothing to prune, no commit)."""
+    """The prune's commit (``null``: nothing to prune, no prune commit)."""
     strategy: str
     """``recent`` (keep the last N) or ``keywords`` (smart prune)."""
     removed: list[int] = Field(default_factory=list)

@@ -271,7 +271,7 @@ class TranscriptLog:
             if not self._buffer:
                 return None
             count = len(self._buffer)
-            sha = self._write(None, "recorded")[0]
+            sha = self._write(None)[0]
             del self._buffer[:count]
             return sha
 
@@ -385,8 +385,8 @@ class TranscriptLog:
     def prune(self, *, keep_last: int = DEFAULT_KEEP_LAST, keep_system: bool = True) -> PruneResult:
         """Remove all but the last messages, as one commit (seed 004 ``prune_old_messages``).
 
-        Buffered messages are committed in the same commit first. The removed messages stay
-        in history (the commit's parent).
+        Buffered messages are committed first, in a commit of their own, so that every
+        removed message is in history (the prune commit's parent).
 
         Args:
             keep_last: Messages to keep at the end (>= 0).
@@ -411,6 +411,8 @@ class TranscriptLog:
         keep_system: bool = True,
     ) -> PruneResult:
         """Remove old messages but those naming a keyword, as one commit (seed 004 ``smart_prune``).
+
+        Buffered messages are committed first, as :meth:`prune` does.
 
         Args:
             keep_keywords: A message containing one of these (ignoring case) is kept.
@@ -439,13 +441,14 @@ class TranscriptLog:
 
     def _prune(self, strategy: str, pruner: Pruner) -> PruneResult:
         with self._lock:
-            count = len(self._buffer)
-            sha, removed, doc = self._write(pruner, "pruned")
-            del self._buffer[:count]
+            # The buffer first, in a commit of its own: a message is pruned only once history
+            # holds it.
+            self.flush()
+            sha, removed, doc = self._write(pruner)
         return PruneResult(
             session=self.session.ref,
             name=self.name,
-            commit=sha if removed else None,
+            commit=sha,
             strategy=strategy,
             removed=[e.number for e in removed],
             removed_tokens=sum(e.tokens for e in removed),
@@ -455,9 +458,7 @@ class TranscriptLog:
 
     # -- the one write --------------------------------------------------------------------
 
-    def _write(
-        self, pruner: Pruner | None, status: str
-    ) -> tuple[str | None, list[TranscriptEntry], Transcript]:
+    def _write(self, pruner: Pruner | None) -> tuple[str | None, list[TranscriptEntry], Transcript]:
         """Commit the buffer (and a prune) as one planned write, under the caller's lock."""
         session = self.session
         pending = list(self._buffer)
@@ -487,16 +488,14 @@ class TranscriptLog:
             doc.updated = utc_now()
             refresh(doc)
             result.update(removed=removed, doc=doc)
-            if pruner is not None:
+            grew = f"+{len(added)} message{_s(len(added))}" if added else ""
+            if removed:
                 subject = (
-                    f"{self.name} pruned {len(removed)} message{_s(len(removed))}"
-                    f"{_span(removed)}, {doc.message_count} kept"
+                    f"{self.name} {grew + ', ' if grew else ''}pruned {len(removed)} "
+                    f"message{_s(len(removed))}{_span(removed)}, {doc.message_count} kept"
                 )
             else:
-                subject = (
-                    f"{self.name} +{len(added)} message{_s(len(added))} "
-                    f"({doc.message_count} in all)"
-                )
+                subject = f"{self.name} {grew} ({doc.message_count} in all)"
             return None, session._plan(
                 {self.rel: doc},
                 manifest,
@@ -505,16 +504,17 @@ class TranscriptLog:
                 write_manifest=False,
                 kind=CommitKind.TRANSCRIPT,
                 transcript=self.name,
-                status=status,
+                # "pruned" only when messages were removed: pruned_messages() reads those.
+                status="pruned" if removed else "recorded",
             )
 
-        if pruner is not None and not pending:
-            # Nothing buffered: a prune that removes nothing makes no commit.
-            doc = self.read()
-            if len(pruner(doc.entries)) == len(doc.entries):
-                return None, [], doc
         store = session.store
         with store.writing():
+            if pruner is not None and not pending:
+                # Nothing buffered: a prune that removes nothing makes no commit.
+                doc = self.read()
+                if len(pruner(doc.entries)) == len(doc.entries):
+                    return None, [], doc
             # Planned and committed under the lock, so the branch's tip is this write's commit
             # (write_planned returns what the plan returns, not the commit).
             before = store.git.head()
