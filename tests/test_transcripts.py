@@ -373,6 +373,22 @@ def test_ten_thousand_messages_pruned_twice_all_come_back(store: Store) -> None:
     assert history.verify(store).ok
 
 
+def test_fork_and_restore_carry_transcripts(store: Store) -> None:
+    session = _session(store)
+    _fill(session, "a", 10)
+    before_prune = git(store.root, "rev-parse", "HEAD").strip()
+    session.transcript("a").prune(keep_last=2)
+    forked = history.fork(session, "s2", at=before_prune)
+    copy = store.session("proj", "s2").transcript("a").read()
+    assert (copy.session_id, copy.message_count) == ("s2", 10)
+    assert store.session("proj", "s2").validate() == []
+    assert forked.commit == git(store.root, "rev-parse", "HEAD").strip()
+    history.restore(session, before_prune)  # the pruned messages back, as a new commit
+    assert session.transcript("a").read().message_count == 10
+    assert history.verify(store).ok
+    assert_clean(store.root)
+
+
 def test_a_prune_with_nothing_to_remove_makes_no_commit(store: Store) -> None:
     session = _session(store)
     _fill(session, "a", 5)
