@@ -672,6 +672,28 @@ def test_the_transcript_commands(store: Store) -> None:
     assert json.loads(_cli(store, "verify", "--json"))["valid"] is True
 
 
+def test_run_with_transcripts(store: Store, tmp_path: Path) -> None:
+    echo = command_agent("import sys; sys.stdin.read(); print('# Draft')")
+    workflow = write_two_phase_workflow(tmp_path / "wf.toml", name="tiny", first=echo, second=echo)
+    _cli(
+        store,
+        "run",
+        "--new",
+        "proj",
+        "s1",
+        "--idea",
+        "gyms",
+        "--workflow",
+        str(workflow),
+        "--transcripts",
+    )
+    (listed,) = json.loads(_cli(store, "transcript", "list", "proj/s1", "--json"))
+    assert (listed["name"], listed["by_role"]) == ("writer", {"assistant": 1, "user": 1})
+    shown = json.loads(_cli(store, "transcript", "show", "proj/s1", "writer", "--json"))
+    assert shown["entries"][-1]["content"] == "# Draft\n"
+    assert history.verify(store).ok
+
+
 def test_transcript_command_errors(store: Store) -> None:
     _session(store)
     before = snapshot(store.root)
