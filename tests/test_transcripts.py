@@ -287,6 +287,14 @@ def test_hostile_messages_round_trip_byte_for_byte_through_the_store(store: Stor
     assert history.verify(store).ok
 
 
+def test_a_tokenizer_counts_what_callers_do_not_report(store: Store) -> None:
+    session = _session(store)
+    with session.transcript("a", count_tokens=lambda text: len(text.split())) as log:
+        log.record_message(role="user", content="three little words")
+        log.record_message(role="assistant", content="ok", tokens=7)
+    assert [e.tokens for e in log.read().entries] == [3, 7]
+
+
 def test_stats_and_should_prune(store: Store) -> None:
     session = _session(store)
     log = session.transcript("a", context_limit=100)

@@ -334,7 +334,8 @@ class Session:
 
         Args:
             name: An agent id, or ``session`` for the session's own transcript.
-            **options: ``context_limit``, ``max_buffer``, ``author`` of :class:`TranscriptLog`.
+            **options: ``context_limit``, ``max_buffer``, ``author``, ``count_tokens`` of
+                :class:`TranscriptLog`.
         """
         from mdsessions.store.transcripts import TranscriptLog  # noqa: PLC0415 - kept light
 

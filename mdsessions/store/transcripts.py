@@ -104,6 +104,7 @@ class TranscriptLog:
         context_limit: int | None = None,
         max_buffer: int = DEFAULT_MAX_BUFFER,
         author: Identity | None = None,
+        count_tokens: Callable[[str], int] | None = None,
     ) -> None:
         """Open a transcript (the file is created by the first flush).
 
@@ -114,6 +115,9 @@ class TranscriptLog:
                 file's (:data:`~mdsessions.models.schema.DEFAULT_CONTEXT_LIMIT` for a new one).
             max_buffer: Messages buffered before a flush happens by itself (>= 1).
             author: Commit author (default: the store's runner identity).
+            count_tokens: Counts a message's tokens when its caller reports none (a
+                tokenizer, e.g. ``lambda text: len(encoding.encode(text))`` with tiktoken);
+                default: characters ÷ 4 (:func:`~mdsessions.models.transcripts.estimate_tokens`).
 
         Raises:
             InvalidIdentifierError: ``name`` is not an id.
@@ -129,6 +133,7 @@ class TranscriptLog:
         self.context_limit = context_limit
         self.max_buffer = max_buffer
         self.author = author
+        self.count_tokens = count_tokens or estimate_tokens
         self.rel = f"{session.rel}/{TRANSCRIPTS_DIR}/{self.name}.md"
         self._buffer: list[TranscriptEntry] = []
         self._lock = threading.RLock()
@@ -177,7 +182,8 @@ class TranscriptLog:
         Args:
             role: ``user``, ``assistant``, ``system``, ``tool`` … (lower-case, 1-32 chars).
             content: The text, stored verbatim (never a template; any text round-trips).
-            tokens: Tokens a provider reported; ``None``: estimated as characters ÷ 4.
+            tokens: Tokens a provider reported; ``None``: counted by ``count_tokens``
+                (default: characters ÷ 4).
             time: When it was said (UTC ISO-8601 or datetime; default now).
 
         Raises:
@@ -199,7 +205,7 @@ class TranscriptLog:
             number=1,  # numbered when flushed, after the file's last message
             role=role,
             time=time if time is not None else utc_now(),
-            tokens=estimate_tokens(content) if tokens is None else tokens,
+            tokens=self.count_tokens(content) if tokens is None else tokens,
             content=content,
         )
         with self._lock:
