@@ -536,18 +536,22 @@ _ENTRY_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}
 
 def _entry_time(value: Any) -> str:
     """A time as UTC ISO-8601 text with ``Z`` (a datetime, or text ``fromisoformat`` reads)."""
+    if type(value) is str and _ENTRY_TIME.fullmatch(value):
+        try:  # the common case, text as written: only check that the date is real
+            _dt.datetime.fromisoformat(value[:-1])
+        except ValueError:
+            pass
+        else:
+            return value
     if isinstance(value, str):
         try:
-            parsed = _dt.datetime.fromisoformat(
+            value = _dt.datetime.fromisoformat(
                 value[:-1] + "+00:00" if value[-1:] == "Z" else value
             )
         except ValueError:
             raise ValueError(
                 f"expected a UTC ISO-8601 time such as 2024-11-24T10:02:00Z, got {value!r}"
             ) from None
-        if _ENTRY_TIME.fullmatch(value):
-            return value  # already as written (the parse above checked the date is real)
-        value = parsed
     if isinstance(value, _dt.datetime):
         return _format_time(_to_utc(value))
     raise ValueError(f"expected a UTC ISO-8601 time such as 2024-11-24T10:02:00Z, got {value!r}")
