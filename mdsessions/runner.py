@@ -31,7 +31,13 @@ from typing import NoReturn
 
 from pydantic import Field, computed_field
 
-from mdsessions.errors import AgentExecutionError, AgentFailedError, DocumentError, WorkflowError
+from mdsessions.errors import (
+    AgentExecutionError,
+    AgentFailedError,
+    DocumentError,
+    MdsessionsError,
+    WorkflowError,
+)
 from mdsessions.models import state
 from mdsessions.models.results import OpenSessionResult
 from mdsessions.models.schema import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
@@ -606,8 +612,8 @@ class Runner:
         def fail(
             message: str, stdout: str = "", stderr: str = "", exit_status: int | None = None
         ) -> NoReturn:
-            if self.transcripts:
-                with contextlib.suppress(DocumentError):
+            if self.transcripts:  # the agent's failure is what is recorded and raised below
+                with contextlib.suppress(MdsessionsError):
                     self._transcribe(session, name, asked, message, "error")
             self._record_failure(
                 session, phase, name, retry, began, message, stdout, stderr, exit_status, asked
