@@ -21,14 +21,15 @@ Buffering and crashes (the design):
   as the commit path guarantees for any write: the whole turn or none of it, recovered on the
   next open, ``verify`` clean. Nothing is ever half-written into the file. A caller that must
   keep every message flushes after every message (one commit each).
-* Prunes are commits too (:meth:`TranscriptLog.prune`, :meth:`TranscriptLog.smart_prune`):
-  the removed messages stay in the parent commit, where ``transcript show --at COMMIT^`` and
+* Prunes are commits too (:meth:`TranscriptLog.prune`, :meth:`TranscriptLog.smart_prune`),
+  made after a commit of whatever is still buffered: the removed messages stay in the parent
+  commit, where ``transcript show --at COMMIT^`` and
   :meth:`TranscriptLog.pruned_messages` find them. Numbers are never reused.
 * A transcript is a record, not a state: it changes neither the manifest nor the session's
   status, and may be recorded and pruned in a session of any status (a closed one included).
 * Each flush renders the whole file (git stores whole blobs): its cost grows with the
-  transcript's length (about 0.2-0.4 s at 10,000 messages on the 2-core test machine,
-  ``benchmarks/bench_transcripts.py``), which is what pruning keeps bounded.
+  transcript's length (0.1-0.2 s for a turn onto 10,000 messages on the 2-core test machine
+  under load, ``benchmarks/bench_transcripts.py``), which is what pruning keeps bounded.
 """
 
 from __future__ import annotations
