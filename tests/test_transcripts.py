@@ -295,6 +295,27 @@ def test_a_tokenizer_counts_what_callers_do_not_report(store: Store) -> None:
     assert [e.tokens for e in log.read().entries] == [3, 7]
 
 
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(st.one_of(st.text(), st.sampled_from(HOSTILE)), min_size=1, max_size=4))
+def test_any_messages_round_trip_through_a_commit(store: Store, contents: list[str]) -> None:
+    session = store.session("proj", "s1")
+    if not session.path.is_dir():  # the first example of this test's store
+        session = _session(store)
+    with session.transcript("prop") as log:
+        for text in contents:
+            log.record_message(role="tool", content=text)
+    blob = subprocess.run(
+        ["git", "show", f"HEAD:{log.rel}"], cwd=store.root, capture_output=True, check=True
+    ).stdout
+    back = loads(blob.decode("utf-8"))
+    assert isinstance(back, Transcript)
+    assert [e.content for e in back.entries[-len(contents) :]] == contents
+
+
 def test_stats_and_should_prune(store: Store) -> None:
     session = _session(store)
     log = session.transcript("a", context_limit=100)
