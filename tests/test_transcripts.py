@@ -503,6 +503,19 @@ def test_a_persons_unrecorded_edit_is_not_overwritten(store: Store) -> None:
     assert snapshot(store.root) == before and log.pending == 1  # kept for the next flush
 
 
+def test_a_persons_committed_edit_is_kept_by_the_next_flush(store: Store) -> None:
+    session = _session(store)
+    log = session.transcript("a")
+    with log:
+        log.record_message(role="user", content="typo here")
+    path = store.root / log.rel
+    path.write_text(path.read_text("utf-8").replace("typo here", "fixed by hand"), "utf-8")
+    git(store.root, "commit", "-qam", "a person's fix")
+    with log:  # the same log object: what it remembers of its last write is not reused
+        log.record_message(role="user", content="next")
+    assert [e.content for e in log.read().entries] == ["fixed by hand", "next"]
+
+
 def test_a_broken_transcript_is_reported_by_validate(store: Store) -> None:
     session = _session(store)
     _fill(session, "a", 2)

@@ -138,6 +138,10 @@ class TranscriptLog:
         self.rel = f"{session.rel}/{TRANSCRIPTS_DIR}/{self.name}.md"
         self._buffer: list[TranscriptEntry] = []
         self._lock = threading.RLock()
+        # The file as this log last committed it and its parsed form: the next flush reuses
+        # the parsed form when the file still holds exactly those bytes (parsing and validating
+        # 10,000 messages again is most of a flush's own cost).
+        self._last: tuple[bytes, Transcript] | None = None
 
     def __repr__(self) -> str:
         return f"TranscriptLog({self.session.ref!r}, {self.name!r})"
@@ -465,6 +469,21 @@ class TranscriptLog:
 
     # -- the one write --------------------------------------------------------------------
 
+    def _current(self) -> Transcript:
+        """The transcript in the working tree (as :meth:`read`), reusing the last write's."""
+        last = self._last
+        if last is not None:
+            try:
+                data = self.session.store.git.read_worktree(self.rel)
+            except FileNotFoundError:
+                data = None
+            if data == last[0]:
+                return last[1].model_copy()  # entries are never changed in place
+        doc = self.read()
+        if self.context_limit is not None:
+            doc.context_limit = self.context_limit
+        return doc
+
     def _write(self, pruner: Pruner | None) -> tuple[str | None, list[TranscriptEntry], Transcript]:
         """Commit the buffer (and a prune) as one planned write, under the caller's lock."""
         session = self.session
@@ -472,9 +491,7 @@ class TranscriptLog:
         result: dict[str, Any] = {}
 
         def plan(manifest: SessionManifest) -> tuple[None, Plan]:
-            doc = self.read()
-            if self.context_limit is not None:
-                doc.context_limit = self.context_limit
+            doc = self._current()
             number = max(doc.next_number, doc.entries[-1].number + 1 if doc.entries else 1)
             added = []
             for entry in pending:
@@ -503,7 +520,7 @@ class TranscriptLog:
                 )
             else:
                 subject = f"{self.name} {grew} ({doc.message_count} in all)"
-            return None, session._plan(
+            planned = session._plan(
                 {self.rel: doc},
                 manifest,
                 f"{CommitKind.TRANSCRIPT}({session.ref}): {subject}",
@@ -514,6 +531,9 @@ class TranscriptLog:
                 # "pruned" only when messages were removed: pruned_messages() reads those.
                 status="pruned" if removed else "recorded",
             )
+            written = planned.raw[self.rel]
+            result.update(written=(written, doc) if written is not None else None)
+            return None, planned
 
         store = session.store
         with store.writing():
@@ -525,7 +545,12 @@ class TranscriptLog:
             # Planned and committed under the lock, so the branch's tip is this write's commit
             # (write_planned returns what the plan returns, not the commit).
             before = store.git.head()
-            session._write_planned(plan)
+            try:
+                session._write_planned(plan)
+            except BaseException:
+                self._last = None
+                raise
+            self._last = result["written"]
             head = store.git.head()
         return (head if head != before else None), result["removed"], result["doc"]
 
