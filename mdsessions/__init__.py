@@ -64,6 +64,12 @@ __all__ = [
     "SessionStatus",
     "SessionSummary",
     "Store",
+    "Transcript",
+    "TranscriptEntry",
+    "TranscriptLog",
+    "TranscriptStats",
+    "PruneResult",
+    "PrunedMessage",
     "StoreError",
     "StoreNotFoundError",
     "SyncConflictError",
@@ -119,6 +125,12 @@ _WHERE = {
     "SessionManifest": "models.schema",
     "SessionStatus": "models.schema",
     "UserFeedback": "models.schema",
+    "Transcript": "models.schema",
+    "TranscriptEntry": "models.schema",
+    "TranscriptLog": "store.transcripts",
+    "TranscriptStats": "models.transcripts",
+    "PruneResult": "models.transcripts",
+    "PrunedMessage": "models.transcripts",
     "AgentSpec": "models.workflow",
     "PhaseDef": "models.workflow",
     "Workflow": "models.workflow",
@@ -200,8 +212,11 @@ if TYPE_CHECKING:
         ReviewState,
         SessionManifest,
         SessionStatus,
+        Transcript,
+        TranscriptEntry,
         UserFeedback,
     )
+    from mdsessions.models.transcripts import PrunedMessage, PruneResult, TranscriptStats
     from mdsessions.models.workflow import (
         AgentSpec,
         Budget,
@@ -222,4 +237,5 @@ if TYPE_CHECKING:
         SessionSummary,
         Store,
     )
+    from mdsessions.store.transcripts import TranscriptLog
     from mdsessions.watch import FeedbackEvent, FeedbackWatcher

@@ -36,7 +36,13 @@ from mdsessions.agents.base import Agent, AgentContext, AgentResult
 from mdsessions.agents.budget import check_budget
 from mdsessions.agents.command import CommandAgent
 from mdsessions.agents.retry import Attempts, call_with_retries
-from mdsessions.errors import AgentExecutionError, AgentFailedError, DocumentError, WorkflowError
+from mdsessions.errors import (
+    AgentExecutionError,
+    AgentFailedError,
+    DocumentError,
+    MdsessionsError,
+    WorkflowError,
+)
 from mdsessions.models import state
 from mdsessions.models.results import OpenSessionResult
 from mdsessions.models.schema import (
@@ -161,6 +167,9 @@ class Runner:
             (:class:`~mdsessions.errors.BudgetExceededError`); each limit it sets replaces the
             workflow's ``[budget]`` one, a limit it leaves ``None`` keeps the workflow's.
         retry: How agents without an ``[agents.NAME]`` table are retried (default: never).
+        transcripts: Also record each agent call in the agent's transcript
+            (``transcripts/{agent}.md``: system prompt, prompt, reply or error; one more
+            commit per call, :meth:`mdsessions.TranscriptLog.record_exchange`).
 
     Example:
         ::
@@ -179,6 +188,7 @@ class Runner:
         author: Identity | None = None,
         budget: Budget | None = None,
         retry: RetryPolicy | None = None,
+        transcripts: bool = False,
     ) -> None:
         self.store = store
         self.workflow = store.workflow(workflow) if workflow is not None else None
@@ -186,6 +196,7 @@ class Runner:
         self.author = author
         self.budget = budget
         self.retry = retry or RetryPolicy()
+        self.transcripts = transcripts
         self._loaded: dict[str, Agent] = {}
 
     def _budget(self, workflow: Workflow) -> Budget:
@@ -482,6 +493,9 @@ class Runner:
         def fail(
             message: str, stdout: str = "", stderr: str = "", exit_status: int | None = None
         ) -> NoReturn:
+            if self.transcripts:  # the agent's failure is what is recorded and raised below
+                with contextlib.suppress(MdsessionsError):
+                    self._transcribe(session, name, asked, message, "error")
             details = AgentRunDetails(command=command, attempts=_attempts(attempts))
             self._record_failure(
                 session,
@@ -531,6 +545,27 @@ class Runner:
                 options=dict(result.options),
                 attempts=_attempts(attempts),
             ),
+        )
+        if self.transcripts:
+            self._transcribe(session, name, asked, result.content, "assistant", result)
+
+    def _transcribe(
+        self,
+        session: Session,
+        name: str,
+        asked: _Asked,
+        reply: str,
+        role: str,
+        result: AgentResult | None = None,
+    ) -> None:
+        """Record one agent call in its transcript (one commit): the hook of every agent kind."""
+        session.transcript(name, author=self.author).record_exchange(
+            prompt=asked.prompt,
+            reply=reply,
+            system=asked.system_prompt,
+            input_tokens=result.input_tokens if result else None,
+            output_tokens=result.output_tokens if result else None,
+            reply_role=role,
         )
 
     def _record_failure(

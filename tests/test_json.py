@@ -296,6 +296,16 @@ def test_every_json_command_matches_its_schema(tmp_path: Path, workflow: Path) -
     assert sh.json("tag list", "proj/s10")["tags"] == []
     assert sh.json("meta", "proj/s10")["metadata"] == {"team": "a"}
     assert sh.json("end", "proj/s10", "--reason", "done")["status"]["after"] == "cancelled"
+    for text in ("hello", "an error"):
+        added = sh.json("transcript add", "proj/s1", "writer", "--role", "user", "--text", text)
+    assert (added["project"], added["session"], added["messages"]) == ("proj", "s1", 2)
+    assert [t["name"] for t in sh.json("transcript list", "proj/s1")] == ["writer"]
+    assert sh.json("transcript stats", "proj/s1", "writer")["tokens"] == 2 + 2
+    pruned = sh.json("transcript prune", "proj/s1", "writer", "--keep-last", "1")
+    assert pruned["removed"] == [1] and _is_commit(pruned["commit"])
+    shown = sh.json("transcript show", "proj/s1", "writer", "--at", pruned["commit"] + "^")
+    assert shown["schema"] == "mdsessions/transcript/v1" and len(shown["entries"]) == 2
+    assert [m["number"] for m in sh.json("transcript pruned", "proj/s1", "writer")] == [1]
 
     assert sh.seen == set(OUTPUTS), set(OUTPUTS) - sh.seen
 

@@ -8,8 +8,8 @@ on every command that reports). The layout:
 * :mod:`.schemas`: the models of the ``--json`` documents the CLI composes, the JSON Schema of
   every command's document, and docs/json.md made from them;
 * one module per command group: :mod:`.sessions`, :mod:`.phases`, :mod:`.run`,
-  :mod:`.review`, :mod:`.lifecycle`, :mod:`.versions`, :mod:`.backup`, :mod:`.remote`,
-  :mod:`.maintenance` (:mod:`.history` lists the commands of the last four);
+  :mod:`.review`, :mod:`.lifecycle`, :mod:`.transcripts`, :mod:`.versions`, :mod:`.backup`,
+  :mod:`.remote`, :mod:`.maintenance` (:mod:`.history` lists the commands of the last four);
 * :mod:`.completion`: shell completion of session names;
 * this module adds every command to the group, in ``--help`` order. The command modules
   import :mod:`.app`, never this module, so nothing imports in a cycle.
@@ -51,6 +51,7 @@ from mdsessions.cli.sessions import (
     status_command,
     validate_command,
 )
+from mdsessions.cli.transcripts import transcript_group
 from mdsessions.cli.versions import log_command
 
 __all__ = ["COMMANDS", "cli", "main"]
@@ -77,6 +78,7 @@ COMMANDS: tuple[click.Command, ...] = (
     inbox_command,
     review_command,
     watch_command,
+    transcript_group,
     *history.COMMANDS,
 )
 """Every top-level command, in the order ``mdsessions --help`` lists them."""

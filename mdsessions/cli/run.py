@@ -62,6 +62,11 @@ __all__ = ["run_command"]
     metavar="N",
     help="Stop before a phase that would take the session's tokens over N.",
 )
+@click.option(
+    "--transcripts",
+    is_flag=True,
+    help="Also record each agent call (prompt, reply) in transcripts/AGENT.md.",
+)
 @idea_options()
 @session_options()
 @json_option()
@@ -77,6 +82,7 @@ def run_command(
     wait_lock: float,
     max_cost_usd: float | None,
     max_tokens: int | None,
+    transcripts: bool,
     idea: str | None,
     idea_file: str | None,
     mode: str | None,
@@ -121,7 +127,10 @@ def run_command(
 
     store = open_store(ctx)
     runner = Runner(
-        store, workflow, budget=Budget(max_cost_usd=max_cost_usd, max_tokens=max_tokens)
+        store,
+        workflow,
+        budget=Budget(max_cost_usd=max_cost_usd, max_tokens=max_tokens),
+        transcripts=transcripts,
     )
     waiter = _Waiter(store, wait, quiet=as_json)
     if new_project is None:

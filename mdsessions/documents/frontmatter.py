@@ -360,6 +360,49 @@ def _agent_content(body: str, path: str | None, body_line: int, title: str = "Ou
     return rest
 
 
+_ENTRY_HEADING = re.compile(r"### ([0-9]+) · ([^ ]+) · ([^ ]+) · ([0-9]+) tokens")
+
+
+def _transcript_entries(
+    body: str, boundary: object, path: str | None, body_line: int
+) -> list[dict[str, Any]]:
+    r"""The messages of a transcript's body (``templates/transcript.md.j2``).
+
+    Each message is ``\n<!-- {boundary} -->\n### {n} · {role} · {time} · {tokens} tokens``,
+    a blank line, the content verbatim and one line end. No content contains the boundary
+    (the store picks it so), so every marker is ours and the content between two of them
+    is exactly what was recorded.
+    """
+    if not isinstance(boundary, str):
+        boundary = "mdsessions-message"
+    parts = body.split(f"\n<!-- {boundary} -->\n")
+    line = body_line + parts[0].count("\n") + 1
+    entries: list[dict[str, Any]] = []
+    for part in parts[1:]:
+        heading, sep, rest = part.partition("\n")
+        found = _ENTRY_HEADING.fullmatch(heading)
+        if found is None or not sep or not rest.startswith("\n") or not rest.endswith("\n"):
+            raise DocumentError(
+                "expected a message heading '### {number} · {role} · {time} · {tokens} "
+                "tokens', a blank line, the message and a line end after the marker "
+                f"'<!-- {boundary} -->'",
+                path=path,
+                line=line + 1,
+                field="entries",
+            )
+        entries.append(
+            {
+                "number": int(found.group(1)),
+                "role": found.group(2),
+                "time": found.group(3),
+                "tokens": int(found.group(4)),
+                "content": rest[1:-1],
+            }
+        )
+        line += part.count("\n") + 1
+    return entries
+
+
 def _feedback_body(body: str) -> tuple[str, list[str]]:
     comments = ""
     start = _heading(body, "User Comments")
@@ -510,7 +553,7 @@ def read_fields(
             line=_line_of_key(yaml_text, "schema"),
             field="schema",
         )
-    for body_field in ("notes", "content", "comments", "user"):
+    for body_field in ("notes", "content", "comments", "user", "entries"):
         if body_field in data:
             raise DocumentError(
                 f"'{body_field}' belongs in the body, not in the frontmatter",
@@ -522,6 +565,8 @@ def read_fields(
         data["content"] = _agent_content(body, path, body_line)
     elif found is DocumentKind.PROMPT:
         data["user"] = _agent_content(body, path, body_line, "User")
+    elif found is DocumentKind.TRANSCRIPT:
+        data["entries"] = _transcript_entries(body, data.get("boundary"), path, body_line)
     elif found is DocumentKind.USER_FEEDBACK:
         comments, changes = _feedback_body(body)
         data["comments"] = comments

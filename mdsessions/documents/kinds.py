@@ -14,15 +14,16 @@ from mdsessions.models.schema import (
     Checkpoint,
     DocumentKind,
     SessionManifest,
+    Transcript,
     UserFeedback,
 )
 
 __all__ = ["KIND_BY_MODEL", "MODEL_BY_KIND", "Document", "kind_of"]
 
-Document = SessionManifest | Checkpoint | AgentOutput | UserFeedback | AgentPrompt
+Document = SessionManifest | Checkpoint | AgentOutput | UserFeedback | AgentPrompt | Transcript
 """Any document model."""
 
-D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback, AgentPrompt)
+D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback, AgentPrompt, Transcript)
 
 MODEL_BY_KIND: dict[DocumentKind, type[Document]] = {
     DocumentKind.SESSION_MANIFEST: SessionManifest,
@@ -30,6 +31,7 @@ MODEL_BY_KIND: dict[DocumentKind, type[Document]] = {
     DocumentKind.AGENT_OUTPUT: AgentOutput,
     DocumentKind.USER_FEEDBACK: UserFeedback,
     DocumentKind.PROMPT: AgentPrompt,
+    DocumentKind.TRANSCRIPT: Transcript,
 }
 """The model that holds each kind of document."""
 

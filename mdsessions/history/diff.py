@@ -12,7 +12,7 @@ from mdsessions.git import diff as git_diff
 from mdsessions.history.common import _PHASE_DIR_RE, _manifest_at
 from mdsessions.models.results import Change, NumberChange, Result, SessionResult
 from mdsessions.models.schema import DocumentKind
-from mdsessions.store.paths import CHECKPOINT, FEEDBACK, MANIFEST
+from mdsessions.store.paths import CHECKPOINT, FEEDBACK, MANIFEST, TRANSCRIPTS_DIR
 from mdsessions.store.store import Session
 
 __all__ = [
@@ -44,7 +44,8 @@ class FileChange(Result):
     """``added``, ``modified`` or ``deleted``."""
     document: str
     """The document kind: ``session_manifest``, ``checkpoint``, ``agent_output``,
-    ``user_feedback``, ``prompt``, or ``other`` for a file that is none of these."""
+    ``user_feedback``, ``prompt``, ``transcript``, or ``other`` for a file that is none of
+    these."""
     phase: int | None = None
     """The phase number of its folder, or ``null`` (the manifest)."""
     agent: str | None = None
@@ -178,6 +179,8 @@ def diff(session: Session, old: str, new: str = "HEAD", *, patch: bool = True) -
         if match and "/" in folder:  # phase_N_slug/prompts/{agent}.md: what an agent was given
             prompt = folder.endswith("/prompts") and name.endswith(".md")
             document = DocumentKind.PROMPT.value if prompt else "other"
+        if folder == TRANSCRIPTS_DIR and name.endswith(".md"):
+            document = DocumentKind.TRANSCRIPT.value
         plus, minus = counts.get(rel, (0, 0))
         files.append(
             FileChange(

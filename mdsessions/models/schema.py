@@ -42,6 +42,8 @@ __all__ = [
     "SessionManifest",
     "SessionStatus",
     "Totals",
+    "Transcript",
+    "TranscriptEntry",
     "UserFeedback",
     "utc_now",
 ]
@@ -148,13 +150,14 @@ class FeedbackAction(_ValueEnum):
 
 
 class DocumentKind(_ValueEnum):
-    """The document kinds: the four of DESIGN.md "Documents" and the prompt an agent got."""
+    """The document kinds: DESIGN.md's four, an agent's prompt, a transcript (``transcripts/``)."""
 
     SESSION_MANIFEST = "session_manifest"
     CHECKPOINT = "checkpoint"
     AGENT_OUTPUT = "agent_output"
     USER_FEEDBACK = "user_feedback"
     PROMPT = "prompt"
+    TRANSCRIPT = "transcript"
 
 
 def utc_now() -> _dt.datetime:
@@ -605,3 +608,123 @@ class UserFeedback(_Doc):
                 "set approved: false to ask for a revision or to reject"
             )
         return self.action
+
+
+# --------------------------------------------------------------------------------------------
+# transcripts (seeds 002 record_message/record_command, 004 conversation history)
+# --------------------------------------------------------------------------------------------
+
+ROLE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+"""A transcript message's role: ``user``, ``assistant``, ``system``, ``tool``, ``command`` …"""
+
+
+def _check_role(value: str) -> str:
+    if not ROLE_PATTERN.fullmatch(value):
+        raise ValueError(
+            "expected a role of 1-32 lower-case letters, digits, '_' or '-' starting with a "
+            "letter, such as user, assistant, system, tool or command"
+        )
+    return value
+
+
+Role = Annotated[str, AfterValidator(_check_role)]
+
+DEFAULT_CONTEXT_LIMIT = 120_000
+"""Tokens of context a transcript is measured against unless told otherwise (seed 004
+``max_context_tokens``)."""
+
+
+_ENTRY_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def _entry_time(value: Any) -> str:
+    """A time as UTC ISO-8601 text with ``Z`` (a datetime, or text ``fromisoformat`` reads)."""
+    if type(value) is str and _ENTRY_TIME.fullmatch(value):
+        try:  # the common case, text as written: only check that the date is real
+            _dt.datetime.fromisoformat(value[:-1])
+        except ValueError:
+            pass
+        else:
+            return value
+    if isinstance(value, str):
+        try:
+            value = _dt.datetime.fromisoformat(
+                value[:-1] + "+00:00" if value[-1:] == "Z" else value
+            )
+        except ValueError:
+            raise ValueError(
+                f"expected a UTC ISO-8601 time such as 2024-11-24T10:02:00Z, got {value!r}"
+            ) from None
+    if isinstance(value, _dt.datetime):
+        return _format_time(_to_utc(value))
+    raise ValueError(f"expected a UTC ISO-8601 time such as 2024-11-24T10:02:00Z, got {value!r}")
+
+
+EntryTime = Annotated[str, BeforeValidator(_entry_time)]
+"""A time kept as its text, ``2024-11-24T10:02:00Z`` (a datetime given is converted): a
+transcript of 10,000 messages then costs no datetime formatting when it is written."""
+
+
+class TranscriptEntry(_Doc):
+    """One message (or command) of a transcript: a section of its body.
+
+    ``number`` counts from 1 over the transcript's whole life and is never reused, so a
+    message removed by a prune keeps its number in history (``transcript show --at``).
+    ``tokens`` is what the caller reported (a provider's usage) or, when it reported none,
+    the estimate ``ceil(len(content) / 4)`` (seed 004 "Characters ÷ 4 = tokens").
+    ``content`` is stored **verbatim**: never a template, byte for byte.
+    """
+
+    number: Annotated[int, Field(ge=1)]
+    """The message's number, from 1, never reused (a pruned message keeps its number)."""
+    role: Role
+    """``user``, ``assistant``, ``system``, ``tool``, ``command`` (a command that was run) …"""
+    time: EntryTime
+    """When it was recorded, UTC ISO-8601."""
+    tokens: Count = 0
+    """Its tokens: a provider's count, else characters ÷ 4."""
+    content: str = ""
+    """The text, verbatim."""
+
+
+class Transcript(_Doc):
+    """``transcripts/{name}.md`` in a session folder: an agent's (or the session's) conversation.
+
+    The frontmatter holds the figures (message and token counts, the context limit, what was
+    pruned); the body holds one section per message, each introduced by a marker line
+    ``<!-- {boundary} -->`` and a heading ``### {number} · {role} · {time} · {tokens} tokens``.
+    ``boundary`` is chosen so that no message contains it (as a MIME multipart boundary is),
+    which is what lets any text, our own headings and ``---`` lines included, round-trip.
+    """
+
+    schema_: Literal["mdsessions/transcript/v1"] = Field("mdsessions/transcript/v1", alias="schema")
+    project_id: Identifier
+    """Project id."""
+    session_id: Identifier
+    """Session id."""
+    name: Identifier
+    """The transcript's name: an agent id, or ``session``; the file is ``{name}.md``."""
+    created: UTCTime
+    """When its first message was committed, UTC ISO-8601."""
+    updated: UTCTime
+    """When it was last committed, UTC ISO-8601."""
+    context_limit: Annotated[int, Field(ge=1)] = DEFAULT_CONTEXT_LIMIT
+    """Tokens of context it is measured against (seed 004 ``max_context_tokens``)."""
+    boundary: Annotated[str, Field(pattern=r"^mdsessions-message(-[0-9]+)?$")] = (
+        "mdsessions-message"
+    )
+    """The word of the body's marker lines ``<!-- {boundary} -->``: one no message holds."""
+    message_count: Count = 0
+    """Messages in the file."""
+    token_count: Count = 0
+    """Their tokens."""
+    next_number: Annotated[int, Field(ge=1)] = 1
+    """The number the next message gets."""
+    pruned_count: Count = 0
+    """Messages removed by prunes so far (each still in history)."""
+    last_pruned: UTCTime | None = Field(default=None, exclude_if=lambda value: value is None)
+    """When it was last pruned, UTC ISO-8601 (left out until it is)."""
+    entries: list[TranscriptEntry] = Field(default_factory=list)
+    """The messages, oldest first: the body's sections."""
+
+    _body_fields: ClassVar[set[str]] = {"entries"}

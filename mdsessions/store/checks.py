@@ -21,15 +21,27 @@ from mdsessions.models.schema import (
     Checkpoint,
     PhaseStatus,
     SessionManifest,
+    Transcript,
+    TranscriptEntry,
     UserFeedback,
 )
 
 __all__ = ["D", "build", "build_status", "decode"]
 
-D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback, AgentPrompt)
+D = TypeVar("D", SessionManifest, Checkpoint, AgentOutput, UserFeedback, AgentPrompt, Transcript)
 """A document model the store reads and writes."""
 
-M = TypeVar("M", SessionManifest, AgentOutput, Checkpoint, UserFeedback, AgentRun, AgentPrompt)
+M = TypeVar(
+    "M",
+    SessionManifest,
+    AgentOutput,
+    Checkpoint,
+    UserFeedback,
+    AgentRun,
+    AgentPrompt,
+    Transcript,
+    TranscriptEntry,
+)
 
 
 def build(model_cls: type[M], /, **fields: Any) -> M:

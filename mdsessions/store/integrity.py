@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from mdsessions.documents.frontmatter import loads
 from mdsessions.errors import DocumentError
 from mdsessions.models.results import Result
-from mdsessions.models.schema import Checkpoint, PhaseStatus
-from mdsessions.store.paths import CHECKPOINT, PROMPTS_DIR
+from mdsessions.models.schema import Checkpoint, DocumentKind, PhaseStatus, Transcript
+from mdsessions.store.paths import CHECKPOINT, PROMPTS_DIR, TRANSCRIPTS_DIR
 
 if TYPE_CHECKING:
     from mdsessions.store.session import Session
@@ -130,6 +130,33 @@ def validate_session(session: Session) -> list[Problem]:
                         path=cp_rel, reason=f"agent {run.agent_name}: output file {name} is missing"
                     )
                 )
+    return problems + _transcript_problems(session)
+
+
+def _transcript_problems(session: Session) -> list[Problem]:
+    """Each ``transcripts/*.md`` parses as a transcript of this session, named as its file."""
+    problems: list[Problem] = []
+    for path in sorted((session.path / TRANSCRIPTS_DIR).glob("*.md")):
+        rel = path.relative_to(session.store.root).as_posix()
+        try:
+            doc = loads(session.store.read_text(rel), path=rel, kind=DocumentKind.TRANSCRIPT)
+        except DocumentError as exc:
+            field = f"field '{exc.field}': " if exc.field else ""
+            problems.append(Problem(path=rel, reason=field + exc.reason, line=exc.line))
+            continue
+        assert isinstance(doc, Transcript)
+        if (doc.project_id, doc.session_id, doc.name) != (
+            session.project_id,
+            session.session_id,
+            path.stem,
+        ):
+            problems.append(
+                Problem(
+                    path=rel,
+                    reason=f"transcript {doc.project_id}/{doc.session_id} {doc.name} does not "
+                    f"match its file ({session.ref} {path.stem})",
+                )
+            )
     return problems
 
 

@@ -9,6 +9,7 @@ Layout (seed 003; DESIGN.md "The store")::
         session_manifest.md
         phase_{N}_{slug}/checkpoint.md · {agent}.md … · user_feedback.md
         phase_{N}_{slug}/prompts/{agent}.md          the prompt each agent was given
+        transcripts/{name}.md                        an agent's (or the session's) messages
 
 Every id is checked (:func:`check_id`) before it becomes part of a path, so a path built from
 ids stays inside the store.
@@ -30,6 +31,7 @@ __all__ = [
     "FEEDBACK",
     "MANIFEST",
     "PROMPTS_DIR",
+    "TRANSCRIPTS_DIR",
     "WORKFLOWS_DIR",
     "check_id",
     "document_file",
@@ -47,6 +49,8 @@ CHECKPOINT = "checkpoint.md"
 FEEDBACK = "user_feedback.md"
 #: The folder of a phase that holds the prompt each agent was given (``{agent}.md``).
 PROMPTS_DIR = "prompts"
+#: The folder of a session that holds its transcripts (``{name}.md``: an agent id or ``session``).
+TRANSCRIPTS_DIR = "transcripts"
 #: The branch a new store is created on and writes to (``[store] branch``).
 DEFAULT_BRANCH = "main"
 #: Store-relative folder holding copies of workflow files registered from outside the store

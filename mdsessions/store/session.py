@@ -67,6 +67,7 @@ from mdsessions.store.writes import Plan
 
 if TYPE_CHECKING:
     from mdsessions.store.store import Store
+    from mdsessions.store.transcripts import TranscriptLog
 
 __all__ = ["Session"]
 
@@ -330,6 +331,18 @@ class Session(Lifecycle):
     def history(self, *, max_count: int | None = None, skip: int = 0) -> list[CommitInfo]:
         """The session's commits, newest first (``git log -- <session folder>``)."""
         return self.store.git.log([self.rel], max_count=max_count, skip=skip)
+
+    def transcript(self, name: str = "session", **options: Any) -> TranscriptLog:
+        """A transcript of the session (``transcripts/{name}.md``): record, read, prune.
+
+        Args:
+            name: An agent id, or ``session`` for the session's own transcript.
+            **options: ``context_limit``, ``max_buffer``, ``author``, ``count_tokens`` of
+                :class:`TranscriptLog`.
+        """
+        from mdsessions.store.transcripts import TranscriptLog  # noqa: PLC0415 - kept light
+
+        return TranscriptLog(self, name, **options)
 
     # -- writing --------------------------------------------------------------------------
 
