@@ -790,12 +790,5 @@ class Session(Lifecycle):
         return validate_session(self)
 
     def validate_phase(self, phase: int) -> list[Problem]:
-        """Validate one phase's files and its agreement with the manifest.
-
-        Args:
-            phase: The phase number.
-
-        Returns:
-            The session's problems that concern this phase.
-        """
+        """The problems of :meth:`validate` that concern phase number ``phase`` (its files)."""
         return validate_phase(self, phase)
