@@ -45,6 +45,8 @@ __all__ = [
     "PhaseNotFoundError",
     "PhaseStatus",
     "Problem",
+    "RedactingFilter",
+    "Redactor",
     "ReviewState",
     "RunResult",
     "Runner",
@@ -68,6 +70,7 @@ __all__ = [
     "history",
     "idea_validation",
     "loads",
+    "redact",
 ]
 
 _WHERE = {
@@ -122,6 +125,9 @@ _WHERE = {
     "UnrecordedEditError": "errors",
     "WorkflowError": "errors",
     "SyncConflictError": "errors",
+    "RedactingFilter": "redaction",
+    "Redactor": "redaction",
+    "redact": "redaction",
 }
 
 
@@ -178,6 +184,7 @@ if TYPE_CHECKING:
         UserFeedback,
     )
     from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow, idea_validation
+    from mdsessions.redaction import RedactingFilter, Redactor, redact
     from mdsessions.runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
     from mdsessions.store.store import (
         Commit,

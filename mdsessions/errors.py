@@ -41,7 +41,16 @@ __all__ = [
 
 
 class MdsessionsError(Exception):
-    """Root of every error mdsessions raises on purpose."""
+    """Root of every error mdsessions raises on purpose.
+
+    Its message is redacted (:func:`mdsessions.redaction.redact`): a secret in a text an
+    error quotes (a command's stderr, a field's value) becomes ``[REDACTED:<kind>]``.
+    """
+
+    def __init__(self, *args: object) -> None:
+        from mdsessions.redaction import redact
+
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class StoreError(MdsessionsError, RuntimeError):
@@ -198,7 +207,9 @@ class AgentExecutionError(MdsessionsError, RuntimeError):
     def __init__(
         self, message: str, *, exit_status: int | None = None, stdout: str = "", stderr: str = ""
     ) -> None:
+        from mdsessions.redaction import redact
+
         super().__init__(message)
         self.exit_status = exit_status
-        self.stdout = stdout
-        self.stderr = stderr
+        self.stdout = redact(stdout)
+        self.stderr = redact(stderr)

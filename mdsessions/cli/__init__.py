@@ -34,6 +34,7 @@ from mdsessions.cli.review import (
     watch_command,
 )
 from mdsessions.cli.run import run_command
+from mdsessions.cli.scan import scan_command
 from mdsessions.cli.sessions import (
     init_command,
     list_command,
@@ -64,6 +65,7 @@ COMMANDS: tuple[click.Command, ...] = (
     review_command,
     watch_command,
     *history.COMMANDS,
+    scan_command,
 )
 """Every top-level command, in the order ``mdsessions --help`` lists them."""
 

@@ -215,6 +215,7 @@ OUTPUTS: dict[str, Any] = {
     "set-aside": list[history.SetAside],
     "verify": history.VerifyReport,
     "maintenance": history.MaintenanceReport,
+    "scan": history.ScanReport,
 }
 """Each command's ``--json`` document on stdout: a model, or a list of one."""
 

@@ -62,6 +62,7 @@ from mdsessions.store.paths import FEEDBACK as FEEDBACK
 from mdsessions.store.paths import MANIFEST as MANIFEST
 from mdsessions.store.paths import WORKFLOWS_DIR as WORKFLOWS_DIR
 from mdsessions.store.paths import check_id as check_id
+from mdsessions.store.secrets import redact_document, redact_file, store_redactor
 from mdsessions.store.session import Session
 from mdsessions.store.workflows import WorkflowRegistry
 
@@ -123,6 +124,7 @@ class Store:
         projects_dir: Store-relative folder of ``{project_id}/sessions/…`` (``"."``: root).
         branch: The branch mdsessions writes to (``[store] branch``).
         author: The identity of the runner's commits (author and committer).
+        redactor: Secrets out of every document, file and message it commits (``[redaction]``).
         git: The repository's git verbs (:class:`mdsessions.git.repo.GitRepo`), for the
             layers above the store: history reads versions and diffs, bundles, pushes,
             fetches and merges through it. A write of the store itself goes through
@@ -152,6 +154,7 @@ class Store:
             self.root, lock_timeout=lock_timeout, durable=durable, branch=self.branch
         )
         self._workflows = WorkflowRegistry(self.root, config.data, self.git)
+        self.redactor = store_redactor(config.path, config.data)
         if isinstance(author, str):
             author = Identity.parse(author)
         self.author = (author or RUNNER_IDENTITY).checked()
@@ -320,9 +323,7 @@ class Store:
                 "error message, a list)"
             )
         if not self.renderer.overridden:
-            return text.encode(
-                "utf-8"
-            )  # the package templates round-trip (tests/test_documents.py)
+            return encoded  # the package templates round-trip (tests/test_documents.py)
         back = loads(text, path=None)
         if back != doc:
             raise DocumentError(
@@ -359,9 +360,12 @@ class Store:
         raw: dict[str, bytes | None] = {}
         docs: dict[str, Document] = {}
         for rel, value in files.items():
-            if value is None or isinstance(value, bytes):
+            if value is None:
                 raw[rel] = value
+            elif isinstance(value, bytes):
+                raw[rel] = redact_file(value, self.redactor, rel=rel)
             else:
+                value = redact_document(value, self.redactor, rel=rel)
                 raw[rel] = self.render(value, **(context or {}).get(rel, {}))
                 docs[rel] = value
         return raw, docs
@@ -379,7 +383,7 @@ class Store:
     ) -> str | None:
         sha = self.git.commit(
             raw,
-            message=message,
+            message=self.redactor.redact(message),
             author=author or self.author,
             committer=self.author,
             check_edits=check_edits,
