@@ -348,6 +348,8 @@ class Store:
             The new commit id, or ``None`` when nothing changed.
         """
         raw, docs = self._render_files(files, context)
+        # A file redacted on its way in is written back, so the working tree matches the commit.
+        in_place = {r: st for r, st in (in_place or {}).items() if raw.get(r) is files.get(r)}
         return self._commit_rendered(
             raw, docs, message=message, author=author, check_edits=check_edits, in_place=in_place
         )
@@ -391,9 +393,7 @@ class Store:
             in_place=in_place,
         )
         for rel, doc in docs.items():
-            rendered = raw[rel]
-            assert rendered is not None
-            self._remember(rel, rendered, doc)
+            self._remember(rel, raw[rel] or b"", doc)  # a document always renders to bytes
         return sha
 
     @property
