@@ -364,7 +364,7 @@ class Redactor:
         for plugin, kind, regex, flags, group in detect_secrets_patterns():
             index = seen[plugin] = seen.get(plugin, -1) + 1
             needles, run = _GATES.get((plugin, index), ((), 0))
-            near = _NEAR.get((plugin, index))
+            near = _NEAR.get((plugin, index), "")
             patterns.append(
                 _Pattern(
                     kind,
@@ -373,7 +373,7 @@ class Redactor:
                     needles,
                     run,
                     re.compile(near.encode()) if near else None,
-                    bool(near) and near != near.lower(),
+                    near != near.lower(),
                     _EXACT.get((plugin, index), 0),
                     _SHAPES.get((plugin, index), b""),
                 )
