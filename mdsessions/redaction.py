@@ -311,6 +311,42 @@ def detect_secrets_patterns() -> list[tuple[str, str, str, int, bool]]:
     return [tuple(row) for row in patterns]
 
 
+_builtin: list[_Pattern] | None = None
+_builtin_lock = threading.Lock()
+
+
+def _builtin_patterns() -> list[_Pattern]:
+    """Our own patterns, then detect-secrets' (compiled once per process, ~10 ms)."""
+    global _builtin
+    with _builtin_lock:
+        if _builtin is not None:
+            return _builtin
+        patterns = []
+        for kind, regex in OWN_PATTERNS.items():
+            needles, run = _GATES.get(("own", kind), ((), 0))
+            patterns.append(_Pattern(kind, re.compile(regex), False, needles, run))
+        seen: dict[str, int] = {}
+        for plugin, kind, regex, flags, group in detect_secrets_patterns():
+            index = seen[plugin] = seen.get(plugin, -1) + 1
+            needles, run = _GATES.get((plugin, index), ((), 0))
+            near = _NEAR.get((plugin, index), "")
+            patterns.append(
+                _Pattern(
+                    kind,
+                    re.compile(regex, flags),
+                    group,
+                    needles,
+                    run,
+                    re.compile(near.encode()) if near else None,
+                    near != near.lower(),
+                    _EXACT.get((plugin, index), 0),
+                    _SHAPES.get((plugin, index), b""),
+                )
+            )
+        _builtin = patterns
+        return patterns
+
+
 def _compile_extra(patterns: Mapping[str, str]) -> list[_Pattern]:
     out = []
     for kind, regex in patterns.items():
@@ -353,32 +389,19 @@ class Redactor:
 
     extra: Mapping[str, str] = field(default_factory=dict)
     enabled: bool = True
-    _patterns: list[_Pattern] = field(init=False, repr=False)
+    _extra: list[_Pattern] = field(init=False, repr=False)
+    _all: list[_Pattern] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        patterns = []
-        for kind, regex in OWN_PATTERNS.items():
-            needles, run = _GATES.get(("own", kind), ((), 0))
-            patterns.append(_Pattern(kind, re.compile(regex), False, needles, run))
-        seen: dict[str, int] = {}
-        for plugin, kind, regex, flags, group in detect_secrets_patterns():
-            index = seen[plugin] = seen.get(plugin, -1) + 1
-            needles, run = _GATES.get((plugin, index), ((), 0))
-            near = _NEAR.get((plugin, index), "")
-            patterns.append(
-                _Pattern(
-                    kind,
-                    re.compile(regex, flags),
-                    group,
-                    needles,
-                    run,
-                    re.compile(near.encode()) if near else None,
-                    near != near.lower(),
-                    _EXACT.get((plugin, index), 0),
-                    _SHAPES.get((plugin, index), b""),
-                )
-            )
-        self._patterns = patterns + _compile_extra(self.extra)
+        # Only the extra patterns are compiled now (they are checked when a store opens);
+        # the built-in ones once per process, on first use (see _builtin_patterns).
+        self._extra = _compile_extra(self.extra)
+
+    @property
+    def _patterns(self) -> list[_Pattern]:
+        if self._all is None:
+            self._all = _builtin_patterns() + self._extra
+        return self._all
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         """Where the secrets of a text are: merged, sorted ``(start, end, kind)`` spans."""
