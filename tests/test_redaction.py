@@ -307,3 +307,31 @@ def test_no_false_positive_on_the_shared_data_and_the_sample_project() -> None:
 )
 def test_ordinary_text_that_looks_random_is_not_redacted(text: str) -> None:
     assert redact(text) == text
+
+
+def test_restoring_a_version_committed_before_redaction_does_not_commit_it_again(
+    store: Store,
+) -> None:
+    store = _configure(store, "\n[redaction]\nenabled = false\n")
+    secret = ONE_LINE[0]
+    session = store.create_session(P, S)
+    session.save_agent_output(1, "concept_expansion", f"old {secret}")
+    old = head(store.root)
+    session.save_agent_output(1, "concept_expansion", "new")
+    config = store.root / "mdsessions.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("enabled = false", ""), "utf-8")
+    git(store.root, "commit", "-qam", "redaction back on")
+    store.close()
+    store = Store.open(store.root)
+    try:
+        session = store.session(P, S)
+        result = history.restore(session, old)
+        rel = f"{session.phase_rel(1)}/concept_expansion.md"
+        assert git(store.root, "show", f"{result.commit}:{rel}").count("old [REDACTED:") == 1
+        assert secret not in (store.root / rel).read_text(encoding="utf-8")
+        assert_clean(store.root)
+        # The scan still finds the old commit, and only it.
+        found = history.scan(store, history=True).findings
+        assert [(f.commit, f.kind) for f in found] == [(old, "aws-access-key")]
+    finally:
+        store.close()

@@ -118,12 +118,15 @@ def redact_file(data: bytes, redactor: Redactor, *, rel: str) -> bytes:
         rel: The store-relative path (named in errors).
 
     Returns:
-        ``data`` itself when it holds no secret (or redaction is off), else the new bytes.
+        ``data`` itself when it holds no secret, is binary (a NUL byte in its first 8,000
+        bytes, git's rule) or redaction is off; else the new bytes.
 
     Raises:
         DocumentError: The document parsed before and cannot be made to parse after (the
             person is asked to remove the secret from the frontmatter by hand).
     """
+    if b"\0" in data[:8000]:
+        return data  # binary, as git decides: a marker would corrupt it, not hide a secret
     redacted = redactor.redact_bytes(data)
     if redacted is data or not rel.endswith(".md"):
         return redacted
