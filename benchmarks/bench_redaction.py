@@ -33,6 +33,7 @@ from mdsessions import Store  # noqa: E402
 from mdsessions.store.secrets import redact_document  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "haytham"
+AGENT = "concept_expansion"  # an agent of phase 1 of the default workflow
 
 
 def _outputs() -> dict[str, str]:
@@ -76,9 +77,10 @@ def measure(workdir: Path, rounds: int = 60) -> dict[str, dict[str, Any]]:
                 for side in (True, False) if i % 2 else (False, True):
                     body = f"{text}\n\nround {i}\n"
                     start = time.perf_counter()
-                    sessions[side].save_agent_output(1, "concept_expansion", body, prompt=body[:2000])
+                    session = sessions[side]
+                    session.save_agent_output(1, AGENT, body, prompt=body[:2000])
                     times[side].append(time.perf_counter() - start)
-            doc = sessions[False].output(1, "concept_expansion")
+            doc = sessions[False].output(1, AGENT)
             assert doc is not None
 
             def alone(doc: Any = doc) -> object:

@@ -111,8 +111,9 @@ _PLACEHOLDER = re.compile(
     r"|pass|password|passwd|pwd|secret|changeme|example|your[-_]?password|p@ssw0rd)",
     re.IGNORECASE,
 )
-# A token goes on over these characters; a match is widened over them.
-_TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-+/=]*")
+# A token goes on over these characters (base64url, then padding); a match is widened
+# over them, not over '/' (a path or URL goes on after a token).
+_TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-]*=*")
 _CACHE_FORMAT = 1
 _TOKEN_BYTES = (string.ascii_letters + string.digits + "_-").encode()
 _SHAPE = bytes(ord("a") if b in _TOKEN_BYTES else ord(" ") for b in range(256))
@@ -457,7 +458,7 @@ class Redactor:
                     continue
                 if pattern.kind == "password-in-url" and _PLACEHOLDER.fullmatch(text, start, end):
                     continue
-                if text[end - 1].isalnum() or text[end - 1] in "_-+/=":
+                if text[end - 1].isalnum() or text[end - 1] in "_-":
                     tail = _TOKEN_TAIL.match(text, end)
                     end = tail.end() if tail else end
                 found.append((start, end, pattern.kind))

@@ -335,3 +335,18 @@ def test_restoring_a_version_committed_before_redaction_does_not_commit_it_again
         assert [(f.commit, f.kind) for f in found] == [(old, "aws-access-key")]
     finally:
         store.close()
+
+
+def test_a_secret_where_a_format_is_required_is_refused_and_nothing_is_written(
+    store: Store,
+) -> None:
+    """An id cannot become a marker (it names a folder): the write is refused, naming it."""
+    token = next(secret for kind, secret in SAMPLES if kind == "github-token")
+    before = (head(store.root), git(store.root, "status", "--porcelain"))
+    with pytest.raises(DocumentError) as info:
+        store.create_session(P, token)
+    message = str(info.value)
+    assert "field 'session_id': must keep its format but holds what looks like a secret" in message
+    assert token not in message and "/session_manifest.md" in message
+    assert (head(store.root), git(store.root, "status", "--porcelain")) == before
+    assert not (store.root / "projects" / P).exists()

@@ -91,8 +91,7 @@ def redact_document(doc: Document, redactor: Redactor, *, rel: str) -> Document:
     except ValidationError as exc:
         field = ".".join(str(part) for part in exc.errors()[0]["loc"])
         raise DocumentError(
-            f"field {field!r} must keep its format but holds what looks like a secret; "
-            "pass the value without it",
+            "must keep its format but holds what looks like a secret; pass the value without it",
             path=rel,
             field=field,
         ) from None
