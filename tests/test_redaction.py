@@ -145,11 +145,14 @@ def test_a_person_s_redacted_file_and_its_commit_agree(store: Store) -> None:
 def test_a_redacted_save_reads_back_as_committed(store: Store) -> None:
     session = store.create_session(P, S)
     secret = ONE_LINE[10]
-    session.save_agent_output(1, "concept_expansion", f"key: {secret}\n", model=secret)
+    saved = session.save_agent_output(1, "concept_expansion", f"key: {secret}\n", model=secret)
     output = session.output(1, "concept_expansion")
     assert output is not None
     assert output.content == "key: [REDACTED:github-token]\n"
     assert output.model == "[REDACTED:github-token]"
+    assert saved == output  # what a save returns is what it committed
+    feedback = session.save_feedback(1, action="revise", comments=f"drop {secret}")
+    assert feedback.comments == "drop [REDACTED:github-token]"
     assert_clean(store.root)
 
 
