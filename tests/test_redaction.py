@@ -353,3 +353,17 @@ def test_a_secret_where_a_format_is_required_is_refused_and_nothing_is_written(
     assert token not in message and "/session_manifest.md" in message
     assert (head(store.root), git(store.root, "status", "--porcelain")) == before
     assert not (store.root / "projects" / P).exists()
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_error_on_the_command_line_shows_the_marker_not_the_secret(
+    store: Store, as_json: bool
+) -> None:
+    token = next(secret for kind, secret in SAMPLES if kind == "stripe-key")
+    cmd = [sys.executable, "-m", "mdsessions", "--store", str(store.root), "status", f"p/{token}"]
+    proc = subprocess.run(cmd + (["--json"] if as_json else []), capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert token not in proc.stdout + proc.stderr and token[8:20] not in proc.stderr
+    assert "[REDACTED:stripe-key]" in proc.stderr
+    if not as_json:
+        assert proc.stderr.startswith("Error: ")
