@@ -52,6 +52,8 @@ __all__ = [
     "PhaseNotFoundError",
     "PhaseStatus",
     "Problem",
+    "RedactingFilter",
+    "Redactor",
     "RetryPolicy",
     "ReviewState",
     "RunResult",
@@ -84,6 +86,7 @@ __all__ = [
     "history",
     "idea_validation",
     "loads",
+    "redact",
 ]
 
 _WHERE = {
@@ -154,6 +157,9 @@ _WHERE = {
     "UnrecordedEditError": "errors",
     "WorkflowError": "errors",
     "SyncConflictError": "errors",
+    "RedactingFilter": "redaction",
+    "Redactor": "redaction",
+    "redact": "redaction",
 }
 
 
@@ -225,6 +231,7 @@ if TYPE_CHECKING:
         Workflow,
         idea_validation,
     )
+    from mdsessions.redaction import RedactingFilter, Redactor, redact
     from mdsessions.runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
     from mdsessions.store.lifecycle import LifecycleResult, MetadataResult, TagsResult
     from mdsessions.store.store import (

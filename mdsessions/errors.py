@@ -42,7 +42,16 @@ __all__ = [
 
 
 class MdsessionsError(Exception):
-    """Root of every error mdsessions raises on purpose."""
+    """Root of every error mdsessions raises on purpose.
+
+    Its message is redacted (:func:`mdsessions.redaction.redact`): a secret in a text an
+    error quotes (a command's stderr, a field's value) becomes ``[REDACTED:<kind>]``.
+    """
+
+    def __init__(self, *args: object) -> None:
+        from mdsessions.redaction import redact
+
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class StoreError(MdsessionsError, RuntimeError):
@@ -205,10 +214,12 @@ class AgentExecutionError(MdsessionsError, RuntimeError):
         stderr: str = "",
         transient: bool = False,
     ) -> None:
+        from mdsessions.redaction import redact
+
         super().__init__(message)
         self.exit_status = exit_status
-        self.stdout = stdout
-        self.stderr = stderr
+        self.stdout = redact(stdout)
+        self.stderr = redact(stderr)
         self.transient = transient
         """A timeout or a provider's rate limit: worth another try (issue 15 item 6)."""
 

@@ -285,6 +285,8 @@ def test_every_json_command_matches_its_schema(tmp_path: Path, workflow: Path) -
     assert (aside["project"], aside["session"], aside["side"]) == ("proj", "s9", None)
     synced = sh.json("sync")
     assert synced["push"]["commit"] == git(root, "rev-parse", "HEAD").strip()
+    scanned = sh.json("scan", "--history")
+    assert scanned["history"] and scanned["findings"] == [] and scanned["purge"] is None
     maintenance = sh.json("maintenance")
     assert [s["step"] for s in maintenance["steps"]] == ["pack-refs", "repack", "commit-graph"]
 

@@ -43,6 +43,7 @@ from mdsessions.cli.review import (
     watch_command,
 )
 from mdsessions.cli.run import run_command
+from mdsessions.cli.scan import scan_command
 from mdsessions.cli.sessions import (
     init_command,
     list_command,
@@ -80,6 +81,7 @@ COMMANDS: tuple[click.Command, ...] = (
     watch_command,
     transcript_group,
     *history.COMMANDS,
+    scan_command,
 )
 """Every top-level command, in the order ``mdsessions --help`` lists them."""
 

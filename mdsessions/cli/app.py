@@ -88,16 +88,16 @@ def error_message(exc: BaseException) -> str | None:
         file system (``<path>: <reason>`` when it names a path); ``None`` for anything else
         (a bug, which keeps its traceback) and for a broken pipe (click handles it).
     """
-    from mdsessions import MdsessionsError
+    from mdsessions import MdsessionsError, redact
 
     if isinstance(exc, MdsessionsError):
-        return str(exc) or type(exc).__name__
+        return str(exc) or type(exc).__name__  # redacted when it was raised
     if isinstance(exc, BrokenPipeError):
         return None
     if isinstance(exc, OSError):
         if exc.filename is not None and exc.strerror:
-            return f"{exc.filename}: {exc.strerror}"
-        return str(exc) or type(exc).__name__
+            return redact(f"{exc.filename}: {exc.strerror}")
+        return redact(str(exc) or type(exc).__name__)
     return None
 
 

@@ -235,6 +235,7 @@ OUTPUTS: dict[str, Any] = {
     "transcript pruned": list[PrunedMessage],
     "verify": history.VerifyReport,
     "maintenance": history.MaintenanceReport,
+    "scan": history.ScanReport,
 }
 """Each command's ``--json`` document on stdout: a model, or a list of one."""
 

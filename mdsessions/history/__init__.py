@@ -15,6 +15,8 @@ capability              git operation
 :func:`clone`           ``git clone`` + the store's branch checked out, whatever ``HEAD`` says
 :func:`verify`          ``git fsck --strict`` + schema validation + trailers vs paths
 :func:`maintenance`     ``git pack-refs``, ``git repack``, ``git commit-graph write``
+:func:`scan`            every blob of the last commit (or of ``--all`` history) searched for
+                        secrets: file, commit, kind — never the secret
 ======================  ===========================================================
 
 Every mutating call is one commit or nothing, made under the store's writer lock, with
@@ -56,6 +58,7 @@ from mdsessions.history.remotes import (
     remove_remote,
 )
 from mdsessions.history.restore import RestoreResult, restore
+from mdsessions.history.scan import PURGE_HELP, ScanFinding, ScanReport, scan
 from mdsessions.history.setaside import SessionChange, SetAside, StoreFileChange
 from mdsessions.history.sync import (
     PullResult,
@@ -69,6 +72,7 @@ from mdsessions.history.verify import VerifyReport, verify
 from mdsessions.history.versions import Version, VersionPage, load_version, read_version, versions
 
 __all__ = [
+    "PURGE_HELP",
     "Backup",
     "BackupRestore",
     "BundleRef",
@@ -84,6 +88,8 @@ __all__ = [
     "PushResult",
     "Remote",
     "RestoreResult",
+    "ScanFinding",
+    "ScanReport",
     "SessionChange",
     "SessionConflict",
     "SessionDiff",
@@ -113,6 +119,7 @@ __all__ = [
     "resolve",
     "restore",
     "restore_backup",
+    "scan",
     "session_path",
     "sync",
     "verify",

@@ -69,6 +69,12 @@ projects_dir = "{projects_dir}"
 branch = "{branch}"   # mdsessions writes only while this branch is checked out
 # durable = true   # fsync every write (objects, refs, index, files): slower, survives power loss
 
+# Secrets in what mdsessions commits become [REDACTED:<kind>] (see `mdsessions scan`).
+# [redaction]
+# enabled = false   # opt out for this store
+# [redaction.patterns]
+# internal-token = "itk_[a-z0-9]{{32}}"   # kind = regex, added to the built-in ones
+
 # Workflows the runner can find by name: name = "path/to/workflow.toml" (relative to this file).
 [workflows]
 """

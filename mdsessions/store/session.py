@@ -746,7 +746,7 @@ class Session(Lifecycle):
                     f"(status {entry.status.value}); there is nothing to review"
                 )
             state.apply_feedback(manifest, phase, decision, keep_downstream=keep_downstream)
-            self._commit(
+            planned = self._plan(
                 {rel: doc},
                 manifest,
                 f"{CommitKind.USER_FEEDBACK}({self.ref}): "
@@ -756,7 +756,8 @@ class Session(Lifecycle):
                 phase=phase,
                 status=decision.value,
             )
-            return doc
+            self._apply(planned)
+            return planned.committed(doc)  # redacted as committed
 
     def record_feedback(self, phase: int, *, author: Identity | str | None = None) -> str | None:
         """Record a person's edit of the phase's ``user_feedback.md`` (and apply its decision).

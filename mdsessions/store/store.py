@@ -63,6 +63,7 @@ from mdsessions.store.paths import FEEDBACK as FEEDBACK
 from mdsessions.store.paths import MANIFEST as MANIFEST
 from mdsessions.store.paths import WORKFLOWS_DIR as WORKFLOWS_DIR
 from mdsessions.store.paths import check_id as check_id
+from mdsessions.store.secrets import redact_document, redact_file, store_redactor
 from mdsessions.store.session import Session
 from mdsessions.store.workflows import WorkflowRegistry
 
@@ -124,6 +125,7 @@ class Store:
         projects_dir: Store-relative folder of ``{project_id}/sessions/…`` (``"."``: root).
         branch: The branch mdsessions writes to (``[store] branch``).
         author: The identity of the runner's commits (author and committer).
+        redactor: Secrets out of every document, file and message it commits (``[redaction]``).
         git: The repository's git verbs (:class:`mdsessions.git.repo.GitRepo`), for the
             layers above the store: history reads versions and diffs, bundles, pushes,
             fetches and merges through it. A write of the store itself goes through
@@ -153,6 +155,7 @@ class Store:
             self.root, lock_timeout=lock_timeout, durable=durable, branch=self.branch
         )
         self._workflows = WorkflowRegistry(self.root, config.data, self.git)
+        self.redactor = store_redactor(config.path, config.data)
         if isinstance(author, str):
             author = Identity.parse(author)
         self.author = (author or RUNNER_IDENTITY).checked()
@@ -321,9 +324,7 @@ class Store:
                 "error message, a list)"
             )
         if not self.renderer.overridden:
-            return text.encode(
-                "utf-8"
-            )  # the package templates round-trip (tests/test_documents.py)
+            return encoded  # the package templates round-trip (tests/test_documents.py)
         back = loads(text, path=None)
         if back != doc:
             raise DocumentError(
@@ -348,6 +349,8 @@ class Store:
             The new commit id, or ``None`` when nothing changed.
         """
         raw, docs = self._render_files(files, context)
+        # A file redacted on its way in is written back, so the working tree matches the commit.
+        in_place = {r: st for r, st in (in_place or {}).items() if raw.get(r) is files.get(r)}
         return self._commit_rendered(
             raw, docs, message=message, author=author, check_edits=check_edits, in_place=in_place
         )
@@ -360,9 +363,12 @@ class Store:
         raw: dict[str, bytes | None] = {}
         docs: dict[str, Document] = {}
         for rel, value in files.items():
-            if value is None or isinstance(value, bytes):
+            if value is None:
                 raw[rel] = value
+            elif isinstance(value, bytes):
+                raw[rel] = redact_file(value, self.redactor, rel=rel)
             else:
+                value = redact_document(value, self.redactor, rel=rel)
                 raw[rel] = self.render(value, **(context or {}).get(rel, {}))
                 docs[rel] = value
         return raw, docs
@@ -380,7 +386,7 @@ class Store:
     ) -> str | None:
         sha = self.git.commit(
             raw,
-            message=message,
+            message=self.redactor.redact(message),
             author=author or self.author,
             committer=self.author,
             check_edits=check_edits,
@@ -388,9 +394,7 @@ class Store:
             in_place=in_place,
         )
         for rel, doc in docs.items():
-            rendered = raw[rel]
-            assert rendered is not None
-            self._remember(rel, rendered, doc)
+            self._remember(rel, raw[rel] or b"", doc)  # a document always renders to bytes
         return sha
 
     @property

@@ -52,6 +52,15 @@ class Plan:
     check_edits: bool
     planned_on: str | None = None
     """The branch's commit before the plan read the session's files (see ``GitRepo.commit``)."""
+    redacted: tuple[tuple[Document, Document], ...] = ()
+    """(document given, document committed) for each document redaction changed."""
+
+    def committed(self, given: T) -> T:
+        """What was committed for ``given``: its redacted copy, or ``given`` itself."""
+        for before, after in self.redacted:
+            if before is given:
+                return after  # type: ignore[return-value]
+        return given
 
 
 def plan(
@@ -99,6 +108,11 @@ def plan(
                         nxt = p.name
             contexts[rel] = {"next_name": nxt}
     raw, docs = session.store._render_files(files, contexts)
+    redacted = tuple(
+        (given, doc)
+        for rel, doc in docs.items()
+        if (given := files[rel]) is not doc and given is not None and not isinstance(given, bytes)
+    )
     message = commit_message(
         subject,
         kind=trailers.pop("kind"),
@@ -107,7 +121,7 @@ def plan(
         **trailers,
         session_status=manifest.status.value,
     )
-    return Plan(raw, docs, message, author, check_edits)
+    return Plan(raw, docs, message, author, check_edits, redacted=redacted)
 
 
 def apply(store: Store, planned: Plan) -> str | None:
@@ -208,7 +222,7 @@ def write_planned(session: Session, make_plan: Callable[[SessionManifest], tuple
         for attempt in range(REPLANS + 1):
             try:
                 session._apply(planned)
-                return result
+                return planned.committed(result)
             except BranchMovedError:
                 # Someone's own git commit changed this session's files meanwhile: their
                 # version is the new truth; plan again on top of it.
