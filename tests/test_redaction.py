@@ -360,7 +360,8 @@ def test_an_error_on_the_command_line_shows_the_marker_not_the_secret(
     store: Store, as_json: bool
 ) -> None:
     token = next(secret for kind, secret in SAMPLES if kind == "stripe-key")
-    cmd = [sys.executable, "-m", "mdsessions", "--store", str(store.root), "status", f"p/{token}"]
+    store.create_session(P, "s1")  # the project exists: the error quotes the session name
+    cmd = [sys.executable, "-m", "mdsessions", "--store", str(store.root), "status", f"{P}/{token}"]
     proc = subprocess.run(cmd + (["--json"] if as_json else []), capture_output=True, text=True)
     assert proc.returncode == 1
     assert token not in proc.stdout + proc.stderr and token[8:20] not in proc.stderr

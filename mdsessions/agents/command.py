@@ -30,6 +30,7 @@ from mdsessions.agents.usage import (
     read_usage,
 )
 from mdsessions.errors import AgentExecutionError, WorkflowError
+from mdsessions.redaction import redact
 
 __all__ = ["CommandAgent", "expand_argv", "recorded_command"]
 
@@ -51,11 +52,19 @@ def expand_argv(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
         name = found.group(1) or found.group(2)
         if name not in env:
             raise AgentExecutionError(
-                f"{Path(argv[0]).name}: argument {i} names the environment variable ${name}, "
+                f"{program_name(argv[0])}: argument {i} names the environment variable ${name}, "
                 "which is not set"
             )
         out.append(env[name])
     return out
+
+
+def program_name(program: str) -> str:
+    """The name of a command's program as it may be shown: the last part of its redacted path.
+
+    Redacted before the path is cut, so a secret that holds a ``/`` leaves no piece behind.
+    """
+    return Path(redact(program)).name
 
 
 def recorded_command(argv: Sequence[str], safe_args: Sequence[str] = ()) -> str:
@@ -69,7 +78,7 @@ def recorded_command(argv: Sequence[str], safe_args: Sequence[str] = ()) -> str:
         e.g. ``llm -m echo [2 arguments not recorded]``.
     """
     safe = set(safe_args)
-    kept = [Path(argv[0]).name] + [a for a in argv[1:] if a in safe]
+    kept = [program_name(argv[0])] + [a for a in argv[1:] if a in safe]
     left = sum(1 for a in argv[1:] if a not in safe)
     if left:
         kept.append(f"[{left} argument{'s' if left != 1 else ''} not recorded]")
@@ -126,7 +135,7 @@ class CommandAgent:
             AgentExecutionError: With exit status and stderr on failure (``transient`` for a
                 timeout or a retryable exit status), or for an invalid usage report.
         """
-        program = Path(self.argv[0]).name
+        program = program_name(self.argv[0])
         with tempfile.TemporaryDirectory(prefix="mdsessions-usage-") as folder:
             usage_file = Path(folder) / "usage.json"
             env = {
@@ -192,7 +201,7 @@ class CommandAgent:
             )
             cost, source, date = found.cost, found.source, found.date
         elif cost is not None:
-            source = f"reported by {Path(self.argv[0]).name}"
+            source = f"reported by {program_name(self.argv[0])}"
         return AgentResult(
             content=stdout,
             model=model,
