@@ -14,6 +14,13 @@ capability              git operation
                         sync sets aside are named ``refs/mdsessions/set-aside/…``
 :func:`clone`           ``git clone`` + the store's branch checked out, whatever ``HEAD`` says
 :func:`verify`          ``git fsck --strict`` + schema validation + trailers vs paths
+:func:`export_sessions` sessions as JSON, JSON Lines or CSV (read at ``HEAD``);
+                        :func:`import_sessions` writes a JSON export back, a commit each
+:func:`export_bundle`   ``git fast-export -- <sessions>`` replayed into a bundle of their
+                        own history; :func:`import_bundle` fetches it + one merge commit
+:func:`archive`         a session folder moved to ``archive/`` (:func:`unarchive` back);
+                        :func:`delete` / :func:`cleanup` one commit, bundle first if asked;
+                        :func:`bring_back` from the archive, history or a bundle
 :func:`maintenance`     ``git pack-refs``, ``git repack``, ``git commit-graph write``
 ======================  ===========================================================
 
@@ -43,6 +50,21 @@ from mdsessions.history.backups import (
 )
 from mdsessions.history.common import ProgressCallback, session_path
 from mdsessions.history.diff import FileChange, PhaseChange, SessionDiff, diff
+from mdsessions.history.exchange import (
+    AGENT_COLUMNS,
+    EXPORT_FORMAT,
+    PHASE_COLUMNS,
+    BundleExport,
+    BundleImport,
+    ExportResult,
+    ImportedSession,
+    ImportResult,
+    export_bundle,
+    export_sessions,
+    import_bundle,
+    import_sessions,
+    select_sessions,
+)
 from mdsessions.history.fork import ForkResult, ForkSource, fork
 from mdsessions.history.maintenance import MaintenanceReport, MaintenanceStep, maintenance
 from mdsessions.history.remotes import (
@@ -56,6 +78,19 @@ from mdsessions.history.remotes import (
     remove_remote,
 )
 from mdsessions.history.restore import RestoreResult, restore
+from mdsessions.history.retention import (
+    ArchivedSession,
+    BringBackResult,
+    CleanupResult,
+    MoveResult,
+    archive,
+    archived_sessions,
+    bring_back,
+    cleanup,
+    delete,
+    parse_age,
+    unarchive,
+)
 from mdsessions.history.setaside import SessionChange, SetAside, StoreFileChange
 from mdsessions.history.sync import (
     PullResult,
@@ -69,14 +104,26 @@ from mdsessions.history.verify import VerifyReport, verify
 from mdsessions.history.versions import Version, VersionPage, load_version, read_version, versions
 
 __all__ = [
+    "AGENT_COLUMNS",
+    "EXPORT_FORMAT",
+    "PHASE_COLUMNS",
+    "ArchivedSession",
     "Backup",
     "BackupRestore",
+    "BringBackResult",
+    "BundleExport",
+    "BundleImport",
     "BundleRef",
+    "CleanupResult",
+    "ExportResult",
     "FileChange",
     "ForkResult",
     "ForkSource",
+    "ImportResult",
+    "ImportedSession",
     "MaintenanceReport",
     "MaintenanceStep",
+    "MoveResult",
     "PhaseChange",
     "ProgressCallback",
     "PullResult",
@@ -94,16 +141,26 @@ __all__ = [
     "Version",
     "VersionPage",
     "add_remote",
+    "archive",
+    "archived_sessions",
     "backup_dir",
+    "bring_back",
+    "cleanup",
     "clone",
     "create_backup",
+    "delete",
     "diff",
+    "export_bundle",
+    "export_sessions",
     "fork",
+    "import_bundle",
+    "import_sessions",
     "list_backups",
     "list_remotes",
     "list_set_aside",
     "load_version",
     "maintenance",
+    "parse_age",
     "prune_backups",
     "pull",
     "push",
@@ -113,8 +170,10 @@ __all__ = [
     "resolve",
     "restore",
     "restore_backup",
+    "select_sessions",
     "session_path",
     "sync",
+    "unarchive",
     "verify",
     "versions",
 ]

@@ -15,6 +15,7 @@ from mdsessions.errors import (
 from mdsessions.git import maintain
 from mdsessions.models.results import Result
 from mdsessions.models.state import derive_status
+from mdsessions.store.paths import ARCHIVE_DIR
 from mdsessions.store.store import (
     CONFIG_FILE,
     WORKFLOWS_DIR,
@@ -105,6 +106,7 @@ def verify(store: Store) -> VerifyReport:
         where = f"commit {info.sha[:12]}"
         try:
             rel = store.session_rel(project, sid)
+            archived = store.rel(project, ARCHIVE_DIR, sid)  # archive/unarchive move it
         except InvalidIdentifierError as exc:
             problems.append(Problem(path=where, reason=f"invalid session trailers: {exc}"))
             continue
@@ -113,6 +115,7 @@ def verify(store: Store) -> VerifyReport:
             for p in info.paths
             if p != CONFIG_FILE
             and not p.startswith(rel + "/")
+            and not p.startswith(archived + "/")
             and not p.startswith(WORKFLOWS_DIR + "/")
         ]
         if stray:
