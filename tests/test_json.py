@@ -286,6 +286,21 @@ def test_every_json_command_matches_its_schema(tmp_path: Path, workflow: Path) -
     maintenance = sh.json("maintenance")
     assert [s["step"] for s in maintenance["steps"]] == ["pack-refs", "repack", "commit-graph"]
 
+    exported = sh.json("export", "--all", "-o", str(tmp_path / "all.json"))
+    assert exported["format"] == "json" and "proj/s1" in exported["sessions"]
+    bundled = sh.json("export", "proj/s1", "--bundle", str(tmp_path / "s1.bundle"))
+    assert bundled["format"] == "bundle" and _is_commit(bundled["commit"])
+    third = tmp_path / "third"
+    CliRunner().invoke(cli, ["init", str(third)])
+    (imported,) = sh.json("import", str(tmp_path / "s1.bundle"), store=third)["imported"]
+    assert imported["session"] == "proj/s1"
+    renamed = sh.json("import", str(tmp_path / "all.json"), "--rename", store=third)
+    assert {i["source"] for i in renamed["imported"]} >= {"proj/s1"}
+    assert sh.json("archive", "proj/s2")["action"] == "archive"
+    assert sh.json("unarchive", "proj/s2")["sessions"] == ["proj/s2"]
+    assert sh.json("delete", "proj/s2")["sessions"] == ["proj/s2"]
+    assert sh.json("cleanup", "--older-than", "0s", "--archive", "--dry-run")["dry_run"]
+
     assert sh.seen == set(OUTPUTS), set(OUTPUTS) - sh.seen
 
 

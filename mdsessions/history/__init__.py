@@ -54,8 +54,6 @@ from mdsessions.history.exchange import (
     AGENT_COLUMNS,
     EXPORT_FORMAT,
     PHASE_COLUMNS,
-    BundleExport,
-    BundleImport,
     ExportResult,
     ImportedSession,
     ImportResult,
@@ -79,7 +77,6 @@ from mdsessions.history.remotes import (
 )
 from mdsessions.history.restore import RestoreResult, restore
 from mdsessions.history.retention import (
-    ArchivedSession,
     BringBackResult,
     CleanupResult,
     MoveResult,
@@ -107,12 +104,9 @@ __all__ = [
     "AGENT_COLUMNS",
     "EXPORT_FORMAT",
     "PHASE_COLUMNS",
-    "ArchivedSession",
     "Backup",
     "BackupRestore",
     "BringBackResult",
-    "BundleExport",
-    "BundleImport",
     "BundleRef",
     "CleanupResult",
     "ExportResult",

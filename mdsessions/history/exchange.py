@@ -57,8 +57,6 @@ __all__ = [
     "AGENT_COLUMNS",
     "EXPORT_FORMAT",
     "PHASE_COLUMNS",
-    "BundleExport",
-    "BundleImport",
     "ExportResult",
     "ImportResult",
     "ImportedSession",
@@ -125,14 +123,19 @@ AGENT_COLUMNS: tuple[str, ...] = (
 class ExportResult(Result):
     """What :func:`export_sessions` wrote."""
 
-    format: str
-    """``json``, ``jsonl`` or ``csv``."""
+    format: Literal["json", "jsonl", "csv", "bundle"]
+    """``json``, ``jsonl``, ``csv``, or ``bundle`` (:func:`export_bundle`)."""
     sessions: tuple[str, ...]
     """``project/session`` of each session exported, in export order."""
     rows: int
-    """Records written: sessions (JSON, JSON Lines) or CSV rows (header left out)."""
+    """Records written: sessions (JSON, JSON Lines), CSV rows (header left out), or the
+    commits of a bundle (the sessions' full history)."""
     path: Path | None = None
     """The file written (absolute), or ``null`` when the text was returned only."""
+    commit: str | None = None
+    """A bundle's branch tip (full id); ``null`` for other formats."""
+    branch: str | None = None
+    """The branch a bundle holds (``refs/heads/…``); ``null`` for other formats."""
     text: str = Field(default="", exclude=True)
     """The export itself."""
 
@@ -151,36 +154,12 @@ class ImportedSession(Result):
 
 
 class ImportResult(Result):
-    """What :func:`import_sessions` committed: one commit per session."""
+    """What :func:`import_sessions` (one commit per session) or :func:`import_bundle` committed."""
 
     imported: tuple[ImportedSession, ...]
-    """The sessions, in the export's order."""
-
-
-class BundleExport(Result):
-    """What :func:`export_bundle` wrote."""
-
-    path: Path
-    """The ``.bundle`` file (absolute)."""
-    sessions: tuple[str, ...]
-    """``project/session`` of each session in it."""
-    commit: str
-    """Full id of the bundle's branch tip."""
-    commits: int = Field(serialization_alias="commit_count")
-    """Commits in the bundle (the sessions' full history)."""
-    branch: str
-    """The branch the bundle holds (``refs/heads/…``)."""
-
-
-class BundleImport(Result):
-    """What :func:`import_bundle` committed."""
-
-    sessions: tuple[str, ...]
-    """``project/session`` of each session brought in."""
-    commit: str
-    """Full id of the merge commit (its second parent is the bundle's tip)."""
-    bundle_commit: str
-    """Full id of the bundle's tip, now part of this store's history."""
+    """The sessions, in the export's order (a bundle's: by project and id)."""
+    bundle_commit: str | None = None
+    """A bundle's tip (full id), now in this store's history; ``null`` for a JSON import."""
 
 
 # -- selecting -----------------------------------------------------------------------------
@@ -650,7 +629,7 @@ def export_bundle(
     path: str | os.PathLike[str],
     *,
     at: str = "HEAD",
-) -> BundleExport:
+) -> ExportResult:
     """Write a verified git bundle of sessions with their full history.
 
     Every commit that touched one of the sessions' folders up to ``at`` is replayed with
@@ -667,7 +646,7 @@ def export_bundle(
         at: The commit whose history is taken (default ``HEAD``).
 
     Returns:
-        The file, the sessions, the bundle's tip and its commit count.
+        The file, the sessions, the bundle's tip and its commit count (``rows``).
 
     Raises:
         InvalidArgumentError: No session given.
@@ -684,18 +663,19 @@ def export_bundle(
     tip, count = extract.bundle_folders(
         store.git, target, commit=commit, folders=[s.rel for s in sessions], branch=store.branch
     )
-    return BundleExport(
-        path=target,
+    return ExportResult(
+        format="bundle",
         sessions=tuple(s.ref for s in sessions),
+        rows=count,
+        path=target,
         commit=tip,
-        commits=count,
         branch=f"refs/heads/{store.branch}",
     )
 
 
 def import_bundle(
     store: Store, bundle: str | os.PathLike[str], *, author: Identity | str | None = None
-) -> BundleImport:
+) -> ImportResult:
     """Take in a bundle of :func:`export_bundle`: its history joins this store's, one merge commit.
 
     The bundle's branch is fetched, and one merge commit (parents ``HEAD`` and the bundle's
@@ -708,7 +688,7 @@ def import_bundle(
         author: Commit author (default: git's user, else the login).
 
     Returns:
-        The sessions, the merge commit and the bundle's tip.
+        The sessions (each with the one merge commit) and the bundle's tip.
 
     Raises:
         StoreError: Not a complete bundle of one branch, or its tree holds anything but
@@ -754,4 +734,14 @@ def import_bundle(
             )
         finally:
             git.git("update-ref", "-d", ref, check=False)
-    return BundleImport(sessions=tuple(sorted(found.values())), commit=sha, bundle_commit=tip)
+    counts: dict[str, int] = {}
+    for rel in files:
+        key = next(r for r in found if rel.startswith(r + "/"))
+        counts[found[key]] = counts.get(found[key], 0) + 1
+    return ImportResult(
+        imported=tuple(
+            ImportedSession(session=ref, source=ref, commit=sha, files=counts[ref])
+            for ref in sorted(counts)
+        ),
+        bundle_commit=tip,
+    )

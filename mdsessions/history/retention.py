@@ -23,8 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-
+from mdsessions.cache.sessions import SessionSummary, summarize
 from mdsessions.documents.frontmatter import load_as
 from mdsessions.errors import (
     DocumentError,
@@ -35,7 +34,8 @@ from mdsessions.errors import (
 )
 from mdsessions.git import extract
 from mdsessions.history.common import _blob, _decode, _manifest_at, _short
-from mdsessions.history.exchange import BundleExport, export_bundle
+from mdsessions.history.exchange import ExportResult, export_bundle
+from mdsessions.history.restore import RestoreResult
 from mdsessions.models.results import Result
 from mdsessions.models.schema import SessionManifest, utc_now
 from mdsessions.store.commits import commit_message
@@ -43,7 +43,6 @@ from mdsessions.store.paths import ARCHIVE_DIR, MANIFEST
 from mdsessions.store.store import Identity, Session, Store, check_id
 
 __all__ = [
-    "ArchivedSession",
     "BringBackResult",
     "CleanupResult",
     "MoveResult",
@@ -60,17 +59,6 @@ _AGE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-class ArchivedSession(Result):
-    """A session in its project's ``archive/`` folder."""
-
-    project_id: str
-    """Its project."""
-    session_id: str
-    """Its id."""
-    path: str
-    """Its folder, store-relative."""
-
-
 class MoveResult(Result):
     """What :func:`archive`, :func:`unarchive` or :func:`delete` committed."""
 
@@ -80,7 +68,7 @@ class MoveResult(Result):
     """``project/session`` of each session moved or deleted."""
     commit: str
     """Full id of the one commit."""
-    bundle: BundleExport | None = None
+    bundle: ExportResult | None = None
     """The verified bundle of the deleted sessions' history written first, if asked for."""
 
 
@@ -97,23 +85,21 @@ class CleanupResult(Result):
     """Old sessions matching the filters left alone by ``keep_last``."""
     commit: str | None = None
     """Full id of the one commit (``null`` on a dry run or when nothing was chosen)."""
-    bundle: BundleExport | None = None
+    bundle: ExportResult | None = None
     """The verified bundle written before a delete, if asked for."""
 
 
-class BringBackResult(Result):
-    """What :func:`bring_back` committed."""
+class BringBackResult(RestoreResult):
+    """What ``restore`` did: :func:`~mdsessions.history.restore` or :func:`bring_back`.
 
-    session: str
-    """``project/session`` brought back."""
-    source: Literal["archive", "history", "bundle"]
-    """Where from: its archive folder, the commit before its deletion, or a bundle."""
-    commit: str
-    """Full id of the one commit."""
-    restored_from: str | None = Field(default=None)
-    """The commit (in this store, or the bundle's tip) whose files were written back."""
-    files: int
-    """Files written."""
+    For a session brought back, ``target_commit`` is the commit whose files were written
+    back (in this store, or the bundle's tip; for an archived one, the commit before the
+    move), ``written`` every file of the session and ``phase`` ``null``.
+    """
+
+    source: Literal["commit", "archive", "history", "bundle"] = "commit"
+    """Where the files came from: a commit named (a restore), the archive folder, the
+    commit before the session's deletion, or a bundle."""
 
 
 def parse_age(value: str | float) -> float:
@@ -145,25 +131,34 @@ def _archive_rel(store: Store, project_id: str, session_id: str) -> str:
     )
 
 
-def archived_sessions(store: Store, project: str | None = None) -> list[ArchivedSession]:
-    """The sessions in the projects' ``archive/`` folders, by project then id.
+def archived_sessions(store: Store, project: str | None = None) -> list[SessionSummary]:
+    """The sessions in the projects' ``archive/`` folders, as ``list`` shows sessions.
+
+    Args:
+        store: The store.
+        project: Only this project's.
+
+    Returns:
+        Summaries ordered by project, creation time, session id (``path`` the manifest in
+        ``archive/``; a manifest that does not parse is left out).
 
     Raises:
         InvalidIdentifierError: A bad project id.
     """
     base = store.root if store.projects_dir == "." else store.root / store.projects_dir
     pattern = f"{check_id(project, 'project id') if project else '*'}/{ARCHIVE_DIR}/*/{MANIFEST}"
-    return [
-        ArchivedSession(
-            project_id=m.parent.parent.parent.name,
-            session_id=m.parent.name,
-            path=m.parent.relative_to(store.root).as_posix(),
-        )
-        for m in sorted(base.glob(pattern))
-    ]
+    out = []
+    for path in base.glob(pattern):
+        rel = path.relative_to(store.root).as_posix()
+        try:
+            out.append(summarize(store.read_doc(rel, SessionManifest), rel))
+        except (DocumentError, OSError):
+            continue
+    out.sort(key=lambda m: (m.project_id, m.created, m.session_id))
+    return out
 
 
-def _find_archived(store: Store, ref: str) -> ArchivedSession:
+def _find_archived(store: Store, ref: str) -> tuple[str, str]:
     project, _, sid = ref.rpartition("/")
     found = [
         a
@@ -176,7 +171,7 @@ def _find_archived(store: Store, ref: str) -> ArchivedSession:
         what = "no archived session" if not found else "several archived sessions match"
         close = ", ".join(f"{a.project_id}/{a.session_id}" for a in found[:5])
         raise SessionNotFoundError(f"{what} {ref!r}" + (f" ({close})" if close else ""))
-    return found[0]
+    return found[0].project_id, found[0].session_id
 
 
 def _move(
@@ -197,9 +192,9 @@ def _move(
         tree = git.list_tree(head, old)
         if f"{old}/{MANIFEST}" not in tree:
             raise SessionNotFoundError(f"{old} has no committed {MANIFEST}; record it first")
-        for rel, sha in tree.items():
+        for rel, blob_id in tree.items():
             files[rel] = None
-            files[new + rel[len(old) :]] = _blob(git, sha)
+            files[new + rel[len(old) :]] = _blob(git, blob_id)
     refs = [f"{p}/{s}" for p, s, _old, _new in moves]
     one = len(moves) == 1
     verb = "archived" if action == "archive" else "unarchived"
@@ -270,15 +265,12 @@ def unarchive(
     if not refs:
         raise InvalidArgumentError("no session to unarchive")
     found = [_find_archived(store, ref) for ref in refs]
-    moves = [
-        (a.project_id, a.session_id, a.path, store.session_rel(a.project_id, a.session_id))
-        for a in found
-    ]
+    moves = [(p, s, _archive_rel(store, p, s), store.session_rel(p, s)) for p, s in found]
     with store.writing():
         sha = _move(store, moves, "unarchive", store.person(author))
     return MoveResult(
         action="unarchive",
-        sessions=tuple(f"{a.project_id}/{a.session_id}" for a in found),
+        sessions=tuple(f"{p}/{s}" for p, s in found),
         commit=sha,
     )
 
@@ -325,7 +317,7 @@ def delete(
         one = len(sessions) == 1
         body = [] if one else ["Sessions: " + ", ".join(refs) + "."]
         body.append(f"Bring back with: mdsessions restore {refs[0]} (from the commit before this).")
-        if made is not None:
+        if made is not None and made.path is not None:
             body.append(f"History bundled first in {made.path.name} ({made.commit}).")
         sha = store.commit(
             files,
@@ -438,6 +430,20 @@ def _deleted_at(store: Store, project_id: str, session_id: str) -> tuple[str, st
     )
 
 
+def _unarchived(store: Store, moved: MoveResult) -> BringBackResult:
+    back = store.session_rel(*moved.sessions[0].split("/"))
+    manifest = _manifest_at(store, moved.commit, f"{back}/{MANIFEST}")
+    return BringBackResult(
+        session=moved.sessions[0],
+        source="archive",
+        target=store.git.resolve(f"{moved.commit}^"),
+        phase=None,
+        commit=moved.commit,
+        written=tuple(sorted(store.git.list_tree(moved.commit, back))),
+        status=manifest.status.value if manifest else None,
+    )
+
+
 def bring_back(
     store: Store,
     ref: str,
@@ -462,7 +468,8 @@ def bring_back(
         author: Commit author (default: git's user, else the login).
 
     Returns:
-        Where it came from, the commit, the files written.
+        Where it came from (``source``), the commit whose files were written back
+        (``target``), the new commit and the files written.
 
     Raises:
         SessionExistsError: The session is live already.
@@ -486,11 +493,7 @@ def bring_back(
                     f"no archived session {ref!r}; name a deleted session as PROJECT/SESSION"
                 ) from None
         else:
-            back = store.session_rel(*moved.sessions[0].split("/"))
-            count = len(store.git.list_tree(moved.commit, back))
-            return BringBackResult(
-                session=moved.sessions[0], source="archive", commit=moved.commit, files=count
-            )
+            return _unarchived(store, moved)
     if not project_id:
         raise InvalidArgumentError(f"name the session as PROJECT/SESSION, not {ref!r}")
     rel = store.session_rel(project_id, session_id)
@@ -529,5 +532,11 @@ def bring_back(
         if sha is None:  # pragma: no cover - the folder was absent
             raise StoreError(f"bringing back {ref} recorded nothing")
     return BringBackResult(
-        session=ref, source=source, commit=sha, restored_from=source_commit, files=len(files)
+        session=ref,
+        source=source,
+        target=source_commit,
+        phase=None,
+        commit=sha,
+        written=tuple(sorted(files)),
+        status=manifest.status.value if manifest else None,
     )
