@@ -113,6 +113,15 @@ def test_export_import_export_is_byte_for_byte(
     assert_verified(empty)
 
 
+def test_an_imported_fork_verifies_clean(filled: Store, empty: Store, tmp_path: Path) -> None:
+    history.fork(filled.find_session("p1/s1"), "s1-fork")
+    path = tmp_path / "fork.json"
+    history.export_sessions(filled, [filled.find_session("p1/s1-fork")], path=path)
+    history.import_sessions(empty, path)
+    assert empty.find_session("p1/s1-fork").manifest().forked_from is not None
+    assert_verified(empty)  # forked_from names a commit of the other store: an import's
+
+
 def test_json_export_holds_every_file_verbatim(filled: Store) -> None:
     document = json.loads(export_text(filled, project="p1"))
     assert document["format"] == history.EXPORT_FORMAT

@@ -80,6 +80,19 @@ def test_archive_is_one_commit_git_sees_as_a_rename(filled: Store) -> None:
     assert_verified(filled)
 
 
+def test_inbox_leaves_archived_sessions_out_unless_asked(filled: Store) -> None:
+    waiting = [(i.session_id, i.phase) for i in filled.inbox()]
+    assert ("s1", 3) in waiting
+    history.archive(filled, [filled.find_session("p1/s1")])
+    assert all(i.session_id != "s1" for i in filled.inbox())
+    (item,) = history.archived_inbox(filled)
+    assert (item.project_id, item.session_id, item.phase) == ("p1", "s1", 3)
+    assert item.feedback == "projects/p1/archive/s1/phase_3_niche_selection/user_feedback.md"
+    assert item.outputs == ("projects/p1/archive/s1/phase_3_niche_selection/niche_selection.md",)
+    (shown,) = json.loads(run_cli(filled, "inbox", "--archived", "--json"))
+    assert shown["feedback_path"] == item.feedback
+
+
 def test_archive_several_is_one_commit(filled: Store) -> None:
     sessions = [filled.find_session("p1/s2"), filled.find_session("p2/s3")]
     count = commit_count(filled.root)

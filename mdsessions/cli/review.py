@@ -96,10 +96,11 @@ def record_command(
 
 @click.command("inbox")
 @click.option("--project", metavar="PROJECT", help="Only this project's sessions.")
+@click.option("--archived", is_flag=True, help="The archived sessions' waiting phases instead.")
 @json_option()
 @store_option()
 @click.pass_context
-def inbox_command(ctx: click.Context, project: str | None, as_json: bool) -> None:
+def inbox_command(ctx: click.Context, project: str | None, archived: bool, as_json: bool) -> None:
     """Every phase awaiting review across the store, oldest first.
 
     Shows the project, session, phase, how long it has waited, the feedback file
@@ -111,7 +112,12 @@ def inbox_command(ctx: click.Context, project: str | None, as_json: bool) -> Non
         mdsessions inbox --project demo --json
     """
     store = open_store(ctx)
-    items = store.inbox(project)
+    if archived:
+        from mdsessions import history
+
+        items = history.archived_inbox(store, project)
+    else:
+        items = store.inbox(project)
     if as_json:
         echo_model(items)
         return

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from mdsessions.cache.sessions import SessionSummary, summarize
+from mdsessions.cache.sessions import SessionSummary, phase_outputs, summarize
 from mdsessions.documents.frontmatter import load_as
 from mdsessions.errors import (
     DocumentError,
@@ -39,14 +39,15 @@ from mdsessions.history.restore import RestoreResult
 from mdsessions.models.results import Result
 from mdsessions.models.schema import SessionManifest, utc_now
 from mdsessions.store.commits import commit_message
-from mdsessions.store.paths import ARCHIVE_DIR, MANIFEST
-from mdsessions.store.store import Identity, Session, Store, check_id
+from mdsessions.store.paths import ARCHIVE_DIR, FEEDBACK, MANIFEST
+from mdsessions.store.store import Identity, InboxItem, Session, Store, check_id
 
 __all__ = [
     "BringBackResult",
     "CleanupResult",
     "MoveResult",
     "archive",
+    "archived_inbox",
     "archived_sessions",
     "bring_back",
     "cleanup",
@@ -156,6 +157,39 @@ def archived_sessions(store: Store, project: str | None = None) -> list[SessionS
             continue
     out.sort(key=lambda m: (m.project_id, m.created, m.session_id))
     return out
+
+
+def archived_inbox(store: Store, project: str | None = None) -> list[InboxItem]:
+    """The phases of archived sessions awaiting review, as ``inbox`` shows them, oldest first.
+
+    Args:
+        store: The store.
+        project: Only this project's.
+
+    Returns:
+        One item per waiting phase (paths in ``archive/``).
+
+    Raises:
+        InvalidIdentifierError: A bad project id.
+    """
+    items = []
+    for summary in archived_sessions(store, project):
+        folder = summary.path.rsplit("/", 1)[0]
+        for number, name, directory, completed in summary.waiting:
+            items.append(
+                InboxItem(
+                    project_id=summary.project_id,
+                    session_id=summary.session_id,
+                    phase=number,
+                    phase_name=name,
+                    waiting_since=completed,
+                    feedback=f"{folder}/{directory}/{FEEDBACK}",
+                    outputs=phase_outputs(store.root, f"{folder}/{directory}"),
+                )
+            )
+    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+    items.sort(key=lambda i: (i.waiting_since or epoch, i.project_id, i.session_id, i.phase))
+    return items
 
 
 def _find_archived(store: Store, ref: str) -> tuple[str, str]:
