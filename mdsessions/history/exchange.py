@@ -190,15 +190,14 @@ def select_sessions(
     """
     wanted = {s.ref for s in sessions}
     out = []
-    for manifest in store.sessions(project):
-        ref = f"{manifest.project_id}/{manifest.session_id}"
-        if wanted and ref not in wanted:
+    for summary in store.list_sessions(project):  # the session index: no manifest parsed
+        if wanted and summary.ref not in wanted:
             continue
-        if status and manifest.status.value not in status:
+        if status and summary.status.value not in status:
             continue
-        if any(t not in manifest.tags for t in tag):
+        if tag and any(t not in summary.frontmatter().get("tags", []) for t in tag):
             continue
-        out.append(Session(store, manifest.project_id, manifest.session_id))
+        out.append(Session(store, summary.project_id, summary.session_id))
     return out
 
 

@@ -413,7 +413,7 @@ def cleanup(
     if bundle is not None and action != "delete":
         raise InvalidArgumentError("a bundle is written before a delete only (use --delete)")
     cutoff = (now or utc_now()) - _dt.timedelta(seconds=seconds)
-    manifests = [m for m in store.sessions(project) if not status or m.status.value in status]
+    manifests = [m for m in store.list_sessions(project) if not status or m.status.value in status]
     newest: dict[str, list[str]] = {}
     for m in sorted(manifests, key=lambda m: (m.updated, m.session_id), reverse=True):
         newest.setdefault(m.project_id, []).append(m.session_id)
