@@ -201,6 +201,8 @@ def test_bring_back_refuses_what_it_cannot(filled: Store, tmp_path: Path) -> Non
     before = snapshot(filled.root)
     with pytest.raises(SessionExistsError, match="is in the store"):
         history.bring_back(filled, "p1/s1")
+    with pytest.raises(SessionExistsError, match="session p1/s1 is in the store"):
+        history.bring_back(filled, "s1")
     with pytest.raises(SessionNotFoundError, match="no session p1/never"):
         history.bring_back(filled, "p1/never")
     with pytest.raises(SessionNotFoundError, match="PROJECT/SESSION"):

@@ -28,6 +28,7 @@ from mdsessions.documents.frontmatter import load_as
 from mdsessions.errors import (
     DocumentError,
     InvalidArgumentError,
+    InvalidIdentifierError,
     SessionExistsError,
     SessionNotFoundError,
     StoreError,
@@ -511,13 +512,15 @@ def bring_back(
         StoreError: The bundle is not one git can read.
     """
     project_id, _, session_id = ref.rpartition("/")
-    if project_id:
-        rel = store.session_rel(project_id, session_id)
-        if (store.root / rel / MANIFEST).exists():
-            raise SessionExistsError(
-                f"session {ref} is in the store; to go back to a checkpoint, name the "
-                "commit (mdsessions restore SESSION COMMIT)"
-            )
+    try:
+        live = store.find_session(ref)
+    except (SessionNotFoundError, InvalidIdentifierError):
+        live = None
+    if live is not None:
+        raise SessionExistsError(
+            f"session {live.ref} is in the store; to go back to a checkpoint, name the "
+            "commit (mdsessions restore SESSION COMMIT)"
+        )
     if bundle is None:
         try:
             moved = unarchive(store, [ref], author=author)
