@@ -50,7 +50,7 @@ from mdsessions.history.common import _blob, _decode
 from mdsessions.models.results import Result
 from mdsessions.models.schema import AgentOutput, Checkpoint, SessionManifest
 from mdsessions.store.commits import commit_message
-from mdsessions.store.paths import ARCHIVE_DIR, FEEDBACK, MANIFEST, PROMPTS_DIR
+from mdsessions.store.paths import ARCHIVE_DIR, CHECKPOINT, FEEDBACK, MANIFEST, PROMPTS_DIR
 from mdsessions.store.store import Identity, Session, Store, check_id
 
 __all__ = [
@@ -264,10 +264,12 @@ def _phase_rows(manifest: SessionManifest) -> Iterable[list[str]]:
         yield [_cell(values[c]) for c in PHASE_COLUMNS]
 
 
-def _agent_rows(session: Session, files: dict[str, bytes]) -> Iterable[list[str]]:
+def _agent_rows(session: Session, files: dict[str, bytes]) -> list[list[str]]:
+    """One row per agent output of the session, by phase number then agent."""
+    found: list[tuple[int, str, list[str]]] = []
     for rel, data in files.items():
         parts = rel.split("/")
-        if len(parts) != 2 or parts[1] in (MANIFEST, FEEDBACK, "checkpoint.md"):
+        if len(parts) != 2 or parts[1] in (MANIFEST, FEEDBACK, CHECKPOINT):
             continue
         if parts[0] == PROMPTS_DIR or not parts[1].endswith(".md"):
             continue
@@ -284,7 +286,8 @@ def _agent_rows(session: Session, files: dict[str, bytes]) -> Iterable[list[str]
             "tokens": doc.input_tokens + doc.output_tokens,
             "path": f"{session.rel}/{rel}",
         }
-        yield [_cell(values[c]) for c in AGENT_COLUMNS]
+        found.append((doc.phase, doc.agent, [_cell(values[c]) for c in AGENT_COLUMNS]))
+    return [row for _phase, _agent, row in sorted(found, key=lambda f: f[:2])]
 
 
 def export_sessions(
@@ -334,7 +337,7 @@ def export_sessions(
                 assert isinstance(manifest, SessionManifest)
                 found = list(_phase_rows(manifest))
             else:
-                found = list(_agent_rows(session, files))
+                found = _agent_rows(session, files)
             writer.writerows(found)
             count += len(found)
         else:
