@@ -471,6 +471,9 @@ def test_cli_round_trip_as_real_processes(filled: Store, empty: Store, tmp_path:
 def test_cli_export_needs_a_selection_and_csv_prints(filled: Store) -> None:
     result = CliRunner().invoke(cli, ["--store", str(filled.root), "export"])
     assert result.exit_code == 2 and "--all" in result.stderr
+    argv = ["--store", str(filled.root), "export", "--all", "--bundle", "b", "--format", "csv"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 2 and "leave out -o, --format and --rows" in result.stderr
     text = run_cli(filled, "export", "--project", "p2", "--format", "csv")
     assert text.splitlines()[0] == ",".join(history.PHASE_COLUMNS)
     assert len(text.splitlines()) == 1 + len(filled.find_session("p2/s3").manifest().phases)

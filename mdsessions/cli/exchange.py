@@ -125,6 +125,8 @@ def export_command(
     """
     from mdsessions import history
 
+    if bundle is not None and (output is not None or fmt != "json" or rows != "phase"):
+        raise click.UsageError("--bundle FILE writes a bundle: leave out -o, --format and --rows")
     if as_json and output is None and bundle is None:
         raise click.UsageError("--json reports a file written: give -o FILE or --bundle FILE")
     store = open_store(ctx)
