@@ -382,3 +382,34 @@ def test_cli_cleanup(filled: Store) -> None:
     ]
     err = run_cli(filled, "cleanup", "--older-than", "x", "--delete", code=1)
     assert err.startswith("Error: invalid age 'x'")
+
+
+def test_cleanup_deletes_from_the_archive_and_brings_back(filled: Store, tmp_path: Path) -> None:
+    s2 = filled.find_session("p1/s2")
+    before_tree = tree(filled, s2.rel)
+    history.archive(filled, [s2])
+    with pytest.raises(InvalidArgumentError, match="archived sessions can only be deleted"):
+        history.cleanup(filled, older_than="1y", action="archive", archived=True)
+    dry = history.cleanup(
+        filled, older_than="30d", action="delete", archived=True, dry_run=True, now=LATER
+    )
+    assert dry.sessions == ("p1/s2",)  # only the archived one
+    bundle = tmp_path / "attic.bundle"
+    count = commit_count(filled.root)
+    done = history.cleanup(
+        filled, older_than="30d", action="delete", archived=True, bundle=bundle, now=LATER
+    )
+    assert done.commit == head(filled.root) and commit_count(filled.root) == count + 1
+    found = trailers(filled.root)
+    assert (found["Mdsessions-Kind"], found["Mdsessions-Session"]) == ("delete", "s2")
+    assert history.archived_sessions(filled) == [] and "p1/s2" not in listed(filled)
+    assert_verified(filled)
+    # From history: the commit before the delete (not the archive move before it).
+    back = history.bring_back(filled, "p1/s2")
+    assert back.target == git(filled.root, "rev-parse", f"{done.commit}^").strip()
+    assert tree(filled, s2.rel) == before_tree
+    history.delete(filled, [filled.find_session("p1/s2")])
+    history.bring_back(filled, "p1/s2", bundle=bundle)  # the bundle holds archive/s2
+    assert tree(filled, s2.rel) == before_tree
+    assert_verified(filled)
+    assert history.parse_age("1y") == 365 * 86400

@@ -126,7 +126,7 @@ def delete_command(
     "--older-than",
     required=True,
     metavar="AGE",
-    help="Sessions last updated more than AGE ago: 30d, 12h, 2w, 90m.",
+    help="Sessions last updated more than AGE ago: 30d, 12h, 2w, 90m, 1y.",
 )
 @click.option("--status", multiple=True, metavar="STATUS", help="Only this status (repeatable).")
 @click.option("--project", metavar="PROJECT", help="Only this project's sessions.")
@@ -140,6 +140,11 @@ def delete_command(
 @click.option("--archive", "action", flag_value="archive", help="Archive them.")
 @click.option("--delete", "action", flag_value="delete", help="Delete them.")
 @click.option("--bundle", metavar="FILE", help="With --delete: bundle their history first.")
+@click.option(
+    "--archived",
+    is_flag=True,
+    help="Choose among the archived sessions instead (with --delete).",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing.")
 @author_option("Commit author (default: git's user, else the login).")
 @json_option()
@@ -153,6 +158,7 @@ def cleanup_command(
     keep_last: int,
     action: str | None,
     bundle: str | None,
+    archived: bool,
     dry_run: bool,
     author: str | None,
     as_json: bool,
@@ -162,11 +168,13 @@ def cleanup_command(
     A session is old when its manifest was last updated more than AGE ago.
     A delete keeps the sessions in history; --bundle FILE also writes their
     history to a verified bundle first (nothing is deleted if that fails).
+    --archived --delete deletes old sessions from the archive.
 
     \b
     Example:
         mdsessions cleanup --older-than 30d --status completed --archive --dry-run
         mdsessions cleanup --older-than 90d --keep-last 5 --delete --bundle old.bundle
+        mdsessions cleanup --older-than 1y --archived --delete --bundle attic.bundle
     """
     from mdsessions import history
 
@@ -182,6 +190,7 @@ def cleanup_command(
         keep_last=keep_last,
         bundle=bundle,
         dry_run=dry_run,
+        archived=archived,
         author=author,
     )
     if as_json:

@@ -657,17 +657,28 @@ def export_bundle(
     if not sessions:
         raise InvalidArgumentError("no session to bundle: name sessions or a filter")
     commit = store.git.resolve_quick(at)
-    for s in sessions:
-        if store.git.entry(commit, s.manifest_rel) is None:
-            raise StoreError(f"session {s.ref} is not at {commit[:12]} ({s.manifest_rel})")
+    return _bundle(store, {s.ref: s.rel for s in sessions}, path, commit)
+
+
+def _bundle(
+    store: Store, folders: dict[str, str], path: str | os.PathLike[str], commit: str
+) -> ExportResult:
+    """A verified bundle of session folders' history (``project/session`` → folder) at a commit.
+
+    Raises:
+        StoreError: A session is not in the tree at ``commit``, or git fails.
+    """
+    for ref, rel in folders.items():
+        if store.git.entry(commit, f"{rel}/{MANIFEST}") is None:
+            raise StoreError(f"session {ref} is not at {commit[:12]} ({rel}/{MANIFEST})")
     target = Path(path).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tip, count = extract.bundle_folders(
-        store.git, target, commit=commit, folders=[s.rel for s in sessions], branch=store.branch
+        store.git, target, commit=commit, folders=list(folders.values()), branch=store.branch
     )
     return ExportResult(
         format="bundle",
-        sessions=tuple(s.ref for s in sessions),
+        sessions=tuple(folders),
         rows=count,
         path=target,
         commit=tip,

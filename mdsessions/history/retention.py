@@ -35,7 +35,7 @@ from mdsessions.errors import (
 )
 from mdsessions.git import extract
 from mdsessions.history.common import _blob, _decode, _manifest_at, _short
-from mdsessions.history.exchange import ExportResult, export_bundle
+from mdsessions.history.exchange import ExportResult, _bundle
 from mdsessions.history.restore import RestoreResult
 from mdsessions.models.results import Result
 from mdsessions.models.schema import SessionManifest, utc_now
@@ -57,8 +57,8 @@ __all__ = [
     "unarchive",
 ]
 
-_AGE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdwy])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
 class MoveResult(Result):
@@ -105,7 +105,7 @@ class BringBackResult(RestoreResult):
 
 
 def parse_age(value: str | float) -> float:
-    """An age such as ``30d``, ``12h``, ``2w``, ``90m``, ``45s`` (or a number of seconds).
+    """An age such as ``30d``, ``12h``, ``2w``, ``90m``, ``45s``, ``1y`` (365 days), or seconds.
 
     Returns:
         Seconds.
@@ -119,7 +119,7 @@ def parse_age(value: str | float) -> float:
         match = _AGE_RE.fullmatch(value.strip().lower())
         if match is None:
             raise InvalidArgumentError(
-                f"invalid age {value!r}: expected a number and a unit, e.g. 30d, 12h, 2w, 90m"
+                f"invalid age {value!r}: expected a number and a unit, e.g. 30d, 12h, 2w, 90m, 1y"
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds < 0:
@@ -335,21 +335,33 @@ def delete(
         UnrecordedEditError: A session has an unrecorded edit (nothing changed).
         StoreError: The bundle could not be written or verified (nothing changed).
     """
-    if not sessions:
+    targets = [(s.project_id, s.session_id, s.rel) for s in sessions]
+    return _delete(store, targets, bundle, store.person(author))
+
+
+def _delete(
+    store: Store,
+    targets: Sequence[tuple[str, str, str]],
+    bundle: str | os.PathLike[str] | None,
+    who: Identity,
+) -> MoveResult:
+    """One commit deleting session folders: (project, session, folder) each."""
+    if not targets:
         raise InvalidArgumentError("no session to delete")
-    who = store.person(author)
     git = store.git
+    refs = [f"{p}/{s}" for p, s, _rel in targets]
     with store.writing():
         head = git.head()
         if head is None:
             raise StoreError(f"{store.root}: no commit yet")
-        made = export_bundle(store, sessions, bundle, at=head) if bundle is not None else None
+        made = None
+        if bundle is not None:
+            made = _bundle(store, {f"{p}/{s}": rel for p, s, rel in targets}, bundle, head)
         files: dict[str, bytes | None] = {}
-        for s in sessions:
-            for rel in git.list_tree(head, s.rel):
+        for _p, _s, folder in targets:
+            for rel in git.list_tree(head, folder):
                 files[rel] = None
-        refs = [s.ref for s in sessions]
-        one = len(sessions) == 1
+        one = len(targets) == 1
         body = [] if one else ["Sessions: " + ", ".join(refs) + "."]
         body.append(f"Bring back with: mdsessions restore {refs[0]} (from the commit before this).")
         if made is not None and made.path is not None:
@@ -360,8 +372,8 @@ def delete(
                 f"delete({refs[0]}): deleted" if one else f"delete: {len(refs)} sessions deleted",
                 "\n\n".join(body),
                 kind="delete",
-                project=sessions[0].project_id if one else None,
-                session=sessions[0].session_id if one else None,
+                project=targets[0][0] if one else None,
+                session=targets[0][1] if one else None,
             ),
             author=who,
         )
@@ -380,6 +392,7 @@ def cleanup(
     keep_last: int = 0,
     bundle: str | os.PathLike[str] | None = None,
     dry_run: bool = False,
+    archived: bool = False,
     now: _dt.datetime | None = None,
     author: Identity | str | None = None,
 ) -> CleanupResult:
@@ -397,6 +410,8 @@ def cleanup(
             match ``status`` (old or not).
         bundle: Before a delete, write the chosen sessions' history to this verified bundle.
         dry_run: Choose, change nothing.
+        archived: Choose among the archived sessions instead (``delete`` only): archive
+            after a month, delete from the archive after a year.
         now: The current time (UTC; for tests).
         author: Commit author (default: git's user, else the login).
 
@@ -413,23 +428,28 @@ def cleanup(
         raise InvalidArgumentError("keep_last must be 0 or more")
     if bundle is not None and action != "delete":
         raise InvalidArgumentError("a bundle is written before a delete only (use --delete)")
+    if archived and action != "delete":
+        raise InvalidArgumentError("archived sessions can only be deleted (use --delete)")
     cutoff = (now or utc_now()) - _dt.timedelta(seconds=seconds)
-    manifests = [m for m in store.list_sessions(project) if not status or m.status.value in status]
+    listed = archived_sessions(store, project) if archived else store.list_sessions(project)
+    manifests = [m for m in listed if not status or m.status.value in status]
     newest: dict[str, list[str]] = {}
     for m in sorted(manifests, key=lambda m: (m.updated, m.session_id), reverse=True):
         newest.setdefault(m.project_id, []).append(m.session_id)
     spared = {(p, s) for p, ids in newest.items() for s in ids[:keep_last]}
     old = [m for m in manifests if m.updated < cutoff]
     chosen = [m for m in old if (m.project_id, m.session_id) not in spared]
-    sessions = [Session(store, m.project_id, m.session_id) for m in chosen]
-    refs = tuple(s.ref for s in sessions)
+    refs = tuple(m.ref for m in chosen)
     kept = len(old) - len(chosen)
-    if dry_run or not sessions:
+    if dry_run or not chosen:
         return CleanupResult(action=action, dry_run=dry_run, sessions=refs, kept=kept)
     if action == "archive":
-        done = archive(store, sessions, author=author)
+        done = archive(
+            store, [Session(store, m.project_id, m.session_id) for m in chosen], author=author
+        )
     else:
-        done = delete(store, sessions, bundle=bundle, author=author)
+        targets = [(m.project_id, m.session_id, m.path.rsplit("/", 1)[0]) for m in chosen]
+        done = _delete(store, targets, bundle, store.person(author))
     return CleanupResult(
         action=action,
         dry_run=False,
@@ -450,19 +470,41 @@ def _manifest_of(data: bytes | None, rel: str) -> SessionManifest | None:
 
 
 def _deleted_at(store: Store, project_id: str, session_id: str) -> tuple[str, str]:
-    """The commit before a session's deletion and the folder it was in then."""
+    """The commit before a session's latest deletion and the folder it was in then.
+
+    A move to or from the archive deletes one folder and adds the other: the session still
+    exists then, so only a commit after which neither folder holds it counts.
+    """
     git = store.git
-    for rel in (
+    live, archived = (
         store.session_rel(project_id, session_id),
         _archive_rel(store, project_id, session_id),
-    ):
-        found = git.log([f"{rel}/{MANIFEST}"], max_count=1, extra=["--diff-filter=D"])
-        if found:
-            return git.resolve(f"{found[0].sha}^"), rel
+    )
+    paths = [f"{live}/{MANIFEST}", f"{archived}/{MANIFEST}"]
+    for info in git.log(paths, extra=["--diff-filter=D"]):
+        if any(git.entry(info.sha, p) is not None for p in paths):
+            continue  # a move between sessions/ and archive/
+        before = git.resolve(f"{info.sha}^")
+        for folder in (live, archived):
+            if git.entry(before, f"{folder}/{MANIFEST}") is not None:
+                return before, folder
     raise SessionNotFoundError(
         f"no session {project_id}/{session_id} in the store or its history "
         "(name it PROJECT/SESSION as it was)"
     )
+
+
+def _from_bundle(
+    store: Store, bundle: Path, project_id: str, session_id: str
+) -> tuple[str, dict[str, bytes]]:
+    """The session's files in a bundle (from its ``sessions/`` or ``archive/`` folder)."""
+    rel = store.session_rel(project_id, session_id)
+    for folder in (rel, _archive_rel(store, project_id, session_id)):
+        got = extract.read_bundle_files(bundle, folder)
+        if got is not None:
+            tip, files = got
+            return tip, {rel + path[len(folder) :]: data for path, data in files.items()}
+    raise SessionNotFoundError(f"{bundle}: session {project_id}/{session_id} is not in the bundle")
 
 
 def _unarchived(store: Store, moved: MoveResult) -> BringBackResult:
@@ -537,10 +579,9 @@ def bring_back(
     who = store.person(author)
     with store.writing():
         if bundle is not None:
-            got = extract.read_bundle_files(Path(bundle).resolve(), rel)
-            if got is None:
-                raise SessionNotFoundError(f"{bundle}: session {ref} is not in the bundle")
-            source_commit, files = got
+            source_commit, files = _from_bundle(
+                store, Path(bundle).resolve(), project_id, session_id
+            )
             source: Literal["history", "bundle"] = "bundle"
         else:
             source_commit, old = _deleted_at(store, project_id, session_id)
