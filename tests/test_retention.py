@@ -214,6 +214,10 @@ def test_bring_back_refuses_what_it_cannot(filled: Store, tmp_path: Path) -> Non
     before = snapshot(filled.root)
     with pytest.raises(SessionNotFoundError, match="is not in the bundle"):
         history.bring_back(filled, "p2/s3", bundle=bundle)
+    history.archive(filled, [filled.find_session("p1/s2")])
+    with pytest.raises(SessionExistsError, match=r"p1/s2 is archived .*unarchive p1/s2"):
+        history.bring_back(filled, "p1/s2", bundle=bundle)
+    before = snapshot(filled.root)
     junk = tmp_path / "junk.bundle"
     junk.write_text("not a bundle", encoding="utf-8")
     with pytest.raises(StoreError, match="git bundle verify failed"):

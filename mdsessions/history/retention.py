@@ -593,6 +593,12 @@ def bring_back(
         head = store.git.head()
         if head is not None and store.git.entry(head, f"{rel}/{MANIFEST}") is not None:
             raise SessionExistsError(f"session {ref} is in the store already")
+        hidden = _archive_rel(store, project_id, session_id)
+        if head is not None and store.git.entry(head, f"{hidden}/{MANIFEST}") is not None:
+            raise SessionExistsError(
+                f"session {ref} is archived ({hidden}); bring it back with "
+                f"mdsessions unarchive {ref}"
+            )
         manifest = _manifest_of(files.get(f"{rel}/{MANIFEST}"), f"{rel}/{MANIFEST}")
         sha = store.commit(
             dict(files),
