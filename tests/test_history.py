@@ -843,8 +843,9 @@ def test_every_history_command_has_help_with_an_example() -> None:
             assert result.exit_code == 0, (argv, result.output)
             assert "Example:" in result.output, argv
     assert names == [
-        "versions", "diff", "restore", "fork", "backup", "remote", "clone", "push", "pull",
-        "sync", "set-aside", "verify", "maintenance",
+        "versions", "diff", "restore", "fork", "export", "import", "archive", "unarchive",
+        "delete", "cleanup", "backup", "remote", "clone", "push", "pull", "sync", "set-aside",
+        "verify", "maintenance",
     ]  # fmt: skip
 
 

@@ -308,6 +308,20 @@ def test_every_json_command_matches_its_schema(tmp_path: Path, workflow: Path) -
     shown = sh.json("transcript show", "proj/s1", "writer", "--at", pruned["commit"] + "^")
     assert shown["schema"] == "mdsessions/transcript/v1" and len(shown["entries"]) == 2
     assert [m["number"] for m in sh.json("transcript pruned", "proj/s1", "writer")] == [1]
+    exported = sh.json("export", "--all", "-o", str(tmp_path / "all.json"))
+    assert exported["format"] == "json" and "proj/s1" in exported["sessions"]
+    bundled = sh.json("export", "proj/s1", "--bundle", str(tmp_path / "s1.bundle"))
+    assert bundled["format"] == "bundle" and _is_commit(bundled["commit"])
+    third = tmp_path / "third"
+    CliRunner().invoke(cli, ["init", str(third)])
+    (imported,) = sh.json("import", str(tmp_path / "s1.bundle"), store=third)["imported"]
+    assert imported["session"] == "proj/s1"
+    renamed = sh.json("import", str(tmp_path / "all.json"), "--rename", store=third)
+    assert {i["source"] for i in renamed["imported"]} >= {"proj/s1"}
+    assert sh.json("archive", "proj/s2")["action"] == "archive"
+    assert sh.json("unarchive", "proj/s2")["sessions"] == ["proj/s2"]
+    assert sh.json("delete", "proj/s2")["sessions"] == ["proj/s2"]
+    assert sh.json("cleanup", "--older-than", "0s", "--archive", "--dry-run")["dry_run"]
 
     assert sh.seen == set(OUTPUTS), set(OUTPUTS) - sh.seen
 

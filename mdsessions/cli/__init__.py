@@ -8,8 +8,9 @@ on every command that reports). The layout:
 * :mod:`.schemas`: the models of the ``--json`` documents the CLI composes, the JSON Schema of
   every command's document, and docs/json.md made from them;
 * one module per command group: :mod:`.sessions`, :mod:`.phases`, :mod:`.run`,
-  :mod:`.review`, :mod:`.lifecycle`, :mod:`.transcripts`, :mod:`.versions`, :mod:`.backup`,
-  :mod:`.remote`, :mod:`.maintenance` (:mod:`.history` lists the commands of the last four);
+  :mod:`.review`, :mod:`.lifecycle`, :mod:`.transcripts`, :mod:`.versions`, :mod:`.exchange`,
+  :mod:`.retention`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance` (:mod:`.history`
+  lists the commands of the last six);
 * :mod:`.completion`: shell completion of session names;
 * this module adds every command to the group, in ``--help`` order. The command modules
   import :mod:`.app`, never this module, so nothing imports in a cycle.

@@ -1,6 +1,8 @@
 """The commands over :mod:`mdsessions.history`, in the order ``mdsessions --help`` lists them.
 
-``versions``, ``diff``, ``restore``, ``fork`` (:mod:`.versions`), ``backup`` (:mod:`.backup`),
+``versions``, ``diff``, ``restore``, ``fork`` (:mod:`.versions`), ``export``, ``import``
+(:mod:`.exchange`), ``archive``, ``unarchive``, ``delete``, ``cleanup`` (:mod:`.retention`),
+``backup`` (:mod:`.backup`),
 ``remote``, ``clone``, ``push``, ``pull``, ``sync``, ``set-aside`` (:mod:`.remote`),
 ``verify`` and ``maintenance`` (:mod:`.maintenance`). ``mdsessions.cli`` registers them on the
 ``mdsessions`` group; :func:`register` adds them to any other group.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import click
 
 from mdsessions.cli.backup import backup_group
+from mdsessions.cli.exchange import export_command, import_command
 from mdsessions.cli.maintenance import maintenance_command, verify_command
 from mdsessions.cli.remote import (
     clone_command,
@@ -19,6 +22,12 @@ from mdsessions.cli.remote import (
     remote_group,
     set_aside_command,
     sync_command,
+)
+from mdsessions.cli.retention import (
+    archive_command,
+    cleanup_command,
+    delete_command,
+    unarchive_command,
 )
 from mdsessions.cli.versions import diff_command, fork_command, restore_command, versions_command
 
@@ -29,6 +38,12 @@ COMMANDS: tuple[click.Command, ...] = (
     diff_command,
     restore_command,
     fork_command,
+    export_command,
+    import_command,
+    archive_command,
+    unarchive_command,
+    delete_command,
+    cleanup_command,
     backup_group,
     remote_group,
     clone_command,

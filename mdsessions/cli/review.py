@@ -97,10 +97,13 @@ def record_command(
 @click.command("inbox")
 @click.option("--project", metavar="PROJECT", help="Only this project's sessions.")
 @click.option("--paused", is_flag=True, help="Include paused sessions (left out by default).")
+@click.option("--archived", is_flag=True, help="The archived sessions' waiting phases instead.")
 @json_option()
 @store_option()
 @click.pass_context
-def inbox_command(ctx: click.Context, project: str | None, paused: bool, as_json: bool) -> None:
+def inbox_command(
+    ctx: click.Context, project: str | None, paused: bool, archived: bool, as_json: bool
+) -> None:
     """Every phase awaiting review across the store, oldest first.
 
     Shows the project, session, phase, how long it has waited, the feedback file
@@ -112,11 +115,16 @@ def inbox_command(ctx: click.Context, project: str | None, paused: bool, as_json
         mdsessions inbox --project demo --paused --json
     """
     store = open_store(ctx)
-    items = store.inbox(project, paused=paused)
+    if archived:
+        from mdsessions import history
+
+        items = history.archived_inbox(store, project)
+    else:
+        items = store.inbox(project, paused=paused)
     if as_json:
         echo_model(items)
         return
-    hidden = 0 if paused else len(store.inbox(project, paused=True)) - len(items)
+    hidden = 0 if paused or archived else len(store.inbox(project, paused=True)) - len(items)
     if hidden:
         click.echo(
             f"{hidden} phase(s) of paused sessions not shown (--paused shows them)", err=True

@@ -127,11 +127,12 @@ def new_command(
     help="Only sessions with this status: created, in_progress, awaiting_review, completed, "
     "rejected or failed.",
 )
+@click.option("--archived", is_flag=True, help="List the archived sessions instead.")
 @json_option()
 @store_option()
 @click.pass_context
 def list_command(
-    ctx: click.Context, project: str | None, status: str | None, as_json: bool
+    ctx: click.Context, project: str | None, status: str | None, archived: bool, as_json: bool
 ) -> None:
     """List the sessions of the store.
 
@@ -139,6 +140,7 @@ def list_command(
     Example:
         mdsessions list
         mdsessions list --project project-123 --status awaiting_review --json
+        mdsessions list --archived
     """
     from mdsessions import SessionStatus
 
@@ -149,9 +151,13 @@ def list_command(
                 f"{status!r} is not one of {', '.join(allowed)}", param_hint="'--status'"
             )
     store = open_store(ctx)
-    manifests = [
-        m for m in store.list_sessions(project) if status is None or m.status.value == status
-    ]
+    if archived:
+        from mdsessions import history
+
+        listed = history.archived_sessions(store, project)
+    else:
+        listed = store.list_sessions(project)
+    manifests = [m for m in listed if status is None or m.status.value == status]
     if as_json:
         echo_session_entries(manifests)  # streamed; SessionEntry of docs/json.md
         return

@@ -225,7 +225,7 @@ def diff_command(
 
 @click.command("restore")
 @click.argument("session_ref", metavar="SESSION")
-@click.argument("commit", metavar="COMMIT")
+@click.argument("commit", metavar="[COMMIT]", required=False)
 @click.option(
     "--phase",
     type=int,
@@ -235,6 +235,12 @@ def diff_command(
 @click.option(
     "--force", is_flag=True, help="Overwrite the session's unrecorded edits instead of failing."
 )
+@click.option(
+    "--from-bundle",
+    "bundle",
+    metavar="FILE",
+    help="Bring a deleted session back as it is in this bundle (mdsessions delete --bundle).",
+)
 @author_option("Commit author (default: git's user, else the login).")
 @json_option()
 @store_option()
@@ -242,28 +248,50 @@ def diff_command(
 def restore_command(
     ctx: click.Context,
     session_ref: str,
-    commit: str,
+    commit: str | None,
     phase: int | None,
     force: bool,
+    bundle: str | None,
     author: str | None,
     as_json: bool,
 ) -> None:
-    """Restore a session (or one phase) to a checkpoint, as a new commit.
+    """Restore a session (or one phase) to a checkpoint, or bring a removed one back.
 
-    The files as they were at COMMIT are written back and recorded; history
-    is never rewritten. With --phase N, phase N and the later phases take
-    their state at COMMIT (earlier phases keep theirs) and the runner
-    continues from there. Refuses, changing nothing, when the session has
-    unrecorded edits, unless --force.
+    With COMMIT, the files as they were at COMMIT are written back and
+    recorded; history is never rewritten. With --phase N, phase N and the
+    later phases take their state at COMMIT (earlier phases keep theirs)
+    and the runner continues from there. Refuses, changing nothing, when the
+    session has unrecorded edits, unless --force.
+
+    Without COMMIT, a session that is not in the store comes back in one
+    commit: an archived one moves back from archive/, a deleted one
+    (named PROJECT/SESSION) takes its files from the commit before its
+    deletion, or from the bundle given with --from-bundle.
 
     \b
     Example:
         mdsessions restore project-123/session-456 1a2b3c4d
         mdsessions restore session-456 HEAD~4 --phase 3 --force
+        mdsessions restore project-123/session-456 --from-bundle old.bundle
     """
     from mdsessions import history
 
     store = open_store(ctx)
+    if commit is None:
+        if phase is not None or force:
+            raise click.UsageError("--phase and --force need a COMMIT")
+        back = history.bring_back(store, session_ref, bundle=bundle, author=author)
+        if as_json:
+            echo_model(back)
+            return
+        where = {"archive": "the archive", "history": "history", "bundle": "the bundle"}
+        click.echo(
+            f"{back.session}: brought back from {where.get(back.source, back.source)} "
+            f"({back.target[:8]}) in {str(back.commit)[:10]}; session {back.status}"
+        )
+        return
+    if bundle is not None:
+        raise click.UsageError("--from-bundle brings a removed session back: leave out COMMIT")
     session = store.find_session(session_ref)
     result = history.restore(session, commit, phase=phase, force=force, author=author)
     if as_json:

@@ -14,6 +14,13 @@ capability              git operation
                         sync sets aside are named ``refs/mdsessions/set-aside/…``
 :func:`clone`           ``git clone`` + the store's branch checked out, whatever ``HEAD`` says
 :func:`verify`          ``git fsck --strict`` + schema validation + trailers vs paths
+:func:`export_sessions` sessions as JSON, JSON Lines or CSV (read at ``HEAD``);
+                        :func:`import_sessions` writes a JSON export back, a commit each
+:func:`export_bundle`   ``git fast-export -- <sessions>`` replayed into a bundle of their
+                        own history; :func:`import_bundle` fetches it + one merge commit
+:func:`archive`         a session folder moved to ``archive/`` (:func:`unarchive` back);
+                        :func:`delete` / :func:`cleanup` one commit, bundle first if asked;
+                        :func:`bring_back` from the archive, history or a bundle
 :func:`maintenance`     ``git pack-refs``, ``git repack``, ``git commit-graph write``
 :func:`scan`            every blob of the last commit (or of ``--all`` history) searched for
                         secrets: file, commit, kind — never the secret
@@ -45,6 +52,19 @@ from mdsessions.history.backups import (
 )
 from mdsessions.history.common import ProgressCallback, session_path
 from mdsessions.history.diff import FileChange, PhaseChange, SessionDiff, diff
+from mdsessions.history.exchange import (
+    AGENT_COLUMNS,
+    EXPORT_FORMAT,
+    PHASE_COLUMNS,
+    ExportResult,
+    ImportedSession,
+    ImportResult,
+    export_bundle,
+    export_sessions,
+    import_bundle,
+    import_sessions,
+    select_sessions,
+)
 from mdsessions.history.fork import ForkResult, ForkSource, fork
 from mdsessions.history.maintenance import MaintenanceReport, MaintenanceStep, maintenance
 from mdsessions.history.remotes import (
@@ -58,6 +78,19 @@ from mdsessions.history.remotes import (
     remove_remote,
 )
 from mdsessions.history.restore import RestoreResult, restore
+from mdsessions.history.retention import (
+    BringBackResult,
+    CleanupResult,
+    MoveResult,
+    archive,
+    archived_inbox,
+    archived_sessions,
+    bring_back,
+    cleanup,
+    delete,
+    parse_age,
+    unarchive,
+)
 from mdsessions.history.scan import PURGE_HELP, ScanFinding, ScanReport, scan
 from mdsessions.history.setaside import SessionChange, SetAside, StoreFileChange
 from mdsessions.history.sync import (
@@ -72,15 +105,24 @@ from mdsessions.history.verify import VerifyReport, verify
 from mdsessions.history.versions import Version, VersionPage, load_version, read_version, versions
 
 __all__ = [
+    "AGENT_COLUMNS",
+    "EXPORT_FORMAT",
+    "PHASE_COLUMNS",
     "PURGE_HELP",
     "Backup",
     "BackupRestore",
+    "BringBackResult",
     "BundleRef",
+    "CleanupResult",
+    "ExportResult",
     "FileChange",
     "ForkResult",
     "ForkSource",
+    "ImportResult",
+    "ImportedSession",
     "MaintenanceReport",
     "MaintenanceStep",
+    "MoveResult",
     "PhaseChange",
     "ProgressCallback",
     "PullResult",
@@ -100,16 +142,27 @@ __all__ = [
     "Version",
     "VersionPage",
     "add_remote",
+    "archive",
+    "archived_inbox",
+    "archived_sessions",
     "backup_dir",
+    "bring_back",
+    "cleanup",
     "clone",
     "create_backup",
+    "delete",
     "diff",
+    "export_bundle",
+    "export_sessions",
     "fork",
+    "import_bundle",
+    "import_sessions",
     "list_backups",
     "list_remotes",
     "list_set_aside",
     "load_version",
     "maintenance",
+    "parse_age",
     "prune_backups",
     "pull",
     "push",
@@ -120,8 +173,10 @@ __all__ = [
     "restore",
     "restore_backup",
     "scan",
+    "select_sessions",
     "session_path",
     "sync",
+    "unarchive",
     "verify",
     "versions",
 ]

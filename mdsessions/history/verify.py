@@ -15,10 +15,12 @@ from mdsessions.errors import (
 from mdsessions.git import maintain
 from mdsessions.models.results import Result
 from mdsessions.models.state import derive_status
+from mdsessions.store.paths import ARCHIVE_DIR
 from mdsessions.store.store import (
     CONFIG_FILE,
     WORKFLOWS_DIR,
     Problem,
+    Session,
     Store,
 )
 
@@ -45,12 +47,22 @@ class VerifyReport(Result):
         return not self.problems
 
 
+def _imported(store: Store, session: Session) -> bool:
+    """Whether an import (a JSON export of another store) created the session's manifest.
+
+    A fork imported from another store names a commit of that store in ``forked_from``.
+    """
+    added = store.git.log([session.manifest_rel], max_count=1, extra=["--diff-filter=A"])
+    return bool(added) and added[0].trailer("Mdsessions-Kind") == "import"
+
+
 def verify(store: Store) -> VerifyReport:
     """Check a store's integrity: git objects, documents, manifests and commit trailers.
 
     * ``git fsck --strict`` finds no error (dangling objects are not errors);
     * every document validates and every manifest agrees with its checkpoint files
-      (:meth:`Store.validate`), and a fork's ``forked_from`` commit exists;
+      (:meth:`Store.validate`), and a fork's ``forked_from`` commit exists (unless the
+      session was imported from another store's export);
     * every manifest's status and current phase follow from its phase table (the rules
       of the store's writes: a pending review waits, the first phase to (re)run is current);
     * every commit reachable from ``HEAD`` whose trailers name a session
@@ -89,7 +101,7 @@ def verify(store: Store) -> VerifyReport:
             )
         origin = manifest.forked_from
         if origin is not None:
-            if not maintain.has_commit(git, origin.commit):
+            if not maintain.has_commit(git, origin.commit) and not _imported(store, session):
                 problems.append(
                     Problem(
                         path=session.manifest_rel,
@@ -105,6 +117,7 @@ def verify(store: Store) -> VerifyReport:
         where = f"commit {info.sha[:12]}"
         try:
             rel = store.session_rel(project, sid)
+            archived = store.rel(project, ARCHIVE_DIR, sid)  # archive/unarchive move it
         except InvalidIdentifierError as exc:
             problems.append(Problem(path=where, reason=f"invalid session trailers: {exc}"))
             continue
@@ -113,6 +126,7 @@ def verify(store: Store) -> VerifyReport:
             for p in info.paths
             if p != CONFIG_FILE
             and not p.startswith(rel + "/")
+            and not p.startswith(archived + "/")
             and not p.startswith(WORKFLOWS_DIR + "/")
         ]
         if stray:
