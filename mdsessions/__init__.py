@@ -46,6 +46,8 @@ __all__ = [
     "PhaseStatus",
     "Problem",
     "ReviewState",
+    "RunEvent",
+    "RunEventKind",
     "RunResult",
     "Runner",
     "Session",
@@ -75,6 +77,8 @@ _WHERE = {
     "AgentResult": "runner",
     "CommandAgent": "runner",
     "RunResult": "runner",
+    "RunEvent": "models.events",
+    "RunEventKind": "models.events",
     "Runner": "runner",
     "CheckpointManager": "compat",
     "Store": "store.store",
@@ -163,6 +167,7 @@ if TYPE_CHECKING:
         UnrecordedEditError,
         WorkflowError,
     )
+    from mdsessions.models.events import RunEvent, RunEventKind
     from mdsessions.models.schema import (
         AgentOutput,
         AgentPrompt,

@@ -27,12 +27,13 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import Field, computed_field
 
 from mdsessions.errors import AgentExecutionError, AgentFailedError, DocumentError, WorkflowError
 from mdsessions.models import state
+from mdsessions.models.events import RunEvent, RunEventHandler, RunEventKind, log_event
 from mdsessions.models.results import OpenSessionResult
 from mdsessions.models.schema import PhaseEntry, PhaseStatus, ReviewState, SessionStatus
 from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow
@@ -292,6 +293,9 @@ class Runner:
         workflow: The workflow (default: the session's, looked up by name in the store).
         agents: Agent id → callable; overrides the workflow's ``[agents]`` declarations.
         author: The identity of the runner's commits (default: the store's).
+        on_event: Called with a :class:`~mdsessions.RunEvent` as each phase and agent starts
+            and ends (e.g. to show progress); an exception it raises stops the run (a phase
+            left in progress resumes on the next run).
 
     Example:
         ::
@@ -308,12 +312,23 @@ class Runner:
         *,
         agents: Mapping[str, Agent] | None = None,
         author: Identity | None = None,
+        on_event: RunEventHandler | None = None,
     ) -> None:
         self.store = store
         self.workflow = store.workflow(workflow) if workflow is not None else None
         self.agents = dict(agents or {})
         self.author = author
+        self.on_event = on_event
         self._loaded: dict[str, Agent] = {}
+
+    def _emit(self, kind: RunEventKind, session: Session, phase: PhaseDef, **fields: Any) -> None:
+        """Log a :class:`RunEvent` (``mdsessions.runner``) and pass it to :attr:`on_event`."""
+        event = RunEvent(
+            kind, session.project_id, session.session_id, phase.number, phase.name, **fields
+        )
+        log_event(event)
+        if self.on_event is not None:
+            self.on_event(event)
 
     def _workflow_for(self, session: Session) -> Workflow:
         if self.workflow is not None:
@@ -545,6 +560,8 @@ class Runner:
         for number, outputs in session.outputs(earlier).items():
             previous[number] = {name: out.content for name, out in outputs.items()}
         started = session.manifest().phase(entry.number).started
+        phase_began = time.monotonic()
+        self._emit(RunEventKind.PHASE_STARTED, session, phase, agent_count=len(phase.agents))
         for name in phase.agents:
             existing = session.output(entry.number, name)
             if (
@@ -552,6 +569,7 @@ class Runner:
                 and existing.status is PhaseStatus.COMPLETED
                 and existing.retry_count in keep
             ):
+                self._emit(RunEventKind.AGENT_SKIPPED, session, phase, **_place(phase, name))
                 continue  # saved before an interruption or a failure: not redone
             self._run_agent(session, workflow, phase, name, idea, previous, retry, feedback, inputs)
         session.save_checkpoint(
@@ -562,6 +580,13 @@ class Runner:
             inputs=inputs,
             execution_mode="sequential",
             author=self.author,
+        )
+        self._emit(
+            RunEventKind.PHASE_COMPLETED,
+            session,
+            phase,
+            agent_count=len(phase.agents),
+            duration=round(time.monotonic() - phase_began, 3),
         )
 
     def _run_agent(
@@ -596,11 +621,15 @@ class Runner:
         agent = self._agent(workflow, name)
         spec = workflow.agents.get(name)
         asked = _Asked(ctx.prompt, ctx.system_prompt, inputs)
+        place = _place(phase, name)
+        self._emit(RunEventKind.AGENT_STARTED, session, phase, **place)
         began = time.monotonic()
 
         def fail(
             message: str, stdout: str = "", stderr: str = "", exit_status: int | None = None
         ) -> NoReturn:
+            spent = round(time.monotonic() - began, 3)
+            self._emit(RunEventKind.AGENT_FAILED, session, phase, **place, duration=spent)
             self._record_failure(
                 session, phase, name, retry, began, message, stdout, stderr, exit_status, asked
             )
@@ -634,6 +663,16 @@ class Runner:
             prompt=asked.prompt,
             system_prompt=asked.system_prompt,
             inputs=asked.inputs,
+        )
+        self._emit(
+            RunEventKind.AGENT_COMPLETED,
+            session,
+            phase,
+            **place,
+            duration=round(duration, 3),
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost=result.cost,
         )
 
     def _record_failure(
@@ -691,6 +730,15 @@ def _clip(text: str, limit: int = ERROR_TAIL_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"[… {len(text) - limit} earlier characters not recorded]\n" + text[-limit:]
+
+
+def _place(phase: PhaseDef, name: str) -> dict[str, Any]:
+    """An agent's ``agent``, ``agent_index`` and ``agent_count`` fields of a :class:`RunEvent`."""
+    return {
+        "agent": name,
+        "agent_index": phase.agents.index(name) + 1,
+        "agent_count": len(phase.agents),
+    }
 
 
 def _callable_name(agent: object) -> str:

@@ -25,6 +25,7 @@ import click
 
 from mdsessions.cli import history
 from mdsessions.cli.app import cli
+from mdsessions.cli.logs import add_output_options
 from mdsessions.cli.phases import checkpoint_command, feedback_command, output_command
 from mdsessions.cli.review import (
     edits_command,
@@ -69,6 +70,7 @@ COMMANDS: tuple[click.Command, ...] = (
 
 for _command in COMMANDS:
     cli.add_command(_command)
+add_output_options([cli])  # -q/-v, --log-json, --color/--no-color on the group and every command
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,6 +6,8 @@ dropped (DESIGN.md "Sharing the store").
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -57,6 +59,8 @@ __all__ = [
     "resolve",
     "sync",
 ]
+
+_log = logging.getLogger(__name__)
 
 
 class SessionConflict(SessionResult):
@@ -328,6 +332,57 @@ def pull(
             ``ValueError``).
         StoreError: git failed (unreachable remote, …).
     """
+    began = time.perf_counter()
+    result = _pull(store, remote, keep=keep, fork_theirs=fork_theirs, author=author)
+    if _log.isEnabledFor(logging.INFO):
+        _log_pull(result, began)
+    return result
+
+
+def _log_pull(result: PullResult, began: float) -> None:
+    """One INFO record per pull (``operation`` ``pull``); one WARNING per version set aside."""
+    ms = round((time.perf_counter() - began) * 1000, 1)
+    where = f"{result.remote}/{result.branch}"
+    _log.info(
+        "pull %s: %s, %d sessions changed (%.1f ms)",
+        where,
+        result.action,
+        len(result.sessions),
+        ms,
+        extra={
+            "operation": "pull",
+            "remote": result.remote,
+            "action": result.action,
+            "commit": result.commit,
+            "sessions": len(result.sessions),
+            "set_aside": len(result.set_aside),
+            "duration_ms": ms,
+        },
+    )
+    for aside in result.set_aside:
+        _log.warning(
+            "pull %s: %s version of %s set aside as %s",
+            where,
+            aside.side or "a",
+            aside.session or "store files",
+            aside.ref,
+            extra={
+                "operation": "set_aside",
+                "session": aside.session,
+                "commit": aside.commit,
+                "ref": aside.ref,
+            },
+        )
+
+
+def _pull(
+    store: Store,
+    remote: str,
+    *,
+    keep: str | None,
+    fork_theirs: str | None,
+    author: Identity | str | None,
+) -> PullResult:
     if keep is not None and keep not in ("mine", "theirs"):
         raise InvalidArgumentError(f"keep must be 'mine' or 'theirs', not {keep!r}")
     if keep is not None and fork_theirs is not None:
