@@ -3,7 +3,9 @@
 ``-q``/``--quiet``, ``-v``/``--verbose`` (repeatable), ``--log-json`` and
 ``--color``/``--no-color`` are added to the group and to every command
 (:func:`add_output_options`, called by :mod:`mdsessions.cli`), so they work before or after
-the command name (``mdsessions -v run …`` or ``mdsessions run … -v``).
+the command name (``mdsessions -v run …`` or ``mdsessions run … -v``). The options only
+record what they ask; colour and logging are set as the command itself starts, so
+``--help`` loads nothing more.
 
 * Logging: the package's ``mdsessions.*`` loggers go to stderr through one handler, at
   WARNING by default, ERROR with ``-q``, INFO with ``-v`` (each operation: store writes,
@@ -20,9 +22,10 @@ Imports: :mod:`click`, and :mod:`logging` / python-json-logger when a command ru
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,7 @@ LOG_ENV = "MDSESSIONS_LOG"
 """``MDSESSIONS_LOG=json``: log JSON lines, as ``--log-json`` (``text``: the default)."""
 
 _KEY = "mdsessions.output"
+_WRAPPED = "_mdsessions_output_options"
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _JSON_FORMAT = "{levelname}{name}{message}"
 _JSON_RENAMES = {"levelname": "level", "name": "logger"}
@@ -144,7 +148,7 @@ def _formatter(json_lines: bool) -> logging.Formatter:
 
 
 def _apply(ctx: click.Context) -> None:
-    """Set colour and logging from the options seen so far (again as each option is read)."""
+    """Set colour and logging from the options of the group and the command (as it starts)."""
     import logging
 
     current = settings(ctx)
@@ -178,23 +182,31 @@ def _remove(current: OutputSettings) -> None:
 
 def _verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
     settings(ctx).verbose += value or 0
-    _apply(ctx)
 
 
 def _quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     settings(ctx).quiet |= bool(value)
-    _apply(ctx)
 
 
 def _log_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     settings(ctx).log_json |= bool(value)
-    _apply(ctx)
 
 
 def _color(ctx: click.Context, _param: click.Parameter, value: bool | None) -> None:
     if value is not None:
         settings(ctx).color = value
-    _apply(ctx)
+
+
+def _configured(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` run after colour and logging are set from the options (not for --help)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        _apply(click.get_current_context())
+        return callback(*args, **kwargs)
+
+    functools.update_wrapper(run, callback)
+    setattr(run, _WRAPPED, True)
+    return run
 
 
 def _options() -> list[click.Option]:
@@ -242,3 +254,5 @@ def add_output_options(commands: Iterable[click.Command]) -> None:
             command.params.extend(_options())
         if isinstance(command, click.Group):
             add_output_options(command.commands.values())
+        elif command.callback is not None and not hasattr(command.callback, _WRAPPED):
+            command.callback = _configured(command.callback)

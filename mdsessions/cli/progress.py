@@ -162,6 +162,8 @@ class RunProgress:
         elif kind == "phase_completed":
             update(self._task, completed=event.agent_count, agent="", figures=figures)
             self.close()
+        if self._progress is not None:
+            self._progress.refresh()  # each event shows, however short the agent
 
     def close(self) -> None:
         """Stop drawing (the rows drawn stay on screen); safe to call twice."""

@@ -89,7 +89,9 @@ RunEventHandler = Callable[[RunEvent], None]
 
 
 def log_event(event: RunEvent) -> None:
-    """Log a run event on the ``mdsessions.runner`` logger (INFO; a failure: WARNING).
+    """Log a run event on the ``mdsessions.runner`` logger at INFO.
+
+    A failed agent is INFO too: the run raises ``AgentFailedError``, which says it once.
 
     The record's extra fields: ``operation`` (``run.<kind>``), ``session``
     (``project/session``), ``phase``, ``agent``, ``duration_ms`` and, for a completed agent,
@@ -98,8 +100,7 @@ def log_event(event: RunEvent) -> None:
     Args:
         event: The event.
     """
-    level = logging.WARNING if event.kind is RunEventKind.AGENT_FAILED else logging.INFO
-    if not _log.isEnabledFor(level):
+    if not _log.isEnabledFor(logging.INFO):
         return
     what = event.kind.value.replace("_", " ")
     where = f"phase {event.phase}" + (f" agent {event.agent}" if event.agent else "")
@@ -118,4 +119,4 @@ def log_event(event: RunEvent) -> None:
         extra["tokens"] = event.tokens
         extra["cost_usd"] = event.cost
         text += f", {event.tokens} tokens, ${event.cost:.4f}"
-    _log.log(level, text, extra=extra)
+    _log.info(text, extra=extra)
