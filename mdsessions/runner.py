@@ -586,7 +586,7 @@ class Runner:
             session,
             phase,
             agent_count=len(phase.agents),
-            duration=round(time.monotonic() - phase_began, 3),
+            duration=_since(phase_began),
         )
 
     def _run_agent(
@@ -628,8 +628,7 @@ class Runner:
         def fail(
             message: str, stdout: str = "", stderr: str = "", exit_status: int | None = None
         ) -> NoReturn:
-            spent = round(time.monotonic() - began, 3)
-            self._emit(RunEventKind.AGENT_FAILED, session, phase, **place, duration=spent)
+            self._emit(RunEventKind.AGENT_FAILED, session, phase, **place, duration=_since(began))
             self._record_failure(
                 session, phase, name, retry, began, message, stdout, stderr, exit_status, asked
             )
@@ -665,14 +664,7 @@ class Runner:
             inputs=asked.inputs,
         )
         self._emit(
-            RunEventKind.AGENT_COMPLETED,
-            session,
-            phase,
-            **place,
-            duration=round(duration, 3),
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            cost=result.cost,
+            RunEventKind.AGENT_COMPLETED, session, phase, **place, **_usage(result, duration)
         )
 
     def _record_failure(
@@ -738,6 +730,21 @@ def _place(phase: PhaseDef, name: str) -> dict[str, Any]:
         "agent": name,
         "agent_index": phase.agents.index(name) + 1,
         "agent_count": len(phase.agents),
+    }
+
+
+def _since(began: float) -> float:
+    """Seconds since ``began`` (:func:`time.monotonic`), to the millisecond."""
+    return round(time.monotonic() - began, 3)
+
+
+def _usage(result: AgentResult, duration: float) -> dict[str, Any]:
+    """A completed agent's figures for its :class:`RunEvent`."""
+    return {
+        "duration": round(duration, 3),
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "cost": result.cost,
     }
 
 

@@ -340,48 +340,21 @@ def pull(
 
 
 def _log_pull(result: PullResult, began: float) -> None:
-    """One INFO record per pull (``operation`` ``pull``); one WARNING per version set aside."""
+    """One INFO record per pull, one per version set aside (the result warns of those)."""
     ms = round((time.perf_counter() - began) * 1000, 1)
-    where = f"{result.remote}/{result.branch}"
-    _log.info(
-        "pull %s: %s, %d sessions changed (%.1f ms)",
-        where,
-        result.action,
-        len(result.sessions),
-        ms,
-        extra={
-            "operation": "pull",
-            "remote": result.remote,
-            "action": result.action,
-            "commit": result.commit,
-            "sessions": len(result.sessions),
-            "set_aside": len(result.set_aside),
-            "duration_ms": ms,
-        },
-    )
-    for aside in result.set_aside:
-        _log.warning(
-            "pull %s: %s version of %s set aside as %s",
-            where,
-            aside.side or "a",
-            aside.session or "store files",
-            aside.ref,
-            extra={
-                "operation": "set_aside",
-                "session": aside.session,
-                "commit": aside.commit,
-                "ref": aside.ref,
-            },
-        )
+    where, asides = f"{result.remote}/{result.branch}", result.set_aside
+    counts = {"sessions": len(result.sessions), "set_aside": len(asides), "duration_ms": ms}
+    extra: dict[str, Any] = {"operation": "pull", "remote": result.remote}
+    extra |= {"action": result.action, "commit": result.commit, **counts}
+    _log.info("pull %s: %s (%.1f ms)", where, result.action, ms, extra=extra)
+    for aside in asides:
+        what = f"{aside.side or 'a'} version of {aside.session or 'store files'}"
+        extra = {"operation": "set_aside", "session": aside.session, "ref": aside.ref}
+        _log.info("pull %s: %s set aside as %s", where, what, aside.ref, extra=extra)
 
 
 def _pull(
-    store: Store,
-    remote: str,
-    *,
-    keep: str | None,
-    fork_theirs: str | None,
-    author: Identity | str | None,
+    store: Store, remote: str, *, keep: str | None, fork_theirs: str | None, author: Any
 ) -> PullResult:
     if keep is not None and keep not in ("mine", "theirs"):
         raise InvalidArgumentError(f"keep must be 'mine' or 'theirs', not {keep!r}")
