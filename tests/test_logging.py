@@ -418,3 +418,10 @@ def test_help_does_not_import_rich_or_logging() -> None:
     )
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert "-v, --verbose" in proc.stdout and "--no-color" in proc.stdout
+
+
+def test_quiet_silences_notes_on_stderr(store: Store) -> None:
+    root = str(store.root)
+    assert invoke(["record", "--store", root]).stderr == "nothing to record\n"
+    quiet = invoke(["record", "--store", root, "-q"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
