@@ -26,7 +26,6 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -53,22 +52,25 @@ _JSON_FORMAT = "{levelname}{name}{message}"
 _JSON_RENAMES = {"levelname": "level", "name": "logger"}
 
 
-@dataclass
 class OutputSettings:
-    """What the output options of a command line asked for (group and command together)."""
+    """What the output options of a command line asked for (group and command together).
 
-    verbose: int = 0
-    """How many ``-v`` were given."""
-    quiet: bool = False
-    """``-q`` was given."""
-    log_json: bool = False
-    """``--log-json`` was given."""
-    color: bool | None = None
-    """``--color`` (True) / ``--no-color`` (False); None: decide from the terminal."""
-    handler: Any = None
-    """The handler installed on the ``mdsessions`` logger (removed when the command ends)."""
-    level_before: int | None = None
-    """The ``mdsessions`` logger's level before the command."""
+    (A plain class: :mod:`dataclasses` would cost ``mdsessions --help`` an import.)
+    """
+
+    def __init__(self) -> None:
+        self.verbose = 0
+        """How many ``-v`` were given."""
+        self.quiet = False
+        """``-q`` was given."""
+        self.log_json = False
+        """``--log-json`` was given."""
+        self.color: bool | None = None
+        """``--color`` (True) / ``--no-color`` (False); None: decide from the terminal."""
+        self.handler: Any = None
+        """The handler installed on the ``mdsessions`` logger (removed when the command ends)."""
+        self.level_before: int | None = None
+        """The ``mdsessions`` logger's level before the command."""
 
     @property
     def json_logs(self) -> bool:

@@ -18,10 +18,10 @@ from mdsessions.cli.app import (
 from mdsessions.cli.args import text_or_file
 from mdsessions.cli.logs import color_enabled, is_quiet
 from mdsessions.cli.output import echo_model, review_hint
-from mdsessions.cli.progress import RunProgress
 
 if TYPE_CHECKING:
     from mdsessions import Session, Store
+    from mdsessions.cli.progress import RunProgress
 
 __all__ = ["run_command"]
 
@@ -108,6 +108,8 @@ def run_command(
     if new_project is not None and idea_text is None:
         raise click.UsageError("--new needs --idea TEXT or --idea-file FILE")
     from mdsessions import Runner
+
+    from mdsessions.cli.progress import RunProgress
 
     quiet = as_json or is_quiet(ctx)
     progress = None if quiet else RunProgress.for_terminal(color=color_enabled(ctx))
