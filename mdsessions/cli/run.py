@@ -108,7 +108,6 @@ def run_command(
     if new_project is not None and idea_text is None:
         raise click.UsageError("--new needs --idea TEXT or --idea-file FILE")
     from mdsessions import Runner
-
     from mdsessions.cli.progress import RunProgress
 
     quiet = as_json or is_quiet(ctx)
