@@ -165,10 +165,24 @@ def _apply(ctx: click.Context) -> None:
     if current.handler is None:
         current.level_before = logger.level
         current.handler = logging.StreamHandler(sys.stderr)  # the command's stderr
+        _add_redaction(current.handler)
         logger.addHandler(current.handler)
         ctx.find_root().call_on_close(lambda: _remove(current))
     current.handler.setFormatter(_formatter(current.json_logs))
     logger.setLevel(current.level)
+
+
+def _add_redaction(handler: logging.Handler) -> None:
+    """Redact each record the handler writes, with the public API's ``RedactingFilter``.
+
+    Records hold ids and figures only; this is the second line of defence. (Looked up by
+    name: ``mdsessions.RedactingFilter`` comes with the redaction of issue 15 item 4.)
+    """
+    import mdsessions
+
+    make = getattr(mdsessions, "RedactingFilter", None)
+    if make is not None:
+        handler.addFilter(make())
 
 
 def _remove(current: OutputSettings) -> None:
