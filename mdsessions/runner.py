@@ -321,10 +321,29 @@ class Runner:
         self.on_event = on_event
         self._loaded: dict[str, Agent] = {}
 
-    def _emit(self, kind: RunEventKind, session: Session, phase: PhaseDef, **fields: Any) -> None:
+    def _emit(
+        self,
+        kind: RunEventKind,
+        session: Session,
+        phase: PhaseDef,
+        agent: str | None = None,
+        result: AgentResult | None = None,
+        **fields: Any,
+    ) -> None:
         """Log a :class:`RunEvent` (``mdsessions.runner``) and pass it to :attr:`on_event`."""
+        if agent is not None:
+            fields.update(agent=agent, agent_index=phase.agents.index(agent) + 1)
+        if result is not None:
+            fields.update(input_tokens=result.input_tokens, output_tokens=result.output_tokens)
+            fields.update(cost=result.cost)
         event = RunEvent(
-            kind, session.project_id, session.session_id, phase.number, phase.name, **fields
+            kind,
+            session.project_id,
+            session.session_id,
+            phase.number,
+            phase.name,
+            agent_count=len(phase.agents),
+            **fields,
         )
         log_event(event)
         if self.on_event is not None:
@@ -561,7 +580,7 @@ class Runner:
             previous[number] = {name: out.content for name, out in outputs.items()}
         started = session.manifest().phase(entry.number).started
         phase_began = time.monotonic()
-        self._emit(RunEventKind.PHASE_STARTED, session, phase, agent_count=len(phase.agents))
+        self._emit(RunEventKind.PHASE_STARTED, session, phase)
         for name in phase.agents:
             existing = session.output(entry.number, name)
             if (
@@ -569,7 +588,7 @@ class Runner:
                 and existing.status is PhaseStatus.COMPLETED
                 and existing.retry_count in keep
             ):
-                self._emit(RunEventKind.AGENT_SKIPPED, session, phase, **_place(phase, name))
+                self._emit(RunEventKind.AGENT_SKIPPED, session, phase, name)
                 continue  # saved before an interruption or a failure: not redone
             self._run_agent(session, workflow, phase, name, idea, previous, retry, feedback, inputs)
         session.save_checkpoint(
@@ -581,13 +600,8 @@ class Runner:
             execution_mode="sequential",
             author=self.author,
         )
-        self._emit(
-            RunEventKind.PHASE_COMPLETED,
-            session,
-            phase,
-            agent_count=len(phase.agents),
-            duration=_since(phase_began),
-        )
+        spent = round(time.monotonic() - phase_began, 3)
+        self._emit(RunEventKind.PHASE_COMPLETED, session, phase, duration=spent)
 
     def _run_agent(
         self,
@@ -621,14 +635,14 @@ class Runner:
         agent = self._agent(workflow, name)
         spec = workflow.agents.get(name)
         asked = _Asked(ctx.prompt, ctx.system_prompt, inputs)
-        place = _place(phase, name)
-        self._emit(RunEventKind.AGENT_STARTED, session, phase, **place)
+        self._emit(RunEventKind.AGENT_STARTED, session, phase, name)
         began = time.monotonic()
 
         def fail(
             message: str, stdout: str = "", stderr: str = "", exit_status: int | None = None
         ) -> NoReturn:
-            self._emit(RunEventKind.AGENT_FAILED, session, phase, **place, duration=_since(began))
+            spent = round(time.monotonic() - began, 3)
+            self._emit(RunEventKind.AGENT_FAILED, session, phase, name, duration=spent)
             self._record_failure(
                 session, phase, name, retry, began, message, stdout, stderr, exit_status, asked
             )
@@ -663,9 +677,8 @@ class Runner:
             system_prompt=asked.system_prompt,
             inputs=asked.inputs,
         )
-        self._emit(
-            RunEventKind.AGENT_COMPLETED, session, phase, **place, **_usage(result, duration)
-        )
+        done = round(duration, 3)
+        self._emit(RunEventKind.AGENT_COMPLETED, session, phase, name, result, duration=done)
 
     def _record_failure(
         self,
@@ -722,30 +735,6 @@ def _clip(text: str, limit: int = ERROR_TAIL_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"[… {len(text) - limit} earlier characters not recorded]\n" + text[-limit:]
-
-
-def _place(phase: PhaseDef, name: str) -> dict[str, Any]:
-    """An agent's ``agent``, ``agent_index`` and ``agent_count`` fields of a :class:`RunEvent`."""
-    return {
-        "agent": name,
-        "agent_index": phase.agents.index(name) + 1,
-        "agent_count": len(phase.agents),
-    }
-
-
-def _since(began: float) -> float:
-    """Seconds since ``began`` (:func:`time.monotonic`), to the millisecond."""
-    return round(time.monotonic() - began, 3)
-
-
-def _usage(result: AgentResult, duration: float) -> dict[str, Any]:
-    """A completed agent's figures for its :class:`RunEvent`."""
-    return {
-        "duration": round(duration, 3),
-        "input_tokens": result.input_tokens,
-        "output_tokens": result.output_tokens,
-        "cost": result.cost,
-    }
 
 
 def _callable_name(agent: object) -> str:
