@@ -112,38 +112,36 @@ def run_command(
 
     quiet = as_json or is_quiet(ctx)
     progress = None if quiet else RunProgress.for_terminal(color=color_enabled(ctx))
+    if progress is not None:
+        ctx.call_on_close(progress.close)  # also when the run fails or is interrupted
     store = open_store(ctx)
     runner = Runner(store, workflow, on_event=progress)
     waiter = _Waiter(store, wait, quiet=quiet, progress=progress)
-    try:
-        if new_project is None:
-            assert session_ref is not None
-            waiter.session = store.find_session(session_ref)
-            result = runner.run(
-                waiter.session,
-                max_phases=max_phases,
-                wait=wait,
-                on_wait=waiter,
-                wait_lock=wait_lock,
-            )
-        else:
-            assert idea_text is not None
-            result = runner.start(
-                new_project,
-                session_ref,
-                idea=idea_text,
-                mode=mode,
-                user_id=user_id,
-                tags=tags,
-                max_phases=max_phases,
-                wait=wait,
-                on_wait=waiter,
-                on_created=waiter.created,
-                wait_lock=wait_lock,
-            )
-    finally:
-        if progress is not None:
-            progress.close()
+    if new_project is None:
+        assert session_ref is not None
+        waiter.session = store.find_session(session_ref)
+        result = runner.run(
+            waiter.session,
+            max_phases=max_phases,
+            wait=wait,
+            on_wait=waiter,
+            wait_lock=wait_lock,
+        )
+    else:
+        assert idea_text is not None
+        result = runner.start(
+            new_project,
+            session_ref,
+            idea=idea_text,
+            mode=mode,
+            user_id=user_id,
+            tags=tags,
+            max_phases=max_phases,
+            wait=wait,
+            on_wait=waiter,
+            on_created=waiter.created,
+            wait_lock=wait_lock,
+        )
     if as_json:
         echo_model(result)
         return
