@@ -425,3 +425,11 @@ def test_quiet_silences_notes_on_stderr(store: Store) -> None:
     assert invoke(["record", "--store", root]).stderr == "nothing to record\n"
     quiet = invoke(["record", "--store", root, "-q"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_debug_adds_the_writer_lock_wait(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="mdsessions"):
+        store.create_session(P, S)
+    locks: list[Any] = [r for r in caplog.records if getattr(r, "operation", None) == "lock"]
+    assert len(locks) == 1
+    assert locks[0].name == "mdsessions.git.repo" and locks[0].duration_ms >= 0
