@@ -56,6 +56,8 @@ __all__ = [
     "Redactor",
     "RetryPolicy",
     "ReviewState",
+    "RunEvent",
+    "RunEventKind",
     "RunResult",
     "Runner",
     "Session",
@@ -94,6 +96,8 @@ _WHERE = {
     "AgentResult": "runner",
     "CommandAgent": "runner",
     "RunResult": "runner",
+    "RunEvent": "models.events",
+    "RunEventKind": "models.events",
     "Runner": "runner",
     "LlmAgent": "agents.llm",
     "UsageReport": "agents.usage",
@@ -204,6 +208,7 @@ if TYPE_CHECKING:
         UnrecordedEditError,
         WorkflowError,
     )
+    from mdsessions.models.events import RunEvent, RunEventKind
     from mdsessions.models.schema import (
         AgentAttempt,
         AgentOutput,

@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import Field, computed_field
 
@@ -44,6 +44,7 @@ from mdsessions.errors import (
     WorkflowError,
 )
 from mdsessions.models import state
+from mdsessions.models.events import RunEvent, RunEventHandler, RunEventKind, log_event
 from mdsessions.models.results import OpenSessionResult
 from mdsessions.models.schema import (
     AgentAttempt,
@@ -170,6 +171,9 @@ class Runner:
         transcripts: Also record each agent call in the agent's transcript
             (``transcripts/{agent}.md``: system prompt, prompt, reply or error; one more
             commit per call, :meth:`mdsessions.TranscriptLog.record_exchange`).
+        on_event: Called with a :class:`~mdsessions.RunEvent` as each phase and agent starts
+            and ends (e.g. to show progress); an exception it raises stops the run (a phase
+            left in progress resumes on the next run).
 
     Example:
         ::
@@ -189,6 +193,7 @@ class Runner:
         budget: Budget | None = None,
         retry: RetryPolicy | None = None,
         transcripts: bool = False,
+        on_event: RunEventHandler | None = None,
     ) -> None:
         self.store = store
         self.workflow = store.workflow(workflow) if workflow is not None else None
@@ -197,6 +202,7 @@ class Runner:
         self.budget = budget
         self.retry = retry or RetryPolicy()
         self.transcripts = transcripts
+        self.on_event = on_event
         self._loaded: dict[str, Agent] = {}
 
     def _budget(self, workflow: Workflow) -> Budget:
@@ -207,6 +213,34 @@ class Runner:
             ),
             max_tokens=given.max_tokens if given.max_tokens is not None else declared.max_tokens,
         )
+
+    def _emit(
+        self,
+        kind: RunEventKind,
+        session: Session,
+        phase: PhaseDef,
+        agent: str | None = None,
+        result: AgentResult | None = None,
+        **fields: Any,
+    ) -> None:
+        """Log a :class:`RunEvent` (``mdsessions.runner``) and pass it to :attr:`on_event`."""
+        if agent is not None:
+            fields.update(agent=agent, agent_index=phase.agents.index(agent) + 1)
+        if result is not None:
+            fields.update(input_tokens=result.input_tokens, output_tokens=result.output_tokens)
+            fields.update(cost=result.cost)
+        event = RunEvent(
+            kind,
+            session.project_id,
+            session.session_id,
+            phase.number,
+            phase.name,
+            agent_count=len(phase.agents),
+            **fields,
+        )
+        log_event(event)
+        if self.on_event is not None:
+            self.on_event(event)
 
     def _workflow_for(self, session: Session) -> Workflow:
         if self.workflow is not None:
@@ -451,6 +485,8 @@ class Runner:
         for number, outputs in session.outputs(earlier).items():
             previous[number] = {name: out.content for name, out in outputs.items()}
         started = session.manifest().phase(entry.number).started
+        phase_began = time.monotonic()
+        self._emit(RunEventKind.PHASE_STARTED, session, phase)
         for name in phase.agents:
             existing = session.output(entry.number, name)
             if (
@@ -458,6 +494,7 @@ class Runner:
                 and existing.status is PhaseStatus.COMPLETED
                 and existing.retry_count in keep
             ):
+                self._emit(RunEventKind.AGENT_SKIPPED, session, phase, name)
                 continue  # saved before an interruption or a failure: not redone
             self._run_agent(session, workflow, phase, name, idea, previous, retry, feedback, inputs)
         session.save_checkpoint(
@@ -469,6 +506,8 @@ class Runner:
             execution_mode="sequential",
             author=self.author,
         )
+        spent = round(time.monotonic() - phase_began, 3)
+        self._emit(RunEventKind.PHASE_COMPLETED, session, phase, duration=spent)
 
     def _run_agent(
         self,
@@ -488,6 +527,7 @@ class Runner:
         asked = _Asked(ctx.prompt, ctx.system_prompt, inputs)
         attempts = Attempts()
         command = agent.recorded if isinstance(agent, CommandAgent) else None
+        self._emit(RunEventKind.AGENT_STARTED, session, phase, name)
         began = time.monotonic()
 
         def fail(
@@ -497,6 +537,8 @@ class Runner:
                 with contextlib.suppress(MdsessionsError):
                     self._transcribe(session, name, asked, message, "error")
             details = AgentRunDetails(command=command, attempts=_attempts(attempts))
+            spent = round(time.monotonic() - began, 3)
+            self._emit(RunEventKind.AGENT_FAILED, session, phase, name, duration=spent)
             self._record_failure(
                 session,
                 phase,
@@ -548,6 +590,8 @@ class Runner:
         )
         if self.transcripts:
             self._transcribe(session, name, asked, result.content, "assistant", result)
+        done = round(duration, 3)
+        self._emit(RunEventKind.AGENT_COMPLETED, session, phase, name, result, duration=done)
 
     def _transcribe(
         self,

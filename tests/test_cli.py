@@ -979,10 +979,12 @@ def test_run_records_a_failed_agent(
         store=store,
     )
     rel = f"{SESSION_DIR}/phase_1_draft/writer.md"
-    assert result.stderr == (
+    *progress, error = result.stderr.splitlines()  # progress lines, then the error
+    assert error == (
         "Error: agent 'writer' failed in phase 1 (Draft) of proj/s1: RuntimeError: model "
-        f"unavailable; recorded in {rel}. Run again to retry the phase.\n"
+        f"unavailable; recorded in {rel}. Run again to retry the phase."
     )
+    assert "]   1/1 writer: failed after " in progress[-1]
     assert (
         json.loads(invoke(["status", "proj/s1", "--json"], store=store).stdout)["manifest"][
             "status"
@@ -1001,7 +1003,7 @@ def test_interrupt_exits_130(store: Path, workflow: Path, monkeypatch: pytest.Mo
         code=130,
         store=store,
     )
-    assert result.stderr == "Interrupted\n"
+    assert result.stderr.endswith("1/1 writer: started\nInterrupted\n")  # after run's progress
 
 
 # ------------------------------------------------------------------------------------ edits

@@ -593,3 +593,97 @@ def test_the_cli_prints_no_agent_output(store: Store, session: Session) -> None:
         assert isinstance(result.exception, (SystemExit, type(None))), result.exception
         assert SECRET not in result.stdout + result.stderr, (args, result.output)
     assert session.output(1, "concept_expansion").content == body  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------- secrets in operation logs (H7)
+
+
+def _cli_process(store_root: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``python -m mdsessions`` with ``args`` in the store; its stderr (where logs go)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mdsessions", *args],
+        cwd=store_root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
+        check=False,
+        timeout=120,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+def test_no_secret_or_content_in_the_cli_operation_logs(store: Store, tmp_path: Path) -> None:
+    """Every operation the command line logs, at debug, as text and as JSON lines: a run
+    whose idea, outputs, a failing agent's stderr and a reviewer's comments hold the secret,
+    then pull, push, maintenance and a backup to a remote whose path holds it too."""
+    body = f"# Result\n\nThe key is {SECRET}.\n" + "Lots of agent output. " * 50
+    good = f"import sys; sys.stdin.read(); print({body!r})"
+    bad = (
+        f"import sys; sys.stdin.read(); print({body!r}); "
+        f"print({SECRET!r}, file=sys.stderr); sys.exit(3)"
+    )
+    workflow = tmp_path / "wf.toml"
+    workflow.write_text(
+        '[workflow]\nname = "w"\ndefault_mode = "all"\n[modes]\nall = [1, 2]\n'
+        '[[phases]]\nnumber = 1\nslug = "a"\nname = "A"\nreview = true\nagents = ["good"]\n'
+        '[[phases]]\nnumber = 2\nslug = "b"\nname = "B"\nagents = ["bad"]\n'
+        f'[agents.good]\ncommand = [{json_str(sys.executable)}, "-c", {json_str(good)}]\n'
+        f'[agents.bad]\ncommand = [{json_str(sys.executable)}, "-c", {json_str(bad)}]\n',
+        encoding="utf-8",
+    )
+    remote = tmp_path / f"remote-{SECRET}.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    ref = f"{P}/{S}"
+    for mode in (["-vv"], ["-vv", "--log-json"]):
+        sid = f"{S}-{len(mode)}"
+        ref = f"{P}/{sid}"
+        steps = [
+            ["run", "--new", P, sid, "--idea", f"idea with {SECRET}", "--workflow", str(workflow)],
+            ["feedback", ref, "1", "--approve", "--comment", f"pasted {SECRET}"],
+            ["run", ref, "--workflow", str(workflow)],  # phase 2's agent fails
+            ["remote", "add", f"o{len(mode)}", str(remote)],
+            ["push", f"o{len(mode)}"],
+            ["pull", f"o{len(mode)}"],
+            ["maintenance"],
+            ["backup", "create", str(tmp_path / "backups")],
+        ]
+        for args in steps:
+            out = _cli_process(store.root, *args, *mode)
+            assert SECRET not in out, (args, out)
+            assert "Lots of agent output." not in out, (args, out)
+        assert "backup" in out  # the last step logged
+
+
+def json_str(text: str) -> str:
+    """A TOML basic string (JSON's escaping is valid TOML)."""
+    import json
+
+    return json.dumps(text)
+
+
+def test_no_secret_in_the_logs_of_sync_recovery_maintenance_and_backups(
+    store: Store, tmp_path: Path
+) -> None:
+    """The library's own logging at debug (every logger routed) while a session holding
+    the secret is pushed to, cloned from and pulled from a remote whose path holds it,
+    recovered after a torn journal, maintained and backed up."""
+    remote = tmp_path / f"remote-{SECRET}.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    with all_logging_at_debug() as logs:
+        session = store.create_session(P, S)
+        session.save_agent_output(1, "concept_expansion", f"the key {SECRET}\n")
+        history.add_remote(store, "origin", str(remote))
+        history.push(store, "origin")
+        with history.clone(str(remote), tmp_path / "clone") as clone:
+            clone.session(P, S).save_agent_output(1, "concept_expansion", f"{SECRET} again\n")
+            history.push(clone, "origin")
+        history.pull(store, "origin")
+        (store.root / ".git" / "mdsessions" / "journal.json").write_text("{torn")
+        session.save_checkpoint(1, status="in_progress")  # recovers first
+        history.maintenance(store)
+        history.create_backup(store, tmp_path / "backups")
+    text = logs.getvalue()
+    assert "mdsessions.history.sync" in text and "mdsessions.git.recovery" in text
+    assert SECRET not in text
+    assert "the key" not in text

@@ -35,6 +35,7 @@ from mdsessions.cli.lifecycle import (
     resume_command,
     tag_group,
 )
+from mdsessions.cli.logs import add_output_options
 from mdsessions.cli.phases import checkpoint_command, feedback_command, output_command
 from mdsessions.cli.review import (
     edits_command,
@@ -89,6 +90,7 @@ COMMANDS: tuple[click.Command, ...] = (
 for _command in COMMANDS:
     cli.add_command(_command)
 complete_sessions_everywhere(cli)  # SESSION arguments complete session names
+add_output_options([cli])  # -q/-v, --log-json, --color/--no-color on the group and every command
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from mdsessions.cli.app import MdsessionsGroup, fail, json_option, open_store, store_option
-from mdsessions.cli.output import Progress, echo_model, short_time, size, table
+from mdsessions.cli.output import Progress, echo_model, note, short_time, size, table
 
 __all__ = ["backup_create", "backup_group", "backup_list", "backup_prune", "backup_restore"]
 
@@ -80,7 +80,7 @@ def backup_list(ctx: click.Context, directory: str | None, as_json: bool) -> Non
         echo_model(found)
         return
     if not found:
-        click.echo("no backups", err=True)
+        note("no backups")
         return
     rows = [[short_time(b.created), size(b.size), b.head or "-", str(b.path)] for b in found]
     click.echo(table(["created (UTC)", "size", "head", "file"], rows, right=[1]))
@@ -123,7 +123,7 @@ def backup_prune(
     for b in removed:
         click.echo(f"deleted {b.path}")
     if not removed:
-        click.echo("nothing to prune", err=True)
+        note("nothing to prune")
 
 
 @backup_group.command("restore")

@@ -1,6 +1,7 @@
 """How commands print: JSON documents, aligned tables, status colours, times, sizes, paths.
 
-Imports: :mod:`click`, :mod:`mdsessions.cli.args` and, for types only, the public API.
+Imports: :mod:`click`, :mod:`mdsessions.cli.args`, :mod:`mdsessions.cli.logs` and, for types
+only, the public API.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import click
 
 from mdsessions.cli.args import inside
+from mdsessions.cli.logs import is_quiet
 
 if TYPE_CHECKING:
     from mdsessions import Session, SessionManifest, SessionSummary, Store
@@ -32,6 +34,7 @@ __all__ = [
     "echo_json",
     "echo_model",
     "echo_session_entries",
+    "note",
     "review_hint",
     "seconds",
     "session_summary",
@@ -158,6 +161,16 @@ def echo_session_entries(summaries: Iterable[SessionSummary]) -> None:
             parts, size = [], 0
     parts.append("[]" if first else "\n]")
     click.echo("".join(parts))
+
+
+def note(text: str) -> None:
+    """Print a note for people on stderr (e.g. ``nothing to record``), unless ``-q`` was given.
+
+    Args:
+        text: One line.
+    """
+    if not is_quiet():
+        click.echo(text, err=True)
 
 
 def styled(value: str, text: str | None = None) -> str:
@@ -353,12 +366,12 @@ def review_hint(store: Store, session: Session, phase: int) -> list[str]:
 class Progress:
     """git's progress as click progress bars on stderr, when stderr is a terminal.
 
-    Not on a terminal (a log, a pipe, a test) nothing is drawn at all. Call it as a
-    :data:`mdsessions.history.ProgressCallback`; :meth:`close` when done.
+    Not on a terminal (a log, a pipe, a test), or with ``-q``, nothing is drawn at all. Call
+    it as a :data:`mdsessions.history.ProgressCallback`; :meth:`close` when done.
     """
 
     def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
+        self.enabled = sys.stderr.isatty() and not is_quiet()
         self.bar: Any = None
         self.stage: str | None = None
         self.done = 0

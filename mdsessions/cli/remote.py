@@ -15,7 +15,7 @@ from mdsessions.cli.app import (
     open_store,
     store_option,
 )
-from mdsessions.cli.output import arrow, echo_model, short_time, styled, table
+from mdsessions.cli.output import arrow, echo_model, note, short_time, styled, table
 
 if TYPE_CHECKING:
     from mdsessions.history import PullResult, PushResult, SetAside
@@ -372,7 +372,7 @@ def set_aside_command(ctx: click.Context, session_ref: str | None, as_json: bool
         echo_model(found)
         return
     if not found:
-        click.echo("nothing set aside", err=True)
+        note("nothing set aside")
         return
     rows = [
         [

@@ -10,7 +10,7 @@ import click
 
 from mdsessions.cli.app import author_option, fail, json_option, open_store, store_option
 from mdsessions.cli.args import store_rel
-from mdsessions.cli.output import age, display_path, echo_model, table
+from mdsessions.cli.output import age, display_path, echo_model, note, table
 
 __all__ = ["edits_command", "inbox_command", "record_command", "review_command", "watch_command"]
 
@@ -33,7 +33,7 @@ def edits_command(ctx: click.Context, as_json: bool) -> None:
         echo_model(edits)
         return
     if not edits:
-        click.echo("no unrecorded edits", err=True)
+        note("no unrecorded edits")
     for e in edits:
         click.echo(f"{e.change:<9} {display_path(store, e.path)}")
         if e.error:
@@ -87,7 +87,7 @@ def record_command(
             for e in recorded:
                 click.echo(f"  {e.change:<9} {display_path(store, e.path)}")
         elif not rejected:
-            click.echo("nothing to record", err=True)
+            note("nothing to record")
         for e in rejected:
             click.echo(f"not recorded: {display_path(store, e.path)}: {e.error}", err=True)
     if rejected:
@@ -130,7 +130,7 @@ def inbox_command(
             f"{hidden} phase(s) of paused sessions not shown (--paused shows them)", err=True
         )
     if not items:
-        click.echo("nothing awaits review", err=True)
+        note("nothing awaits review")
         return
     now = _dt.datetime.now(_dt.timezone.utc)
     rows = []
@@ -236,5 +236,5 @@ def watch_command(ctx: click.Context, timeout: float | None, author: str | None)
             click.echo(f"recorded {where} in {event.commit[:10]}")
 
     with FeedbackWatcher(store, on_event=report, author=author) as watcher:
-        click.echo(f"watching {store.root} for feedback edits (Ctrl-C to stop)", err=True)
+        note(f"watching {store.root} for feedback edits (Ctrl-C to stop)")
         watcher.wait(lambda: False, timeout)

@@ -16,10 +16,12 @@ from mdsessions.cli.app import (
     workflow_option,
 )
 from mdsessions.cli.args import text_or_file
+from mdsessions.cli.logs import color_enabled, is_quiet
 from mdsessions.cli.output import echo_model, review_hint
 
 if TYPE_CHECKING:
     from mdsessions import Session, Store
+    from mdsessions.cli.progress import RunProgress
 
 __all__ = ["run_command"]
 
@@ -96,6 +98,10 @@ def run_command(
     runs phases until one waits for review, the session ends, or an agent fails
     (exit status 1; run again to retry). Stopping at a review gate is success.
 
+    Progress goes to stderr: a live row per phase on a terminal (agents done,
+    the agent running, elapsed time, tokens, cost), else a line as each phase
+    and agent starts and ends; none with -q or --json.
+
     \b
     Example:
         mdsessions run --new demo --idea-file idea.md --workflow workflow.toml
@@ -124,15 +130,21 @@ def run_command(
     if new_project is not None and idea_text is None:
         raise click.UsageError("--new needs --idea TEXT or --idea-file FILE")
     from mdsessions import Budget, Runner
+    from mdsessions.cli.progress import RunProgress
 
+    quiet = as_json or is_quiet(ctx)
+    progress = None if quiet else RunProgress.for_terminal(color=color_enabled(ctx))
+    if progress is not None:
+        ctx.call_on_close(progress.close)  # also when the run fails or is interrupted
     store = open_store(ctx)
     runner = Runner(
         store,
         workflow,
         budget=Budget(max_cost_usd=max_cost_usd, max_tokens=max_tokens),
         transcripts=transcripts,
+        on_event=progress,
     )
-    waiter = _Waiter(store, wait, quiet=as_json)
+    waiter = _Waiter(store, wait, quiet=quiet, progress=progress)
     if new_project is None:
         assert session_ref is not None
         waiter.session = store.find_session(session_ref)
@@ -169,10 +181,13 @@ def run_command(
 class _Waiter:
     """Tells the reviewer, while a run waits at a review gate, which file to edit."""
 
-    def __init__(self, store: Store, wait: float | None, *, quiet: bool) -> None:
+    def __init__(
+        self, store: Store, wait: float | None, *, quiet: bool, progress: RunProgress | None
+    ) -> None:
         self.store = store
         self.wait = wait
         self.quiet = quiet
+        self.progress = progress
         self.session: Session | None = None
 
     def created(self, session: Session) -> None:
@@ -181,5 +196,7 @@ class _Waiter:
     def __call__(self, phase: int) -> None:
         if self.quiet or self.session is None or self.wait is None:
             return
+        if self.progress is not None:
+            self.progress.close()  # the hint goes below the rows drawn
         click.echo("\n".join(review_hint(self.store, self.session, phase)))
         click.echo(f"waiting up to {self.wait:g} s for the review of phase {phase}…", err=True)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import socket
@@ -83,6 +84,8 @@ __all__ = [
     "wait_for_maintenance",
     "write_commit_graph",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: Loose objects (written since the last maintenance) that start one: git's ``gc.auto``.
 AUTO_OBJECTS = 6700
@@ -395,6 +398,12 @@ def note_commit(repo: GitRepo) -> bool:
         _reset_counter(counter)
     finally:
         os.close(fd)  # the child holds the lock now (same open file description)
+    _log.info(
+        "automatic maintenance started (%d loose objects, %d bytes)",
+        total[0],
+        total[1],
+        extra={"operation": "maintenance.auto", "objects": total[0], "bytes": total[1]},
+    )
     return True
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import logging
 import os
 import secrets
 from typing import TYPE_CHECKING
@@ -51,6 +52,8 @@ __all__ = [
 #: own reset): meant to leave the branch where it is.
 STALE_RESET = "reset: moving to HEAD"
 
+_log = logging.getLogger(__name__)
+
 
 def recover(repo: GitRepo) -> bool:
     """Finish or undo a crashed writer's operation (see ``GitRepo.recover``; under the lock).
@@ -62,6 +65,10 @@ def recover(repo: GitRepo) -> bool:
         entry = repo.journal.read()
     except ValueError:
         repo.journal.remove()  # torn while written: nothing had been created yet
+        _log.warning(
+            "recovery: removed a crashed writer's torn journal",
+            extra={"operation": "recover", "action": "torn-journal"},
+        )
         return True
     if entry is None:
         return False
@@ -79,6 +86,7 @@ def recover(repo: GitRepo) -> bool:
     if entry.new is not None and current == entry.new and current != entry.old:
         # The dead writer installed its commit: finish its files and index entries.
         repo.worktree.materialize(current, entry.paths, protect_from=entry.old, token=entry.token)
+        action = "rolled-forward"
     elif (
         entry.new is not None
         and current not in (entry.old, entry.new)
@@ -93,6 +101,7 @@ def recover(repo: GitRepo) -> bool:
             if repo.objects.entry(current, p) == repo.objects.entry(entry.new, p)
         ]
         repo.worktree.materialize(current, ours, protect_from=entry.old, token=entry.token)
+        action = "rolled-forward"
     else:
         # Not moved, or moved by someone else (their commit, never rolled "forward").
         if entry.new is not None and current == entry.old:
@@ -100,7 +109,16 @@ def recover(repo: GitRepo) -> bool:
             repo.worktree.revert_index(entry.paths, entry.old, entry.new, entry.token or "r")
         for rel in entry.paths:  # folders made only for its temp files
             repo.worktree.prune_empty_dirs((repo.root / rel).parent)
+        action = "rolled-back"
     repo.journal.remove()
+    _log.warning(
+        "recovery: a crashed writer's operation %s (%d paths, commit %s)",
+        action,
+        len(entry.paths),
+        (entry.new or "-")[:12],
+        extra={"operation": "recover", "action": action, "commit": entry.new}
+        | {"files": len(entry.paths)},
+    )
     return True
 
 
@@ -143,6 +161,11 @@ def sweep_claims(repo: GitRepo) -> bool:
     for leftover in repo.private_dir.glob("journal-*.tmp"):
         with contextlib.suppress(OSError):
             leftover.unlink()
+    _log.warning(
+        "recovery: removed %d claims of writers that died",
+        len(names),
+        extra={"operation": "recover", "action": "claims-swept", "claims": len(names)},
+    )
     return True
 
 
@@ -335,6 +358,12 @@ def restore_dropped(repo: GitRepo, committer: Identity) -> list[str]:
         done.append(old)
     head = _restore_unindexed(repo, ref, head, committer, done)
     repo.memory.audited = head
+    for commit in done:
+        _log.warning(
+            "recovery: commit %s dropped by a racing git command was put back",
+            commit[:12],
+            extra={"operation": "recover", "action": "restored-dropped", "commit": commit},
+        )
     return done
 
 

@@ -32,6 +32,7 @@ temp files. A kill at any point therefore leaves either the whole operation or n
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import subprocess
@@ -69,6 +70,8 @@ __all__ = [
     "init_repository",
     "run_git",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: Times a commit is re-planned on top of someone else's new commit before giving up.
 COMMIT_ATTEMPTS = 5
@@ -429,6 +432,13 @@ class GitRepo:
                     f"{self.root}: another process held the store lock "
                     f"({self.private_dir / 'writer.lock'}) for more than {self.lock_timeout:g} s"
                 ) from None
+            if _log.isEnabledFor(logging.DEBUG):
+                ms = round((time.monotonic() - deadline + self.lock_timeout) * 1000, 1)
+                _log.debug(
+                    "writer lock taken after %.1f ms",
+                    ms,
+                    extra={"operation": "lock", "duration_ms": ms},
+                )
             try:
                 self._local.depth = 1
                 with self.config.pinned():  # the configuration is read once per write

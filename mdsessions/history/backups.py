@@ -6,6 +6,7 @@ A restore is a new repository fetched from the bundle, checked out and verified.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import re
 import shutil
@@ -42,6 +43,8 @@ __all__ = [
     "restore_backup",
 ]
 
+
+_log = logging.getLogger(__name__)
 
 _BACKUP_RE = re.compile(r"-(\d{8}T\d{6}Z)-[0-9a-f]{12}(?:-\d+)?\.bundle$")
 
@@ -139,6 +142,11 @@ def create_backup(
     finally:
         if tmp.exists():
             tmp.unlink()
+    _log.info(
+        "backup created: %s",
+        final.name,
+        extra={"operation": "backup", "commit": head, "bytes": final.stat().st_size},
+    )
     return _backup_info(final)
 
 
@@ -309,4 +317,10 @@ def restore_backup(
                 else:
                     child.unlink()
         raise
+    _log.info(
+        "backup restored into %s (%d problems)",
+        target,
+        len(report.problems),
+        extra={"operation": "backup.restore", "commit": head, "problems": len(report.problems)},
+    )
     return BackupRestore(path=target, head=head, refs=refs, problems=report.problems)

@@ -5,6 +5,7 @@ What keeps reads fast as a store grows.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,8 @@ __all__ = [
     "MaintenanceStep",
     "maintenance",
 ]
+
+_log = logging.getLogger(__name__)
 
 
 class MaintenanceStep(Result):
@@ -105,6 +108,13 @@ def maintenance(store: Store, *, consolidate_at: int = 20) -> MaintenanceReport:
         began = time.monotonic()
         verb()
         steps.append((name, time.monotonic() - began))
+        ms = round(steps[-1][1] * 1000, 1)
+        _log.info(
+            "maintenance: %s (%.1f ms)",
+            name,
+            ms,
+            extra={"operation": f"maintenance.{name}", "duration_ms": ms},
+        )
 
     with store.writing():
         step("pack-refs", lambda: maintain.pack_refs(git))

@@ -6,10 +6,12 @@ the set-aside refs with the branch.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,8 @@ __all__ = [
     "remotes",
     "remove_remote",
 ]
+
+_log = logging.getLogger(__name__)
 
 
 def _check_remote(name: str) -> str:
@@ -257,6 +261,7 @@ def push(store: Store, remote: str = "origin") -> PushResult:
         PushRejectedError: The remote has commits this store lacks (pull or sync first).
         StoreError: Any other git failure (unreachable remote, permissions).
     """
+    began = time.perf_counter()
     git = store.git
     ref = git.head_ref()
     branch = ref.removeprefix("refs/heads/")
@@ -283,6 +288,17 @@ def push(store: Store, remote: str = "origin") -> PushResult:
             f"first ({mine.summary})"
         )
     action = {"*": "created", "=": "up-to-date"}.get(flag, "pushed")
+    if _log.isEnabledFor(logging.INFO):
+        ms = round((time.perf_counter() - began) * 1000, 1)
+        _log.info(
+            "push %s/%s: %s (%.1f ms)",
+            remote,
+            branch,
+            action,
+            ms,
+            extra={"operation": "push", "remote": remote, "action": action, "commit": head}
+            | {"refs": len(pushed), "refs_refused": len(refused), "duration_ms": ms},
+        )
     return PushResult(
         remote=remote,
         branch=branch,

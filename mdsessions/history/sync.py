@@ -6,6 +6,8 @@ dropped (DESIGN.md "Sharing the store").
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -57,6 +59,8 @@ __all__ = [
     "resolve",
     "sync",
 ]
+
+_log = logging.getLogger(__name__)
 
 
 class SessionConflict(SessionResult):
@@ -328,6 +332,30 @@ def pull(
             ``ValueError``).
         StoreError: git failed (unreachable remote, …).
     """
+    began = time.perf_counter()
+    result = _pull(store, remote, keep=keep, fork_theirs=fork_theirs, author=author)
+    if _log.isEnabledFor(logging.INFO):
+        _log_pull(result, began)
+    return result
+
+
+def _log_pull(result: PullResult, began: float) -> None:
+    """One INFO record per pull, one per version set aside (the result warns of those)."""
+    ms = round((time.perf_counter() - began) * 1000, 1)
+    where, asides = f"{result.remote}/{result.branch}", result.set_aside
+    counts = {"sessions": len(result.sessions), "set_aside": len(asides), "duration_ms": ms}
+    extra: dict[str, Any] = {"operation": "pull", "remote": result.remote}
+    extra |= {"action": result.action, "commit": result.commit, **counts}
+    _log.info("pull %s: %s (%.1f ms)", where, result.action, ms, extra=extra)
+    for aside in asides:
+        what = f"{aside.side or 'a'} version of {aside.session or 'store files'}"
+        extra = {"operation": "set_aside", "session": aside.session, "ref": aside.ref}
+        _log.info("pull %s: %s set aside as %s", where, what, aside.ref, extra=extra)
+
+
+def _pull(
+    store: Store, remote: str, *, keep: str | None, fork_theirs: str | None, author: Any
+) -> PullResult:
     if keep is not None and keep not in ("mine", "theirs"):
         raise InvalidArgumentError(f"keep must be 'mine' or 'theirs', not {keep!r}")
     if keep is not None and fork_theirs is not None:

@@ -26,6 +26,8 @@ A commit's kind is spelled one way in its subject and its ``Mdsessions-Kind`` tr
 
 from __future__ import annotations
 
+import logging
+import time
 from enum import Enum
 from typing import Any
 
@@ -38,8 +40,11 @@ __all__ = [
     "CommitKind",
     "commit_kind",
     "commit_message",
+    "log_commit",
     "trailers",
 ]
+
+_log = logging.getLogger("mdsessions.store")
 
 #: The author and committer of the runner's commits unless the store is given another.
 RUNNER_IDENTITY = Identity("mdsessions", "mdsessions@localhost")
@@ -167,3 +172,50 @@ def commit_message(subject: str, body: str = "", **values: Any) -> str:
         parts.append(body)
     parts.append(trailers(**values))
     return "\n\n".join(parts)
+
+
+_LOGGED_TRAILERS = {
+    "Mdsessions-Kind": "operation",
+    "Mdsessions-Project": "project",
+    "Mdsessions-Session": "session",
+    "Mdsessions-Phase": "phase",
+    "Mdsessions-Agent": "agent",
+    "Mdsessions-Status": "status",
+}
+"""The trailers a commit's log record carries: ids, numbers and statuses, never content."""
+
+
+def log_commit(message: str, commit: str | None, began: float, *, files: int) -> None:
+    """Log a store write on the ``mdsessions.store`` logger (INFO), if that level is on.
+
+    The record's extra fields: ``operation`` (the commit kind, e.g. ``checkpoint``),
+    ``session`` (``project/session``), ``phase``, ``agent``, ``status`` (as the trailers
+    say), ``commit`` (the new id, ``null`` when nothing changed), ``files`` (paths written)
+    and ``duration_ms``. Only the whitelisted trailers of the message are read: never its
+    subject or body.
+
+    Args:
+        message: The commit message (:func:`commit_message`).
+        commit: The new commit id, or ``None`` when nothing changed.
+        began: :func:`time.perf_counter` when the write began.
+        files: How many paths the write gave.
+    """
+    if not _log.isEnabledFor(logging.INFO):
+        return
+    ms = round((time.perf_counter() - began) * 1000, 1)
+    values: dict[str, str] = {}
+    for line in message.rpartition("\n\n")[2].splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key in _LOGGED_TRAILERS:
+            values[_LOGGED_TRAILERS[key]] = value
+    operation = values.pop("operation", "commit")
+    project = values.pop("project", None)
+    ref = f"{project}/{values.pop('session', '')}" if project else None
+    extra: dict[str, Any] = {"operation": operation, "session": ref, **values}
+    if values.get("phase", "").isdigit():
+        extra["phase"] = int(values["phase"])
+    extra.update(commit=commit, files=files, duration_ms=ms)
+    where = f" {ref}" if ref else ""
+    done = f"commit {commit[:12]}" if commit else "nothing to commit"
+    paths = "1 file" if files == 1 else f"{files} files"
+    _log.info("%s%s: %s (%s, %.1f ms)", operation, where, done, paths, ms, extra=extra)

@@ -15,6 +15,7 @@ import getpass
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from mdsessions.models.schema import (
 from mdsessions.models.workflow import Workflow
 from mdsessions.store import edits, names
 from mdsessions.store.checks import D, build, decode, parse_rereading
-from mdsessions.store.commits import RUNNER_IDENTITY, commit_message
+from mdsessions.store.commits import RUNNER_IDENTITY, commit_message, log_commit
 from mdsessions.store.config import new_store_files, read_store_config
 from mdsessions.store.edits import EditedFile
 from mdsessions.store.integrity import Problem
@@ -384,6 +385,7 @@ class Store:
         planned_on: str | None = None,
         in_place: Mapping[str, os.stat_result] | None = None,
     ) -> str | None:
+        began = time.perf_counter()
         sha = self.git.commit(
             raw,
             message=self.redactor.redact(message),
@@ -395,6 +397,7 @@ class Store:
         )
         for rel, doc in docs.items():
             self._remember(rel, raw[rel] or b"", doc)  # a document always renders to bytes
+        log_commit(message, sha, began, files=len(raw))
         return sha
 
     @property

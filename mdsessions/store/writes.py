@@ -14,6 +14,7 @@ itself. A plan stays valid only while nothing changed underneath it:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ __all__ = ["REPLANS", "Plan", "apply", "fingerprint", "plan", "write_planned"]
 REPLANS = 3
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
 
 Fingerprint = tuple[tuple[str, int, int, int, int], ...]
 
@@ -228,5 +231,10 @@ def write_planned(session: Session, make_plan: Callable[[SessionManifest], tuple
                 # version is the new truth; plan again on top of it.
                 if attempt == REPLANS:
                     raise
+                _log.info(
+                    "%s: a commit made beside mdsessions changed the session; planned again",
+                    session.ref,
+                    extra={"operation": "replan", "session": session.ref, "attempt": attempt + 1},
+                )
                 result, planned = make()
         raise AssertionError("unreachable")
