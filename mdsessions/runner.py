@@ -563,6 +563,29 @@ class Runner:
         if not isinstance(result, AgentResult):
             fail(f"agent returned {type(result).__name__}, expected str or AgentResult")
         model = result.model or (spec.model if spec else None) or _callable_name(agent)
+        details = AgentRunDetails(
+            response_id=result.response_id,
+            price_source=result.price_source,
+            price_date=result.price_date,
+            command=result.command or command,
+            options=dict(result.options),
+            attempts=_attempts(attempts),
+        )
+        self._save_output(session, phase, name, retry, asked, result, model, duration, details)
+
+    def _save_output(
+        self,
+        session: Session,
+        phase: PhaseDef,
+        name: str,
+        retry: int,
+        asked: _Asked,
+        result: AgentResult,
+        model: str | None,
+        duration: float,
+        details: AgentRunDetails,
+    ) -> None:
+        """Commit an agent's output with its prompt, feed its transcript, report the event."""
         session.save_agent_output(
             phase.number,
             name,
@@ -579,14 +602,7 @@ class Runner:
             prompt=asked.prompt,
             system_prompt=asked.system_prompt,
             inputs=asked.inputs,
-            details=AgentRunDetails(
-                response_id=result.response_id,
-                price_source=result.price_source,
-                price_date=result.price_date,
-                command=result.command or command,
-                options=dict(result.options),
-                attempts=_attempts(attempts),
-            ),
+            details=details,
         )
         if self.transcripts:
             self._transcribe(session, name, asked, result.content, "assistant", result)

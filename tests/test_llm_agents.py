@@ -588,7 +588,8 @@ def test_run_max_cost_usd_stops_the_command_line_run(tmp_path: Path, store: Stor
     args = ["--store", str(store.root), "run", "--new", "p", "s", "--idea", IDEA]
     result = CliRunner().invoke(cli, [*args, "--workflow", str(path), "--max-cost-usd", "0.01"])
     assert result.exit_code == 1, result.output
-    assert result.stderr.startswith("Error: budget reached: phase 3 (Phase 3) of p/s")
+    error = result.stderr[result.stderr.find("Error: ") :]  # after the progress lines
+    assert error.startswith("Error: budget reached: phase 3 (Phase 3) of p/s"), result.stderr
     assert "spent $0.008000" in result.stderr and "budget of $0.010000" in result.stderr
     assert_clean(store.root)
     head = git(store.root, "rev-parse", "HEAD")

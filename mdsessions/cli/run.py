@@ -26,6 +26,32 @@ if TYPE_CHECKING:
 __all__ = ["run_command"]
 
 
+def _refuse_new_options(
+    session_ref: str | None,
+    idea: str | None,
+    idea_file: str | None,
+    mode: str | None,
+    user_id: str | None,
+    tags: tuple[str, ...],
+) -> None:
+    """A run that continues a session takes none of ``--new``'s options, and needs a SESSION."""
+    given = [
+        name
+        for name, value in (
+            ("--idea", idea),
+            ("--idea-file", idea_file),
+            ("--mode", mode),
+            ("--user-id", user_id),
+            ("--tag", tags or None),
+        )
+        if value is not None
+    ]
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: only with --new PROJECT")
+    if session_ref is None:
+        raise click.UsageError("give a SESSION to continue, or --new PROJECT")
+
+
 @click.command("run")
 @click.argument("session_ref", required=False, metavar="[SESSION]")
 @click.option(
@@ -111,21 +137,7 @@ def run_command(
         mdsessions run demo/s1 --max-cost-usd 0.50   # stop before going over $0.50
     """
     if new_project is None:
-        given = [
-            name
-            for name, value in (
-                ("--idea", idea),
-                ("--idea-file", idea_file),
-                ("--mode", mode),
-                ("--user-id", user_id),
-                ("--tag", tags or None),
-            )
-            if value is not None
-        ]
-        if given:
-            raise click.UsageError(f"{', '.join(given)}: only with --new PROJECT")
-        if session_ref is None:
-            raise click.UsageError("give a SESSION to continue, or --new PROJECT")
+        _refuse_new_options(session_ref, idea, idea_file, mode, user_id, tags)
     idea_text = text_or_file(idea, idea_file, "idea")
     if new_project is not None and idea_text is None:
         raise click.UsageError("--new needs --idea TEXT or --idea-file FILE")
