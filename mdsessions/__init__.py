@@ -49,12 +49,15 @@ __all__ = [
     "RunResult",
     "Runner",
     "Session",
+    "SearchResult",
     "SessionExistsError",
+    "SessionFilter",
     "SessionLockedError",
     "SessionManifest",
     "SessionNotFoundError",
     "SessionStatus",
     "SessionSummary",
+    "StatsResult",
     "Store",
     "StoreError",
     "StoreNotFoundError",
@@ -65,9 +68,12 @@ __all__ = [
     "WorkflowError",
     "__version__",
     "dumps",
+    "find_sessions",
     "history",
     "idea_validation",
     "loads",
+    "search_sessions",
+    "session_stats",
 ]
 
 _WHERE = {
@@ -81,6 +87,12 @@ _WHERE = {
     "Session": "store.store",
     "Problem": "store.store",
     "SessionSummary": "store.store",
+    "SessionFilter": "models.query",
+    "SearchResult": "models.query",
+    "StatsResult": "models.query",
+    "find_sessions": "store.query",
+    "search_sessions": "store.query",
+    "session_stats": "store.stats",
     "EditedFile": "store.store",
     "InboxItem": "store.store",
     "FeedbackEvent": "watch",
@@ -163,6 +175,7 @@ if TYPE_CHECKING:
         UnrecordedEditError,
         WorkflowError,
     )
+    from mdsessions.models.query import SearchResult, SessionFilter, StatsResult
     from mdsessions.models.schema import (
         AgentOutput,
         AgentPrompt,
@@ -179,6 +192,8 @@ if TYPE_CHECKING:
     )
     from mdsessions.models.workflow import AgentSpec, PhaseDef, Workflow, idea_validation
     from mdsessions.runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
+    from mdsessions.store.query import find_sessions, search_sessions
+    from mdsessions.store.stats import session_stats
     from mdsessions.store.store import (
         Commit,
         EditedFile,

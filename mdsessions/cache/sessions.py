@@ -78,6 +78,8 @@ from typing import Any, Protocol, cast
 
 from pydantic import ValidationError
 
+from mdsessions.cache.facts import SessionFacts, facts_of, is_facts
+from mdsessions.cache.facts import decode as decode_facts
 from mdsessions.documents.frontmatter import decode, load_as, read_fields
 from mdsessions.errors import DocumentError
 from mdsessions.git import repo as _git
@@ -106,7 +108,7 @@ RACY_NS = 2_000_000_000
 MANIFEST = "session_manifest.md"
 FEEDBACK = "user_feedback.md"
 _NOT_OUTPUTS = ("checkpoint.md", FEEDBACK)
-_MAGIC = b"mdsessions session index 2\n"  # first line of the snapshot file
+_MAGIC = b"mdsessions session index 3\n"  # first line of the snapshot file
 #: The snapshot's integer columns and their array typecodes (see ``_pack``).
 _INT_COLUMNS = {"mtime": "q", "ctime": "q", "ino": "Q", "size": "Q", "kind": "q", "order": "q"}
 _BATCH = 1000  # frontmatter texts held in memory before they are sent to the file
@@ -146,6 +148,9 @@ class SessionSummary:
         updated: When its manifest last changed (UTC).
         waiting: Phases awaiting review: ``(number, name, folder, completed UTC or None)``.
         path: Store-relative path of the manifest.
+
+    What search and stats read (tags, metadata, totals, phase rows with their agents) is in
+    :attr:`facts`, taken from the same parse (:mod:`mdsessions.cache.facts`).
     """
 
     project_id: str
@@ -158,6 +163,8 @@ class SessionSummary:
     updated: _dt.datetime
     waiting: tuple[tuple[int, str, str, _dt.datetime | None], ...]
     path: str
+    facts_data: list[Any] | None = field(default=None, repr=False, compare=False)
+    """The facts as the index keeps them (JSON-ready; see :mod:`mdsessions.cache.facts`)."""
     _frontmatter: str = field(default="", repr=False, compare=False)
     _key: str = field(default="", repr=False, compare=False)
     _source: _Frontmatters | None = field(default=None, repr=False, compare=False)
@@ -166,6 +173,25 @@ class SessionSummary:
     def ref(self) -> str:
         """``project_id/session_id``."""
         return f"{self.project_id}/{self.session_id}"
+
+    @property
+    def facts(self) -> SessionFacts:
+        """Tags, metadata, totals and started phase rows with their agents (typed).
+
+        Raises:
+            DocumentError: As :meth:`frontmatter`, if the facts must be made again from it.
+            OSError: As :meth:`frontmatter`.
+        """
+        if self.facts_data is not None:
+            with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
+                return decode_facts(self.facts_data)
+        manifest = SessionManifest.model_validate(self.frontmatter())
+        return decode_facts(facts_of(manifest))
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The session's tags."""
+        return self.facts.tags
 
     def frontmatter(self) -> dict[str, Any]:
         """The manifest's whole frontmatter (JSON-ready), as :meth:`SessionManifest.frontmatter`.
@@ -210,7 +236,7 @@ def _fields(manifest: SessionManifest) -> tuple[Any, ...]:
 
     Returns:
         ``(project_id, session_id, workflow, mode, status, current_phase, created, updated,
-        waiting phases)``.
+        waiting phases, facts)``.
     """
     pending = ReviewState.PENDING
     waiting = tuple(
@@ -226,6 +252,7 @@ def _fields(manifest: SessionManifest) -> tuple[Any, ...]:
         manifest.created,
         manifest.updated,
         waiting,
+        facts_of(manifest),
     )
 
 
@@ -307,7 +334,7 @@ def _json_of_yaml(yaml_text: str, rel: str) -> str:
 
 def summarize(manifest: SessionManifest, rel: str) -> SessionSummary:
     """The summary of a parsed manifest (``rel``: its store-relative path)."""
-    pid, sid, workflow, mode, status, current, created, updated, waiting = _fields(manifest)
+    pid, sid, workflow, mode, status, current, created, updated, waiting, facts = _fields(manifest)
     text = _json(manifest)
     return SessionSummary(
         pid,
@@ -320,6 +347,7 @@ def summarize(manifest: SessionManifest, rel: str) -> SessionSummary:
         updated or _MIN_TIME,
         waiting,
         rel,
+        facts,
         _frontmatter=text,
     )
 
@@ -370,6 +398,7 @@ class _Project:
         "updated_iso",
         "waiting",
         "outputs",
+        "facts",
         "summaries",
     )
     __slots__ = ("built", "folder", "listing", "name", *COLUMNS)
@@ -396,6 +425,7 @@ class _Project:
         self.updated_iso: list[str | None] = []
         self.waiting: list[tuple[Phase, ...]] = []
         self.outputs: list[list[Known | None] | None] = []  # per waiting phase, when known
+        self.facts: list[list[Any] | None] = []  # search and stats facts (cache/facts.py)
         self.summaries: list[SessionSummary | None] = []
 
     def relist(self, names: list[str]) -> None:
@@ -430,8 +460,10 @@ class _Project:
             self.created[i] = self.updated[i] = None
             self.created_iso[i] = self.updated_iso[i] = None
             self.waiting[i] = ()
+            self.facts[i] = None
         else:
-            pid, sid, _, _, _, current, created, updated, waiting = values
+            pid, sid, _, _, _, current, created, updated, waiting, facts = values
+            self.facts[i] = facts
             self.pid[i] = None if pid == self.name else pid
             self.sid[i] = None if sid == self.names[i] else sid
             self.current[i], self.created[i], self.updated[i] = current, created, updated
@@ -913,6 +945,7 @@ class SessionIndex:
         prefix = f"{self._prefix}{p.name}/sessions/"
         name = p.name
         summaries = p.summaries
+        facts = p.facts
         for i, (made, kind, pid, sid, current, created, updated, waiting, folder, key) in enumerate(
             zip(
                 summaries,
@@ -945,6 +978,7 @@ class SessionIndex:
                     "updated": updated or _MIN_TIME,
                     "waiting": waiting,
                     "path": f"{prefix}{folder}/{MANIFEST}",
+                    "facts_data": facts[i],
                     "_frontmatter": "",
                     "_key": key,
                     "_source": self._fm,
@@ -1074,6 +1108,7 @@ class SessionIndex:
                         if w
                     ],
                     "outputs": outputs,
+                    "facts": p.facts,
                 }
             )
         snapshot = {
@@ -1169,6 +1204,10 @@ class SessionIndex:
             p.updated = list(map(times.__getitem__, updated))
             p.created_iso, p.updated_iso = created, updated
             p.waiting, p.outputs = waiting, outputs
+            facts = data["facts"]
+            if len(facts) != n or not all(f is None or is_facts(f) for f in facts):
+                raise ValueError("snapshot facts that do not fit the entries")
+            p.facts = facts
             p.summaries = [None] * n
             projects.append(p)
         if start != len(columns["mtime"]):

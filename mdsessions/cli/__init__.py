@@ -8,8 +8,8 @@ on every command that reports). The layout:
 * :mod:`.schemas`: the models of the ``--json`` documents the CLI composes, the JSON Schema of
   every command's document, and docs/json.md made from them;
 * one module per command group: :mod:`.sessions`, :mod:`.phases`, :mod:`.run`,
-  :mod:`.review`, :mod:`.versions`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance`
-  (:mod:`.history` lists the commands of the last four);
+  :mod:`.review`, :mod:`.query`, :mod:`.versions`, :mod:`.backup`, :mod:`.remote`,
+  :mod:`.maintenance` (:mod:`.history` lists the commands of the last four);
 * this module adds every command to the group, in ``--help`` order. The command modules
   import :mod:`.app`, never this module, so nothing imports in a cycle.
 
@@ -26,6 +26,7 @@ import click
 from mdsessions.cli import history
 from mdsessions.cli.app import cli
 from mdsessions.cli.phases import checkpoint_command, feedback_command, output_command
+from mdsessions.cli.query import search_command, stats_command
 from mdsessions.cli.review import (
     edits_command,
     inbox_command,
@@ -50,6 +51,8 @@ COMMANDS: tuple[click.Command, ...] = (
     init_command,
     new_command,
     list_command,
+    search_command,
+    stats_command,
     status_command,
     checkpoint_command,
     output_command,

@@ -34,8 +34,10 @@ from mdsessions import (
     InboxItem,
     Problem,
     RunResult,
+    SearchResult,
     SessionManifest,
     SessionStatus,
+    StatsResult,
     UserFeedback,
     history,
 )
@@ -191,6 +193,8 @@ class ErrorOutput(_Output):
 
 OUTPUTS: dict[str, Any] = {
     "list": list[SessionEntry],
+    "search": SearchResult,
+    "stats": StatsResult,
     "status": SessionState,
     "log": list[history.Version],
     "show": DocumentView,

@@ -115,11 +115,22 @@ def new_command(
     help="Only sessions with this status: created, in_progress, awaiting_review, completed, "
     "rejected or failed.",
 )
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only sessions with this tag (repeat: with every one of them).",
+)
 @json_option()
 @store_option()
 @click.pass_context
 def list_command(
-    ctx: click.Context, project: str | None, status: str | None, as_json: bool
+    ctx: click.Context,
+    project: str | None,
+    status: str | None,
+    tags: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """List the sessions of the store.
 
@@ -127,8 +138,9 @@ def list_command(
     Example:
         mdsessions list
         mdsessions list --project project-123 --status awaiting_review --json
+        mdsessions list --tag pilot
     """
-    from mdsessions import SessionStatus
+    from mdsessions import SessionFilter, SessionStatus, find_sessions
 
     if status is not None:
         allowed = [s.value for s in SessionStatus]
@@ -137,9 +149,10 @@ def list_command(
                 f"{status!r} is not one of {', '.join(allowed)}", param_hint="'--status'"
             )
     store = open_store(ctx)
-    manifests = [
-        m for m in store.list_sessions(project) if status is None or m.status.value == status
-    ]
+    manifests = find_sessions(
+        store,
+        SessionFilter(project=project, status=(status,) if status else (), tags=tags),
+    )
     if as_json:
         echo_session_entries(manifests)  # streamed; SessionEntry of docs/json.md
         return
