@@ -154,7 +154,7 @@ def search_command(
     filters = _filters(kw)
     store = open_store(ctx)
     result = search_sessions(
-        store, text, filters=filters, at=at, regex=regex, ignore_case=ignore_case
+        store, text, filters=filters, at=at, regex=regex, ignore_case=ignore_case, hits=as_json
     )
     if as_json:
         echo_model(result)

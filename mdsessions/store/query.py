@@ -182,13 +182,15 @@ def search_sessions(
     at: str | None = None,
     regex: bool = False,
     ignore_case: bool = False,
+    hits: bool = True,
 ) -> SearchResult:
     """Sessions passing the filters and, with a text, the document lines that contain it.
 
     Seed 000 ``search_sessions``. The text search is ``git grep -n`` over the projects
     folder (fixed text unless ``regex``), in the working tree or at commit ``at``; only the
-    documents of sessions in ``sessions/`` folders (not ``archive/``) are matched, and of
-    those passing the filters (filters read the sessions as they are now).
+    documents of sessions in ``sessions/`` folders (not ``archive/``) are matched, and with
+    filters only those of the sessions passing them (filters read the sessions as they are
+    now, also with ``at``).
 
     Args:
         store: The store.
@@ -197,6 +199,9 @@ def search_sessions(
         at: A commit (id, ref, ``HEAD~3``) to search instead of the working tree.
         regex: ``text`` is an extended regular expression (``git grep -E``).
         ignore_case: Match regardless of case.
+        hits: With a text and no filter, also list the sessions of the matching lines (a
+            listing of the store: ``False`` leaves ``sessions`` empty, what a caller that
+            prints only the lines needs).
 
     Returns:
         The sessions (with a text: those with a matching line) and the matching lines.
@@ -210,7 +215,7 @@ def search_sessions(
         return SearchResult(sessions=tuple(_hit(s) for s in find_sessions(store, f)))
     commit = _resolve(store, at) if at is not None else None
     rev = at if commit is not None else None
-    filtered = at is None or _active(f) or f.project is not None
+    filtered = _active(f) or f.project is not None
     chosen = find_sessions(store, f) if filtered else []
     base = "" if store.projects_dir == "." else store.projects_dir + "/"
     if filtered and len(chosen) <= _FEW:
@@ -239,9 +244,11 @@ def search_sessions(
             SearchMatch(path=path, line=number, text=line, project=ids[0], session=ids[1])
         )
     if filtered:
-        hits = tuple(_hit(keep[ids]) for ids in keep if ids in found)
-    else:
-        hits = tuple(
+        sessions = tuple(_hit(keep[ids]) for ids in keep if ids in found)
+    elif hits and found:
+        sessions = tuple(
             _hit(s) for s in store.list_sessions() if (s.project_id, s.session_id) in found
         )
-    return SearchResult(text=text, at=commit, sessions=hits, matches=tuple(matches))
+    else:
+        sessions = ()
+    return SearchResult(text=text, at=commit, sessions=sessions, matches=tuple(matches))

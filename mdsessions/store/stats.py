@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,12 +32,24 @@ from mdsessions.store.query import find_sessions
 if TYPE_CHECKING:
     from mdsessions.store.store import Store
 
-__all__ = ["GROUPS", "percentile", "session_stats"]
+__all__ = ["GROUPS", "median", "percentile", "session_stats"]
 
 GROUPS: tuple[str, ...] = ("model", "agent", "phase", "day", "status")
 """What ``stats --by`` accepts."""
 _DECISIONS = {"approved": "approvals", "revise": "revisions", "rejected": "rejections"}
 _UTC = _dt.timezone.utc
+
+
+def median(values: list[float]) -> float | None:
+    """The median of ``values`` (mean of the middle two of an even count); ``None`` if empty.
+
+    (Not :mod:`statistics`: its import costs a cold command more than the whole sum.)
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -79,7 +90,7 @@ class _Acc:
             tokens=self.tokens,
             cost=round(self.cost, 6),
             duration_sum=round(sum(self.durations), 3),
-            duration_median=statistics.median(self.durations) if self.durations else None,
+            duration_median=median(self.durations),
             duration_p95=percentile(self.durations, 0.95),
         )
 
@@ -231,7 +242,7 @@ def session_stats(
     review = ReviewFigures(
         **decisions,
         waited_sum=round(sum(waits), 3),
-        waited_median=statistics.median(waits) if waits else None,
+        waited_median=median(waits),
         waited_p95=percentile(waits, 0.95),
         pending=pending_count,
         waiting_sum=round(sum(pending), 3),
