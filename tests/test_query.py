@@ -153,6 +153,11 @@ def test_filters_see_an_unrecorded_edit_and_survive_a_new_process(store: Store) 
         ).stdout  # fmt: skip
         assert out.strip() == "['demo/s1'] ['other/s3']"
     assert store.list_sessions()[2].facts.tags == ("late",)
+    facts = store.list_sessions()[0].facts
+    assert (facts.input_tokens, facts.output_tokens, facts.cost) == (1200, 600, 0.012)
+    assert [(p.number, p.review, [a.model for a in p.agents]) for p in facts.phases] == [
+        (1, "approved", ["gpt-4o", "claude-3"])
+    ]
 
 
 # ---------------------------------------------------------------------------- text search
@@ -165,6 +170,8 @@ def test_text_search_is_git_grep(store: Store) -> None:
     expected = git(store.root, "grep", "-n", "pricing", "--", "projects/").splitlines()
     assert lines == expected and len(lines) == 2
     assert [(h.project, h.session) for h in result.sessions] == [("demo", "s1")]
+    lines_only = search_sessions(store, "pricing", hits=False)
+    assert lines_only.sessions == () and lines_only.matches == result.matches
     assert search_sessions(store, "PRICING").matches == ()
     assert len(search_sessions(store, "PRICING", ignore_case=True).matches) == 2
     assert len(search_sessions(store, "pric(ing|e)", regex=True).matches) == 2
