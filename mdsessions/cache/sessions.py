@@ -110,7 +110,9 @@ FEEDBACK = "user_feedback.md"
 _NOT_OUTPUTS = ("checkpoint.md", FEEDBACK)
 _MAGIC = b"mdsessions session index 3\n"  # first line of the snapshot file
 #: The snapshot's integer columns and their array typecodes (see ``_pack``).
-_INT_COLUMNS = {"mtime": "q", "ctime": "q", "ino": "Q", "size": "Q", "kind": "q", "order": "q"}
+_INT_COLUMNS = {
+    "mtime": "q", "ctime": "q", "ino": "Q", "size": "Q", "kind": "q", "order": "q", "facts": "q"
+}  # fmt: skip
 _BATCH = 1000  # frontmatter texts held in memory before they are sent to the file
 _DB_VERSION = 3  # PRAGMA user_version of the frontmatter file; any other: dropped, rebuilt
 _UTC = _dt.timezone.utc
@@ -164,7 +166,9 @@ class SessionSummary:
     waiting: tuple[tuple[int, str, str, _dt.datetime | None], ...]
     path: str
     facts_data: list[Any] | None = field(default=None, repr=False, compare=False)
-    """The facts as the index keeps them (JSON-ready; see :mod:`mdsessions.cache.facts`)."""
+    """The facts as the index keeps them (JSON-ready; see :mod:`mdsessions.cache.facts`).
+
+    Read-only: sessions with equal facts share one list."""
     _frontmatter: str = field(default="", repr=False, compare=False)
     _key: str = field(default="", repr=False, compare=False)
     _source: _Frontmatters | None = field(default=None, repr=False, compare=False)
@@ -711,6 +715,8 @@ class SessionIndex:
         self._projects: dict[str, _Project] = {}
         self._kinds: list[tuple[str, str, SessionStatus]] = []
         self._kind_codes: dict[tuple[str, str, SessionStatus], int] = {}
+        # Equal facts of new parses share one list (the snapshot stores each distinct once).
+        self._facts_pool: dict[str, list[Any]] = {}
         self._order: Runs | None = None  # entries with a summary, in listing order
         self._listed: list[SessionSummary] | None = None  # every summary, in order
         self._inbox: list[tuple[str, Waiting]] | None = None  # (project folder, item), sorted
@@ -891,6 +897,8 @@ class SessionIndex:
                 project.set_summary(i, None, ())  # not listed; kept so it is not parsed again
             else:
                 values, text = read
+                key = json.dumps(values[9], separators=(",", ":"))
+                values = (*values[:9], self._facts_pool.setdefault(key, values[9]))
                 kind = self._kind(values[2], values[3], values[4])
                 project.set_summary(i, kind, values)
                 self._fm.add(digest, text)
@@ -1057,18 +1065,23 @@ class SessionIndex:
         names, ``waiting`` and ``outputs`` sparse as ``[entry, value]``, outputs as names
         inside their phase folder; ``untrusted``: the entries without a trusted identity;
         ``valid``: how many entries have a summary). ``runs`` is the listing order as
-        ``[project number, how many entries]`` (see :meth:`_sorted`).
+        ``[project number, how many entries]`` (see :meth:`_sorted`). ``facts`` lists each
+        distinct facts value once (:mod:`mdsessions.cache.facts`; of 10,000 sessions most
+        share theirs with others, and parsing each again would cost more than the rest).
 
         Returns:
             The JSON part, and the integer columns over every entry of every project in the
             JSON's project order: ``mtime``, ``ctime``, ``ino``, ``size`` (0 where untrusted),
-            ``kind`` (-1: no summary), and ``order`` (the entries of the runs). Parsing
+            ``kind`` (-1: no summary), ``facts`` (the number in ``facts``; -1: none) and
+            ``order`` (the entries of the runs). Parsing
             60,000 integers from JSON would cost more than all the rest of the snapshot.
         """
         runs = self._sorted()
         projects = list(self._projects.values())
         number = {id(p): n for n, p in enumerate(projects)}
         columns: dict[str, list[int]] = {k: [] for k in _INT_COLUMNS}
+        table: dict[int, int] = {}  # id of a facts list -> its number in "facts"
+        distinct: list[list[Any]] = []
         for _, entries in runs:
             columns["order"].extend(entries)
         encoded = []
@@ -1077,6 +1090,15 @@ class SessionIndex:
                 values = getattr(p, name)
                 columns[name].extend([0 if v is None else v for v in values])
             columns["kind"].extend(-1 if k is None else k for k in p.kind)
+            for f in p.facts:
+                if f is None:
+                    columns["facts"].append(-1)
+                else:
+                    n = table.get(id(f))
+                    if n is None:
+                        n = table[id(f)] = len(distinct)
+                        distinct.append(f)
+                    columns["facts"].append(n)
             outputs = []
             for i, known in enumerate(p.outputs):
                 if known is not None:
@@ -1108,7 +1130,6 @@ class SessionIndex:
                         if w
                     ],
                     "outputs": outputs,
-                    "facts": p.facts,
                 }
             )
         snapshot = {
@@ -1118,6 +1139,7 @@ class SessionIndex:
             "kinds": [[w, m, s.value] for w, m, s in self._kinds],
             "projects": encoded,
             "runs": [[number[id(p)], len(entries)] for p, entries in runs],
+            "facts": distinct,
         }
         return snapshot, columns
 
@@ -1142,6 +1164,9 @@ class SessionIndex:
         if snap["projects_dir"] != self.projects_dir:
             return
         kinds = [(str(w), str(m), _STATUS[s]) for w, m, s in snap["kinds"]]
+        table = snap["facts"]
+        if not all(map(is_facts, table)):
+            raise ValueError("snapshot facts that are not facts")
         if columns["kind"] and not -1 <= min(columns["kind"]) <= max(columns["kind"]) < len(kinds):
             raise ValueError("a snapshot kind out of range")
         projects: list[_Project] = []
@@ -1204,10 +1229,7 @@ class SessionIndex:
             p.updated = list(map(times.__getitem__, updated))
             p.created_iso, p.updated_iso = created, updated
             p.waiting, p.outputs = waiting, outputs
-            facts = data["facts"]
-            if len(facts) != n or not all(f is None or is_facts(f) for f in facts):
-                raise ValueError("snapshot facts that do not fit the entries")
-            p.facts = facts
+            p.facts = [None if f < 0 else table[f] for f in columns["facts"][start - n : start]]
             p.summaries = [None] * n
             projects.append(p)
         if start != len(columns["mtime"]):
