@@ -23,7 +23,7 @@ so that HEAD is mdsessions' own commit, as in any store in use. Median of ``reps
     python benchmarks/bench_sessions.py --quick       # 1,000 sessions
     python benchmarks/bench_sessions.py --json out.json
 
-``measure(workdir, quick) -> dict`` is what ``bench.py`` calls.
+``measure(workdir, quick) -> dict`` and ``render(result) -> str`` are what ``bench.py`` calls.
 """
 
 from __future__ import annotations
@@ -215,6 +215,11 @@ def table(result: dict[str, Any]) -> str:
             f"{r['baseline']} | {r['baseline_ms']} | {r['ratio']} | {target} | {met} |"
         )
     return "\n".join(lines)
+
+
+def render(result: dict[str, Any]) -> str:
+    """The part's report for ``bench.py``: a heading and :func:`table`."""
+    return "## Many sessions: search and stats (issue 14)\n\n" + table(result)
 
 
 def main() -> int:
