@@ -54,8 +54,13 @@ _TAG, _MODEL = "tmpltag", "tmplmodel"
 #: The models of ``varied`` stores' agent outputs, one per session in turn.
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "gemini-1.5-pro")
 #: Template figures replaced per session in ``varied`` stores (distinctive numbers).
-_FIGURES = {b"input_tokens: 4321": "input_tokens", b"output_tokens: 1234": "output_tokens",
-            b"tokens: 5555": "tokens", b"cost: 0.0987": "cost", b"duration: 54.5": "duration"}
+_FIGURES = {
+    b"input_tokens: 4321": "input_tokens",
+    b"output_tokens: 1234": "output_tokens",
+    b"tokens: 5555": "tokens",
+    b"cost: 0.0987": "cost",
+    b"duration: 54.5": "duration",
+}
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "mdsessions bench",
     "GIT_AUTHOR_EMAIL": "bench@localhost",
@@ -107,9 +112,7 @@ def _git(root: Path, *args: str) -> None:
         raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.decode()[:500]}")
 
 
-def _templates(
-    scratch: Path, *, varied: bool = False
-) -> tuple[dict[str, bytes], dict[str, bytes]]:
+def _templates(scratch: Path, *, varied: bool = False) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """Render the two template sessions through the library in a scratch store.
 
     Returns:

@@ -108,9 +108,9 @@ def _baseline_stats(root: Path) -> dict[str, float]:
     for m in _frontmatter_manifests(root):
         for p in m.get("phases", []):
             for a in p.get("agents", []):
-                cost[a.get("model") or "unknown"] = cost.get(a.get("model") or "unknown", 0) + a[
-                    "cost"
-                ]
+                cost[a.get("model") or "unknown"] = (
+                    cost.get(a.get("model") or "unknown", 0) + a["cost"]
+                )
     return cost
 
 
