@@ -270,6 +270,7 @@ def test_cli_search_stats_and_list_tag(store: Store) -> None:
     assert "--by" in _run(store, "stats", "--by", "size", code=2)
     assert "--since" in _run(store, "search", "--since", "yesterday", code=2)
     assert "--meta" in _run(store, "search", "--meta", "novalue", code=2)
+    assert "--status" in _run(store, "stats", "--status", "done", code=2)
     assert "Error:" in _run(store, "search", "x", "--at", "nope", code=1)
     assert "Error:" in _run(store, "stats", "demo/none", code=1)
     assert snapshot(store.root) == state  # read commands change nothing

@@ -21,7 +21,6 @@ __all__ = ["search_command", "stats_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-STATUSES = ("created", "in_progress", "awaiting_review", "completed", "rejected", "failed")
 GROUPS = ("model", "agent", "phase", "day", "status")
 CSV_COLUMNS = (
     "key",
@@ -70,8 +69,8 @@ def filter_options(func: F) -> F:
             "--status",
             "statuses",
             multiple=True,
-            type=click.Choice(STATUSES),
-            help="Only sessions with this status (repeat: any of them).",
+            metavar="STATUS",
+            help="Only sessions with this status, e.g. awaiting_review (repeat: any of them).",
         ),
         click.option(
             "--tag",
@@ -101,11 +100,18 @@ def filter_options(func: F) -> F:
 
 
 def _filters(kw: dict[str, Any]) -> SessionFilter:
-    from mdsessions import SessionFilter
+    from mdsessions import SessionFilter, SessionStatus
 
+    statuses = kw.pop("statuses")
+    allowed = [s.value for s in SessionStatus]
+    for status in statuses:
+        if status not in allowed:
+            raise click.BadParameter(
+                f"{status!r} is not one of {', '.join(allowed)}", param_hint="'--status'"
+            )
     return SessionFilter(
         project=kw.pop("project"),
-        status=kw.pop("statuses"),
+        status=statuses,
         tags=kw.pop("tags"),
         mode=kw.pop("mode"),
         workflow=kw.pop("workflow"),
