@@ -275,3 +275,18 @@ def test_cli_search_stats_and_list_tag(store: Store) -> None:
     assert "Error:" in _run(store, "stats", "demo/none", code=1)
     assert snapshot(store.root) == state  # read commands change nothing
     assert not history.verify(store).problems
+
+
+def test_a_snapshot_with_bad_facts_is_rebuilt(store: Store) -> None:
+    from mdsessions.cache.sessions import _pack, _unpack
+
+    _populate(store)
+    assert _refs(find_sessions(store, SessionFilter(agent="critic"))) == ["demo/s1"]
+    path = store.session_index.snapshot_path
+    snap, columns = _unpack(path.read_bytes())
+    assert len(snap["facts"]) == 3 and columns["facts"] == [0, 1, 2]
+    columns["facts"][0] = 99  # a number past the table: not a snapshot this version wrote
+    path.write_bytes(_pack(snap, columns))
+    with Store.open(store.root) as again:
+        assert _refs(find_sessions(again, SessionFilter(agent="critic"))) == ["demo/s1"]
+        assert _refs(find_sessions(again, SessionFilter(tags=("beta",)))) == ["demo/s2"]
