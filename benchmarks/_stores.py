@@ -24,6 +24,13 @@ Use from a script in ``benchmarks/``::
 
 The caller is responsible for the git environment (e.g. ``bench_checkpoint.setup_env``);
 the commit's author is set explicitly, so no global identity is needed.
+
+``make_store(..., varied=True)`` (what ``bench_sessions.py`` searches) also gives every
+session tags and its agent output a model, tokens and cost: session ``k`` has the tags
+``t{k % 50}`` (two digits) and ``all``, and its output (sessions awaiting review) the model
+:data:`MODELS` ``[k % 4]`` with ``100 + k % 1000`` input tokens, ``50 + k % 500`` output
+tokens and ``0.001 * (k % 7 + 1)`` USD in ``1 + k % 60`` seconds; the manifest's phase row
+lists that agent (``agents:``), as a real run records it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 _EPOCH = _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc)
 _TEMPLATE_PROJECT = "tmplproject"
 _TEMPLATE_IDS = ("tmplfresh", "tmplreview")
+_TAG, _MODEL = "tmpltag", "tmplmodel"
+#: The models of ``varied`` stores' agent outputs, one per session in turn.
+MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "gemini-1.5-pro")
+#: Template figures replaced per session in ``varied`` stores (distinctive numbers).
+_FIGURES = {
+    b"input_tokens: 4321": "input_tokens",
+    b"output_tokens: 1234": "output_tokens",
+    b"tokens: 5555": "tokens",
+    b"cost: 0.0987": "cost",
+    b"duration: 54.5": "duration",
+}
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "mdsessions bench",
     "GIT_AUTHOR_EMAIL": "bench@localhost",
@@ -94,7 +112,7 @@ def _git(root: Path, *args: str) -> None:
         raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.decode()[:500]}")
 
 
-def _templates(scratch: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:
+def _templates(scratch: Path, *, varied: bool = False) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """Render the two template sessions through the library in a scratch store.
 
     Returns:
@@ -109,10 +127,17 @@ def _templates(scratch: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:
 
     store = Store.init(scratch)
     try:
-        fresh = store.create_session(_TEMPLATE_PROJECT, _TEMPLATE_IDS[0])
-        review = store.create_session(_TEMPLATE_PROJECT, _TEMPLATE_IDS[1])
-        review.save_agent_output(1, "concept_expansion", "# Concept\n\nA benchmark idea.\n")
-        review.save_checkpoint(1, status="completed")
+        tags = [_TAG, "all"] if varied else None
+        fresh = store.create_session(_TEMPLATE_PROJECT, _TEMPLATE_IDS[0], tags=tags)
+        review = store.create_session(_TEMPLATE_PROJECT, _TEMPLATE_IDS[1], tags=tags)
+        if varied:
+            output = {"agent": "concept_expansion", "content": "# Concept\n\nA benchmark idea.\n",
+                      "model": _MODEL, "input_tokens": 4321, "output_tokens": 1234,
+                      "cost": 0.0987, "duration": 54.5}  # fmt: skip
+            review.save_checkpoint(1, status="completed", outputs=[output])
+        else:
+            review.save_agent_output(1, "concept_expansion", "# Concept\n\nA benchmark idea.\n")
+            review.save_checkpoint(1, status="completed")
         out: list[dict[str, bytes]] = []
         for session in (fresh, review):
             files = {
@@ -129,7 +154,21 @@ def _templates(scratch: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:
 _ANY_TIME = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
-def _instantiate(files: dict[str, bytes], project: str, session: str, k: int) -> dict[str, bytes]:
+def _varied(data: bytes, k: int) -> bytes:
+    """Session ``k``'s tag, model and figures in place of the template's."""
+    inp, out = 100 + k % 1000, 50 + k % 500
+    values = {"input_tokens": inp, "output_tokens": out, "tokens": inp + out,
+              "cost": round(0.001 * (k % 7 + 1), 6), "duration": float(1 + k % 60)}  # fmt: skip
+    data = data.replace(_TAG.encode(), f"t{k % 50:02d}".encode())
+    data = data.replace(_MODEL.encode(), MODELS[k % len(MODELS)].encode())
+    for old, name in _FIGURES.items():
+        data = data.replace(old, old.split(b":")[0] + f": {values[name]}".encode())
+    return data
+
+
+def _instantiate(
+    files: dict[str, bytes], project: str, session: str, k: int, *, varied: bool = False
+) -> dict[str, bytes]:
     """The template's files with the ids of session ``k`` in ``project``; every time its own."""
     new_time = stamp(k).encode()
     out = {}
@@ -137,6 +176,8 @@ def _instantiate(files: dict[str, bytes], project: str, session: str, k: int) ->
         data = data.replace(_TEMPLATE_PROJECT.encode(), project.encode())
         for tmpl in _TEMPLATE_IDS:
             data = data.replace(tmpl.encode(), session.encode())
+        if varied:
+            data = _varied(data, k)
         out[rel] = _ANY_TIME.sub(new_time, data)
     return out
 
@@ -147,6 +188,7 @@ def make_store(
     *,
     projects: int = 10,
     review_every: int = 10,
+    varied: bool = False,
 ) -> BuiltStore:
     """Create a store of ``sessions`` sessions at ``root`` in one commit.
 
@@ -156,6 +198,7 @@ def make_store(
         projects: How many projects to spread them over (round-robin; at least 1).
         review_every: Every ``review_every``-th session of each project awaits review of
             phase 1 (``0``: none does).
+        varied: Tags, models, tokens and cost per session (see the module docstring).
 
     Returns:
         What was built (the timing includes rendering the templates and the git commit).
@@ -168,7 +211,7 @@ def make_store(
         raise ValueError("need projects >= 1 and sessions >= 0")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mdsessions-tmpl-") as tmp:
-        fresh, review = _templates(Path(tmp) / "store")
+        fresh, review = _templates(Path(tmp) / "store", varied=varied)
     from mdsessions import Store
 
     Store.init(root).close()
@@ -183,7 +226,7 @@ def make_store(
         awaiting += waits
         template = review if waits else fresh
         folder = base / project / "sessions" / session
-        for rel, data in _instantiate(template, project, session, k).items():
+        for rel, data in _instantiate(template, project, session, k, varied=varied).items():
             path = folder / rel
             if path.parent not in made_dirs:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -893,6 +893,7 @@ PARTS = {
     "disk": "bench_disk",
     "cold": "bench_cold",
     "writers_seed_durable": "bench_writers",
+    "sessions": "bench_sessions",
 }
 
 

@@ -61,12 +61,15 @@ __all__ = [
     "RunResult",
     "Runner",
     "Session",
+    "SearchResult",
     "SessionExistsError",
+    "SessionFilter",
     "SessionLockedError",
     "SessionManifest",
     "SessionNotFoundError",
     "SessionStatus",
     "SessionSummary",
+    "StatsResult",
     "Store",
     "Transcript",
     "TranscriptEntry",
@@ -85,10 +88,13 @@ __all__ = [
     "WorkflowError",
     "__version__",
     "dumps",
+    "find_sessions",
     "history",
     "idea_validation",
     "loads",
     "redact",
+    "search_sessions",
+    "session_stats",
 ]
 
 _WHERE = {
@@ -111,6 +117,12 @@ _WHERE = {
     "Session": "store.store",
     "Problem": "store.store",
     "SessionSummary": "store.store",
+    "SessionFilter": "models.query",
+    "SearchResult": "models.query",
+    "StatsResult": "models.query",
+    "find_sessions": "store.query",
+    "search_sessions": "store.query",
+    "session_stats": "store.stats",
     "EditedFile": "store.store",
     "InboxItem": "store.store",
     "LifecycleResult": "store.lifecycle",
@@ -209,6 +221,7 @@ if TYPE_CHECKING:
         WorkflowError,
     )
     from mdsessions.models.events import RunEvent, RunEventKind
+    from mdsessions.models.query import SearchResult, SessionFilter, StatsResult
     from mdsessions.models.schema import (
         AgentAttempt,
         AgentOutput,
@@ -239,6 +252,8 @@ if TYPE_CHECKING:
     from mdsessions.redaction import RedactingFilter, Redactor, redact
     from mdsessions.runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
     from mdsessions.store.lifecycle import LifecycleResult, MetadataResult, TagsResult
+    from mdsessions.store.query import find_sessions, search_sessions
+    from mdsessions.store.stats import session_stats
     from mdsessions.store.store import (
         Commit,
         EditedFile,

@@ -204,6 +204,9 @@ def test_every_json_command_matches_its_schema(tmp_path: Path, workflow: Path) -
         "s1",
         "awaiting_review",
     )
+    found = sh.json("search", "Draft", "--project", "proj")
+    assert ("s1", "# Draft") in [(m["session"], m["text"]) for m in found["matches"]]
+    assert sh.json("stats", "--by", "agent")["by_status"] == {"awaiting_review": 1}
     assert sh.json("status", "proj/s1")["manifest"]["current_phase"] == 1
     log = sh.json("log")
     assert all(_is_commit(c["commit"]) for c in log)

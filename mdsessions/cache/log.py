@@ -144,6 +144,18 @@ class LogIndex:
             ).fetchall()
         return [_info(row) for row in rows]
 
+    def trailers(self) -> list[tuple[int, str]]:
+        """Every commit of the branch, oldest first, as ``(commit time, trailers text)``.
+
+        The time is the author time in seconds since 1970 (UTC); the text is the commit's
+        trailer lines (``Mdsessions-Kind: checkpoint`` …), as ``git log
+        --format=%(trailers:only,unfold)`` gives them. What ``stats`` reads of history.
+        """
+        with self._lock, self._connect() as conn:
+            self.refresh(conn)
+            rows = conn.execute("SELECT time, trailers FROM commits ORDER BY seq").fetchall()
+        return [(int(t), str(text)) for t, text in rows]
+
 
 def _info(row: Sequence[object]) -> CommitInfo:
     _seq, sha, author, stamp, subject, trailers = row

@@ -78,6 +78,8 @@ from typing import Any, Protocol, cast
 
 from pydantic import ValidationError
 
+from mdsessions.cache.facts import SessionFacts, facts_of, is_facts
+from mdsessions.cache.facts import decode as decode_facts
 from mdsessions.documents.frontmatter import decode, load_as, read_fields
 from mdsessions.errors import DocumentError
 from mdsessions.git import repo as _git
@@ -106,9 +108,11 @@ RACY_NS = 2_000_000_000
 MANIFEST = "session_manifest.md"
 FEEDBACK = "user_feedback.md"
 _NOT_OUTPUTS = ("checkpoint.md", FEEDBACK)
-_MAGIC = b"mdsessions session index 2\n"  # first line of the snapshot file
+_MAGIC = b"mdsessions session index 3\n"  # first line of the snapshot file
 #: The snapshot's integer columns and their array typecodes (see ``_pack``).
-_INT_COLUMNS = {"mtime": "q", "ctime": "q", "ino": "Q", "size": "Q", "kind": "q", "order": "q"}
+_INT_COLUMNS = {
+    "mtime": "q", "ctime": "q", "ino": "Q", "size": "Q", "kind": "q", "order": "q", "facts": "q"
+}  # fmt: skip
 _BATCH = 1000  # frontmatter texts held in memory before they are sent to the file
 _DB_VERSION = 3  # PRAGMA user_version of the frontmatter file; any other: dropped, rebuilt
 _UTC = _dt.timezone.utc
@@ -146,6 +150,9 @@ class SessionSummary:
         updated: When its manifest last changed (UTC).
         waiting: Phases awaiting review: ``(number, name, folder, completed UTC or None)``.
         path: Store-relative path of the manifest.
+
+    What search and stats read (tags, metadata, totals, phase rows with their agents) is in
+    :attr:`facts`, taken from the same parse (:mod:`mdsessions.cache.facts`).
     """
 
     project_id: str
@@ -158,6 +165,10 @@ class SessionSummary:
     updated: _dt.datetime
     waiting: tuple[tuple[int, str, str, _dt.datetime | None], ...]
     path: str
+    facts_data: list[Any] | None = field(default=None, repr=False, compare=False)
+    """The facts as the index keeps them (JSON-ready; see :mod:`mdsessions.cache.facts`).
+
+    Read-only: sessions with equal facts share one list."""
     _frontmatter: str = field(default="", repr=False, compare=False)
     _key: str = field(default="", repr=False, compare=False)
     _source: _Frontmatters | None = field(default=None, repr=False, compare=False)
@@ -166,6 +177,25 @@ class SessionSummary:
     def ref(self) -> str:
         """``project_id/session_id``."""
         return f"{self.project_id}/{self.session_id}"
+
+    @property
+    def facts(self) -> SessionFacts:
+        """Tags, metadata, totals and started phase rows with their agents (typed).
+
+        Raises:
+            DocumentError: As :meth:`frontmatter`, if the facts must be made again from it.
+            OSError: As :meth:`frontmatter`.
+        """
+        if self.facts_data is not None:
+            with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
+                return decode_facts(self.facts_data)
+        manifest = SessionManifest.model_validate(self.frontmatter())
+        return decode_facts(facts_of(manifest))
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The session's tags."""
+        return self.facts.tags
 
     def frontmatter(self) -> dict[str, Any]:
         """The manifest's whole frontmatter (JSON-ready), as :meth:`SessionManifest.frontmatter`.
@@ -210,7 +240,7 @@ def _fields(manifest: SessionManifest) -> tuple[Any, ...]:
 
     Returns:
         ``(project_id, session_id, workflow, mode, status, current_phase, created, updated,
-        waiting phases)``.
+        waiting phases, facts)``.
     """
     pending = ReviewState.PENDING
     waiting = tuple(
@@ -226,6 +256,7 @@ def _fields(manifest: SessionManifest) -> tuple[Any, ...]:
         manifest.created,
         manifest.updated,
         waiting,
+        facts_of(manifest),
     )
 
 
@@ -307,7 +338,7 @@ def _json_of_yaml(yaml_text: str, rel: str) -> str:
 
 def summarize(manifest: SessionManifest, rel: str) -> SessionSummary:
     """The summary of a parsed manifest (``rel``: its store-relative path)."""
-    pid, sid, workflow, mode, status, current, created, updated, waiting = _fields(manifest)
+    pid, sid, workflow, mode, status, current, created, updated, waiting, facts = _fields(manifest)
     text = _json(manifest)
     return SessionSummary(
         pid,
@@ -320,6 +351,7 @@ def summarize(manifest: SessionManifest, rel: str) -> SessionSummary:
         updated or _MIN_TIME,
         waiting,
         rel,
+        facts,
         _frontmatter=text,
     )
 
@@ -370,6 +402,7 @@ class _Project:
         "updated_iso",
         "waiting",
         "outputs",
+        "facts",
         "summaries",
     )
     __slots__ = ("built", "folder", "listing", "name", *COLUMNS)
@@ -396,6 +429,7 @@ class _Project:
         self.updated_iso: list[str | None] = []
         self.waiting: list[tuple[Phase, ...]] = []
         self.outputs: list[list[Known | None] | None] = []  # per waiting phase, when known
+        self.facts: list[list[Any] | None] = []  # search and stats facts (cache/facts.py)
         self.summaries: list[SessionSummary | None] = []
 
     def relist(self, names: list[str]) -> None:
@@ -430,8 +464,10 @@ class _Project:
             self.created[i] = self.updated[i] = None
             self.created_iso[i] = self.updated_iso[i] = None
             self.waiting[i] = ()
+            self.facts[i] = None
         else:
-            pid, sid, _, _, _, current, created, updated, waiting = values
+            pid, sid, _, _, _, current, created, updated, waiting, facts = values
+            self.facts[i] = facts
             self.pid[i] = None if pid == self.name else pid
             self.sid[i] = None if sid == self.names[i] else sid
             self.current[i], self.created[i], self.updated[i] = current, created, updated
@@ -679,6 +715,8 @@ class SessionIndex:
         self._projects: dict[str, _Project] = {}
         self._kinds: list[tuple[str, str, SessionStatus]] = []
         self._kind_codes: dict[tuple[str, str, SessionStatus], int] = {}
+        # Equal facts of new parses share one list (the snapshot stores each distinct once).
+        self._facts_pool: dict[str, list[Any]] = {}
         self._order: Runs | None = None  # entries with a summary, in listing order
         self._listed: list[SessionSummary] | None = None  # every summary, in order
         self._inbox: list[tuple[str, Waiting]] | None = None  # (project folder, item), sorted
@@ -859,6 +897,8 @@ class SessionIndex:
                 project.set_summary(i, None, ())  # not listed; kept so it is not parsed again
             else:
                 values, text = read
+                key = json.dumps(values[9], separators=(",", ":"))
+                values = (*values[:9], self._facts_pool.setdefault(key, values[9]))
                 kind = self._kind(values[2], values[3], values[4])
                 project.set_summary(i, kind, values)
                 self._fm.add(digest, text)
@@ -913,6 +953,7 @@ class SessionIndex:
         prefix = f"{self._prefix}{p.name}/sessions/"
         name = p.name
         summaries = p.summaries
+        facts = p.facts
         for i, (made, kind, pid, sid, current, created, updated, waiting, folder, key) in enumerate(
             zip(
                 summaries,
@@ -945,6 +986,7 @@ class SessionIndex:
                     "updated": updated or _MIN_TIME,
                     "waiting": waiting,
                     "path": f"{prefix}{folder}/{MANIFEST}",
+                    "facts_data": facts[i],
                     "_frontmatter": "",
                     "_key": key,
                     "_source": self._fm,
@@ -1023,18 +1065,23 @@ class SessionIndex:
         names, ``waiting`` and ``outputs`` sparse as ``[entry, value]``, outputs as names
         inside their phase folder; ``untrusted``: the entries without a trusted identity;
         ``valid``: how many entries have a summary). ``runs`` is the listing order as
-        ``[project number, how many entries]`` (see :meth:`_sorted`).
+        ``[project number, how many entries]`` (see :meth:`_sorted`). ``facts`` lists each
+        distinct facts value once (:mod:`mdsessions.cache.facts`; of 10,000 sessions most
+        share theirs with others, and parsing each again would cost more than the rest).
 
         Returns:
             The JSON part, and the integer columns over every entry of every project in the
             JSON's project order: ``mtime``, ``ctime``, ``ino``, ``size`` (0 where untrusted),
-            ``kind`` (-1: no summary), and ``order`` (the entries of the runs). Parsing
+            ``kind`` (-1: no summary), ``facts`` (the number in ``facts``; -1: none) and
+            ``order`` (the entries of the runs). Parsing
             60,000 integers from JSON would cost more than all the rest of the snapshot.
         """
         runs = self._sorted()
         projects = list(self._projects.values())
         number = {id(p): n for n, p in enumerate(projects)}
         columns: dict[str, list[int]] = {k: [] for k in _INT_COLUMNS}
+        table: dict[int, int] = {}  # id of a facts list -> its number in "facts"
+        distinct: list[list[Any]] = []
         for _, entries in runs:
             columns["order"].extend(entries)
         encoded = []
@@ -1043,6 +1090,15 @@ class SessionIndex:
                 values = getattr(p, name)
                 columns[name].extend([0 if v is None else v for v in values])
             columns["kind"].extend(-1 if k is None else k for k in p.kind)
+            for f in p.facts:
+                if f is None:
+                    columns["facts"].append(-1)
+                else:
+                    n = table.get(id(f))
+                    if n is None:
+                        n = table[id(f)] = len(distinct)
+                        distinct.append(f)
+                    columns["facts"].append(n)
             outputs = []
             for i, known in enumerate(p.outputs):
                 if known is not None:
@@ -1083,6 +1139,7 @@ class SessionIndex:
             "kinds": [[w, m, s.value] for w, m, s in self._kinds],
             "projects": encoded,
             "runs": [[number[id(p)], len(entries)] for p, entries in runs],
+            "facts": distinct,
         }
         return snapshot, columns
 
@@ -1107,6 +1164,9 @@ class SessionIndex:
         if snap["projects_dir"] != self.projects_dir:
             return
         kinds = [(str(w), str(m), _STATUS[s]) for w, m, s in snap["kinds"]]
+        table = snap["facts"]
+        if not all(map(is_facts, table)):
+            raise ValueError("snapshot facts that are not facts")
         if columns["kind"] and not -1 <= min(columns["kind"]) <= max(columns["kind"]) < len(kinds):
             raise ValueError("a snapshot kind out of range")
         projects: list[_Project] = []
@@ -1169,6 +1229,7 @@ class SessionIndex:
             p.updated = list(map(times.__getitem__, updated))
             p.created_iso, p.updated_iso = created, updated
             p.waiting, p.outputs = waiting, outputs
+            p.facts = [None if f < 0 else table[f] for f in columns["facts"][start - n : start]]
             p.summaries = [None] * n
             projects.append(p)
         if start != len(columns["mtime"]):

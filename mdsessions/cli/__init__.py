@@ -8,9 +8,9 @@ on every command that reports). The layout:
 * :mod:`.schemas`: the models of the ``--json`` documents the CLI composes, the JSON Schema of
   every command's document, and docs/json.md made from them;
 * one module per command group: :mod:`.sessions`, :mod:`.phases`, :mod:`.run`,
-  :mod:`.review`, :mod:`.lifecycle`, :mod:`.transcripts`, :mod:`.versions`, :mod:`.exchange`,
-  :mod:`.retention`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance` (:mod:`.history`
-  lists the commands of the last six);
+  :mod:`.review`, :mod:`.lifecycle`, :mod:`.transcripts`, :mod:`.query`, :mod:`.versions`,
+  :mod:`.exchange`, :mod:`.retention`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance`
+  (:mod:`.history` lists the commands of the last six);
 * :mod:`.completion`: shell completion of session names;
 * this module adds every command to the group, in ``--help`` order. The command modules
   import :mod:`.app`, never this module, so nothing imports in a cycle.
@@ -37,6 +37,7 @@ from mdsessions.cli.lifecycle import (
 )
 from mdsessions.cli.logs import add_output_options
 from mdsessions.cli.phases import checkpoint_command, feedback_command, output_command
+from mdsessions.cli.query import search_command, stats_command
 from mdsessions.cli.review import (
     edits_command,
     inbox_command,
@@ -63,6 +64,8 @@ COMMANDS: tuple[click.Command, ...] = (
     init_command,
     new_command,
     list_command,
+    search_command,
+    stats_command,
     status_command,
     checkpoint_command,
     output_command,

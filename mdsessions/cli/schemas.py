@@ -38,8 +38,10 @@ from mdsessions import (
     PrunedMessage,
     PruneResult,
     RunResult,
+    SearchResult,
     SessionManifest,
     SessionStatus,
+    StatsResult,
     TagsResult,
     Transcript,
     TranscriptStats,
@@ -198,6 +200,8 @@ class ErrorOutput(_Output):
 
 OUTPUTS: dict[str, Any] = {
     "list": list[SessionEntry],
+    "search": SearchResult,
+    "stats": StatsResult,
     "status": SessionState,
     "log": list[history.Version],
     "show": DocumentView,

@@ -128,11 +128,23 @@ def new_command(
     "rejected or failed.",
 )
 @click.option("--archived", is_flag=True, help="List the archived sessions instead.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only sessions with this tag (repeat: with every one of them).",
+)
 @json_option()
 @store_option()
 @click.pass_context
 def list_command(
-    ctx: click.Context, project: str | None, status: str | None, archived: bool, as_json: bool
+    ctx: click.Context,
+    project: str | None,
+    status: str | None,
+    archived: bool,
+    tags: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """List the sessions of the store.
 
@@ -141,8 +153,9 @@ def list_command(
         mdsessions list
         mdsessions list --project project-123 --status awaiting_review --json
         mdsessions list --archived
+        mdsessions list --tag pilot
     """
-    from mdsessions import SessionStatus
+    from mdsessions import SessionFilter, SessionStatus, find_sessions
 
     if status is not None:
         allowed = [s.value for s in SessionStatus]
@@ -154,10 +167,16 @@ def list_command(
     if archived:
         from mdsessions import history
 
-        listed = history.archived_sessions(store, project)
+        manifests = [
+            m
+            for m in history.archived_sessions(store, project)
+            if (status is None or m.status.value == status) and set(tags) <= set(m.tags)
+        ]
     else:
-        listed = store.list_sessions(project)
-    manifests = [m for m in listed if status is None or m.status.value == status]
+        manifests = find_sessions(
+            store,
+            SessionFilter(project=project, status=(status,) if status else (), tags=tags),
+        )
     if as_json:
         echo_session_entries(manifests)  # streamed; SessionEntry of docs/json.md
         return

@@ -32,6 +32,7 @@ __all__ = [
     "AgentPrompt",
     "AgentRun",
     "AgentRunDetails",
+    "AgentUsage",
     "Checkpoint",
     "DocumentKind",
     "FeedbackAction",
@@ -328,6 +329,22 @@ class ForkOrigin(_Doc):
     commit: str
 
 
+class AgentUsage(_Doc):
+    """One agent of a phase's latest checkpoint, as the manifest's phase row keeps it.
+
+    What ``stats --by model|agent`` reads without opening a checkpoint.
+    """
+
+    name: Identifier
+    model: OneLine | None = Field(default=None, exclude_if=lambda value: value is None)
+    status: PhaseStatus = PhaseStatus.COMPLETED
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    tokens: Count = 0
+    cost: USD = 0.0
+    duration: Seconds | None = None
+
+
 class PhaseEntry(_Doc):
     """One row of the manifest's phase table (seed 003 ``session_manifest.md`` Phase Status)."""
 
@@ -347,6 +364,8 @@ class PhaseEntry(_Doc):
     # Written only while the phase is stale: manifests of sessions with no stale phase stay
     # byte for byte what earlier versions wrote (and read).
     stale_reason: OneLine | None = Field(default=None, exclude_if=lambda value: value is None)
+    # One entry per agent of the phase's latest checkpoint; left out when there is none.
+    agents: list[AgentUsage] = Field(default_factory=list, exclude_if=lambda value: not value)
 
     @property
     def directory(self) -> str:
@@ -416,6 +435,8 @@ class AgentRun(_Doc):
     agent_name: Identifier
     status: PhaseStatus = PhaseStatus.COMPLETED
     output_file: OneLine | None = None
+    # The model the agent ran (its output's ``model``); left out when not known.
+    model: OneLine | None = Field(default=None, exclude_if=lambda value: value is None)
     tokens: Count = 0
     input_tokens: Count = 0
     output_tokens: Count = 0

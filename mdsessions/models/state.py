@@ -52,6 +52,7 @@ import datetime as _dt
 from collections.abc import Iterable
 
 from mdsessions.models.schema import (
+    AgentUsage,
     Checkpoint,
     FeedbackAction,
     PhaseEntry,
@@ -236,6 +237,19 @@ def take_metrics(manifest: SessionManifest, checkpoint: Checkpoint) -> None:
     row.input_tokens = checkpoint.total_input_tokens
     row.output_tokens = checkpoint.total_output_tokens
     row.cost = checkpoint.total_cost
+    row.agents = [
+        AgentUsage(
+            name=a.agent_name,
+            model=a.model,
+            status=a.status,
+            input_tokens=a.input_tokens,
+            output_tokens=a.output_tokens,
+            tokens=a.tokens or (a.input_tokens + a.output_tokens),
+            cost=a.cost,
+            duration=a.duration,
+        )
+        for a in checkpoint.agents
+    ]
     manifest.totals = totals(manifest.phases)
 
 
