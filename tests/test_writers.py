@@ -341,3 +341,34 @@ def test_a_closed_store_leaves_no_object_claim(store: Store) -> None:
     assert list(private.glob("objects-*.claim"))
     store.close()
     assert not list(private.glob("objects-*.claim"))
+
+
+def test_an_audit_is_remembered_until_the_branch_moves_again(tmp_path: Path) -> None:
+    """Opening a store after a person's commit audits it once, not at every command.
+
+    The mark names the branch's newest reflog entry; any later move (a racing no-op reset
+    that drops a save, here) adds an entry, so the next open audits again and puts the
+    dropped save back.
+    """
+    root = tmp_path / "store"
+    with Store.init(root) as store:
+        session = store.create_session(P, "s1")
+        rel = f"{session.phase_rel(1)}/concept.md"
+    (root / "notes.md").write_text("a person's notes\n", encoding="utf-8")
+    git(root, "add", "notes.md")
+    git(root, "commit", "-qm", "person: notes")
+    with Store.open(root) as store:
+        assert not _recovery.reflog_asks_for_audit(store.git)  # audited on open, remembered
+    with Store.open(root) as store:
+        assert not _recovery.reflog_asks_for_audit(store.git)
+        before = head(root)
+        store.session(P, "s1").save_agent_output(1, "concept", "saved, then dropped\n")
+        saved = head(root)
+    # git stash's own reset, racing the save: the branch goes back to where it was.
+    git(root, "update-ref", "-m", "reset: moving to HEAD", "refs/heads/main", before, saved)
+    assert "saved, then dropped" not in git(root, "log", "-1", "-p", "HEAD")
+    with Store.open(root) as store:
+        assert head(root) != before
+        assert "saved, then dropped" in git(root, "show", f"HEAD:{rel}")
+        assert not _recovery.reflog_asks_for_audit(store.git)
+    assert_clean(root)
