@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 from mdsessions import (
     SessionFilter,
-    SessionManifest,
     Store,
     StoreError,
     find_sessions,
@@ -123,12 +122,24 @@ def test_filters_over_every_session(store: Store) -> None:
     assert len(find_sessions(store, SessionFilter(until=future))) == 3
 
 
-@pytest.mark.skipif(
-    "metadata" not in SessionManifest.model_fields, reason="manifest metadata (H1) not merged"
-)
-def test_metadata_filter(store: Store) -> None:  # pragma: no cover (until H1's field lands)
-    store.create_session("demo", "s1")
-    assert _refs(find_sessions(store, SessionFilter(metadata=(("team", "x"),)))) == []
+def test_metadata_filter(store: Store) -> None:
+    store.create_session("demo", "s1", metadata={"team": "x", "budget": 250})
+    store.create_session("demo", "s2", metadata={"team": "y"})
+    store.create_session("demo", "s3")
+    assert _refs(find_sessions(store, SessionFilter(metadata=(("team", "x"),)))) == ["demo/s1"]
+    assert _refs(find_sessions(store, SessionFilter(metadata=(("team", "z"),)))) == []
+    store.session("demo", "s2").set_metadata({"team": "x"})
+    found = find_sessions(store, SessionFilter(metadata=(("team", "x"),)))
+    assert _refs(found) == ["demo/s1", "demo/s2"]
+
+
+def test_stats_by_phase_lists_phases_in_their_order(store: Store) -> None:
+    session = store.create_session("demo", "s1", mode="full")
+    for number in (1, 2, 3, 4, 5, 6):
+        session.save_checkpoint(number, status="completed")
+    keys = [g.key for g in session_stats(store, by="phase").groups]
+    assert keys == [session.phase_entry(n).name for n in (1, 2, 3, 4, 5, 6)]
+    assert keys != sorted(keys)  # "Business Planning" (5) comes after "Product Strategy" (4)
 
 
 def test_filters_see_an_unrecorded_edit_and_survive_a_new_process(store: Store) -> None:

@@ -100,6 +100,7 @@ _EMPTY: list[Any] = [[], {}, [0, 0, 0, 0.0, 0.0], [], None]
 
 def _groups(summaries: Iterable[SessionSummary], by: str | None) -> tuple[StatsGroup, ...]:
     accs: dict[str, _Acc] = {}
+    numbers: dict[str, int] = {}  # a phase group is listed in phase order (its lowest number)
     for s in summaries:
         ids = (s.project_id, s.session_id)
         facts = s.facts_data or _EMPTY
@@ -108,6 +109,7 @@ def _groups(summaries: Iterable[SessionSummary], by: str | None) -> tuple[StatsG
             for row in phases:
                 if by == "phase":
                     key = str(row[1])
+                    numbers[key] = min(numbers.get(key, row[0]), row[0])
                     accs.setdefault(key, _Acc()).add(ids, [row[7], row[8], row[9], row[10]], row[6])
                     continue
                 for a in row[12]:
@@ -123,7 +125,8 @@ def _groups(summaries: Iterable[SessionSummary], by: str | None) -> tuple[StatsG
         totals = facts[2]
         ran = any(row[6] is not None for row in phases)
         accs.setdefault(key, _Acc()).add(ids, totals[:4], totals[4] if ran else None)
-    return tuple(accs[k].group(k) for k in sorted(accs))
+    keys = sorted(accs, key=lambda k: (numbers.get(k, 0), k))
+    return tuple(accs[k].group(k) for k in keys)
 
 
 def _trailers(text: str) -> dict[str, str]:
