@@ -74,40 +74,28 @@ def call_with_retries(
     def attempt() -> str | AgentResult:
         started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
         began = time.monotonic()
-        number = len(attempts.records) + 1
+
+        def record(status: PhaseStatus, error: str | None = None, exit: int | None = None) -> None:
+            attempts.records.append(
+                AgentAttempt(
+                    number=len(attempts.records) + 1,
+                    started=started,
+                    duration=time.monotonic() - began,
+                    status=status,
+                    exit_status=exit,
+                    error=None if error is None else _one_line(error),
+                )
+            )
+
         try:
             result = agent(ctx)
         except AgentExecutionError as exc:
-            attempts.records.append(
-                AgentAttempt(
-                    number=number,
-                    started=started,
-                    duration=time.monotonic() - began,
-                    status=PhaseStatus.FAILED,
-                    exit_status=exc.exit_status,
-                    error=_one_line(_with_stderr(str(exc), exc.stderr)),
-                )
-            )
+            record(PhaseStatus.FAILED, _with_stderr(str(exc), exc.stderr), exc.exit_status)
             raise
         except Exception as exc:
-            attempts.records.append(
-                AgentAttempt(
-                    number=number,
-                    started=started,
-                    duration=time.monotonic() - began,
-                    status=PhaseStatus.FAILED,
-                    error=_one_line(f"{type(exc).__name__}: {exc}"),
-                )
-            )
+            record(PhaseStatus.FAILED, f"{type(exc).__name__}: {exc}")
             raise
-        attempts.records.append(
-            AgentAttempt(
-                number=number,
-                started=started,
-                duration=time.monotonic() - began,
-                status=PhaseStatus.COMPLETED,
-            )
-        )
+        record(PhaseStatus.COMPLETED)
         return result
 
     retrying = Retrying(
