@@ -20,6 +20,7 @@ from test_exchange import fill
 
 from mdsessions import (
     SessionExistsError,
+    SessionLockedError,
     SessionNotFoundError,
     Store,
     StoreError,
@@ -417,3 +418,47 @@ def test_cleanup_deletes_from_the_archive_and_brings_back(filled: Store, tmp_pat
     assert tree(filled, s2.rel) == before_tree
     assert_verified(filled)
     assert history.parse_age("1y") == 365 * 86400
+
+
+_HOLD_RUN_LOCK = """
+import sys, time
+from mdsessions import Store
+store = Store.open(sys.argv[1])
+with store.find_session(sys.argv[2]).run_lock():
+    print("running", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_session_a_runner_is_running_is_not_moved_or_deleted(filled: Store) -> None:
+    """Archive and delete take the session's run lock: a runner mid-phase keeps its session."""
+    import subprocess
+    import sys
+
+    runner = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_RUN_LOCK, str(filled.root), "p1/s1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert runner.stdout is not None and runner.stdout.readline().strip() == "running"
+        before = snapshot(filled.root)
+        s1 = filled.find_session("p1/s1")
+        later = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=1)
+        assert "p1/s1" in history.cleanup(
+            filled, older_than="1h", action="archive", now=later, dry_run=True
+        ).sessions
+        for attempt in (
+            lambda: history.archive(filled, [s1], author=PERSON),
+            lambda: history.delete(filled, [s1], author=PERSON),
+            lambda: history.cleanup(filled, older_than="1h", action="archive", now=later),
+        ):
+            with pytest.raises(SessionLockedError, match="p1/s1 is being run by pid"):
+                attempt()
+            assert snapshot(filled.root) == before
+    finally:
+        runner.kill()
+        runner.wait()
+    history.archive(filled, [filled.find_session("p1/s1")], author=PERSON)
+    assert "p1/s1" not in listed(filled)
+    assert_verified(filled)

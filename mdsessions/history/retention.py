@@ -16,10 +16,11 @@ Every one of these is one commit (or nothing), so git keeps what they removed:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -251,6 +252,23 @@ def _move(
     return sha
 
 
+@contextlib.contextmanager
+def _not_running(store: Store, ids: Iterable[tuple[str, str]]) -> Iterator[None]:
+    """Hold each session's run lock while it moves: a runner running it refuses the move.
+
+    A runner holds its session's lock while its agents work; moving the folder under it
+    would leave its next save without a session. Taken before the writer lock, in the
+    runner's own order.
+
+    Raises:
+        SessionLockedError: A runner is running one of the sessions (nothing changed).
+    """
+    with contextlib.ExitStack() as stack:
+        for project_id, session_id in sorted(set(ids)):
+            stack.enter_context(Session(store, project_id, session_id).run_lock(0.0))
+        yield
+
+
 def archive(
     store: Store, sessions: Sequence[Session], *, author: Identity | str | None = None
 ) -> MoveResult:
@@ -268,6 +286,7 @@ def archive(
         InvalidArgumentError: No session given.
         SessionExistsError: An archived session of the same id exists (nothing changed).
         UnrecordedEditError: A session has an unrecorded edit (nothing changed).
+        SessionLockedError: A runner is running one of them (nothing changed).
     """
     if not sessions:
         raise InvalidArgumentError("no session to archive")
@@ -275,7 +294,7 @@ def archive(
         (s.project_id, s.session_id, s.rel, _archive_rel(store, s.project_id, s.session_id))
         for s in sessions
     ]
-    with store.writing():
+    with _not_running(store, [(p, s) for p, s, _a, _b in moves]), store.writing():
         sha = _move(store, moves, "archive", store.person(author))
     return MoveResult(action="archive", sessions=tuple(s.ref for s in sessions), commit=sha)
 
@@ -301,7 +320,7 @@ def unarchive(
         raise InvalidArgumentError("no session to unarchive")
     found = [_find_archived(store, ref) for ref in refs]
     moves = [(p, s, _archive_rel(store, p, s), store.session_rel(p, s)) for p, s in found]
-    with store.writing():
+    with _not_running(store, found), store.writing():
         sha = _move(store, moves, "unarchive", store.person(author))
     return MoveResult(
         action="unarchive",
@@ -333,6 +352,7 @@ def delete(
     Raises:
         InvalidArgumentError: No session given.
         UnrecordedEditError: A session has an unrecorded edit (nothing changed).
+        SessionLockedError: A runner is running one of them (nothing changed).
         StoreError: The bundle could not be written or verified (nothing changed).
     """
     targets = [(s.project_id, s.session_id, s.rel) for s in sessions]
@@ -350,7 +370,7 @@ def _delete(
         raise InvalidArgumentError("no session to delete")
     git = store.git
     refs = [f"{p}/{s}" for p, s, _rel in targets]
-    with store.writing():
+    with _not_running(store, [(p, s) for p, s, _rel in targets]), store.writing():
         head = git.head()
         if head is None:
             raise StoreError(f"{store.root}: no commit yet")
