@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import frontmatter
 import pytest
@@ -206,9 +207,14 @@ def golden_feedback() -> UserFeedback:
 
 
 # What the store passes besides the document (names of the current / next phase).
-GOLDEN_CONTEXT: dict[str, dict[str, str]] = {
-    "session_manifest.md": {"current_name": "Market Research"},
-    "checkpoint.md": {"next_name": "Niche Selection"},
+# And the links to the session's other documents (mdsessions.store.links).
+GOLDEN_CONTEXT: dict[str, dict[str, Any]] = {
+    "session_manifest.md": {
+        "current_name": "Market Research",
+        "checkpoints": ["phase_1_concept", "phase_2_market_research"],
+    },
+    "checkpoint.md": {"next_name": "Niche Selection", "feedback": "user_feedback.md"},
+    "user_feedback.md": {"outputs": ["concept_expansion.md", "notes (draft).md"]},
 }
 
 GOLDENS = {

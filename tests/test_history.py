@@ -54,6 +54,7 @@ from mdsessions import (
 )
 from mdsessions.cli import cli
 from mdsessions.cli.history import register
+from mdsessions.store.links import store_contexts
 
 MANIFEST = "session_manifest.md"
 P, S = "project-123", "session-456"
@@ -519,7 +520,8 @@ def test_fork_copies_the_state_with_new_ids_and_both_run_independently(
         new = (store.root / fork.rel / rel[len(original.rel) + 1 :]).read_bytes()
         old_doc, new_doc = loads(data.decode()), loads(new.decode())
         assert (new_doc.project_id, new_doc.session_id) == (P, "session-789")
-        context = {}
+        new_rel = f"{fork.rel}/{rel[len(original.rel) + 1 :]}"
+        context = store_contexts(store, {new_rel: new_doc}).get(new_rel, {})  # the links
         if isinstance(new_doc, Checkpoint) and new_doc.next_phase:
             context["next_name"] = manifest.phase(new_doc.next_phase).name
         assert new.decode() == dumps(new_doc, **context)  # canonical bytes

@@ -500,7 +500,7 @@ def test_broken_frontmatter_is_reported_with_file_and_line_and_kept(
     result = mds(root, "review", REF, code=1, extra_env={"EDITOR": broken})
     assert feedback.read_bytes() == expected
     assert head(root) == before_head
-    assert result.stdout == ""
+    assert all(line.startswith("read    ") for line in result.stdout.splitlines())  # outputs
     assert result.stderr.startswith(f"Error: {FEEDBACK1}:"), result.stderr
     assert result.stderr.count("\n") == 1
     state = snapshot(root)

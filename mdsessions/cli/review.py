@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shlex
+from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 import click
 
 from mdsessions.cli.app import author_option, fail, json_option, open_store, store_option
 from mdsessions.cli.args import store_rel
 from mdsessions.cli.output import age, display_path, echo_model, note, table
+
+if TYPE_CHECKING:
+    from mdsessions import Session, Store
 
 __all__ = ["edits_command", "inbox_command", "record_command", "review_command", "watch_command"]
 
@@ -149,6 +155,9 @@ def inbox_command(
 @click.argument("session_ref", metavar="SESSION")
 @click.argument("phase", type=int, required=False)
 @click.option("--editor", metavar="CMD", help="The editor (default: $VISUAL, then $EDITOR).")
+@click.option(
+    "--print", "print_outputs", is_flag=True, help="Print the outputs' text before opening."
+)
 @author_option("The reviewer (default: the file's reviewer, else git's user.name/user.email).")
 @store_option()
 @click.pass_context
@@ -157,11 +166,15 @@ def review_command(
     session_ref: str,
     phase: int | None,
     editor: str | None,
+    print_outputs: bool,
     author: str | None,
 ) -> None:
     """Open a phase's user_feedback.md in your editor; record your decision on save.
 
-    PHASE defaults to the phase awaiting review. After the editor closes, the
+    PHASE defaults to the phase awaiting review. The phase's outputs open beside
+    the feedback file when the editor takes several files (vim and nvim side by
+    side with -O, emacs, code, subl); with another editor their paths are
+    printed first, and --print prints their text. After the editor closes, the
     file is validated and committed as you (git's identity, or --author), and the
     decision is printed; run the session again to go on. An invalid edit is
     reported with file, line and reason and kept in place to fix: run review again.
@@ -169,7 +182,7 @@ def review_command(
     \b
     Example:
         mdsessions review demo/s1
-        EDITOR=nano mdsessions review demo/s1 3 --author "Ann <ann@example.com>"
+        EDITOR=nano mdsessions review demo/s1 3 --print --author "Ann <ann@example.com>"
     """
     store = open_store(ctx)
     session = store.find_session(session_ref)
@@ -183,8 +196,16 @@ def review_command(
     if not path.is_file():
         fail(f"{rel} does not exist yet: phase {phase} has not reached its review")
     command = editor or os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    outputs = _phase_outputs(store, session, phase, print_outputs)
+    files = [str(path)]
+    beside = _beside_command(command) if outputs else None
+    if beside is not None:
+        files += [str(store.root / out) for out in outputs]
+    else:
+        for out in outputs:
+            click.echo(f"read    {display_path(store, out)}")
     try:
-        click.edit(filename=str(path), editor=command)
+        click.edit(filename=files, editor=beside or command)
     except click.ClickException as exc:
         fail(f"could not start the editor {command or '(default)'}: {exc.format_message()}")
     sha = session.record_feedback(phase, author=author)
@@ -200,6 +221,60 @@ def review_command(
         click.echo(f"next: mdsessions run {session.ref}")
     else:
         click.echo(f"session {status}")
+
+
+# Editors known to open several files at once, and the options that lay them side by side.
+_SEVERAL_FILES: dict[str, tuple[str, ...]] = {
+    "vim": ("-O",),
+    "nvim": ("-O",),
+    "gvim": ("-O",),
+    "mvim": ("-O",),
+    "emacs": (),
+    "emacsclient": (),
+    "code": (),
+    "codium": (),
+    "subl": (),
+}
+_VIM_LAYOUTS = ("-o", "-O", "-p")
+
+
+def _beside_command(command: str | None) -> str | None:
+    """The editor command that opens the feedback with the outputs beside it, or ``None``.
+
+    ``None`` when the editor is not known to take several files (the default editor, a
+    command that does not split as a shell would, any other program).
+    """
+    if not command:
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if not words or PurePath(words[0]).name not in _SEVERAL_FILES:
+        return None
+    extra = _SEVERAL_FILES[PurePath(words[0]).name]
+    if extra and any(w.startswith(_VIM_LAYOUTS) for w in words[1:]):
+        extra = ()  # the person chose a layout already
+    return shlex.join([*words, *extra])
+
+
+def _phase_outputs(store: Store, session: Session, phase: int, print_text: bool) -> list[str]:
+    """The store-relative paths of a phase's outputs (their text echoed with ``print_text``)."""
+    from mdsessions import MdsessionsError
+
+    try:
+        found = session.outputs([phase]).get(phase, {})
+    except MdsessionsError as exc:  # an output a person broke: review the feedback anyway
+        click.echo(f"warning: the outputs cannot be read: {exc}", err=True)
+        return []
+    folder = session.phase_rel(phase)
+    paths = [f"{folder}/{name}.md" for name in found]
+    if print_text:
+        for out, doc in zip(paths, found.values(), strict=True):
+            click.echo(f"==> {display_path(store, out)} <==")
+            click.echo(doc.content, nl=not doc.content.endswith("\n"))
+            click.echo()
+    return paths
 
 
 @click.command("watch")

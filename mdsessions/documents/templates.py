@@ -19,6 +19,7 @@ import datetime as _dt
 import importlib.resources
 import re
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,23 @@ def _title_case(value: Any) -> str:
     return " ".join(part.capitalize() for part in re.split(r"[_\-\s]+", str(value)) if part)
 
 
-_FILTERS = {"time": _time, "seconds": _seconds, "quote": _quote, "title_case": _title_case}
+def _link(target: Any, text: Any = None) -> str:
+    """A relative markdown link ``[text](target)`` (``text`` defaults to the target).
+
+    The text's brackets and backslashes are escaped, the target percent-encoded (a space or a
+    parenthesis would end it).
+    """
+    label = re.sub(r"([\\\[\]])", r"\\\1", str(target if text is None else text))
+    return f"[{label}]({urllib.parse.quote(str(target), safe='/')})"
+
+
+_FILTERS = {
+    "time": _time,
+    "seconds": _seconds,
+    "quote": _quote,
+    "title_case": _title_case,
+    "link": _link,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,7 +116,7 @@ def environment(loader: BaseLoader, *, sandboxed: bool) -> Environment:
     Returns:
         The environment, with ``StrictUndefined``, no autoescaping, the trailing newline kept,
         no auto-reload and the templates' filters (``time``, ``seconds``, ``quote``,
-        ``title_case``).
+        ``title_case``, ``link``).
     """
     from jinja2 import Environment, StrictUndefined  # noqa: PLC0415 - see the module docstring
     from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
@@ -114,6 +131,14 @@ def environment(loader: BaseLoader, *, sandboxed: bool) -> Environment:
     )
     env.filters.update(_FILTERS)
     return env
+
+
+_CONTEXT_DEFAULTS: dict[str, Any] = {
+    "next_name": "",  # a checkpoint's next phase's name
+    "feedback": "",  # a checkpoint's feedback file, when the phase has one
+    "outputs": (),  # a feedback's phase's output files (mdsessions.store.links)
+    "checkpoints": (),  # the phase folders of a manifest that hold a checkpoint
+}
 
 
 class Renderer:
@@ -170,7 +195,8 @@ class Renderer:
             env = self._env if name in self.overridden else self._trusted
             with self._lock:
                 template = env.get_template(name)
-            context.setdefault("next_name", "")
+            for name_, default in _CONTEXT_DEFAULTS.items():
+                context.setdefault(name_, default)
             text: str = template.render(
                 doc=doc, frontmatter=_yaml.dump_mapping(doc.frontmatter()), **context
             )

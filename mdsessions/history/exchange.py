@@ -50,6 +50,7 @@ from mdsessions.history.common import _blob, _decode
 from mdsessions.models.results import Result
 from mdsessions.models.schema import AgentOutput, Checkpoint, SessionManifest
 from mdsessions.store.commits import commit_message
+from mdsessions.store.links import link_contexts
 from mdsessions.store.paths import ARCHIVE_DIR, CHECKPOINT, FEEDBACK, MANIFEST, PROMPTS_DIR
 from mdsessions.store.store import Identity, Session, Store, check_id
 
@@ -476,8 +477,9 @@ def _rewrite(
         if isinstance(doc, SessionManifest):
             names = {p.number: p.name for p in doc.phases}
         docs[name] = doc
+    contexts = link_contexts(docs)  # the whole session is in docs
     for name, doc in docs.items():
-        context = {}
+        context = contexts.get(name, {})
         if isinstance(doc, Checkpoint):
             context["next_name"] = names.get(doc.next_phase, "") if doc.next_phase else ""
         out[name] = store.render(doc, **context)

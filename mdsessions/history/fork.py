@@ -21,6 +21,7 @@ from mdsessions.models.schema import (
 )
 from mdsessions.models.state import derive_status
 from mdsessions.store.commits import commit_message
+from mdsessions.store.links import link_contexts
 from mdsessions.store.store import (
     MANIFEST,
     Identity,
@@ -116,8 +117,9 @@ def _fork_files(
             derive_status(doc)
             names = {p.number: p.name for p in doc.phases}
         docs[target] = doc
+    contexts = link_contexts(docs)  # the whole session is in docs
     for target, doc in docs.items():
-        context = {}
+        context = contexts.get(target, {})
         if isinstance(doc, Checkpoint):
             context["next_name"] = names.get(doc.next_phase, "") if doc.next_phase else ""
         out[target] = store.render(doc, **context)

@@ -48,7 +48,7 @@ from mdsessions.models.schema import (
     utc_now,
 )
 from mdsessions.models.workflow import Workflow
-from mdsessions.store import edits, names
+from mdsessions.store import edits, links, names
 from mdsessions.store.checks import D, build, decode, parse_rereading
 from mdsessions.store.commits import RUNNER_IDENTITY, commit_message, log_commit
 from mdsessions.store.config import new_store_files, read_store_config
@@ -363,6 +363,7 @@ class Store:
     ) -> tuple[dict[str, bytes | None], dict[str, Document]]:
         raw: dict[str, bytes | None] = {}
         docs: dict[str, Document] = {}
+        context = links.store_contexts(self, files, context)  # the documents' links
         for rel, value in files.items():
             if value is None:
                 raw[rel] = value
