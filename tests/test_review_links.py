@@ -380,3 +380,27 @@ def test_which_editors_take_several_files() -> None:
     assert _beside_command("'/opt/my apps/code' --wait") == "'/opt/my apps/code' --wait"
     for other in (None, "", "nano", "vi", "ed", "vim 'unclosed", "emacs-like-tool"):
         assert _beside_command(other) is None, other
+
+
+def test_a_session_the_runner_brings_to_its_gate_carries_the_links(
+    tmp_path: Path, store: Store
+) -> None:
+    from helpers import command_agent, write_two_phase_workflow
+
+    from mdsessions import Runner, SessionStatus
+
+    agent = command_agent("import sys; sys.stdin.read(); print('# Draft')")
+    toml = write_two_phase_workflow(tmp_path / "wf.toml", name="wf", first=agent, second=agent)
+    result = Runner(store, toml).start(PROJECT, SID, idea="An idea.")
+    assert result.status is SessionStatus.AWAITING_REVIEW
+    folder = f"{SESSION_REL}/phase_1_draft"
+    assert section(body(store, f"{folder}/user_feedback.md"), "Outputs") == (
+        "- [writer.md](writer.md)"
+    )
+    assert "- Feedback: [user_feedback.md](user_feedback.md)" in body(
+        store, f"{folder}/checkpoint.md"
+    )
+    assert "[checkpoint](phase_1_draft/checkpoint.md)" in body(store, MANIFEST)
+    assert assert_links_resolve(store.root) == 5  # and the prompt's link to its output
+    assert verify(store).problems == ()
+    assert_clean(store.root)
