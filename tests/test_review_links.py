@@ -404,3 +404,19 @@ def test_a_session_the_runner_brings_to_its_gate_carries_the_links(
     assert assert_links_resolve(store.root) == 5  # and the prompt's link to its output
     assert verify(store).problems == ()
     assert_clean(store.root)
+
+
+def test_an_output_edited_beside_the_feedback_is_left_to_record(
+    tmp_path: Path, store: Store, waiting: Session
+) -> None:
+    vim = editor_script(tmp_path, "vim")
+    with vim.open("a", encoding="utf-8") as fh:  # the reviewer also fixes a typo in an output
+        fh.write(
+            "with open(sys.argv[-1], 'a', encoding='utf-8') as out:\n    out.write('typo\\n')\n"
+        )
+    proc = review(store.root, editor=str(vim))
+    critic = f"{PHASE_REL}/critic.md"
+    assert f"{critic} edited: `mdsessions record` records it as yours" in proc.stderr
+    assert "approved" in git(store.root, "log", "-1", "--format=%s")
+    assert git(store.root, "status", "--porcelain").split() == ["M", critic]
+    assert [e.path for e in store.unrecorded_edits()] == [critic]

@@ -209,6 +209,10 @@ def review_command(
     except click.ClickException as exc:
         fail(f"could not start the editor {command or '(default)'}: {exc.format_message()}")
     sha = session.record_feedback(phase, author=author)
+    if beside is not None:
+        edited = {e.path for e in store.unrecorded_edits()}
+        for out in (o for o in outputs if o in edited):
+            note(f"{display_path(store, out)} edited: `mdsessions record` records it as yours")
     feedback = session.feedback(phase)
     assert feedback is not None
     decision = feedback.decision().value
