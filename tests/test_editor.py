@@ -179,6 +179,9 @@ def test_a_new_stores_gitignore_ignores_editors_files(waiting: Session) -> None:
     assert waiting.store.unrecorded_edits() == []
     assert mds(root, "edits").stdout == ""
     assert waiting.validate() == []
+    # The inbox lists the phase's output, not emacs' lock link beside it.
+    assert [i.outputs for i in waiting.store.inbox()] == [(f"{PHASE1_REL}/writer.md",)]
+    assert ".#" not in mds(root, "inbox", "--json").stdout
 
 
 def test_an_existing_store_without_them_in_gitignore_still_ignores_them(
@@ -367,3 +370,12 @@ def test_no_closing_fence_and_no_body_names_the_opening_line() -> None:
     assert caught.value.line == 1
     assert "no closing '---' line" in str(caught.value)
     assert "opened by the '---' on line 1" in str(caught.value)
+
+
+def test_a_deleted_closing_fence_in_a_crlf_file_with_a_bom() -> None:
+    text = "\ufeff---\r\n# a comment\r\nschema: mdsessions/user_feedback/v1\r\nphase: 1\r\n"
+    text += "# User Feedback: Draft\r\n\r\n## Review Status\r\n- Reviewed: false\r\n"
+    with pytest.raises(DocumentError) as caught:
+        loads(text, path="f.md")
+    assert caught.value.line == 5, str(caught.value)
+    assert "missing the closing '---'" in str(caught.value)

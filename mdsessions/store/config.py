@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-import fnmatch
 import json
 import math
 import re
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mdsessions.documents.kinds import EDITOR_TEMP_PATTERNS, is_editor_temp
 from mdsessions.errors import StoreError, StoreNotFoundError
 from mdsessions.store.paths import BRANCH_RE, CONFIG_FILE, DEFAULT_BRANCH
 
@@ -57,44 +57,15 @@ __all__ = [
     "set_key",
 ]
 
-EDITOR_TEMP_PATTERNS: tuple[str, ...] = (
-    ".*.swp",  # vim swap files (.name.swp, .swo, .swx)
-    ".*.swo",
-    ".*.swx",
-    "*~",  # vim and emacs backups
-    ".*.un~",  # vim persistent undo
-    "4913",  # vim's "can I write here" probe
-    ".#*",  # emacs lock links
-    "#*#",  # emacs auto-saves
-    "*___jb_tmp___",  # JetBrains safe write
-    "*___jb_old___",
-    ".*.kate-swp",  # kate swap files
-)
-"""Temp and backup files editors put beside the file a person edits (``fnmatch`` patterns
-matched against a file's name). mdsessions never takes one for a person's edit, in any store;
-a new store's ``.gitignore`` lists them too (``#`` escaped there, as git reads it as a
-comment)."""
-
 _GITIGNORE = """\
 # mdsessions: caches and locks (rebuildable), temp files of atomic writes
 /.mdsessions/*
 !/.mdsessions/templates/
 *.mdstmp
 # editors' swap, backup and temp files (vim, emacs, JetBrains, kate)
-""" + "".join(("\\" + p if p.startswith("#") else p) + "\n" for p in EDITOR_TEMP_PATTERNS)
-
-
-def is_editor_temp(path: str) -> bool:
-    """Whether a file is an editor's temp or backup file (see :data:`EDITOR_TEMP_PATTERNS`).
-
-    Args:
-        path: A file name or a ``/``-separated path (only its last part counts).
-
-    Returns:
-        True for e.g. ``.user_feedback.md.swp``, ``user_feedback.md~``, ``.#agent.md``.
-    """
-    name = path.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in EDITOR_TEMP_PATTERNS)
+""" + "".join(  # a leading '#' escaped: git would read the line as a comment
+    ("\\" + p if p.startswith("#") else p) + "\n" for p in EDITOR_TEMP_PATTERNS
+)
 
 
 _CONFIG = """\

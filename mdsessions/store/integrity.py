@@ -140,6 +140,8 @@ def _transcript_problems(session: Session) -> list[Problem]:
     """Each ``transcripts/*.md`` parses as a transcript of this session, named as its file."""
     problems: list[Problem] = []
     for path in sorted((session.path / TRANSCRIPTS_DIR).glob("*.md")):
+        if is_editor_temp(path.name):
+            continue
         rel = path.relative_to(session.store.root).as_posix()
         try:
             doc = loads(session.store.read_text(rel), path=rel, kind=DocumentKind.TRANSCRIPT)
