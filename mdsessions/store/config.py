@@ -57,14 +57,21 @@ __all__ = [
     "set_key",
 ]
 
-_GITIGNORE = """\
+_GITIGNORE = (
+    """\
 # mdsessions: caches and locks (rebuildable), temp files of atomic writes
 /.mdsessions/*
 !/.mdsessions/templates/
 *.mdstmp
 # editors' swap, backup and temp files (vim, emacs, JetBrains, kate)
-""" + "".join(  # a leading '#' escaped: git would read the line as a comment
-    ("\\" + p if p.startswith("#") else p) + "\n" for p in EDITOR_TEMP_PATTERNS
+"""
+    + "".join(  # a leading '#' escaped: git would read the line as a comment
+        ("\\" + p if p.startswith("#") else p) + "\n" for p in EDITOR_TEMP_PATTERNS
+    )
+    + (
+        "# ... but folders of those names are not (a session or project named 4913)\n"
+        + "".join(f"!{p}/\n" for p in EDITOR_TEMP_PATTERNS if not p.startswith((".", "#")))
+    )
 )
 
 
