@@ -4,7 +4,9 @@ Built on watchdog (inotify on Linux, the platform's native watcher elsewhere). E
 ``user_feedback.md`` below the store's projects folder is validated and, when valid, recorded
 as the reviewer's commit (:meth:`Store.record_edits`); an invalid edit is reported with file,
 line and reason and left in place to fix. Editors that save by writing a temp file and
-renaming it are covered (the rename's destination counts as a save).
+renaming it are covered (the rename's destination counts as a save); editors' swap, backup
+and temp files (:data:`mdsessions.store.config.EDITOR_TEMP_PATTERNS`) are never recorded, and
+a feedback file found missing mid-save (moved to its backup) waits for its new version.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class FeedbackWatcher:
                     return
                 target = getattr(event, "dest_path", "") or event.src_path
                 path = Path(target if isinstance(target, str) else target.decode())
-                if path.name == FEEDBACK:
+                if path.name == FEEDBACK:  # never an editor's temp file (is_editor_temp)
                     watcher._queue.put(path.relative_to(watcher.store.root).as_posix())
 
         self._base.mkdir(parents=True, exist_ok=True)
@@ -162,6 +164,11 @@ class FeedbackWatcher:
     def _record(self, rel: str) -> None:
         from mdsessions.errors import MdsessionsError
 
+        if not (self.store.root / rel).is_file():
+            # Mid-save: an editor moved the file away (to its backup, e.g. vim's
+            # "user_feedback.md~") and has not written the new one yet; its creation is the
+            # save to record. Recording now would commit the file's deletion.
+            return
         try:
             sha, rejected = self.store.record_edits([rel], author=self.author)
             error = next((r.error for r in rejected if r.path == rel), None)

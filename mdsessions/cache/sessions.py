@@ -81,6 +81,7 @@ from pydantic import ValidationError
 from mdsessions.cache.facts import SessionFacts, facts_of, is_facts
 from mdsessions.cache.facts import decode as decode_facts
 from mdsessions.documents.frontmatter import decode, load_as, read_fields
+from mdsessions.documents.kinds import is_editor_temp
 from mdsessions.errors import DocumentError
 from mdsessions.git import repo as _git
 from mdsessions.models.schema import (
@@ -357,7 +358,7 @@ def summarize(manifest: SessionManifest, rel: str) -> SessionSummary:
 
 
 def phase_outputs(root: Path, folder: str) -> tuple[str, ...]:
-    """The agent outputs of a phase folder: its ``*.md`` but the checkpoint and the feedback.
+    """The agent outputs of a phase folder: its ``*.md`` but checkpoint, feedback, editors' files.
 
     Args:
         root: The store root.
@@ -369,7 +370,7 @@ def phase_outputs(root: Path, folder: str) -> tuple[str, ...]:
     return tuple(
         p.relative_to(root).as_posix()
         for p in sorted((root / folder).glob("*.md"))
-        if p.name not in _NOT_OUTPUTS
+        if p.name not in _NOT_OUTPUTS and not is_editor_temp(p.name)  # emacs' .#agent.md
     )
 
 

@@ -92,8 +92,18 @@ def split(text: str, path: str | None = None) -> tuple[str, str, int]:
     start = first.end() + 1
     closing = _closing_fence(text, start) if start <= len(text) else None
     if closing is None:
+        body_line = _body_start(text[start:] if start <= len(text) else "")
+        if body_line is None:
+            raise DocumentError(
+                "no closing '---' line for the YAML frontmatter opened by the '---' on line 1",
+                path=path,
+                line=1,
+            )
         raise DocumentError(
-            "missing the closing '---' line of the YAML frontmatter", path=path, line=1
+            "missing the closing '---' line of the YAML frontmatter opened on line 1: the "
+            f"body seems to start here; put a '---' line before line {body_line}",
+            path=path,
+            line=body_line,
         )
     yaml_text = text[start : closing.start()]
     body = text[closing.end() + 1 :] if closing.end() < len(text) else ""
@@ -119,6 +129,43 @@ def _closing_fence(text: str, start: int) -> re.Match[str] | None:
         pos += 1
 
 
+_YAML_KEY = re.compile(r"""(?:[^\s#'"\-?:][^:\n]*|"[^"\n]*"|'[^'\n]*')[ \t]*:(?:[ \t]|\r?$)""")
+_MD_HEADING = re.compile(r"#{1,6}[ \t]+\S")
+
+
+def _body_start(yaml_text: str, *, strict: bool = False) -> int | None:
+    """Where the body of a document seems to start when its closing ``---`` is missing.
+
+    The first markdown heading (``# Title``) after the frontmatter's first ``key: value``
+    line, else the first line after one that YAML would not read as part of the mapping
+    (not a key, an indented or ``- `` continuation, a comment or a blank). A heading before
+    the first key is a YAML comment (the feedback template writes its instructions so).
+
+    Args:
+        yaml_text: What follows the opening ``---`` line (the file's line 2 on).
+        strict: Only a heading followed by a blank line (as every template writes its
+            title) counts: the text did parse up to a ``---``, so a line without ``:`` is
+            more likely a typo in the frontmatter than the start of the body.
+
+    Returns:
+        The file's 1-based line number, or ``None`` when nothing looks like a body.
+    """
+    seen_key = False
+    lines = yaml_text.split("\n")
+    for number, line in enumerate(lines, 2):
+        if _YAML_KEY.match(line):
+            seen_key = True
+        elif not seen_key or not line.strip() or line[0] in " \t":
+            continue
+        elif _MD_HEADING.match(line):
+            after = lines[number - 1] if number - 1 < len(lines) else ""
+            if not strict or not after.strip():
+                return number
+        elif not strict and (not line.startswith(("#", "- ")) or line.rstrip() == "-"):
+            return number
+    return None
+
+
 def _no_options(kwargs: dict[str, object]) -> None:
     if kwargs:
         raise TypeError(f"StrictYAMLHandler takes no options, got {', '.join(sorted(kwargs))}")
@@ -135,6 +182,17 @@ def _load_yaml(fm: str, path: str | None) -> dict[str, Any]:
         data = _yaml.load(fm)
     except _yaml.YAMLSyntaxError as exc:
         line = exc.line + 1 if exc.line is not None else None  # + the opening '---' line
+        body_line = _body_start(fm, strict=True)
+        if body_line is not None and (line is None or body_line <= line):
+            # A '---' further down (a markdown rule in the body) closed the frontmatter: the
+            # error is the body read as YAML; the fence missing before it is the problem.
+            raise DocumentError(
+                "missing the closing '---' line of the YAML frontmatter opened on line 1: "
+                f"the body seems to start here; put a '---' line before line {body_line} "
+                f"(read as YAML, the body gives: {exc})",
+                path=path,
+                line=body_line,
+            ) from None
         raise DocumentError(f"invalid YAML frontmatter: {exc}", path=path, line=line) from None
     if not isinstance(data, dict):
         raise DocumentError(

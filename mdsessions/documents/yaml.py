@@ -120,7 +120,7 @@ def _refuse_deep_nesting(text: str) -> None:
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise YAMLSyntaxError(
-                        f"frontmatter is nested more than {MAX_DEPTH} levels deep", line_no - 1
+                        f"frontmatter is nested more than {MAX_DEPTH} levels deep", line_no
                     )
             elif ch in "]}" and depth:
                 depth -= 1
@@ -188,6 +188,14 @@ def _load_strict(text: str) -> Any:
                 (exc.context or "").removeprefix("while parsing ").removeprefix("while scanning ")
             )
             reason = f"{what} opened here is never closed ({exc.problem})"
+        elif exc.context == "while scanning a simple key" and exc.context_mark is not None:
+            # PyYAML notices the missing ':' only at the next token, often lines later: the
+            # line at fault is where the would-be key starts.
+            mark = exc.context_mark
+            reason = (
+                "expected 'key: value' on this line (no ':' after the key; to continue the "
+                "value of the line above, indent this line)"
+            )
         line = mark.line + 1 if mark is not None else None
         raise YAMLSyntaxError(reason, line) from None
     except yaml.YAMLError as exc:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mdsessions.documents.kinds import EDITOR_TEMP_PATTERNS, is_editor_temp
 from mdsessions.errors import StoreError, StoreNotFoundError
 from mdsessions.store.paths import BRANCH_RE, CONFIG_FILE, DEFAULT_BRANCH
 
@@ -44,9 +45,11 @@ __all__ = [
     "ConfigConflict",
     "ConfigEditError",
     "ConfigMerge",
+    "EDITOR_TEMP_PATTERNS",
     "Key",
     "StoreConfig",
     "flatten",
+    "is_editor_temp",
     "key_name",
     "merge_config",
     "new_store_files",
@@ -54,12 +57,23 @@ __all__ = [
     "set_key",
 ]
 
-_GITIGNORE = """\
+_GITIGNORE = (
+    """\
 # mdsessions: caches and locks (rebuildable), temp files of atomic writes
 /.mdsessions/*
 !/.mdsessions/templates/
 *.mdstmp
+# editors' swap, backup and temp files (vim, emacs, JetBrains, kate)
 """
+    + "".join(  # a leading '#' escaped: git would read the line as a comment
+        ("\\" + p if p.startswith("#") else p) + "\n" for p in EDITOR_TEMP_PATTERNS
+    )
+    + (
+        "# ... but folders of those names are not (a session or project named 4913)\n"
+        + "".join(f"!{p}/\n" for p in EDITOR_TEMP_PATTERNS if not p.startswith((".", "#")))
+    )
+)
+
 
 _CONFIG = """\
 # mdsessions store configuration (tracked in git).

@@ -21,6 +21,7 @@ from mdsessions.models import state
 from mdsessions.models.results import Result
 from mdsessions.models.schema import FeedbackAction, UserFeedback, utc_now
 from mdsessions.store.commits import CommitKind, commit_message
+from mdsessions.store.config import is_editor_temp
 from mdsessions.store.paths import FEEDBACK
 from mdsessions.store.session import Session
 
@@ -42,7 +43,11 @@ class EditedFile(Result):
 
 
 def unrecorded_edits(store: Store) -> list[EditedFile]:
-    """The work of :meth:`mdsessions.store.store.Store.unrecorded_edits`."""
+    """The work of :meth:`mdsessions.store.store.Store.unrecorded_edits`.
+
+    Editors' temp and backup files (:data:`mdsessions.store.config.EDITOR_TEMP_PATTERNS`)
+    are never a person's edit, whether or not the store's ``.gitignore`` lists them.
+    """
     base = "" if store.projects_dir == "." else store.projects_dir
     proc = store.git.git(
         "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", base or "."
@@ -58,6 +63,8 @@ def unrecorded_edits(store: Store) -> list[EditedFile]:
         code, rel = item[:2], item[3:]
         if code[0] == "R":
             i += 1
+        if is_editor_temp(rel):
+            continue  # an editor's swap/backup file, even where .gitignore lacks it
         if code == "??":
             change = "added"
         elif "D" in code:

@@ -13,6 +13,7 @@ from mdsessions.documents.frontmatter import loads
 from mdsessions.errors import DocumentError
 from mdsessions.models.results import Result
 from mdsessions.models.schema import Checkpoint, DocumentKind, PhaseStatus, Transcript
+from mdsessions.store.config import is_editor_temp
 from mdsessions.store.paths import CHECKPOINT, PROMPTS_DIR, TRANSCRIPTS_DIR
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ def validate_session(session: Session) -> list[Problem]:
         if folder.is_dir():
             documents = sorted(folder.glob("*.md")) + sorted(folder.glob(f"{PROMPTS_DIR}/*.md"))
             for path in documents:
+                if is_editor_temp(path.name):
+                    continue  # an editor's lock/temp file (emacs' .#agent.md)
                 rel = path.relative_to(session.store.root).as_posix()
                 try:
                     doc = loads(session.store.read_text(rel), path=rel)
@@ -137,6 +140,8 @@ def _transcript_problems(session: Session) -> list[Problem]:
     """Each ``transcripts/*.md`` parses as a transcript of this session, named as its file."""
     problems: list[Problem] = []
     for path in sorted((session.path / TRANSCRIPTS_DIR).glob("*.md")):
+        if is_editor_temp(path.name):
+            continue
         rel = path.relative_to(session.store.root).as_posix()
         try:
             doc = loads(session.store.read_text(rel), path=rel, kind=DocumentKind.TRANSCRIPT)

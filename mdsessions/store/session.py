@@ -47,6 +47,7 @@ from mdsessions.models.schema import (
 from mdsessions.store import writes
 from mdsessions.store.checks import D, build, build_status
 from mdsessions.store.commits import CommitKind
+from mdsessions.store.config import is_editor_temp
 from mdsessions.store.integrity import Problem, validate_phase, validate_session
 from mdsessions.store.lifecycle import Lifecycle
 from mdsessions.store.outputs import (
@@ -227,7 +228,7 @@ class Session(Lifecycle):
             found: dict[str, AgentOutput] = {}
             if folder.is_dir():
                 for path in sorted(folder.glob("*.md")):
-                    if path.name in (CHECKPOINT, FEEDBACK):
+                    if path.name in (CHECKPOINT, FEEDBACK) or is_editor_temp(path.name):
                         continue
                     rel = path.relative_to(self.store.root).as_posix()
                     found[path.stem] = self.store.read_doc(rel, AgentOutput)
@@ -264,7 +265,7 @@ class Session(Lifecycle):
                 paths += [
                     p.relative_to(self.store.root).as_posix()
                     for p in sorted(folder.glob("*.md"))
-                    if p.name not in (CHECKPOINT, FEEDBACK)
+                    if p.name not in (CHECKPOINT, FEEDBACK) and not is_editor_temp(p.name)
                 ]
         git = self.store.git
         with self.store.writing():
