@@ -408,3 +408,13 @@ def test_a_deleted_closing_fence_in_a_crlf_file_with_a_bom() -> None:
         loads(text, path="f.md")
     assert caught.value.line == 5, str(caught.value)
     assert "missing the closing '---'" in str(caught.value)
+
+
+def test_an_emacs_lock_beside_a_transcript_is_not_a_transcript(store: Store) -> None:
+    session = store.create_session("demo", "s1")
+    with session.transcript("writer") as log:
+        log.record_message(role="user", content="hello")
+    folder = session.path / "transcripts"
+    (folder / ".#writer.md").symlink_to("ann@host.1234:1700000000")  # emacs' lock link
+    (folder / "#writer.md#").write_text("autosave\n", encoding="utf-8")
+    assert [n for n in session.transcript("writer").names(session)] == ["writer"]

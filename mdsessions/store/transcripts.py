@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mdsessions.documents.frontmatter import decode, load_as
+from mdsessions.documents.kinds import is_editor_temp
 from mdsessions.errors import DocumentError
 from mdsessions.git.repo import Identity
 from mdsessions.models.schema import (
@@ -159,7 +160,8 @@ class TranscriptLog:
         folder = session.path / TRANSCRIPTS_DIR
         if not folder.is_dir():
             return []
-        return sorted(p.stem for p in folder.glob("*.md"))
+        found = folder.glob("*.md")
+        return sorted(p.stem for p in found if p.is_file() and not is_editor_temp(p.name))
 
     def __enter__(self) -> TranscriptLog:
         return self
