@@ -445,9 +445,12 @@ def test_a_session_a_runner_is_running_is_not_moved_or_deleted(filled: Store) ->
         before = snapshot(filled.root)
         s1 = filled.find_session("p1/s1")
         later = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=1)
-        assert "p1/s1" in history.cleanup(
-            filled, older_than="1h", action="archive", now=later, dry_run=True
-        ).sessions
+        assert (
+            "p1/s1"
+            in history.cleanup(
+                filled, older_than="1h", action="archive", now=later, dry_run=True
+            ).sessions
+        )
         for attempt in (
             lambda: history.archive(filled, [s1], author=PERSON),
             lambda: history.delete(filled, [s1], author=PERSON),
