@@ -153,7 +153,7 @@ def search_command(
     Example:
         mdsessions search --tag pilot --status completed
         mdsessions search "pricing model" --project demo --phase 2
-        mdsessions search TODO --at HEAD~5 --json
+        mdsessions search "pricing" --at HEAD~5 --json
     """
     from mdsessions import search_sessions
 
