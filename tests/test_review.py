@@ -317,6 +317,13 @@ def latency(event: FeedbackEvent, saved_at: float) -> float:
 # ------------------------------------------------------------------ 1. review in $EDITOR
 
 
+def decision_lines(stdout: str) -> str:
+    """What ``review`` says of the decision, without the outputs it listed to read first."""
+    return "".join(
+        line for line in stdout.splitlines(keepends=True) if not line.startswith("read ")
+    )
+
+
 @pytest.mark.slow
 def test_review_in_editor_revise_approve_reject(
     store: Store, workflow: Path, tmp_path: Path
@@ -339,9 +346,12 @@ def test_review_in_editor_revise_approve_reject(
     revise = editor(tmp_path, "revise", REVISE)
     result = mds(root, "review", REF, extra_env={"EDITOR": revise})
     review1 = head(root)
-    assert result.stdout == (
+    assert decision_lines(result.stdout) == (
         f"phase 1 of {REF}: revise (recorded in {review1[:10]})\nnext: mdsessions run {REF}\n"
     )
+    assert (
+        f"read    {root / PHASE1_REL / 'writer.md'}\n" in result.stdout
+    )  # the output under review
     assert (tmp_path / "editor.log").read_text() == f"revise {root / FEEDBACK1}\n"
     assert author(root, review1) == PERSON
     assert git(root, "log", "-1", "--format=%cn <%ce>", review1).strip() == RUNNER
@@ -385,7 +395,7 @@ def test_review_in_editor_revise_approve_reject(
     approve = editor(tmp_path, "approve", APPROVE)
     result = mds(root, "review", REF, "1", "--author", ANN, extra_env={"EDITOR": approve})
     review2 = head(root)
-    assert result.stdout == (
+    assert decision_lines(result.stdout) == (
         f"phase 1 of {REF}: approved (recorded in {review2[:10]})\nnext: mdsessions run {REF}\n"
     )
     assert author(root, review2) == ANN
@@ -406,7 +416,7 @@ def test_review_in_editor_revise_approve_reject(
     reject = editor(tmp_path, "reject", REJECT)
     result = mds(root, "review", REF, extra_env={"VISUAL": reject, "EDITOR": "false"})
     review3 = head(root)
-    assert result.stdout == (
+    assert decision_lines(result.stdout) == (
         f"phase 2 of {REF}: rejected (recorded in {review3[:10]})\nsession rejected\n"
     )
     assert author(root, review3) == PERSON
