@@ -104,9 +104,9 @@ _KIND_NAMES = {
     "AWSKeyDetector": "aws-access-key",
     "NpmDetector": "npm-token",
 }
-# A password in a URL that is a placeholder in documentation or a template, not a secret
-# (``user:pass@host``, ``user:<password>@host``, ``user:${DB_PASSWORD}@host``).
-_PLACEHOLDER = re.compile(
+# A password in a URL that only stands in for one, as documentation and templates write it
+# (``user:pass@host``, ``user:<password>@host``, ``user:${DB_PASSWORD}@host``): not a secret.
+_STAND_IN_PASSWORD = re.compile(
     r"(?:<[^>]*>|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\{\{?[^}]*\}?\}|%s|%\([a-z_]+\)s|\*+|x+|\.\.\."
     r"|pass|password|passwd|pwd|secret|changeme|example|your[-_]?password|p@ssw0rd)",
     re.IGNORECASE,
@@ -456,7 +456,9 @@ class Redactor:
                     start, end = match.span()
                 if end <= start:
                     continue
-                if pattern.kind == "password-in-url" and _PLACEHOLDER.fullmatch(text, start, end):
+                if pattern.kind == "password-in-url" and _STAND_IN_PASSWORD.fullmatch(
+                    text, start, end
+                ):
                     continue
                 if text[end - 1].isalnum() or text[end - 1] in "_-":
                     tail = _TOKEN_TAIL.match(text, end)

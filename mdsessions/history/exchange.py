@@ -748,7 +748,8 @@ def import_bundle(
                 committer=store.author,
             )
         finally:
-            git.git("update-ref", "-d", ref, check=False)
+            # Only while it is still the ref this import fetched (the old value is checked).
+            git.git("update-ref", "-d", ref, tip, check=False)
     counts: dict[str, int] = {}
     for rel in files:
         key = next(r for r in found if rel.startswith(r + "/"))
