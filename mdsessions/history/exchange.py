@@ -48,9 +48,9 @@ from mdsessions.errors import (
 from mdsessions.git import extract
 from mdsessions.history.common import _blob, _decode
 from mdsessions.models.results import Result
-from mdsessions.models.schema import AgentOutput, Checkpoint, SessionManifest
+from mdsessions.models.schema import AgentOutput, SessionManifest
 from mdsessions.store.commits import commit_message
-from mdsessions.store.links import link_contexts
+from mdsessions.store.links import render_session
 from mdsessions.store.paths import ARCHIVE_DIR, CHECKPOINT, FEEDBACK, MANIFEST, PROMPTS_DIR
 from mdsessions.store.store import Identity, Session, Store, check_id
 
@@ -477,12 +477,7 @@ def _rewrite(
         if isinstance(doc, SessionManifest):
             names = {p.number: p.name for p in doc.phases}
         docs[name] = doc
-    contexts = link_contexts(docs)  # the whole session is in docs
-    for name, doc in docs.items():
-        context = contexts.get(name, {})
-        if isinstance(doc, Checkpoint):
-            context["next_name"] = names.get(doc.next_phase, "") if doc.next_phase else ""
-        out[name] = store.render(doc, **context)
+    out.update(render_session(store, docs, names))  # the whole session is in docs
     return dict(sorted(out.items()))
 
 

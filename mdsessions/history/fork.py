@@ -14,14 +14,13 @@ from mdsessions.errors import (
 from mdsessions.history.common import _blob, _decode, _short
 from mdsessions.models.results import OpenSessionResult, SessionResult
 from mdsessions.models.schema import (
-    Checkpoint,
     ForkOrigin,
     SessionManifest,
     utc_now,
 )
 from mdsessions.models.state import derive_status
 from mdsessions.store.commits import commit_message
-from mdsessions.store.links import link_contexts
+from mdsessions.store.links import render_session
 from mdsessions.store.store import (
     MANIFEST,
     Identity,
@@ -117,12 +116,7 @@ def _fork_files(
             derive_status(doc)
             names = {p.number: p.name for p in doc.phases}
         docs[target] = doc
-    contexts = link_contexts(docs)  # the whole session is in docs
-    for target, doc in docs.items():
-        context = contexts.get(target, {})
-        if isinstance(doc, Checkpoint):
-            context["next_name"] = names.get(doc.next_phase, "") if doc.next_phase else ""
-        out[target] = store.render(doc, **context)
+    out.update(render_session(store, docs, names))  # the whole session is in docs
     return out
 
 

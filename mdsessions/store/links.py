@@ -26,7 +26,7 @@ from mdsessions.store.paths import CHECKPOINT, FEEDBACK
 if TYPE_CHECKING:
     from mdsessions.store.store import Store
 
-__all__ = ["link_contexts", "output_files", "store_contexts"]
+__all__ = ["link_contexts", "output_files", "render_session", "store_contexts"]
 
 Exists = Callable[[str], bool]
 ReadCheckpoint = Callable[[str], "Checkpoint | None"]
@@ -118,3 +118,26 @@ def store_contexts(
         exists=lambda rel: (store.root / rel).is_file(),
         read_checkpoint=read_checkpoint,
     )
+
+
+def render_session(
+    store: Store, docs: Mapping[str, Any], phase_names: Mapping[int, str]
+) -> dict[str, bytes]:
+    """Render every document of one whole session (a fork, an import) with its links.
+
+    Args:
+        store: The store whose templates render.
+        docs: Path → document: all of the session's documents, so links need no disk.
+        phase_names: Phase number → name (a checkpoint's "Next Phase" line).
+
+    Returns:
+        Path → rendered bytes, in the order of ``docs``.
+    """
+    contexts = link_contexts(docs)
+    out: dict[str, bytes] = {}
+    for rel, doc in docs.items():
+        context = contexts.get(rel, {})
+        if isinstance(doc, Checkpoint):
+            context["next_name"] = phase_names.get(doc.next_phase, "") if doc.next_phase else ""
+        out[rel] = store.render(doc, **context)
+    return out
