@@ -1,0 +1,1 @@
+// Placeholder replaced by the "web" part (live updates over /events).
