@@ -278,7 +278,10 @@ class Tab:
     console: list[str] = field(default_factory=list)
 
     def goto(self, url: str) -> Response:
+        """Open ``url``; its response (once more if a live reload cut the first one short)."""
         response = self.page.goto(url)
+        if response is None:
+            response = self.page.goto(url)
         assert response is not None, url
         return response
 
