@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -123,26 +124,35 @@ def serve_command(
         timeout_graceful_shutdown=3,
         server_header=False,
     )
-    server = _server(config, app.state.desk.feed)
+    stops: list[int] = []
+    server = _server(config, app.state.desk.feed, stops)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+    if signal.SIGINT in stops:
+        raise KeyboardInterrupt  # "Interrupted", exit status 130, as every command
 
 
-def _server(config: Any, feed: ChangeFeed | None) -> Any:
+def _server(config: Any, feed: ChangeFeed | None, stops: list[int]) -> Any:
     """The uvicorn server, whose stop first ends the open ``/events`` streams.
 
     uvicorn waits for open connections before it stops; an event stream stays open for as
     long as its page does, so the streams are ended as soon as a stop is asked for
-    (Ctrl-C, SIGTERM).
+    (Ctrl-C, SIGTERM). The signals are noted in ``stops`` and not raised again after the
+    stop (uvicorn's own handler would, and SIGTERM would then kill the process instead of
+    letting it exit 0).
     """
     import uvicorn
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
+            stops.append(sig)
             if feed is not None:
                 feed.end_streams()
-            super().handle_exit(sig, frame)
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True  # a second Ctrl-C: stop without waiting
+            else:
+                self.should_exit = True
 
     return Server(config)
