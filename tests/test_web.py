@@ -53,7 +53,7 @@ XSS = (
     "# Market\n\nPlain **bold** text.\n\n"
     "<script>alert('script')</script>\n\n"
     '<img src="x" onerror="alert(\'img\')">\n\n'
-    '<a href="javascript:alert(\'link\')">click me</a>\n\n'
+    "<a href=\"javascript:alert('link')\">click me</a>\n\n"
     "[md link](javascript:alert('md'))\n\n"
     '<div onclick="alert(\'div\')" style="color:red">styled</div>\n\n'
     '<iframe src="https://example.com"></iframe>\n'
@@ -161,9 +161,7 @@ def test_inbox_lists_waiting_phases_oldest_first(store: Store, client: TestClien
     assert not by_id(page.text, "paused") and not by_id(page.text, "inbox-empty")
 
 
-def test_inbox_counts_paused_sessions_and_says_when_empty(
-    store: Store, client: TestClient
-) -> None:
+def test_inbox_counts_paused_sessions_and_says_when_empty(store: Store, client: TestClient) -> None:
     empty = client.get("/")
     assert by_id(empty.text, "inbox-empty") and "Nothing awaits review" in empty.text
     waiting_session(store, "demo", "s1").pause()
@@ -242,9 +240,7 @@ def test_a_phase_not_awaiting_review_shows_no_form(store: Store, client: TestCli
         "/static/..%2f..%2fapp.py",
     ],
 )
-def test_unknown_or_traversing_paths_are_404(
-    store: Store, client: TestClient, url: str
-) -> None:
+def test_unknown_or_traversing_paths_are_404(store: Store, client: TestClient, url: str) -> None:
     waiting_session(store)
     answer = client.get(url)
     assert answer.status_code == 404, (url, answer.text)
