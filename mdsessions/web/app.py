@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,6 +33,8 @@ from mdsessions.web.security import SecurityMiddleware, new_secret
 __all__ = ["Desk", "create_app", "desk"]
 
 STATIC_DIR = Path(__file__).parent / "static"
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,6 +55,32 @@ class Desk:
     csrf: str = field(default_factory=new_secret)
     lock: threading.RLock = field(default_factory=threading.RLock)
     feed: ChangeFeed | None = None
+    memo: dict[str, tuple[int, Any]] = field(default_factory=dict)
+
+    def remembered(self, key: str, compute: Callable[[], T]) -> T:
+        """``compute()``, or its last result while the store has not changed since.
+
+        Only while :attr:`feed` watches the whole store (else every call computes): its
+        :attr:`~mdsessions.web.live.ChangeFeed.generation` is read before computing, so a
+        change during the computation makes the next call compute again. Hold :attr:`lock`.
+
+        Args:
+            key: What is computed (e.g. ``"inbox"``).
+            compute: Reads the store.
+
+        Returns:
+            The (possibly remembered) result.
+        """
+        feed = self.feed
+        if feed is None or not feed.complete:
+            return compute()
+        generation = feed.generation
+        seen = self.memo.get(key)
+        if seen is not None and seen[0] == generation:
+            return cast(T, seen[1])
+        value = compute()
+        self.memo[key] = (generation, value)
+        return value
 
     @contextmanager
     def using(self) -> Iterator[Store]:
@@ -93,6 +123,8 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         assert the_desk.feed is not None
         the_desk.feed.start(asyncio.get_running_loop())
+        # The first visitor gets a warm inbox: the session index read once, before serving.
+        await run_in_threadpool(review.warm, the_desk)
         try:
             yield
         finally:

@@ -39,6 +39,7 @@ from mdsessions import (
     Identity,
     MdsessionsError,
     ReviewState,
+    SessionStatus,
     Store,
     UnrecordedEditError,
 )
@@ -47,7 +48,7 @@ from mdsessions.web.render import page
 from mdsessions.web.security import check_csrf
 
 if TYPE_CHECKING:
-    from mdsessions import PhaseEntry, Session, SessionManifest
+    from mdsessions import InboxItem, PhaseEntry, Session, SessionManifest
 
 __all__ = ["ACTIONS", "REVIEWER_COOKIE", "routes"]
 
@@ -82,10 +83,30 @@ def _desk(request: Request) -> Any:
 
 def inbox(request: Request) -> Response:
     """``GET /``: every phase awaiting review, oldest first, across projects."""
-    with _desk(request).using() as store:
-        waiting = store.inbox(paused=True)
-        items = store.inbox()
-    return page(request, "inbox.html", items=items, paused=len(waiting) - len(items))
+    the_desk = _desk(request)
+    with the_desk.using() as store:
+        items, paused = the_desk.remembered("inbox", lambda: _inbox(store))
+    return page(request, "inbox.html", items=items, paused=paused)
+
+
+def warm(desk: Any) -> None:
+    """Read the inbox once (at start), so the session index is loaded before the first page."""
+    with desk.using() as store:
+        desk.remembered("inbox", lambda: _inbox(store))
+
+
+def _inbox(store: Store) -> tuple[list[InboxItem], int]:
+    """The phases awaiting review of sessions not paused, and how many more paused ones have.
+
+    Two validated reads of the session index (the inbox, then the statuses), where
+    ``store.inbox()`` and ``store.inbox(paused=True)`` would be three.
+    """
+    waiting = store.inbox(paused=True)
+    if not waiting:
+        return [], 0
+    paused = {s.ref for s in store.list_sessions() if s.status is SessionStatus.PAUSED}
+    items = [i for i in waiting if f"{i.project_id}/{i.session_id}" not in paused]
+    return items, len(waiting) - len(items)
 
 
 # ---------------------------------------------------------------------------- phase page
@@ -276,6 +297,7 @@ def _decide(request: Request, fields: dict[str, str]) -> Response:
             return _phase(request, store, 409, typed, errors=[("store", str(exc))])
         except (MdsessionsError, ValueError) as exc:
             return _phase(request, store, 400, typed, errors=[("decision", str(exc))])
+        the_desk.memo.clear()  # the feed sees the commit too, a moment later
     url = request.url.path.removesuffix("/decide")
     response = RedirectResponse(
         f"{url}?recorded={decision.commit}&action={typed['action']}", status_code=303
