@@ -599,18 +599,30 @@ class UserFeedback(_Doc):
     session_id: Identifier
     phase: Annotated[int, Field(ge=1)]
     phase_name: OneLine
-    reviewed: bool = False
+    reviewed: bool = Field(default=False, exclude_if=_empty)
+    """Seed 003's flag; written only when true (the decision is ``approved``/``action``)."""
     approved: bool = False
     action: Annotated[FeedbackAction, BeforeValidator(FeedbackAction.parse)] = (
         FeedbackAction.PENDING
     )
-    timestamp: UTCTime | None = None
+    timestamp: UTCTime | None = Field(default=None, exclude_if=_absent)
+    """When a program decided (``mdsessions feedback``); a person's decision's time is its
+    commit's, so a file a person edits carries none."""
     retry_count: Count = 0
     requested_changes: StrList = Field(default_factory=list)
-    reviewer: OneLine | None = None
+    """The changes asked for, one each: a YAML block list (``- `` lines) under the key, which
+    is written last in the frontmatter; an empty key (``requested_changes:``) is none."""
+    reviewer: OneLine | None = Field(default=None, exclude_if=_absent)
+    """Who decided, when the person wrote it; otherwise the decision's commit author is."""
     comments: str = ""
 
     _body_fields: ClassVar[set[str]] = {"comments"}
+
+    def frontmatter(self) -> dict[str, Any]:
+        """The frontmatter mapping, ``requested_changes`` last (a person types under it)."""
+        data = super().frontmatter()
+        data["requested_changes"] = data.pop("requested_changes")
+        return data
 
     def decision(self) -> FeedbackAction:
         """The decision this file expresses, reconciling ``approved`` and ``action``.

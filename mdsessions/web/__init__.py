@@ -12,4 +12,28 @@ and :mod:`~mdsessions.web.pages` (session page, documents at a version, diffs, s
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["ChangeFeed", "create_app", "needs_token", "new_secret"]
+
+# What ``mdsessions serve`` (the CLI) uses, imported lazily (PEP 562) like ``mdsessions``.
+_WHERE = {
+    "ChangeFeed": "live",
+    "create_app": "app",
+    "needs_token": "security",
+    "new_secret": "security",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mdsessions.web' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+if TYPE_CHECKING:
+    from mdsessions.web.app import create_app
+    from mdsessions.web.live import ChangeFeed
+    from mdsessions.web.security import needs_token, new_secret
