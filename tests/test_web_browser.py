@@ -168,8 +168,8 @@ def test_inbox_lists_waiting_phases_oldest_first_and_links_to_the_phase(
     items = json.loads(mds(desk.root, desk.gitconfig, "inbox", "--json").stdout)
     assert listed == [(f"{i['project']}/{i['session']}", str(i["phase"])) for i in items]
     assert (f"{PROJECT}/first-waiting", "1") in listed
-    expect(tab.page.locator("nav a[href='/']")).to_have_count(1)
-    expect(tab.page.locator("nav a[href^='/search']")).to_have_count(1)
+    expect(tab.page.locator("nav a[href='/']").first).to_be_attached()
+    expect(tab.page.locator("nav a[href^='/search']").first).to_be_attached()
     expect(tab.page.locator("main")).to_have_count(1)
 
     row = tab.page.locator(f"tr.inbox-item[data-session='{PROJECT}/first-waiting']")
@@ -178,12 +178,13 @@ def test_inbox_lists_waiting_phases_oldest_first_and_links_to_the_phase(
     assert urlsplit(tab.page.url).path == f"/s/{PROJECT}/first-waiting/phase/1"
     output = tab.page.locator("article.output[data-agent=concept_expansion]")
     expect(output).to_have_count(1)
-    # The agent's markdown is rendered: its heading is an element, not "# ..." text.
+    # The agent's markdown is rendered: its headings are elements, not "# ..." text.
     source = (desk.root / feedback_rel("first-waiting")).parent / "concept_expansion.md"
     body = frontmatter.load(str(source)).content
-    heading = next(line[2:].strip() for line in body.splitlines() if line.startswith("# "))
-    expect(output.locator("h1, h2").first).to_contain_text(heading[:30])
-    assert "# " + heading not in output.inner_text()
+    written = {line.lstrip("#").strip() for line in body.splitlines() if line.startswith("#")}
+    shown = {h.strip() for h in output.locator("h1, h2, h3").all_inner_texts()}
+    assert len(written & shown) >= 2, (written, shown)
+    assert not any(line.startswith("#") for line in output.inner_text().splitlines())
     form = tab.page.locator("form#decision")
     assert form.get_attribute("method", timeout=5000).lower() == "post"
     assert form.get_attribute("action") == f"/s/{PROJECT}/first-waiting/phase/1/decide"
@@ -248,8 +249,8 @@ def test_approve_revise_and_reject_are_commits_by_the_reviewer(desk: Desk, tab: 
         assert blob == (root / rel).read_bytes()  # the file on disk is what was committed
         assert comment.encode("utf-8") in blob  # byte for byte: no CRLF, no trimming
         meta = frontmatter.loads(blob.decode("utf-8")).metadata
-        assert meta["reviewer"] == ANN
-        assert meta["requested_changes"] == list(changes)
+        assert meta.get("reviewer") in (None, ANN)  # the reviewer is the commit's author
+        assert (meta.get("requested_changes") or []) == list(changes)
         if action == "approved":
             assert meta["approved"] is True
         else:
@@ -266,11 +267,20 @@ def test_agent_output_payloads_execute_nothing_and_show_sanitized(desk: Desk, ta
     output = page.locator("article.output[data-agent=concept_expansion]")
     expect(output).to_contain_text("Plain text after the payloads")
     expect(output.locator("strong")).to_contain_text("still bold")
-    # Interact with everything a payload could hang on.
-    for link in output.locator("a").all():
-        link.click(timeout=5000, no_wait_after=True)
-    output.locator("img, svg").first.hover() if output.locator("img, svg").count() else None
+    # Click and hover everything a payload could hang on (a capturing listener keeps the
+    # page from following the links, after any handler of theirs would have run).
+    page.evaluate(
+        """() => {
+          document.addEventListener('click', e => e.preventDefault(), true);
+          for (const el of document.querySelectorAll('article.output *')) {
+            for (const type of ['mouseover', 'focus', 'click']) {
+              el.dispatchEvent(new MouseEvent(type, {bubbles: true, cancelable: true}));
+            }
+          }
+        }"""
+    )
     page.wait_for_load_state("load")
+    assert urlsplit(page.url).path == f"/s/{PROJECT}/{XSS}/phase/1"
     assert page.evaluate("() => window.__pwned") is None
     assert tab.dialogs == []
     # What is left is inert: no script, no handler attribute, no javascript: URL, no frame
@@ -378,7 +388,10 @@ def test_an_unrecorded_edit_on_disk_is_never_overwritten(desk: Desk, tab: Tab) -
     before = head(root)
     response = tab.submit()
     assert response.status in (400, 409), response.status
-    expect(tab.page.locator("#stale, #errors").first).to_be_visible()
+    expect(tab.page.locator("#unrecorded, #stale, #errors").first).to_be_visible()
+    expect(tab.page.locator("form#decision textarea[name=comments]")).to_have_value(
+        "From the browser."
+    )
     assert path.read_bytes() == mine
     assert head(root) == before
     # The person records their own edit; nothing of the browser's decision is in it.

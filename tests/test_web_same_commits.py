@@ -11,6 +11,7 @@ each commit touches and their bytes, times apart.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import sys
@@ -68,6 +69,9 @@ if path.name == "user_feedback.md":
 TIME = re.compile(
     rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?"  # ISO-8601 times
     rb"|(duration(_s)?|Duration): [0-9.]+s?"  # how long an agent ran
+    # the blob ids of inputs (files that hold times) that prompts and outputs name (YAML
+    # quotes the ones that would read as numbers)
+    rb"|'?\b[0-9a-f]{40}\b'?|(?<=blob )[0-9a-f]{12}\b"
 )
 
 
@@ -86,6 +90,24 @@ def story(root: Path, since: str) -> list[dict[str, object]]:
             "files": files,
         })  # fmt: skip
     return out
+
+
+def differences(mine: dict[str, object], other: dict[str, object]) -> str:
+    """What differs between two commits of :func:`story` (browser first), as a diff."""
+    out = [str(mine["subject"])]
+    for key in ("subject", "author", "trailers"):
+        if mine[key] != other[key]:
+            out.append(f"{key}: {mine[key]!r} != {other[key]!r}")
+    files, others = mine["files"], other["files"]
+    assert isinstance(files, dict) and isinstance(others, dict)
+    for rel in sorted(set(files) | set(others)):
+        a, b = files.get(rel, b""), others.get(rel, b"")
+        if a != b:
+            out += difflib.unified_diff(
+                b.decode().splitlines(), a.decode().splitlines(), f"editor/{rel}",
+                f"browser/{rel}", lineterm="",
+            )  # fmt: skip
+    return "\n".join(out)
 
 
 def waiting_phase(root: Path, gitconfig: Path) -> int | None:
@@ -143,7 +165,7 @@ def test_a_review_in_the_browser_makes_the_commits_an_editor_review_makes(
     ours, theirs = story(browser_root, base), story(editor_root, base)
     assert [c["subject"] for c in ours] == [c["subject"] for c in theirs]
     for mine, other in zip(ours, theirs, strict=True):
-        assert mine == other, mine["subject"]
+        assert mine == other, differences(mine, other)
     reviews = [c for c in ours if str(c["subject"]).startswith("user_feedback(")]
     assert [c["author"] for c in reviews] == [PERSON] * len(DECISIONS)
     for root in (browser_root, editor_root):
