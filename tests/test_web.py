@@ -14,6 +14,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -640,6 +641,11 @@ def test_serve_on_all_addresses_requires_and_prints_a_token(store: Store) -> Non
         with httpx.Client(timeout=30) as http:
             bearer = {"authorization": f"Bearer {server.token}"}
             assert http.get(local, headers=bearer).status_code == 200
+            # other machines name this one by its host name; any other name is refused
+            named = {**bearer, "host": f"{socket.gethostname()}:{port}"}
+            assert http.get(local, headers=named).status_code == 200
+            foreign = {**bearer, "host": f"evil.example:{port}"}
+            assert http.get(local, headers=foreign).status_code == 400
     finally:
         assert server.stop() == 0
     given = Served(store.root, "--host", "0.0.0.0", "--port", "0", "--token", "my-token")
