@@ -175,7 +175,11 @@ class FeedbackWatcher:
         except (MdsessionsError, OSError, ValueError) as exc:
             sha, error = None, str(exc)
         if sha is None and error is None:
-            return  # nothing new (e.g. our own write of the file)
+            # Nothing new: our own write, or another process (the review desk, `review`)
+            # recorded it first. Waiters look again: the decision may have landed.
+            with self._changed:
+                self._changed.notify_all()
+            return
         event = FeedbackEvent(rel, sha, error, time.time())
         with self._changed:
             self.events.append(event)

@@ -690,3 +690,44 @@ def test_inbox_waiting_time_is_shown(store: Store, client: TestClient) -> None:
     assert re.search(r'<td class="waited">3 h [45] min</td>', page.text), page.text
     git(store.root, "status")  # the page wrote nothing
     assert_clean(store.root)
+
+
+def test_run_wait_goes_on_after_a_decision_on_the_page(store: Store, tmp_path: Path) -> None:
+    from helpers import command_agent, write_two_phase_workflow
+
+    from mdsessions import Runner, SessionStatus
+
+    workflow = write_two_phase_workflow(
+        tmp_path / "wf.toml",
+        name="pagewait",
+        first=command_agent("print('# Draft')"),
+        second=command_agent("print('# Final')"),
+    )
+    session = Runner(store, workflow).start("demo", "s1", idea="gyms").session
+    assert session.status is SessionStatus.AWAITING_REVIEW
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdsessions", "--store", str(store.root), "run", "demo/s1",
+         "--wait", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env(),
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        stderr = proc.stderr
+        line: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: line.put(stderr.readline()), daemon=True).start()
+        assert "for the review of phase 1" in line.get(timeout=60)
+        client = TestClient(create_app(store))
+        answer = post_decision(client, "/s/demo/s1/phase/1", action="approved", reviewer=ANN)
+        assert answer.status_code == 303, answer.text
+        decided = time.monotonic()
+        assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - decided < 10  # not the --wait timeout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert session.status is SessionStatus.COMPLETED
+    log = git(store.root, "log", "--format=%an <%ae> %s").splitlines()
+    people = [line for line in log if not line.startswith("mdsessions <")]
+    assert people == [f"{ANN} user_feedback(demo/s1): phase 1 approved"], log
+    assert_clean(store.root)
