@@ -318,6 +318,7 @@ def test_a_decision_on_the_page_is_the_commit_decide_makes(
         shown = client.get(answer.headers["location"])
         assert by_id(shown.text, "decision-recorded") and sha[:10] in shown.text
         assert by_id(shown.text, "decision") and "<form" not in shown.text
+        assert "Ann Reviewer &lt;ann@example.com&gt;" in shown.text  # who decided
         assert_clean(on_page.root)
         assert on_page.validate() == []
     finally:

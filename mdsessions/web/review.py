@@ -210,8 +210,13 @@ def _phase(
         "errors": [],
         "stale": None,
         "unrecorded": None,
+        "decided": None,
         "feedback_rel": f"{session.phase_rel(number, manifest)}/user_feedback.md",
     }
+    if not awaiting and entry.review.value in ACTIONS:
+        # Who decided, and when: the decision is the feedback file's last commit.
+        last = store.log(paths=[context["feedback_rel"]], max_count=1)
+        context["decided"] = last[0] if last else None
     context.update(extra)
     return page(request, "phase.html", status_code=status_code, **context)
 
