@@ -444,7 +444,8 @@ def test_an_unrecorded_edit_is_never_overwritten(store: Store, client: TestClien
         follow_redirects=False,
     )
     assert answer.status_code == 409
-    assert by_id(answer.text, "unrecorded") and "mdsessions record" in answer.text
+    assert by_id(answer.text, "errors") and "mdsessions record" in answer.text
+    assert 'class="notice warn unrecorded"' in answer.text
     assert "from the page" in answer.text
     assert path.read_bytes() == mine
     assert snapshot(store.root) == before
