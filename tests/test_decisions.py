@@ -352,3 +352,261 @@ def test_edit_feedback_text_keeps_crlf_and_every_other_byte(waiting: Session) ->
     assert doc.decision() is FeedbackAction.REVISE
     same = edit_feedback_text(edited, "revise", "Line one\r\nline two", CHANGES)
     assert same == edited  # deciding again the same way changes nothing
+
+
+# ------------------------------------------------------------------ 3. the reviewer's other hands
+
+
+class VimLikeBuffer:
+    """An editor buffer that, like vim, remembers the file's mtime and size when it reads it.
+
+    Saving over a file that changed on disk since (someone rewrote it) fails the test, as
+    vim warns "WARNING: The file has been changed since reading it!!!". A save writes the
+    buffer in place and remembers the new mtime and size, as vim does.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data = path.read_bytes()
+        self.seen = self._stat()
+
+    def _stat(self) -> tuple[int, int]:
+        st = self.path.stat()
+        return st.st_mtime_ns, st.st_size
+
+    def save(self) -> None:
+        if self._stat() != self.seen:
+            pytest.fail(f"{self.path.name}: the file has been changed since reading it")
+        with self.path.open("wb") as fh:
+            fh.write(self.data)
+        self.seen = self._stat()
+
+
+def start_watch(root: Path, seconds: int) -> subprocess.Popen[str]:
+    """``mdsessions watch`` as a real process, returned once it watches."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdsessions", "--store", str(root), "watch", "--timeout",
+         str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=env,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "watching" in line, line
+    return proc
+
+
+def feedback_commits(root: Path, since: str) -> list[str]:
+    return git(root, "log", "--format=%H", "--grep=^user_feedback(", f"{since}..HEAD").split()
+
+
+def wait_for(condition: object, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_watch_records_an_editors_save_once_and_never_rewrites_it(waiting: Session) -> None:
+    """vim's loop from the issue: save, watch records, save the same buffer again."""
+    root = waiting.store.root
+    feedback = root / FEEDBACK1
+    before = head(root)
+    watch = start_watch(root, 60)
+    try:
+        buffer = VimLikeBuffer(feedback)
+        buffer.data = buffer.data.replace(b"\napproved: false\n", b"\napproved: true\n")
+        buffer.data += b"Ship it.\n"
+        buffer.save()
+        assert wait_for(lambda: feedback_commits(root, before), 20), "watch recorded nothing"
+        time.sleep(1.0)  # time for a rewrite, were there one
+        buffer.save()  # ":w" again: no "changed since reading", and nothing new to record
+        time.sleep(1.5)  # past the watcher's handling of that save
+    finally:
+        watch.terminate()
+        out, err = watch.communicate(timeout=30)
+    assert len(feedback_commits(root, before)) == 1
+    assert out.count("recorded ") == 1, (out, err)
+    assert "Traceback" not in err and "not recorded" not in err, err
+    assert git(root, "show", f"HEAD:{FEEDBACK1}").encode() == buffer.data == feedback.read_bytes()
+    assert trailers(root)["Mdsessions-Status"] == "approved"
+    assert_clean(root)
+    assert waiting.manifest().phases[0].review.value == "approved"
+
+
+def test_decide_while_watch_runs_makes_one_commit(waiting: Session) -> None:
+    root = waiting.store.root
+    before = head(root)
+    watch = start_watch(root, 60)
+    try:
+        decision = decide(waiting, 1, "revise", comments=COMMENT, requested_changes=CHANGES)
+        time.sleep(1.5)  # the watcher sees the rename and finds nothing to record
+    finally:
+        watch.terminate()
+        out, err = watch.communicate(timeout=30)
+    assert feedback_commits(root, before) == [decision.commit]
+    assert "recorded" not in out and "not recorded" not in err, (out, err)
+    assert_clean(root)
+
+
+def test_two_dash_lines_under_requested_changes_reach_every_frontmatter_reader(
+    waiting: Session,
+) -> None:
+    root = waiting.store.root
+    feedback = root / FEEDBACK1
+    text = feedback.read_text(encoding="utf-8")
+    assert text.count("\nrequested_changes:\n---\n") == 1  # the bare key, last
+    text = text.replace("\naction: pending\n", "\naction: revise\n").replace(
+        "\nrequested_changes:\n",
+        "\nrequested_changes:\n- Focus on small gyms\n- 'Price: per seat'\n",
+    )
+    feedback.write_text(text, encoding="utf-8")
+    mds(root, "record")
+    committed = git(root, "show", f"HEAD:{FEEDBACK1}")
+    assert committed == text
+    plain = frontmatter.loads(committed).metadata  # python-frontmatter as is, like gray-matter
+    assert plain["requested_changes"] == CHANGES
+    assert plain["action"] == "revise"
+    assert trailers(root)["Mdsessions-Status"] == "revise"
+    feedback_doc = waiting.feedback(1)
+    assert feedback_doc is not None and feedback_doc.requested_changes == CHANGES
+
+
+def test_an_unquoted_change_holding_a_colon_is_named_with_how_to_quote_it(
+    waiting: Session,
+) -> None:
+    root = waiting.store.root
+    feedback = root / FEEDBACK1
+    text = feedback.read_text(encoding="utf-8").replace(
+        "\nrequested_changes:\n", "\nrequested_changes:\n- Price: per seat\n"
+    )
+    text = text.replace("\naction: pending\n", "\naction: revise\n")
+    feedback.write_text(text, encoding="utf-8")
+    before = snapshot(root)
+    result = mds(root, "record", code=1)
+    assert "quote it: - 'Price: per seat'" in result.stderr, result.stderr
+    assert snapshot(root) == before
+
+
+# ------------------------------------------------------------------ 4. files of the old layout
+
+OLD_BODY = """\
+# User Feedback: Draft
+
+## Outputs
+- [writer.md](writer.md)
+
+## Review Status
+- Reviewed: false
+- Approved: false
+- Timestamp: -
+- Reviewer: -
+
+## User Comments
+
+
+
+## Requested Changes
+
+## Action Taken
+- Action: pending
+- Retry Count: 0
+"""
+
+
+def use_old_layout(root: Path) -> str:
+    """Make the pending feedback one an earlier mdsessions wrote (a person's git commit)."""
+    feedback = root / FEEDBACK1
+    text = feedback.read_text(encoding="utf-8")
+    head_text = text[: text.index("\n---\n") + 5]
+    head_text = head_text.replace("\nrequested_changes:\n", "\nrequested_changes: []\n")
+    old = head_text + OLD_BODY
+    feedback.write_text(old, encoding="utf-8")
+    git(root, "commit", "-q", "-m", "feedback as an earlier mdsessions wrote it", "--", FEEDBACK1)
+    return old
+
+
+def line_number(text: str, line: str) -> int:
+    found = [n for n, candidate in enumerate(text.split("\n"), 1) if candidate == line]
+    assert len(found) == 1, (line, found)
+    return found[0]
+
+
+def test_an_old_file_with_changes_only_in_its_body_is_refused_with_the_line(
+    waiting: Session,
+) -> None:
+    root = waiting.store.root
+    old = use_old_layout(root)
+    assert waiting.validate() == []  # untouched, it agrees with itself
+    feedback = root / FEEDBACK1
+    edited = old.replace("\naction: pending\n", "\naction: revise\n")
+    edited = edited.replace("- Action: pending\n", "- Action: revise\n")
+    edited = edited.replace(
+        "## Requested Changes\n", "## Requested Changes\n- Focus on small gyms\n- Add prices\n"
+    )
+    feedback.write_text(edited, encoding="utf-8")
+    line = line_number(edited, "- Focus on small gyms")
+    where = f"{FEEDBACK1}:{line}: field 'requested_changes': the body lists 2 requested change"
+    before = snapshot(root)
+
+    result = mds(root, "record", code=1)
+    assert where in result.stderr, result.stderr
+    assert "delete the '## Requested Changes' section" in result.stderr
+    assert snapshot(root) == before
+    assert feedback.read_text(encoding="utf-8") == edited  # kept as the person left it
+    assert where in mds(root, "edits").stdout
+    assert mds(root, "validate", REF, code=1).stdout.startswith(where)
+    with pytest.raises(DocumentError) as caught:
+        waiting.record_feedback(1)
+    assert caught.value.line == line and caught.value.field == "requested_changes"
+    assert snapshot(root) == before
+
+    # Fixed as the error says: the changes under requested_changes, the section gone.
+    fixed = edited.replace(
+        "\nrequested_changes: []\n", "\nrequested_changes:\n- Focus on small gyms\n- Add prices\n"
+    )
+    fixed = fixed.replace("## Requested Changes\n- Focus on small gyms\n- Add prices\n\n", "")
+    feedback.write_text(fixed, encoding="utf-8")
+    mds(root, "record")
+    assert frontmatter.loads(git(root, "show", f"HEAD:{FEEDBACK1}")).metadata[
+        "requested_changes"
+    ] == ["Focus on small gyms", "Add prices"]
+    assert_clean(root)
+
+
+def test_an_old_file_whose_status_lines_disagree_is_refused(waiting: Session) -> None:
+    root = waiting.store.root
+    old = use_old_layout(root)
+    feedback = root / FEEDBACK1
+    edited = old.replace("\napproved: false\n", "\napproved: true\n")  # body says false
+    feedback.write_text(edited, encoding="utf-8")
+    line = line_number(edited, "- Approved: false")
+    before = snapshot(root)
+    result = mds(root, "record", code=1)
+    assert f"{FEEDBACK1}:{line}: field 'approved': the body's '- Approved: false'" in result.stderr
+    assert "set this line to '- Approved: true'" in result.stderr
+    assert snapshot(root) == before
+    feedback.write_text(edited.replace("- Approved: false", "- Approved: true"), encoding="utf-8")
+    mds(root, "record")
+    assert trailers(root)["Mdsessions-Status"] == "approved"
+
+
+def test_decide_on_an_old_file_keeps_its_body_in_step(waiting: Session) -> None:
+    root = waiting.store.root
+    use_old_layout(root)
+    decision = decide(waiting, 1, "revise", comments="Narrow it.", requested_changes=CHANGES)
+    committed = git(root, "show", f"{decision.commit}:{FEEDBACK1}")
+    assert "## Requested Changes\n- Focus on small gyms\n- Price: per seat\n\n" in committed
+    assert "- Action: revise\n" in committed and "- Approved: false\n" in committed
+    assert frontmatter.loads(committed).metadata["requested_changes"] == CHANGES
+    doc = waiting.feedback(1)
+    assert doc is not None and doc.comments == "Narrow it." and doc.requested_changes == CHANGES
+    mds(root, "verify")
+    assert_clean(root)

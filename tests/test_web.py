@@ -14,6 +14,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -317,6 +318,7 @@ def test_a_decision_on_the_page_is_the_commit_decide_makes(
         shown = client.get(answer.headers["location"])
         assert by_id(shown.text, "decision-recorded") and sha[:10] in shown.text
         assert by_id(shown.text, "decision") and "<form" not in shown.text
+        assert "Ann Reviewer &lt;ann@example.com&gt;" in shown.text  # who decided
         assert_clean(on_page.root)
         assert on_page.validate() == []
     finally:
@@ -442,7 +444,8 @@ def test_an_unrecorded_edit_is_never_overwritten(store: Store, client: TestClien
         follow_redirects=False,
     )
     assert answer.status_code == 409
-    assert by_id(answer.text, "unrecorded") and "mdsessions record" in answer.text
+    assert by_id(answer.text, "errors") and "mdsessions record" in answer.text
+    assert 'class="notice warn unrecorded"' in answer.text
     assert "from the page" in answer.text
     assert path.read_bytes() == mine
     assert snapshot(store.root) == before
@@ -640,6 +643,11 @@ def test_serve_on_all_addresses_requires_and_prints_a_token(store: Store) -> Non
         with httpx.Client(timeout=30) as http:
             bearer = {"authorization": f"Bearer {server.token}"}
             assert http.get(local, headers=bearer).status_code == 200
+            # other machines name this one by its host name; any other name is refused
+            named = {**bearer, "host": f"{socket.gethostname()}:{port}"}
+            assert http.get(local, headers=named).status_code == 200
+            foreign = {**bearer, "host": f"evil.example:{port}"}
+            assert http.get(local, headers=foreign).status_code == 400
     finally:
         assert server.stop() == 0
     given = Served(store.root, "--host", "0.0.0.0", "--port", "0", "--token", "my-token")
@@ -683,4 +691,45 @@ def test_inbox_waiting_time_is_shown(store: Store, client: TestClient) -> None:
     page = client.get("/")
     assert re.search(r'<td class="waited">3 h [45] min</td>', page.text), page.text
     git(store.root, "status")  # the page wrote nothing
+    assert_clean(store.root)
+
+
+def test_run_wait_goes_on_after_a_decision_on_the_page(store: Store, tmp_path: Path) -> None:
+    from helpers import command_agent, write_two_phase_workflow
+
+    from mdsessions import Runner, SessionStatus
+
+    workflow = write_two_phase_workflow(
+        tmp_path / "wf.toml",
+        name="pagewait",
+        first=command_agent("print('# Draft')"),
+        second=command_agent("print('# Final')"),
+    )
+    session = Runner(store, workflow).start("demo", "s1", idea="gyms").session
+    assert session.status is SessionStatus.AWAITING_REVIEW
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdsessions", "--store", str(store.root), "run", "demo/s1",
+         "--wait", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env(),
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        stderr = proc.stderr
+        line: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: line.put(stderr.readline()), daemon=True).start()
+        assert "for the review of phase 1" in line.get(timeout=60)
+        client = TestClient(create_app(store))
+        answer = post_decision(client, "/s/demo/s1/phase/1", action="approved", reviewer=ANN)
+        assert answer.status_code == 303, answer.text
+        decided = time.monotonic()
+        assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - decided < 10  # not the --wait timeout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert session.status is SessionStatus.COMPLETED
+    log = git(store.root, "log", "--format=%an <%ae> %s").splitlines()
+    people = [line for line in log if not line.startswith("mdsessions <")]
+    assert people == [f"{ANN} user_feedback(demo/s1): phase 1 approved"], log
     assert_clean(store.root)

@@ -41,10 +41,21 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _hosts(host: str, port: int) -> tuple[str, ...]:
-    """The ``Host`` header values the desk accepts: the bound address and loopback names."""
-    bound = f"[{host}]" if ":" in host else host
-    names = [bound, "localhost", "127.0.0.1", "[::1]"]
-    return tuple(dict.fromkeys(f"{name}:{port}" for name in names))
+    """The ``Host`` header values the desk accepts (``name:port``).
+
+    The bound address and the loopback names; on a wildcard bind (``0.0.0.0``, ``::``),
+    also this machine's host name and addresses, by which other machines reach it.
+    """
+    names = [host, "localhost", "127.0.0.1", "::1"]
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - the wildcard is what we look for
+        names += [socket.gethostname(), socket.getfqdn()]
+        try:
+            infos = socket.getaddrinfo(socket.gethostname(), None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            infos = []
+        names += [str(info[4][0]) for info in infos]
+    shown = (f"[{name}]" if ":" in name else name for name in names)
+    return tuple(dict.fromkeys(f"{name.lower()}:{port}" for name in shown))
 
 
 @click.command("serve")

@@ -239,6 +239,22 @@ def _list_of_strings(value: Any) -> Any:
 StrList = Annotated[list[OneLine], BeforeValidator(_list_of_strings)]
 
 
+def _changes(value: Any) -> Any:
+    """Requested changes: a change YAML read as ``key: value`` (typed unquoted) is named."""
+    value = _list_of_strings(value)
+    for n, item in enumerate(value if isinstance(value, list) else [], 1):
+        if isinstance(item, dict) and len(item) == 1:
+            key, sub = next(iter(item.items()))
+            typed = f"{key}: {sub}".replace("'", "''")
+            raise ValueError(
+                f"change {n} holds ': ', which YAML reads as key: value; quote it: - '{typed}'"
+            )
+    return value
+
+
+ChangeList = Annotated[list[OneLine], BeforeValidator(_changes)]
+
+
 def _metadata(value: Any) -> Any:
     """A ``metadata`` mapping: one-line text keys, JSON-like values kept as they are."""
     if value is None:
@@ -609,7 +625,7 @@ class UserFeedback(_Doc):
     """When a program decided (``mdsessions feedback``); a person's decision's time is its
     commit's, so a file a person edits carries none."""
     retry_count: Count = 0
-    requested_changes: StrList = Field(default_factory=list)
+    requested_changes: ChangeList = Field(default_factory=list)
     """The changes asked for, one each: a YAML block list (``- `` lines) under the key, which
     is written last in the frontmatter; an empty key (``requested_changes:``) is none."""
     reviewer: OneLine | None = Field(default=None, exclude_if=_absent)

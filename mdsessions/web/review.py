@@ -8,9 +8,10 @@ Routes (the page contract of issue 16):
   sanitizer) beside ``form#decision`` while the phase awaits review, else its decision;
 * ``POST /s/{project}/{session}/phase/{n}/decide`` — the decision, made with
   :func:`mdsessions.decide` (the same file edit and commit as an editor review): 303 back to
-  the phase page on success, 409 when the phase changed since the page was loaded (or a
-  person's editor holds an unrecorded edit of the file), 400 naming the field at fault,
-  403 without the form's CSRF token;
+  the phase page on success; 409 with ``#stale`` (the phase as it is now, a fresh form)
+  when the phase changed since the page was loaded; 409 with ``#errors.unrecorded`` when a
+  person's editor holds an unrecorded edit of the file (nothing is overwritten); 400 with
+  ``#errors`` naming the field at fault; 403 without the form's CSRF token;
 * ``GET /events`` — server-sent ``change`` events (:mod:`mdsessions.web.live`).
 
 Form text is taken as typed, except that line breaks are normalized: browsers send a
@@ -210,8 +211,13 @@ def _phase(
         "errors": [],
         "stale": None,
         "unrecorded": None,
+        "decided": None,
         "feedback_rel": f"{session.phase_rel(number, manifest)}/user_feedback.md",
     }
+    if not awaiting and entry.review.value in ACTIONS:
+        # Who decided, and when: the decision is the feedback file's last commit.
+        last = store.log(paths=[context["feedback_rel"]], max_count=1)
+        context["decided"] = last[0] if last else None
     context.update(extra)
     return page(request, "phase.html", status_code=status_code, **context)
 
