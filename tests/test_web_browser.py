@@ -201,6 +201,12 @@ def test_inbox_lists_waiting_phases_oldest_first_and_links_to_the_phase(
     if os.environ.get("MDSESSIONS_SCREENSHOT") == "1":
         target = REPO_ROOT / "docs" / "images" / "review-desk.png"
         target.parent.mkdir(parents=True, exist_ok=True)
+        fill_decision(  # typed, not sent: the README shows a decision being made
+            tab.page,
+            "revise",
+            comments="Good start. Who pays: the gym or its members?",
+            changes=("Pick one kind of gym", "Name two competitors"),
+        )
         tab.page.screenshot(path=str(target))
     assert tab.dialogs == []
 
