@@ -72,7 +72,7 @@ CHROMIUM_ARGS = [
 NAV_TIMING = """() => {
   const n = performance.getEntriesByType('navigation')[0];
   return {server: n.responseEnd - n.requestStart, page: n.loadEventEnd - n.startTime,
-          bytes: n.transferSize || n.encodedBodySize};
+          bytes: n.encodedBodySize};
 }"""
 
 
@@ -187,9 +187,11 @@ def measure(workdir: Path, quick: bool = False) -> dict[str, Any]:
                 if response is None or response.status != 200:
                     raise RuntimeError(f"{url}: {None if response is None else response.status}")
                 page.close()
-            for _ in range(reps):
+            for rep in range(reps):
                 for name, url in pages.items():
                     page = context.new_page()
+                    if url.startswith(static_base):  # no 304 from the browser's cache
+                        url = f"{url}?rep={rep}"
                     page.goto(url, wait_until="load")
                     page.wait_for_function(
                         "() => performance.getEntriesByType('navigation')[0].loadEventEnd > 0"

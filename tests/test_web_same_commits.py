@@ -68,7 +68,9 @@ if path.name == "user_feedback.md":
 """
 TIME = re.compile(
     rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?"  # ISO-8601 times
-    rb"|(duration(_s)?|Duration): [0-9.]+s?"  # how long an agent ran
+    # how long an agent or a phase ran: fields, lines and table cells ("0s", "1.5s", "2m 3s")
+    rb"|(duration(_s)?|Duration|[A-Z][a-z]* Time): [^\n]*"
+    rb"|(?<=\| )[0-9][0-9hms. ]*s(?= \|)|(?<= after )[0-9][0-9hms. ]*s\b"
     # the blob ids of inputs (files that hold times) that prompts and outputs name (YAML
     # quotes the ones that would read as numbers)
     rb"|'?\b[0-9a-f]{40}\b'?|(?<=blob )[0-9a-f]{12}\b"
