@@ -733,3 +733,23 @@ def test_run_wait_goes_on_after_a_decision_on_the_page(store: Store, tmp_path: P
     people = [line for line in log if not line.startswith("mdsessions <")]
     assert people == [f"{ANN} user_feedback(demo/s1): phase 1 approved"], log
     assert_clean(store.root)
+
+
+def test_the_remembered_inbox_follows_the_store(store: Store) -> None:
+    waiting_session(store, "demo", "s1")
+    with TestClient(create_app(store)) as client:  # the lifespan starts the change feed
+        assert client.get("/").text.count('class="inbox-item"') == 1
+        other = Store.open(store.root)  # another writer (same effect as another process)
+        try:
+            waiting_session(other, "demo", "s2")
+            other.session("demo", "s1").pause()
+        finally:
+            other.close()
+        deadline = time.monotonic() + 10
+        while True:
+            page = client.get("/").text
+            if 'data-session="demo/s2"' in page and 'data-session="demo/s1"' not in page:
+                break
+            assert time.monotonic() < deadline, page
+            time.sleep(0.05)
+        assert "1 phase(s) of paused sessions not shown" in page

@@ -96,6 +96,12 @@ def warm(desk: Any) -> None:
         desk.remembered("inbox", lambda: _inbox(store))
 
 
+def rewarm(desk: Any) -> None:
+    """After a change: read the inbox again if a page showed it (called before pages reload)."""
+    if "inbox" in desk.memo:
+        warm(desk)
+
+
 def _inbox(store: Store) -> tuple[list[InboxItem], int]:
     """The phases awaiting review of sessions not paused, and how many more paused ones have.
 
@@ -303,7 +309,7 @@ def _decide(request: Request, fields: dict[str, str]) -> Response:
             return _phase(request, store, 409, typed, errors=[("store", str(exc))])
         except (MdsessionsError, ValueError) as exc:
             return _phase(request, store, 400, typed, errors=[("decision", str(exc))])
-        the_desk.memo.clear()  # the feed sees the commit too, a moment later
+        the_desk.forget()  # the feed sees the commit too, a moment later
     url = request.url.path.removesuffix("/decide")
     response = RedirectResponse(
         f"{url}?recorded={decision.commit}&action={typed['action']}", status_code=303
