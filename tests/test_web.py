@@ -753,3 +753,33 @@ def test_the_remembered_inbox_follows_the_store(store: Store) -> None:
             assert time.monotonic() < deadline, page
             time.sleep(0.05)
         assert "1 phase(s) of paused sessions not shown" in page
+
+
+def test_an_idle_stream_sends_heartbeats_and_ends_with_the_feed(tmp_path: Path) -> None:
+    import asyncio
+
+    from mdsessions.web.live import event_stream
+
+    async def scenario() -> list[str]:
+        feed = ChangeFeed(tmp_path / ".git", tmp_path / "projects", lambda: None)
+        feed._loop = asyncio.get_running_loop()  # as start() does, without an observer
+        chunks: list[str] = []
+
+        async def read() -> None:
+            async for chunk in event_stream(feed, heartbeat=0.05):
+                chunks.append(chunk)
+                if chunk.startswith(": heartbeat") and feed.streams:
+                    feed._broadcast('{"head": "abc"}')
+                if chunk.startswith("event: change"):
+                    feed.end_streams()
+
+        await asyncio.wait_for(read(), timeout=10)
+        assert feed.streams == 0
+        return chunks
+
+    chunks = asyncio.run(scenario())
+    assert chunks == [
+        "retry: 2000\n\n",
+        ": heartbeat\n\n",
+        'event: change\ndata: {"head": "abc"}\n\n',
+    ]
