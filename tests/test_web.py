@@ -783,3 +783,17 @@ def test_an_idle_stream_sends_heartbeats_and_ends_with_the_feed(tmp_path: Path) 
         ": heartbeat\n\n",
         'event: change\ndata: {"head": "abc"}\n\n',
     ]
+
+
+def test_serve_says_when_the_port_is_taken(store: Store) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "mdsessions", "--store", str(store.root), "serve",
+             "--port", str(port)],
+            capture_output=True, text=True, env=env(), check=False, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: "), proc.stderr
