@@ -273,7 +273,7 @@ def twin_stores(tmp_path: Path) -> tuple[Store, Store]:
         ("approved", "", ""),
         (
             "revise",
-            "Focus on **students**,\r\nnot gyms.  \r\n\r\n- a dash line stays text\r\n",
+            "Focus on **students** (café, naïve — ✓),\r\nnot gyms.  \r\n\r\n- a dash line stays\r\n",
             "audience: students\r\n\r\n- pricing: free tier \r\n",
         ),
         ("rejected", "Not viable.\r\n", ""),
