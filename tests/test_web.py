@@ -273,7 +273,7 @@ def twin_stores(tmp_path: Path) -> tuple[Store, Store]:
         ("approved", "", ""),
         (
             "revise",
-            "Focus on **students** (café, naïve — ✓),\r\nnot gyms.  \r\n\r\n- a dash line stays\r\n",
+            "Focus on **students** (café — ✓),\r\nnot gyms.  \r\n\r\n- a dash line stays\r\n",
             "audience: students\r\n\r\n- pricing: free tier \r\n",
         ),
         ("rejected", "Not viable.\r\n", ""),
@@ -797,3 +797,14 @@ def test_serve_says_when_the_port_is_taken(store: Store) -> None:
         )  # fmt: skip
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: "), proc.stderr
+
+
+def test_a_refused_decision_holds_the_page_and_its_url_leads_back(
+    store: Store, client: TestClient
+) -> None:
+    waiting_session(store)
+    refused = post_decision(client, "/s/demo/s1/phase/1", action="")
+    assert refused.status_code == 400 and by_id(refused.text, "live-hold")
+    assert not by_id(client.get("/s/demo/s1/phase/1").text, "live-hold")
+    back = client.get("/s/demo/s1/phase/1/decide", follow_redirects=False)
+    assert back.status_code == 303 and back.headers["location"] == "/s/demo/s1/phase/1"

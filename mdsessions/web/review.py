@@ -69,6 +69,7 @@ def routes() -> list[BaseRoute]:
         Route("/", inbox, methods=["GET"], name="inbox"),
         Route("/s/{project}/{session}/phase/{n:int}", phase_page, methods=["GET"], name="phase"),
         Route("/s/{project}/{session}/phase/{n:int}/decide", decide, methods=["POST"]),
+        Route("/s/{project}/{session}/phase/{n:int}/decide", to_phase, methods=["GET"]),
         Route("/events", events, methods=["GET"], name="events"),
     ]
 
@@ -235,6 +236,11 @@ def phase_page(request: Request) -> Response:
 
 
 # ------------------------------------------------------------------------------ decision
+
+
+def to_phase(request: Request) -> Response:
+    """``GET …/decide`` (a refused decision's page reloaded, or its URL reopened): the phase."""
+    return RedirectResponse(request.url.path.removesuffix("/decide"), status_code=303)
 
 
 def _text(value: str) -> str:
