@@ -246,6 +246,7 @@ def test_unknown_or_traversing_paths_are_404(store: Store, client: TestClient, u
     answer = client.get(url)
     assert answer.status_code == 404, (url, answer.text)
     assert "root:" not in answer.text and "import" not in answer.text
+    assert str(store.root) not in answer.text  # the server's folders are not for the page
     if not url.startswith("/static"):
         assert "<main>" in answer.text
 

@@ -40,6 +40,7 @@ from mdsessions import (
     Identity,
     MdsessionsError,
     ReviewState,
+    SessionNotFoundError,
     SessionStatus,
     Store,
     UnrecordedEditError,
@@ -50,6 +51,7 @@ from mdsessions.web.security import check_csrf
 
 if TYPE_CHECKING:
     from mdsessions import InboxItem, PhaseEntry, Session, SessionManifest
+    from mdsessions.web.app import Desk
 
 __all__ = ["ACTIONS", "REVIEWER_COOKIE", "routes"]
 
@@ -74,7 +76,7 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def _desk(request: Request) -> Any:
+def _desk(request: Request) -> Desk:
     from mdsessions.web.app import desk
 
     return desk(request)
@@ -91,13 +93,13 @@ def inbox(request: Request) -> Response:
     return page(request, "inbox.html", items=items, paused=paused)
 
 
-def warm(desk: Any) -> None:
+def warm(desk: Desk) -> None:
     """Read the inbox once (at start), so the session index is loaded before the first page."""
     with desk.using() as store:
         desk.remembered("inbox", lambda: _inbox(store))
 
 
-def rewarm(desk: Any) -> None:
+def rewarm(desk: Desk) -> None:
     """After a change: read the inbox again if a page showed it (called before pages reload)."""
     if "inbox" in desk.memo:
         warm(desk)
@@ -127,10 +129,13 @@ def _load(store: Store, request: Request) -> tuple[Session, SessionManifest, Pha
     slash never reaches the file system.
     """
     params = request.path_params
+    ref = f"{params['project']}/{params['session']}"
     try:
         session = store.session(str(params["project"]), str(params["session"]))
         manifest = session.manifest()
         entry = session.phase_entry(int(params["n"]), manifest)
+    except SessionNotFoundError:  # its message names the store's folder: not for the page
+        raise HTTPException(404, f"There is no session {ref} in this store.") from None
     except MdsessionsError as exc:
         raise HTTPException(404, str(exc)) from None
     return session, manifest, entry
