@@ -246,6 +246,7 @@ def test_unknown_or_traversing_paths_are_404(store: Store, client: TestClient, u
     answer = client.get(url)
     assert answer.status_code == 404, (url, answer.text)
     assert "root:" not in answer.text and "import" not in answer.text
+    assert str(store.root) not in answer.text  # the server's folders are not for the page
     if not url.startswith("/static"):
         assert "<main>" in answer.text
 
@@ -273,7 +274,7 @@ def twin_stores(tmp_path: Path) -> tuple[Store, Store]:
         ("approved", "", ""),
         (
             "revise",
-            "Focus on **students**,\r\nnot gyms.  \r\n\r\n- a dash line stays text\r\n",
+            "Focus on **students** (café — ✓),\r\nnot gyms.  \r\n\r\n- a dash line stays\r\n",
             "audience: students\r\n\r\n- pricing: free tier \r\n",
         ),
         ("rejected", "Not viable.\r\n", ""),
@@ -733,3 +734,78 @@ def test_run_wait_goes_on_after_a_decision_on_the_page(store: Store, tmp_path: P
     people = [line for line in log if not line.startswith("mdsessions <")]
     assert people == [f"{ANN} user_feedback(demo/s1): phase 1 approved"], log
     assert_clean(store.root)
+
+
+def test_the_remembered_inbox_follows_the_store(store: Store) -> None:
+    waiting_session(store, "demo", "s1")
+    with TestClient(create_app(store)) as client:  # the lifespan starts the change feed
+        assert client.get("/").text.count('class="inbox-item"') == 1
+        other = Store.open(store.root)  # another writer (same effect as another process)
+        try:
+            waiting_session(other, "demo", "s2")
+            other.session("demo", "s1").pause()
+        finally:
+            other.close()
+        deadline = time.monotonic() + 10
+        while True:
+            page = client.get("/").text
+            if 'data-session="demo/s2"' in page and 'data-session="demo/s1"' not in page:
+                break
+            assert time.monotonic() < deadline, page
+            time.sleep(0.05)
+        assert "1 phase(s) of paused sessions not shown" in page
+
+
+def test_an_idle_stream_sends_heartbeats_and_ends_with_the_feed(tmp_path: Path) -> None:
+    import asyncio
+
+    from mdsessions.web.live import event_stream
+
+    async def scenario() -> list[str]:
+        feed = ChangeFeed(tmp_path / ".git", tmp_path / "projects", lambda: None)
+        feed._loop = asyncio.get_running_loop()  # as start() does, without an observer
+        chunks: list[str] = []
+
+        async def read() -> None:
+            async for chunk in event_stream(feed, heartbeat=0.05):
+                chunks.append(chunk)
+                if chunk.startswith(": heartbeat") and feed.streams:
+                    feed._broadcast('{"head": "abc"}')
+                if chunk.startswith("event: change"):
+                    feed.end_streams()
+
+        await asyncio.wait_for(read(), timeout=10)
+        assert feed.streams == 0
+        return chunks
+
+    chunks = asyncio.run(scenario())
+    assert chunks == [
+        "retry: 2000\n\n",
+        ": heartbeat\n\n",
+        'event: change\ndata: {"head": "abc"}\n\n',
+    ]
+
+
+def test_serve_says_when_the_port_is_taken(store: Store) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "mdsessions", "--store", str(store.root), "serve",
+             "--port", str(port)],
+            capture_output=True, text=True, env=env(), check=False, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: "), proc.stderr
+
+
+def test_a_refused_decision_holds_the_page_and_its_url_leads_back(
+    store: Store, client: TestClient
+) -> None:
+    waiting_session(store)
+    refused = post_decision(client, "/s/demo/s1/phase/1", action="")
+    assert refused.status_code == 400 and by_id(refused.text, "live-hold")
+    assert not by_id(client.get("/s/demo/s1/phase/1").text, "live-hold")
+    back = client.get("/s/demo/s1/phase/1/decide", follow_redirects=False)
+    assert back.status_code == 303 and back.headers["location"] == "/s/demo/s1/phase/1"

@@ -126,8 +126,6 @@ def serve_command(
     app = create_app(store, hosts=_hosts(host, port), token=token, reviewer=reviewer)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-    click.echo(f"Serving {url}")
-    sys.stdout.flush()
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -136,7 +134,7 @@ def serve_command(
         server_header=False,
     )
     stops: list[int] = []
-    server = _server(config, app.state.desk.feed, stops)
+    server = _server(config, app.state.desk.feed, stops, f"Serving {url}")
     try:
         server.run(sockets=[sock])
     finally:
@@ -145,8 +143,12 @@ def serve_command(
         raise KeyboardInterrupt  # "Interrupted", exit status 130, as every command
 
 
-def _server(config: Any, feed: ChangeFeed | None, stops: list[int]) -> Any:
-    """The uvicorn server, whose stop first ends the open ``/events`` streams.
+def _server(config: Any, feed: ChangeFeed | None, stops: list[int], ready: str) -> Any:
+    """The uvicorn server: says ``ready`` once serving; its stop ends the ``/events`` streams.
+
+    The line is printed (and flushed) when the application has started (the store's
+    watcher runs, the inbox is read) and connections are accepted, so whoever reads it
+    can use the URL at once.
 
     uvicorn waits for open connections before it stops; an event stream stays open for as
     long as its page does, so the streams are ended as soon as a stop is asked for
@@ -157,6 +159,12 @@ def _server(config: Any, feed: ChangeFeed | None, stops: list[int]) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit:
+                click.echo(ready)
+                sys.stdout.flush()
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             stops.append(sig)
             if feed is not None:

@@ -346,13 +346,16 @@ def decide(
             data = fh.read()
         text = edit_feedback_text(decode(data, rel), action, comments, requested_changes)
         check_feedback_agrees(text, rel)
-        _write_unless_changed(path, text.encode("utf-8"), data, before)
-        sha, rejected = store.record_edits([rel], author=author)
-        if sha is None:  # cannot happen for a file that validated; keep nothing half-done
-            with contextlib.suppress(OSError):
-                if path.read_bytes() == text.encode("utf-8"):
-                    _write_unless_changed(path, data, path.read_bytes(), path.stat())
-            raise DocumentError((rejected[0].error if rejected else None) or "not recorded")
+        ours = text.encode("utf-8")
+        _write_unless_changed(path, ours, data, before)
+        try:
+            sha, rejected = store.record_edits([rel], author=author)
+            if sha is None:  # cannot happen for a file that validated
+                raise DocumentError((rejected[0].error if rejected else None) or "not recorded")
+        except BaseException:
+            with contextlib.suppress(OSError, UnrecordedEditError):  # put the file back
+                _write_unless_changed(path, data, ours, path.stat())
+            raise
         return Decision(
             commit=sha,
             phase=phase,

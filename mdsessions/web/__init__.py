@@ -6,8 +6,9 @@ There is no database and no session state on the server; git is the truth, as ev
 
 Modules: :mod:`~mdsessions.web.app` (the Starlette application), :mod:`~mdsessions.web.security`
 (bind rules, token, CSRF, Host check, headers), :mod:`~mdsessions.web.render` (templates and the
-markdown sanitizer), :mod:`~mdsessions.web.review` (inbox, phase page, decisions, live events)
-and :mod:`~mdsessions.web.pages` (session page, documents at a version, diffs, search).
+markdown sanitizer), :mod:`~mdsessions.web.review` (inbox, phase page, decisions, ``/events``),
+:mod:`~mdsessions.web.live` (the store's changes as server-sent events) and
+:mod:`~mdsessions.web.pages` (session page, documents at a version, diffs, search).
 """
 
 from __future__ import annotations

@@ -82,6 +82,10 @@ class Desk:
         self.memo[key] = (generation, value)
         return value
 
+    def forget(self) -> None:
+        """Make every remembered result stale (after the desk's own write). Hold :attr:`lock`."""
+        self.memo = {key: (-1, value) for key, (_, value) in self.memo.items()}
+
     @contextmanager
     def using(self) -> Iterator[Store]:
         """Hold the store for one request (``with desk(request).using() as store:``)."""
@@ -117,7 +121,12 @@ def create_app(
     """
     the_desk = Desk(store=store, reviewer=reviewer)
     projects = store.root if store.projects_dir == "." else store.root / store.projects_dir
-    the_desk.feed = ChangeFeed(store.git.git_dir, projects, store.git.head)
+    the_desk.feed = ChangeFeed(
+        store.git.git_dir,
+        projects,
+        store.git.head,
+        before_broadcast=lambda: review.rewarm(the_desk),
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

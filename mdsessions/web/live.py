@@ -57,6 +57,8 @@ class ChangeFeed:
         head: Returns the commit HEAD points at (``None`` on an unborn branch); called in
             the feed's thread after each burst of events.
         debounce: Seconds of quiet that close a burst of events.
+        before_broadcast: Called in the feed's thread after each burst, before the pages
+            hear of it (the desk reads its inbox again there, so the reload finds it warm).
 
     Example:
         ::
@@ -74,11 +76,13 @@ class ChangeFeed:
         head: Callable[[], str | None],
         *,
         debounce: float = DEBOUNCE,
+        before_broadcast: Callable[[], None] | None = None,
     ) -> None:
         self.git_dir = git_dir
         self.projects = projects
         self.head = head
         self.debounce = debounce
+        self.before_broadcast = before_broadcast
         self._events: queue.Queue[str | None] = queue.Queue()
         self._streams: set[asyncio.Queue[str | None]] = set()
         self._streams_lock = threading.Lock()
@@ -240,6 +244,11 @@ class ChangeFeed:
             except Exception as exc:  # noqa: BLE001 - a ref mid-update; the next event tells
                 log.debug("HEAD unreadable after a change: %s", exc)
                 head = None
+            if self.before_broadcast is not None:
+                try:
+                    self.before_broadcast()
+                except Exception:  # noqa: BLE001 - the pages still hear of the change
+                    log.exception("preparing the pages after a change failed")
             self._broadcast(json.dumps({"head": head}))
 
 

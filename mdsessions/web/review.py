@@ -40,6 +40,7 @@ from mdsessions import (
     Identity,
     MdsessionsError,
     ReviewState,
+    SessionNotFoundError,
     SessionStatus,
     Store,
     UnrecordedEditError,
@@ -50,6 +51,7 @@ from mdsessions.web.security import check_csrf
 
 if TYPE_CHECKING:
     from mdsessions import InboxItem, PhaseEntry, Session, SessionManifest
+    from mdsessions.web.app import Desk
 
 __all__ = ["ACTIONS", "REVIEWER_COOKIE", "routes"]
 
@@ -69,11 +71,12 @@ def routes() -> list[BaseRoute]:
         Route("/", inbox, methods=["GET"], name="inbox"),
         Route("/s/{project}/{session}/phase/{n:int}", phase_page, methods=["GET"], name="phase"),
         Route("/s/{project}/{session}/phase/{n:int}/decide", decide, methods=["POST"]),
+        Route("/s/{project}/{session}/phase/{n:int}/decide", to_phase, methods=["GET"]),
         Route("/events", events, methods=["GET"], name="events"),
     ]
 
 
-def _desk(request: Request) -> Any:
+def _desk(request: Request) -> Desk:
     from mdsessions.web.app import desk
 
     return desk(request)
@@ -90,10 +93,16 @@ def inbox(request: Request) -> Response:
     return page(request, "inbox.html", items=items, paused=paused)
 
 
-def warm(desk: Any) -> None:
+def warm(desk: Desk) -> None:
     """Read the inbox once (at start), so the session index is loaded before the first page."""
     with desk.using() as store:
         desk.remembered("inbox", lambda: _inbox(store))
+
+
+def rewarm(desk: Desk) -> None:
+    """After a change: read the inbox again if a page showed it (called before pages reload)."""
+    if "inbox" in desk.memo:
+        warm(desk)
 
 
 def _inbox(store: Store) -> tuple[list[InboxItem], int]:
@@ -120,10 +129,13 @@ def _load(store: Store, request: Request) -> tuple[Session, SessionManifest, Pha
     slash never reaches the file system.
     """
     params = request.path_params
+    ref = f"{params['project']}/{params['session']}"
     try:
         session = store.session(str(params["project"]), str(params["session"]))
         manifest = session.manifest()
         entry = session.phase_entry(int(params["n"]), manifest)
+    except SessionNotFoundError:  # its message names the store's folder: not for the page
+        raise HTTPException(404, f"There is no session {ref} in this store.") from None
     except MdsessionsError as exc:
         raise HTTPException(404, str(exc)) from None
     return session, manifest, entry
@@ -231,6 +243,11 @@ def phase_page(request: Request) -> Response:
 # ------------------------------------------------------------------------------ decision
 
 
+def to_phase(request: Request) -> Response:
+    """``GET …/decide`` (a refused decision's page reloaded, or its URL reopened): the phase."""
+    return RedirectResponse(request.url.path.removesuffix("/decide"), status_code=303)
+
+
 def _text(value: str) -> str:
     """A textarea's text as typed: CRLF (what browsers send) → LF, nothing else."""
     return value.replace("\r\n", "\n")
@@ -303,7 +320,7 @@ def _decide(request: Request, fields: dict[str, str]) -> Response:
             return _phase(request, store, 409, typed, errors=[("store", str(exc))])
         except (MdsessionsError, ValueError) as exc:
             return _phase(request, store, 400, typed, errors=[("decision", str(exc))])
-        the_desk.memo.clear()  # the feed sees the commit too, a moment later
+        the_desk.forget()  # the feed sees the commit too, a moment later
     url = request.url.path.removesuffix("/decide")
     response = RedirectResponse(
         f"{url}?recorded={decision.commit}&action={typed['action']}", status_code=303

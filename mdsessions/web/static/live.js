@@ -4,7 +4,9 @@
 // always shows the store as it is. If the reviewer has typed into a form on this page, the
 // page is NOT reloaded (their text would be lost): #live-banner appears instead, offering a
 // reload, and the typed text stays. Loaded with <script src> only: the desk's CSP forbids
-// inline script.
+// inline script. A page that answers a refused decision (#live-hold: the typed text is on
+// it, and reloading it would post the form again) also shows the banner instead; its
+// reload link opens the phase page.
 (function () {
   "use strict";
   if (!window.EventSource) {
@@ -27,9 +29,10 @@
     }
   }
 
+  var hold = document.getElementById("live-hold") !== null;
   var source = new EventSource("/events");
   source.addEventListener("change", function () {
-    if (typed) {
+    if (typed || hold) {
       showBanner();
     } else {
       source.close();
