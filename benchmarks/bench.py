@@ -894,6 +894,7 @@ PARTS = {
     "cold": "bench_cold",
     "writers_seed_durable": "bench_writers",
     "sessions": "bench_sessions",
+    "web": "bench_web",
 }
 
 
