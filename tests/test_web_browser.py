@@ -31,6 +31,7 @@ from playwright.sync_api import expect  # noqa: E402
 from web_helpers import (  # noqa: E402
     ANN,
     PROJECT,
+    WORKFLOW,
     Desk,
     Lines,
     Tab,
@@ -46,6 +47,8 @@ from web_helpers import (  # noqa: E402
     start_server,
     tab,
 )
+
+from mdsessions import Store  # noqa: E402
 
 __all__ = ["browser", "tab"]  # fixtures (imported so pytest finds them)
 
@@ -106,13 +109,11 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     gitconfig = new_gitconfig(base / "home")
     root = base / "store"
     build_demo_store(root, gitconfig, SESSIONS)
-    from mdsessions import Store
-
     with git_env(gitconfig):
         store = Store.open(root)
         try:
             session = store.create_session(
-                PROJECT, XSS, workflow=store.workflow(WORKFLOW_PATH), idea="payloads", mode="mvp"
+                PROJECT, XSS, workflow=store.workflow(WORKFLOW), idea="payloads", mode="mvp"
             )
             session.save_agent_output(1, "concept_expansion", PAYLOAD)
             session.save_checkpoint(1, status="completed")
@@ -124,9 +125,6 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     finally:
         code = server.stop()
     assert code == 0, f"serve exited {code} on SIGTERM:\n{server.stderr()}"
-
-
-WORKFLOW_PATH = REPO_ROOT / "sample_project" / "workflow.toml"
 
 
 def feedback_rel(sid: str, phase: int = 1, slug: str = "concept") -> str:
@@ -433,7 +431,7 @@ def test_open_pages_update_within_a_second_when_another_process_commits(
         "print(r.status.value)"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(root), str(WORKFLOW_PATH)],
+        [sys.executable, "-c", code, str(root), str(WORKFLOW)],
         capture_output=True, text=True, env=process_env(desk.gitconfig), check=False,
     )  # fmt: skip
     done = _commit_time_ms()
