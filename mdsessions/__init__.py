@@ -32,6 +32,7 @@ __all__ = [
     "CommandAgent",
     "BranchMovedError",
     "ConflictError",
+    "Decision",
     "DocumentError",
     "DocumentKind",
     "EditedFile",
@@ -69,6 +70,7 @@ __all__ = [
     "SessionNotFoundError",
     "SessionStatus",
     "SessionSummary",
+    "StaleDecisionError",
     "StatsResult",
     "Store",
     "Transcript",
@@ -87,12 +89,15 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "__version__",
+    "decide",
     "dumps",
+    "edit_feedback_text",
     "find_sessions",
     "history",
     "idea_validation",
     "loads",
     "redact",
+    "review_token",
     "search_sessions",
     "session_stats",
 ]
@@ -128,6 +133,11 @@ _WHERE = {
     "LifecycleResult": "store.lifecycle",
     "MetadataResult": "store.lifecycle",
     "TagsResult": "store.lifecycle",
+    "Decision": "store.decisions",
+    "decide": "store.decisions",
+    "edit_feedback_text": "store.decisions",
+    "review_token": "store.decisions",
+    "StaleDecisionError": "errors",
     "FeedbackEvent": "watch",
     "FeedbackWatcher": "watch",
     "Identity": "store.store",
@@ -214,6 +224,7 @@ if TYPE_CHECKING:
         SessionExistsError,
         SessionLockedError,
         SessionNotFoundError,
+        StaleDecisionError,
         StoreError,
         StoreNotFoundError,
         SyncConflictError,
@@ -251,6 +262,7 @@ if TYPE_CHECKING:
     )
     from mdsessions.redaction import RedactingFilter, Redactor, redact
     from mdsessions.runner import AgentContext, AgentResult, CommandAgent, Runner, RunResult
+    from mdsessions.store.decisions import Decision, decide, edit_feedback_text, review_token
     from mdsessions.store.lifecycle import LifecycleResult, MetadataResult, TagsResult
     from mdsessions.store.query import find_sessions, search_sessions
     from mdsessions.store.stats import session_stats

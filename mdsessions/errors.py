@@ -33,6 +33,7 @@ __all__ = [
     "SessionExistsError",
     "SessionLockedError",
     "SessionNotFoundError",
+    "StaleDecisionError",
     "StoreError",
     "StoreNotFoundError",
     "SyncConflictError",
@@ -125,6 +126,30 @@ class SyncConflictError(ConflictError):
 
 class UnrecordedEditError(StoreError):
     """A save would overwrite a file a person edited and has not recorded yet."""
+
+
+class StaleDecisionError(ConflictError):
+    """A decision was made on a phase that changed since the decider looked at it.
+
+    Raised by :func:`mdsessions.decide` when its ``expected`` review token no longer matches
+    (another reviewer decided, the phase re-ran, the feedback file was recorded anew).
+    Nothing was written.
+
+    Attributes:
+        token: The phase's review token now (:func:`mdsessions.review_token`).
+        status: The phase's status now (``completed``, ``in_progress`` …).
+        review: The phase's review state now (``pending``, ``approved`` …).
+        retry_count: The phase's retry count now.
+    """
+
+    def __init__(
+        self, message: str, *, token: str, status: str, review: str, retry_count: int
+    ) -> None:
+        super().__init__(message)
+        self.token = token
+        self.status = status
+        self.review = review
+        self.retry_count = retry_count
 
 
 class InvalidIdentifierError(MdsessionsError, ValueError):

@@ -98,7 +98,8 @@ def review(session: Session, phase: int, *, revise: str | None = None) -> Path:
         text = text.replace(
             "## User Comments\n\n", "## User Comments\n\nGood start, but sharpen it.", 1
         )
-        text = text.replace("## Requested Changes\n", f"## Requested Changes\n- {revise}\n", 1)
+        quoted = "'" + revise.replace("'", "''") + "'"  # a change may hold ': '
+        text = text.replace("\nrequested_changes:\n", f"\nrequested_changes:\n- {quoted}\n", 1)
     path.write_text(text, encoding="utf-8")
     return path
 

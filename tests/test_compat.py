@@ -263,16 +263,15 @@ def test_seed_layout_and_sections(in_tmp: Path) -> None:
             "- Tools Used: [file_write]",
             "## Output",
         ],
+        # Since issue 16 the decision is said once, in the frontmatter (seed 003's body
+        # sections Review Status / Requested Changes / Action Taken repeated it).
         phase1 / "user_feedback.md": [
             "# User Feedback: Concept Expansion",
-            "## Review Status",
-            "- Reviewed: true",
-            "- Approved: true",
+            "reviewed: true",
+            "approved: true",
+            "action: approved",
             "## User Comments",
             "Looks great!",
-            "## Requested Changes",
-            "## Action Taken",
-            "- Action: approved",
         ],
     }
     for path, lines in expected.items():

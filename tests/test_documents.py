@@ -235,8 +235,11 @@ SEED_SECTIONS = {
                         "## Execution Details", "## Output"],
     "agent_output_failed.md": ["# Agent Output: Market Intelligence", "## Metadata",
                                "## Execution Details", "## Output"],
-    "user_feedback.md": ["# User Feedback: Concept Expansion", "## Review Status",
-                         "## User Comments", "## Requested Changes", "## Action Taken"],
+    # Since issue 16 the decision is said once, in the frontmatter; the body keeps the
+    # comments (seed 003's Review Status/Requested Changes/Action Taken are the old layout,
+    # tests/golden/old_format/user_feedback.md, which still reads).
+    "user_feedback.md": ["# User Feedback: Concept Expansion", "## Outputs",
+                         "## User Comments"],
 }  # fmt: skip
 
 SEED_METADATA_LINES = {
@@ -279,13 +282,13 @@ SEED_METADATA_LINES = {
     ],
     "agent_output_failed.md": ["- Status: failed", "- Exit Status: 3"],
     "user_feedback.md": [
-        "- Reviewed: true",
-        "- Approved: false",
-        "- Timestamp: 2024-11-24T10:05:30Z",
+        "reviewed: true",
+        "approved: false",
+        "timestamp: '2024-11-24T10:05:30Z'",
         "- Focus on small gyms",
         "- Add a pricing estimate",
-        "- Action: revise",
-        "- Retry Count: 0",
+        "action: revise",
+        "retry_count: 0",
     ],
 }
 
@@ -321,6 +324,13 @@ def test_golden_file_has_seed_003_sections_in_order(name: str) -> None:
 def test_golden_file_parses_back_to_the_same_document(name: str) -> None:
     text = (GOLDEN / name).read_bytes().decode("utf-8")
     assert loads(text, path=name) == GOLDENS[name]()
+
+
+def test_an_old_feedback_file_still_reads_as_the_same_document() -> None:
+    """The layout before issue 16 (the decision repeated in the body) parses as before."""
+    text = (GOLDEN / "old_format" / "user_feedback.md").read_bytes().decode("utf-8")
+    assert "## Review Status" in text and "## Action Taken" in text
+    assert loads(text, path="user_feedback.md") == golden_feedback()
 
 
 def test_golden_agent_output_holds_the_content_verbatim_after_the_output_heading() -> None:
@@ -921,11 +931,30 @@ def test_hand_edit_approved_only() -> None:
     assert frontmatter.loads(edited).metadata["approved"] is True
 
 
-def test_hand_edit_comments_without_blank_lines_and_changes_as_dash_lines() -> None:
+def test_hand_edit_changes_as_dash_lines_under_requested_changes() -> None:
+    """Today's layout: the changes are a YAML block list right under ``requested_changes:``."""
+    text = pending_feedback_text()
+    assert text.count("\nrequested_changes:\n---\n") == 1
+    edited = text.replace(
+        "\nrequested_changes:\n",
+        "\nrequested_changes:\n- Narrow the audience\n- 'Price: per seat'\n",
+    ).replace("\naction: pending\n", "\naction: revise\n")
+    edited = edited.replace("## User Comments\n\n", "## User Comments\n\nToo broad.\n")
+    doc = loads(edited)
+    assert isinstance(doc, UserFeedback)
+    assert doc.requested_changes == ["Narrow the audience", "Price: per seat"]
+    assert doc.comments == "Too broad."
+    assert doc.decision() is FeedbackAction.REVISE
+    plain = frontmatter.loads(edited).metadata  # as any frontmatter reader sees it
+    assert plain["requested_changes"] == ["Narrow the audience", "Price: per seat"]
+
+
+def test_hand_edit_of_an_old_file_comments_without_blank_lines_and_changes_as_dash_lines() -> None:
     text = pending_feedback_text()
     head, _, _rest = text.partition("## User Comments\n")
     edited = (
         head
+        + "## Review Status\n- Reviewed: false\n\n"  # the layout before issue 16
         + "## User Comments\n"
         + "Too broad.\nFocus on one city first.\n"
         + "## Requested Changes\n"

@@ -124,7 +124,8 @@ def test_a_person_s_redacted_file_and_its_commit_agree(store: Store) -> None:
     secret = ONE_LINE[0]
     text = fb.read_text(encoding="utf-8")
     mine = text.replace("first look", f"use {secret} for the demo; keep these words", 1)
-    mine = mine.replace("reviewer: null", f"reviewer: {secret}", 1)
+    assert "\nreviewer:" not in mine  # written only when set: the person adds the line
+    mine = mine.replace("\nretry_count:", f"\nreviewer: {secret}\nretry_count:", 1)
     fb.write_text(mine, encoding="utf-8")
     sha, rejected = store.record_edits(author="Pat <pat@example.com>")
     assert sha is not None and rejected == []

@@ -205,7 +205,7 @@ APPROVE = 'sub(r"^approved: false$", "approved: true")\n'
 REVISE = f"""\
 sub(r"^action: pending$", "action: revise")
 sub(r"^## User Comments\\n\\n", "## User Comments\\n\\n{COMMENT}\\n")
-sub(r"^## Requested Changes\\n", "## Requested Changes\\n- {CHANGE}\\n")
+sub(r"^requested_changes:$", "requested_changes:\\n- '{CHANGE}'")
 """
 REJECT = 'sub(r"^action: pending$", "action: reject")\n'
 BREAK = 'sub(r"^action: pending$", "action: [oops")\n'
@@ -359,10 +359,10 @@ def test_review_in_editor_revise_approve_reject(
     assert trailers(root, review1)["Mdsessions-Status"] == "revise"
     lines = blame(root, FEEDBACK1, review1)
     assert blamed(lines, "action:") == PERSON_EMAIL
-    assert blamed(lines, "reviewed:") == PERSON_EMAIL
-    assert blamed(lines, "reviewer:") == PERSON_EMAIL
     assert blamed(lines, COMMENT) == PERSON_EMAIL
-    assert blamed(lines, f"- {CHANGE}") == PERSON_EMAIL
+    assert blamed(lines, f"- '{CHANGE}'") == PERSON_EMAIL
+    # The file is committed as the person saved it: no lines of ours added to it.
+    assert git(root, "show", f"{review1}:{FEEDBACK1}").count("reviewe") == 0
     for header in ("# Your review of phase 1", "schema:", "project_id:", "# User Feedback:"):
         assert blamed(lines, header) == RUNNER_EMAIL, header
     assert_clean(root)
@@ -401,11 +401,13 @@ def test_review_in_editor_revise_approve_reject(
     assert author(root, review2) == ANN
     lines = blame(root, FEEDBACK1, review2)
     assert blamed(lines, "approved:") == "ann@example.com"
-    assert blamed(lines, "action:") == "ann@example.com"
-    assert blamed(lines, "reviewer:") == "ann@example.com"
-    for header in ("# Your review of phase 1", "schema:", "phase_name:", "# User Feedback:"):
+    # Recorded as saved: the line Ann left alone is the runner's, the reviewer is the
+    # commit's author (the file names none).
+    for header in ("# Your review of phase 1", "schema:", "phase_name:", "# User Feedback:",
+                   "action:"):  # fmt: skip
         assert blamed(lines, header) == RUNNER_EMAIL, header
-    assert parse_independent(root / FEEDBACK1).metadata["reviewer"] == "Ann Reviewer"
+    assert "reviewer" not in parse_independent(root / FEEDBACK1).metadata
+    assert git(root, "show", f"{review2}:{FEEDBACK1}").encode() == (root / FEEDBACK1).read_bytes()
 
     result = mds(root, "run", REF)
     assert result.stdout.startswith(f"{REF}: ran phase 2; waiting for review of phase 2\n")
@@ -420,7 +422,7 @@ def test_review_in_editor_revise_approve_reject(
         f"phase 2 of {REF}: rejected (recorded in {review3[:10]})\nsession rejected\n"
     )
     assert author(root, review3) == PERSON
-    assert blamed(blame(root, FEEDBACK2, review3), "action: rejected") == PERSON_EMAIL
+    assert blamed(blame(root, FEEDBACK2, review3), "action: reject") == PERSON_EMAIL  # as typed
     assert parse_independent(root / MANIFEST_REL).metadata["status"] == "rejected"
     before = snapshot(root)
     result = mds(root, "run", REF)
@@ -482,7 +484,9 @@ def test_hand_edit_listed_then_recorded_as_the_person(
     }
     recorded = parse_independent(feedback)
     assert recorded.metadata["approved"] is True
-    assert recorded.metadata["reviewer"] == "Test Person"
+    assert "reviewer" not in recorded.metadata  # the commit's author is the reviewer
+    assert recorded.content.endswith(COMMENT)  # python-frontmatter strips the line end
+    assert git(root, "show", f"HEAD:{FEEDBACK1}").encode() == feedback.read_bytes()
     assert COMMENT in recorded.content
     assert waiting.manifest().phases[0].review.value == "approved"
     # The invalid one stays as the person left it, still listed.

@@ -293,7 +293,7 @@ def test_revise_reruns_the_phase_with_the_feedback(
             "## User Comments\n", "## User Comments\n\nToo broad, pick one city.\n", 1
         )
         return text.replace(
-            "## Requested Changes\n", "## Requested Changes\n- Make it shorter\n", 1
+            "\nrequested_changes:\n", "\nrequested_changes:\n- Make it shorter\n", 1
         )
 
     edit_feedback(session, 1, revise)

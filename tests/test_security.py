@@ -338,7 +338,8 @@ def test_yaml_is_safe_loaded_only(store: Store, session: Session, tmp_path: Path
         "!!python/name:os.system",
         "!!python/module:os",
     ):
-        feedback.write_text(original.replace("\nreviewer: null", f"\nreviewer: {tag}"))
+        assert original.count("\nretry_count:") == 1
+        feedback.write_text(original.replace("\nretry_count:", f"\nreviewer: {tag}\nretry_count:"))
         with pytest.raises(DocumentError):
             session.feedback(1)
         sha, rejected = store.record_edits()

@@ -16,8 +16,10 @@ File formats (seed 003, extended with YAML frontmatter carrying ``schema``):
 * ``checkpoint.md`` — Metadata, Agents in Phase, Inputs, Outputs, Metrics, Next Phase, Notes.
 * ``{agent}.md`` — Metadata, Execution Details, then ``## Output`` and the agent's content
   verbatim to the end of the file.
-* ``user_feedback.md`` — Review Status, User Comments (verbatim), Requested Changes (one
-  ``- `` line each), Action Taken.
+* ``user_feedback.md`` — the decision in the frontmatter (``approved``, ``action``,
+  ``requested_changes`` last, as ``- `` lines), then Outputs (links) and User Comments
+  (verbatim, to the end of the file). Files written before 0.3 repeat the decision in the
+  body (Review Status, Requested Changes, Action Taken) and still read.
 
 Content that is not ours (agent output, a person's comments and notes) is passed to the
 template as data: it is never evaluated as a template and round-trips byte for byte.
@@ -461,9 +463,35 @@ def _transcript_entries(
     return entries
 
 
+def is_old_feedback_body(body: str) -> bool:
+    """Whether a feedback body has the layout from before issue 16 (the decision repeated).
+
+    That is: a ``## Review Status`` section before ``## User Comments`` (then
+    ``## Requested Changes`` and ``## Action Taken``).
+    """
+    status = _heading(body, "Review Status")
+    if status is None:
+        return False
+    comments = _heading(body, "User Comments")
+    return comments is None or status.start() < comments.start()
+
+
 def _feedback_body(body: str) -> tuple[str, list[str]]:
-    comments = ""
+    """A feedback body's comments, and the requested changes an old body lists.
+
+    Today's body (``templates/user_feedback.md.j2``) ends with ``## User Comments``: the
+    comments are everything after it, verbatim, less the template's framing (one line end
+    before, one after). An old body (:func:`is_old_feedback_body`) is read as it was written.
+    """
     start = _heading(body, "User Comments")
+    if not is_old_feedback_body(body):
+        if start is None:
+            return "", []
+        rest, newline = body[start.end() :], _newline(start)
+        if rest.startswith(newline):
+            rest = rest[len(newline) :]
+        return (rest[: -len(newline)] if rest.endswith(newline) else rest), []
+    comments = ""
     changes_at = _heading(body, "Requested Changes", last=True)
     if start is not None:
         end = (

@@ -471,13 +471,15 @@ def _fast_value(lines: list[str], pos: int, rest: str | None, indent: int) -> tu
         return _fast_scalar(rest), pos
     nxt = _fast_skip(lines, pos)
     if nxt >= len(lines):
-        raise _NotFast  # "key:" and nothing: null, which dump_mapping never writes
+        return None, nxt  # "key:" and nothing: null (the feedback's bare requested_changes:)
     line = lines[nxt]
     column = len(line) - len(line.lstrip(" "))
     if column == indent - 2 and (line[column:].startswith("- ")):
         return _fast_sequence(lines, nxt, column)
     if column == indent:
         return _fast_mapping(lines, nxt, indent)
+    if column < indent - 2 or (column == indent - 2 and _FAST_KEY.fullmatch(line)):
+        return None, nxt  # "key:" then the next key of its mapping (or of one outside it)
     raise _NotFast
 
 
@@ -647,7 +649,7 @@ def _fast_entry(chunk: str) -> tuple[str | None, Any]:
         return entry[0], entry[2](entry[1])
     if "\n" not in chunk:
         found = _FAST_KEY.fullmatch(chunk)
-        if found is None or found.group(1) or found.group(3) is None:
+        if found is None or found.group(1):
             if not chunk.strip(" ") or chunk.lstrip(" ")[:1] == "#":
                 return None, None
             raise _NotFast
@@ -655,9 +657,9 @@ def _fast_entry(chunk: str) -> tuple[str | None, Any]:
         if key.lower() in _RESERVED:
             raise _NotFast
         rest = found.group(3)
-        if rest[:1] == "|":
+        if rest is not None and rest[:1] == "|":
             raise _NotFast  # a literal with no lines: dump_mapping never writes one
-        value = _fast_scalar(rest)
+        value = None if rest is None else _fast_scalar(rest)  # "key:" alone: null
         copier = _copier(value)
         _remember(_FAST_ENTRIES, chunk, (key, value, copier))
         return key, copier(value)
@@ -692,7 +694,8 @@ def fast_load(text: str) -> dict[str, Any] | None:
     The subset: a mapping at column 0 of plain keys; values that are ``null``, ``true``,
     ``false``, integers and floats as :func:`emit_scalar` writes them, plain strings that
     :func:`emit_scalar` would leave plain, single-quoted strings, ``{}``, ``[]``, ``|``
-    literals, nested block mappings and indentless sequences of those; blank and comment
+    literals, a key with no value (null), nested block mappings and indentless sequences of
+    those; blank and comment
     lines between them. Where it returns a mapping, it is equal (types included) to what
     :func:`load` returns; for any other text (including every text :func:`load` refuses) it
     returns ``None``. ``tests/test_documents_yaml.py`` checks both on generated documents, and

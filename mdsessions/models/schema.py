@@ -239,6 +239,22 @@ def _list_of_strings(value: Any) -> Any:
 StrList = Annotated[list[OneLine], BeforeValidator(_list_of_strings)]
 
 
+def _changes(value: Any) -> Any:
+    """Requested changes: a change YAML read as ``key: value`` (typed unquoted) is named."""
+    value = _list_of_strings(value)
+    for n, item in enumerate(value if isinstance(value, list) else [], 1):
+        if isinstance(item, dict) and len(item) == 1:
+            key, sub = next(iter(item.items()))
+            typed = f"{key}: {sub}".replace("'", "''")
+            raise ValueError(
+                f"change {n} holds ': ', which YAML reads as key: value; quote it: - '{typed}'"
+            )
+    return value
+
+
+ChangeList = Annotated[list[OneLine], BeforeValidator(_changes)]
+
+
 def _metadata(value: Any) -> Any:
     """A ``metadata`` mapping: one-line text keys, JSON-like values kept as they are."""
     if value is None:
@@ -599,18 +615,30 @@ class UserFeedback(_Doc):
     session_id: Identifier
     phase: Annotated[int, Field(ge=1)]
     phase_name: OneLine
-    reviewed: bool = False
+    reviewed: bool = Field(default=False, exclude_if=_empty)
+    """Seed 003's flag; written only when true (the decision is ``approved``/``action``)."""
     approved: bool = False
     action: Annotated[FeedbackAction, BeforeValidator(FeedbackAction.parse)] = (
         FeedbackAction.PENDING
     )
-    timestamp: UTCTime | None = None
+    timestamp: UTCTime | None = Field(default=None, exclude_if=_absent)
+    """When a program decided (``mdsessions feedback``); a person's decision's time is its
+    commit's, so a file a person edits carries none."""
     retry_count: Count = 0
-    requested_changes: StrList = Field(default_factory=list)
-    reviewer: OneLine | None = None
+    requested_changes: ChangeList = Field(default_factory=list)
+    """The changes asked for, one each: a YAML block list (``- `` lines) under the key, which
+    is written last in the frontmatter; an empty key (``requested_changes:``) is none."""
+    reviewer: OneLine | None = Field(default=None, exclude_if=_absent)
+    """Who decided, when the person wrote it; otherwise the decision's commit author is."""
     comments: str = ""
 
     _body_fields: ClassVar[set[str]] = {"comments"}
+
+    def frontmatter(self) -> dict[str, Any]:
+        """The frontmatter mapping, ``requested_changes`` last (a person types under it)."""
+        data = super().frontmatter()
+        data["requested_changes"] = data.pop("requested_changes")
+        return data
 
     def decision(self) -> FeedbackAction:
         """The decision this file expresses, reconciling ``approved`` and ``action``.

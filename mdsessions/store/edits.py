@@ -4,22 +4,29 @@ A reviewer edits ``user_feedback.md`` (or any document) in an editor; :func:`rec
 commits the files that validate as that person's commit, applies a feedback file's decision
 to the session manifest in the same commit (:func:`mdsessions.models.state.apply_feedback`),
 and leaves files that do not validate on disk, uncommitted, with their errors.
+
+A person's file is committed **byte for byte as saved**: recording never rewrites a file an
+editor may hold (the only rewrite left is the redaction of a secret, which the store makes in
+every file it commits). The decision's time is the commit's; its reviewer is the commit's
+author (the file's ``reviewer:`` when the person wrote one). Saving the same bytes again (an
+editor's ``:w`` after the recording) is no edit, so it makes no commit. A feedback file
+whose body contradicts its frontmatter (:func:`mdsessions.documents.feedback.check_feedback_agrees`)
+does not validate.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mdsessions.documents.frontmatter import Document, load_as, loads
+from mdsessions.documents.feedback import check_feedback_agrees
+from mdsessions.documents.frontmatter import Document, loads
 from mdsessions.errors import DocumentError, UnrecordedEditError
 from mdsessions.git.repo import Identity
 from mdsessions.models import state
 from mdsessions.models.results import Result
-from mdsessions.models.schema import FeedbackAction, UserFeedback, utc_now
+from mdsessions.models.schema import UserFeedback, utc_now
 from mdsessions.store.commits import CommitKind, commit_message
 from mdsessions.store.config import is_editor_temp
 from mdsessions.store.paths import FEEDBACK
@@ -28,7 +35,7 @@ from mdsessions.store.session import Session
 if TYPE_CHECKING:
     from mdsessions.store.store import Store
 
-__all__ = ["EditedFile", "record_edits", "settle_feedback", "unrecorded_edits"]
+__all__ = ["EditedFile", "check_edited", "record_edits", "unrecorded_edits"]
 
 
 class EditedFile(Result):
@@ -74,11 +81,29 @@ def unrecorded_edits(store: Store) -> list[EditedFile]:
         error = None
         if change != "deleted" and rel.endswith(".md"):
             try:
-                loads(store.read_text(rel), path=rel)
+                check_edited(store, rel)
             except (DocumentError, OSError) as exc:
                 error = str(exc)
         out.append(EditedFile(path=rel, change=change, error=error))
     return out
+
+
+def check_edited(store: Store, rel: str) -> None:
+    """Check that a document a person edited validates as it is on disk.
+
+    Args:
+        store: The store.
+        rel: The document's store-relative path (a ``.md`` file).
+
+    Raises:
+        DocumentError: Naming the file, the line and the field: it does not parse, or it is
+            a feedback file whose body contradicts its frontmatter.
+        OSError: It cannot be read.
+    """
+    text = store.read_text(rel)
+    loads(text, path=rel)
+    if rel.rsplit("/", 1)[-1] == FEEDBACK:
+        check_feedback_agrees(text, rel)
 
 
 def record_edits(
@@ -135,12 +160,6 @@ def record_edits(
             manifest.updated = utc_now()
             files[session.manifest_rel] = manifest
         who = store.person(author, reviewers)
-        for session, feedbacks in sessions.values():
-            for fb in feedbacks:
-                rel = f"{session.phase_rel(fb.phase)}/{FEEDBACK}"
-                current = files[rel]
-                if isinstance(current, bytes):
-                    files[rel] = settle_feedback(current, fb, who.name)
         refs = ", ".join(sorted({s.ref for s, _ in sessions.values()}))
         subject = message or (
             f"{CommitKind.USER_FEEDBACK}({refs}): " + "; ".join(decisions)
@@ -169,53 +188,3 @@ def record_edits(
             context=contexts,
         )
         return sha, rejected
-
-
-def settle_feedback(data: bytes, fb: UserFeedback, reviewer: str) -> bytes:
-    """Make a person's decision explicit in their own file, changing nothing else.
-
-    Only the top-level frontmatter lines ``reviewed``, ``approved``, ``action``, ``timestamp``
-    and ``reviewer`` are rewritten (the body — comments, changes, anything else the person
-    wrote — stays byte for byte). When the lines cannot be found exactly once, or the result
-    would not read back as the same decision, the person's bytes are kept as they are.
-    """
-    decision = fb.decision()
-    if decision is FeedbackAction.PENDING:
-        return data
-    text = data.decode("utf-8")
-    head_end = text.find("\n---", 3)
-    if not text.startswith("---") or head_end < 0:
-        return data
-    head, rest = text[:head_end], text[head_end:]
-    values = {
-        "reviewed": "true",
-        "approved": "true" if decision is FeedbackAction.APPROVED else "false",
-        "action": decision.value,
-        "timestamp": f"'{(fb.timestamp or utc_now()).strftime('%Y-%m-%dT%H:%M:%SZ')}'",
-        "reviewer": json.dumps(fb.reviewer or reviewer, ensure_ascii=False),
-    }
-    for key, value in values.items():
-        pattern = re.compile(rf"^{key}:[^\r\n]*", re.MULTILINE)
-        if len(pattern.findall(head)) != 1:
-            return data
-        head = pattern.sub(f"{key}: {value}".replace("\\", "\\\\"), head)
-    body_values = {
-        "Reviewed": "true",
-        "Approved": values["approved"],
-        "Timestamp": values["timestamp"].strip("'"),
-        "Reviewer": fb.reviewer or reviewer,
-        "Action": decision.value,
-    }
-    for label, value in body_values.items():
-        # The template's own status lines in the body, kept in step when they are there once.
-        pattern = re.compile(rf"^- {label}: [^\r\n]*", re.MULTILINE)
-        if len(pattern.findall(rest)) == 1:
-            rest = pattern.sub(f"- {label}: {value}".replace("\\", "\\\\"), rest)
-    settled = (head + rest).encode("utf-8")
-    try:
-        back = load_as(UserFeedback, head + rest)
-    except DocumentError:
-        return data
-    if back.decision() is not decision or back.comments != fb.comments:
-        return data
-    return settled

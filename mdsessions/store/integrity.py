@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mdsessions.documents.feedback import check_feedback_agrees
 from mdsessions.documents.frontmatter import loads
 from mdsessions.errors import DocumentError
 from mdsessions.models.results import Result
-from mdsessions.models.schema import Checkpoint, DocumentKind, PhaseStatus, Transcript
+from mdsessions.models.schema import (
+    Checkpoint,
+    DocumentKind,
+    PhaseStatus,
+    ReviewState,
+    Transcript,
+    UserFeedback,
+)
 from mdsessions.store.config import is_editor_temp
 from mdsessions.store.paths import CHECKPOINT, PROMPTS_DIR, TRANSCRIPTS_DIR
 
@@ -77,7 +85,10 @@ def validate_session(session: Session) -> list[Problem]:
                     continue  # an editor's lock/temp file (emacs' .#agent.md)
                 rel = path.relative_to(session.store.root).as_posix()
                 try:
-                    doc = loads(session.store.read_text(rel), path=rel)
+                    text = session.store.read_text(rel)
+                    doc = loads(text, path=rel)
+                    if isinstance(doc, UserFeedback) and entry.review is ReviewState.PENDING:
+                        check_feedback_agrees(text, rel)  # the decision about to be recorded
                 except DocumentError as exc:
                     problems.append(
                         Problem(

@@ -775,8 +775,9 @@ class Session(Lifecycle):
             if not pending:
                 return None
             if pending[0].error:
-                # Re-parse to raise the precise DocumentError (file, line, field).
-                self.store.read_doc(rel, UserFeedback)
+                from mdsessions.store.edits import check_edited  # edits imports this module
+
+                check_edited(self.store, rel)  # raises the precise DocumentError (file, line)
                 raise DocumentError(pending[0].error, path=rel)
             sha, _rejected = self.store.record_edits([rel], author=author)
             return sha
