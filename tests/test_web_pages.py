@@ -491,6 +491,27 @@ def test_search_text_links_each_line_to_its_document(
         assert f"/doc/{path}" in hrefs and f"/s/{P}/{S}" in hrefs
 
 
+def test_search_at_a_commit_and_by_metadata(
+    store: Store, session: Session, client: TestClient
+) -> None:
+    first = file_commits(store, output_rel(session))[-1]
+    now = dom(client.get("/search", params={"q": "retry 1"}).text).find_all("tr", "result")
+    assert output_rel(session) in {r.attrs["data-path"] for r in now}
+    then = dom(client.get("/search", params={"q": "retry 1", "at": first[:10]}).text)
+    assert output_rel(session) not in {r.attrs["data-path"] for r in then.find_all("tr", "result")}
+    older = dom(client.get("/search", params={"q": "retry 0", "at": first}).text)
+    rows = [
+        r for r in older.find_all("tr", "result") if r.attrs["data-path"] == output_rel(session)
+    ]
+    assert rows and f"/doc/{output_rel(session)}?at={first}" in {
+        a.attrs["href"] for a in rows[0].find_all("a")
+    }
+    store.create_session("other", "s-2")
+    session.set_metadata({"owner": "ann"}, author=PERSON)
+    found = dom(client.get("/search", params={"meta": "owner=ann"}).text).find_all("tr", "result")
+    assert [r.attrs["data-session"] for r in found] == [f"{P}/{S}"]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -499,6 +520,10 @@ def test_search_text_links_each_line_to_its_document(
         ({"until": "2024-13-45"}, "until"),
         ({"q": "(", "regex": "1"}, "q"),
         ({"project": "x\ny"}, "project"),
+        ({"project": "../x"}, "project"),
+        ({"meta": "novalue"}, "meta"),
+        ({"at": "nope"}, "at"),
+        ({"at": "--all", "q": "x"}, "at"),
     ],
 )
 def test_search_bad_filter_is_400_naming_the_field(

@@ -240,7 +240,15 @@ def _filters(request: Request, errors: list[str]) -> SessionFilter:
     for key, value in values.items():
         if value is not None and (len(value) > 200 or any(c in value for c in "\0\n\r")):
             errors.append(f"{key}: expected one line of at most 200 characters")
+    metadata = []
+    for item in query.getlist("meta"):
+        key, sep, value = item.partition("=")
+        if item and (not sep or not key.strip()):
+            errors.append(f"meta: {item!r} is not KEY=VALUE")
+        elif item:
+            metadata.append((key.strip(), value))
     return SessionFilter(
+        metadata=tuple(metadata),
         project=values["project"],
         status=statuses,
         tags=tuple(t.strip() for t in query.getlist("tag") if t.strip()),
@@ -270,17 +278,25 @@ def search_page(request: Request) -> Response:
         "statuses": [s.value for s in SessionStatus],
         "limit": SEARCH_ROWS,
         "result": None,
+        "at": None,
     }
     if text is not None and (len(text) > 1000 or "\0" in text or "\n" in text):
         errors.append("q: expected one line of at most 1000 characters")
+    at_text = query.get("at", "").strip() or None
     if not errors:
         with _app.desk(request).using() as store:
             try:
-                context["result"] = search_sessions(
-                    store, text, filters=filters, regex=regex, ignore_case=ignore_case
-                )
-            except MdsessionsError as exc:
-                field = "project" if "project" in str(exc) else "q"
-                errors.append(f"{field}: {exc}")
+                at = resolve_commit(store, at_text).sha if at_text else None
+            except NotServed as exc:
+                errors.append(f"at: {exc}")
+            else:
+                context["at"] = at
+                try:
+                    context["result"] = search_sessions(
+                        store, text, filters=filters, at=at, regex=regex, ignore_case=ignore_case
+                    )
+                except MdsessionsError as exc:
+                    field = "project" if "project id" in str(exc) else "q"
+                    errors.append(f"{field}: {exc}")
     status = 400 if errors else 200
     return page(request, "search.html", status, errors=errors, **context)
