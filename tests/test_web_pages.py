@@ -356,6 +356,26 @@ def test_tree_and_blob_ids_are_not_commits(
         assert client.get(f"/doc/{rel}?at={sha}").status_code == 404
 
 
+def test_other_files_show_as_escaped_text_and_binary_bytes_stay_exact(
+    store: Store, session: Session, client: TestClient
+) -> None:
+    folder = store.root / session.rel
+    (folder / "notes.txt").write_text("plain <b>text</b>\n", encoding="utf-8")
+    (folder / "blob.bin").write_bytes(b"\x00\x01\xff\xfe binary")
+    git(store.root, "add", f"{session.rel}/notes.txt", f"{session.rel}/blob.bin")
+    git(store.root, "commit", "-q", "-m", "other files")
+    page = dom(client.get(f"/doc/{session.rel}/notes.txt").text)
+    rendered = page.by_id("rendered")
+    assert rendered.find_all("pre")[0].text == "plain <b>text</b>\n"
+    assert not rendered.find_all("b")
+    raw = client.get(f"/doc/{session.rel}/blob.bin?raw=1")
+    assert raw.content == b"\x00\x01\xff\xfe binary"
+    diff = dom(client.get(f"/diff/{session.rel}").text)
+    notes = {s.attrs["data-path"]: s.text for s in diff.find_all("section", "diff-file")}
+    assert "binary file" in notes[f"{session.rel}/blob.bin"]
+    assert diff.by_id("diff-raw").text == _git_diff(store, "HEAD^", "HEAD", session.rel)
+
+
 # ------------------------------------------------------------------------------ diffs
 
 

@@ -195,6 +195,9 @@ def previous(store: Store, rel: str, to: str) -> str | None:
     shows; the one before it in the path's history is the previous version (so a diff
     against HEAD shows the file's last change even when HEAD itself did not touch it).
     """
+    if to == store.git.head():  # the log index knows HEAD's history of the path
+        listed = versions_of(store, rel, limit=2)
+        return listed[1].commit if len(listed) > 1 else None
     found = store.git.log([rel], rev=to, max_count=2)
     return found[1].sha if len(found) > 1 else None
 
@@ -204,6 +207,8 @@ def shown_version(store: Store, rel: str, sha: str, versions: list[history.Versi
     listed = {v.commit for v in versions}
     if sha in listed:
         return sha
+    if versions and sha == store.git.head():  # the newest commit that touched it
+        return versions[0].commit
     found = store.git.log([rel], rev=sha, max_count=1)
     return found[0].sha if found else None
 
