@@ -286,6 +286,21 @@ def test_document_at_a_commit_that_did_not_touch_it_marks_the_version_seen(
     assert [v.attrs["data-commit"] for v in current] == file_commits(store, rel)[:1]
 
 
+def test_a_folder_lists_its_files_at_a_version_and_pages_link_up(
+    store: Store, session: Session, client: TestClient
+) -> None:
+    first = file_commits(store, session.rel)[-1]
+    for at, expected in ((None, "HEAD"), (first, first)):
+        url = f"/doc/{session.rel}" + (f"?at={at}" if at else "")
+        page = dom(client.get(url).text)
+        files = git(store.root, "ls-tree", "-r", "--name-only", expected, "--", session.rel)
+        links = [a.attrs["href"].split("?")[0] for a in page.by_id("listing").find_all("a")]
+        assert links == [f"/doc/{f}" for f in sorted(files.split())]
+    assert client.get(f"/doc/{session.rel}?raw=1").status_code == 404
+    crumbs = dom(client.get(f"/doc/{feedback_rel(session)}").text).find_all("p", "crumbs")[0]
+    assert [a.attrs["href"] for a in crumbs.find_all("a")] == [f"/s/{P}/{S}", f"/s/{P}/{S}/phase/1"]
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -301,7 +316,6 @@ def test_document_at_a_commit_that_did_not_touch_it_marks_the_version_seen(
         "/doc/mdsessions.toml",
         "/doc/.gitignore",
         "/doc/projects",
-        "/doc/projects/project-123/sessions/session-456",
         "/doc/projects/project-123/sessions/session-456/nope.md",
         "/doc/projects/project-123/sessions/session-456/session_manifest.md/x",
     ],

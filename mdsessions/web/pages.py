@@ -38,7 +38,9 @@ from mdsessions import (
 )
 from mdsessions.web import app as _app
 from mdsessions.web.pages_docs import (
+    TREE_MODES,
     NotServed,
+    crumbs,
     diff_files,
     flatten,
     frontmatter_of,
@@ -138,42 +140,48 @@ def session_page(request: Request) -> Response:
 def document_page(request: Request) -> Response:
     """``/doc/{path}``: a tracked document at a commit (``?at=``, default HEAD), or its bytes.
 
-    ``?raw=1`` answers the stored bytes as ``text/plain; charset=utf-8``. Anything that is
-    not a tracked regular file below the projects folder, or a ``?at=`` that is not a
-    commit, is 404.
+    ``?raw=1`` answers the stored bytes as ``text/plain; charset=utf-8``. A tracked folder
+    (a session, a phase) lists its files at that commit. Anything else (not tracked below
+    the projects folder, a symlink, a ``?at=`` that is not a commit) is 404.
     """
     path = request.path_params["path"]
     with _app.desk(request).using() as store:
         try:
             at = resolve_commit(store, request.query_params.get("at"))
-            if tracked(store, path, at.sha) is None:
+            mode = tracked(store, path, at.sha, folders=True)
+            if mode is None:
                 raise NotServed(f"no document {path!r} at {at.short} ({at.given})")
         except NotServed as exc:
             return _not_found(request, str(exc))
-        data = store.read_at(at.sha, path)
-        if request.query_params.get("raw") not in (None, "", "0"):
+        raw = request.query_params.get("raw") not in (None, "", "0")
+        folder = mode in TREE_MODES
+        if folder and raw:
+            return _not_found(request, f"{path!r} is a folder: it has no bytes of its own")
+        data = b"" if folder else store.read_at(at.sha, path)
+        if raw:
             return Response(data, media_type="text/plain; charset=utf-8")
+        listing = sorted(store.git.list_tree(at.sha, path)) if folder else None
         versions = versions_of(store, path)
         head = store.git.head()
         current = shown_version(store, path, at.sha, versions)
-    text = data.decode("utf-8", "replace")
-    fields, body, _line, error = frontmatter_of(text)
+        context = {
+            "path": path,
+            "name": path.rsplit("/", 1)[-1],
+            "at": at,
+            "latest": at.sha == head,
+            "current": current,
+            "versions": versions,
+            "crumbs": crumbs(store, path),
+            "listing": listing,
+        }
+    if listing is not None:
+        return page(request, "doc.html", fields=None, error=None, rendered=None, **context)
+    fields, body, _line, error = frontmatter_of(data.decode("utf-8", "replace"))
     rendered = markdown_html(body) if path.endswith(".md") else None
     if rendered is not None and "at" in request.query_params:
         rendered = keep_version(rendered, at.sha)
     return page(
-        request,
-        "doc.html",
-        path=path,
-        name=path.rsplit("/", 1)[-1],
-        at=at,
-        latest=at.sha == head,
-        current=current,
-        fields=fields,
-        error=error,
-        rendered=rendered,
-        text=body,
-        versions=versions,
+        request, "doc.html", fields=fields, error=error, rendered=rendered, text=body, **context
     )
 
 
@@ -204,6 +212,7 @@ def diff_page(request: Request) -> Response:
         request,
         "diff.html",
         path=path,
+        crumbs=crumbs(store, path),
         old=old_sha,
         new=to.sha,
         files=files,

@@ -17,6 +17,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from markupsafe import Markup
 
@@ -27,11 +28,13 @@ from mdsessions.errors import MdsessionsError
 
 __all__ = [
     "EMPTY_TREE",
+    "TREE_MODES",
     "DiffFile",
     "DiffLine",
     "FieldChange",
     "NotServed",
     "Revision",
+    "crumbs",
     "diff_files",
     "flatten",
     "frontmatter_of",
@@ -66,6 +69,7 @@ CONTEXT = 3
 _REV_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^-]{0,99}")
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _HREF_RE = re.compile(r'href="([^"]*)"')
+_PHASE_RE = re.compile(r"phase_(\d+)_[A-Za-z0-9._-]+")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -168,6 +172,25 @@ def session_of(store: Store, rel: str) -> tuple[str, str] | None:
     if len(parts) < 3 or parts[1] != "sessions":
         return None
     return parts[0], parts[2]
+
+
+def crumbs(store: Store, rel: str) -> list[tuple[str, str]]:
+    """Links up from a path: its session page and, inside a phase folder, the phase page.
+
+    Returns:
+        ``(label, URL)`` pairs, outermost first (empty outside a session).
+    """
+    ids = session_of(store, rel)
+    if ids is None:
+        return []
+    project, session = ids
+    base = f"/s/{quote(project)}/{quote(session)}"
+    out = [(f"{project}/{session}", base)]
+    below = rel.split("/")[len(store.rel(project, "sessions", session).split("/")) :]
+    match = _PHASE_RE.fullmatch(below[0]) if below else None
+    if match:
+        out.append((f"phase {int(match.group(1))}", f"{base}/phase/{int(match.group(1))}"))
+    return out
 
 
 def versions_of(store: Store, rel: str, limit: int = MAX_VERSIONS) -> list[history.Version]:
