@@ -416,6 +416,20 @@ def test_diff_raw_is_what_git_diff_prints_and_rendered_marks_changes(
     assert_inert(page)
 
 
+def test_rendered_diff_marks_the_words_that_changed_in_a_line(
+    store: Store, session: Session, client: TestClient
+) -> None:
+    rel = output_rel(session)
+    new, old = file_commits(store, rel)[:2]
+    page = dom(client.get(f"/diff/{rel}", params={"from": old, "to": new}).text)
+    rows = [(r, r.find_all("td", "code")) for r in page.by_id("diff-rendered").find_all("tr")]
+    deleted = [c[0] for r, c in rows if "line-del" in r.classes and c[0].text == "retry 0"]
+    inserted = [c[0] for r, c in rows if "line-ins" in r.classes and c[0].text == "retry 1"]
+    assert len(deleted) == len(inserted) == 1
+    assert [d.text for d in deleted[0].find_all("del")] == ["0"]
+    assert [i.text for i in inserted[0].find_all("ins")] == ["1"]
+
+
 def test_diff_defaults_to_the_last_change_of_the_file(
     store: Store, session: Session, client: TestClient
 ) -> None:

@@ -66,7 +66,15 @@ MAX_DIFF_LINES = 20_000
 CONTEXT = 3
 """Unchanged lines shown around each change in a rendered diff."""
 
+SIMILAR = 0.5
+"""How alike (difflib ratio of words) a deleted and an inserted line must be to be shown
+word by word."""
+
+MAX_WORDS = 2_000
+"""Longer lines are marked whole, not word by word."""
+
 _REV_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^-]{0,99}")
+_TOKEN_RE = re.compile(r"\s+|\w+|[^\w\s]")
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _HREF_RE = re.compile(r'href="([^"]*)"')
 _PHASE_RE = re.compile(r"phase_(\d+)_[A-Za-z0-9._-]+")
@@ -326,6 +334,9 @@ class DiffLine:
     """Line number in the new version."""
     text: str
     """The line without its end."""
+    pieces: tuple[tuple[bool, str], ...] = ()
+    """``(changed, text)`` parts of a ``del``/``ins`` line paired with a similar line on the
+    other side (the words that changed); empty: the whole line changed."""
 
 
 @dataclass
@@ -350,6 +361,39 @@ def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange
     return [FieldChange(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
 
 
+def _words(old: str, new: str) -> tuple[tuple[tuple[bool, str], ...], ...] | None:
+    """The changed and kept words of a similar pair of lines, or ``None`` when not similar."""
+    a, b = _TOKEN_RE.findall(old), _TOKEN_RE.findall(new)
+    if len(a) > MAX_WORDS or len(b) > MAX_WORDS:
+        return None
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if matcher.ratio() < SIMILAR:
+        return None
+    before: list[tuple[bool, str]] = []
+    after: list[tuple[bool, str]] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if i2 > i1:
+            before.append((tag != "equal", "".join(a[i1:i2])))
+        if j2 > j1:
+            after.append((tag != "equal", "".join(b[j1:j2])))
+    return tuple(before), tuple(after)
+
+
+def _changed(
+    old: list[str], new: list[str], i: tuple[int, int], j: tuple[int, int], starts: tuple[int, int]
+) -> list[DiffLine]:
+    """The rows of one replaced block: deletions, then insertions, similar pairs by word."""
+    (i1, i2), (j1, j2), (o, n) = i, j, starts
+    dels = [DiffLine("del", o + k, None, old[k]) for k in range(i1, i2)]
+    inss = [DiffLine("ins", None, n + k, new[k]) for k in range(j1, j2)]
+    for k in range(min(len(dels), len(inss))):
+        pair = _words(dels[k].text, inss[k].text)
+        if pair is not None:
+            dels[k] = DiffLine("del", dels[k].old, None, dels[k].text, pair[0])
+            inss[k] = DiffLine("ins", None, inss[k].new, inss[k].text, pair[1])
+    return dels + inss
+
+
 def _rows(old: list[str], new: list[str], old_start: int, new_start: int) -> list[DiffLine]:
     rows: list[DiffLine] = []
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
@@ -362,9 +406,8 @@ def _rows(old: list[str], new: list[str], old_start: int, new_start: int) -> lis
                     DiffLine("same", old_start + i, new_start + j, old[i])
                     for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
                 ]
-                continue
-            rows += [DiffLine("del", old_start + i, None, old[i]) for i in range(i1, i2)]
-            rows += [DiffLine("ins", None, new_start + j, new[j]) for j in range(j1, j2)]
+            else:
+                rows += _changed(old, new, (i1, i2), (j1, j2), (old_start, new_start))
     return rows
 
 
