@@ -225,6 +225,21 @@ def test_unknown_or_invalid_session_is_404(client: TestClient) -> None:
     assert dom(answer.text).by_id("errors").text.strip()
 
 
+def test_a_manifest_broken_by_an_edit_is_named_with_a_link_to_the_committed_one(
+    store: Store, session: Session, client: TestClient
+) -> None:
+    manifest = store.root / session.manifest_rel
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace("status:", "status: [", 1))
+    before = snapshot(store.root)
+    answer = client.get(f"/s/{P}/{S}")
+    assert answer.status_code == 500
+    page = dom(answer.text)
+    assert "session_manifest.md" in page.by_id("errors").text
+    assert f"/doc/{session.manifest_rel}" in {a.attrs["href"] for a in page.find_all("a")}
+    assert client.get(f"/doc/{session.manifest_rel}").status_code == 200  # HEAD's version
+    assert snapshot(store.root) == before
+
+
 # ------------------------------------------------------------------------------ documents
 
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import datetime as _dt
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mdsessions import (
+    DocumentError,
     MdsessionsError,
     Session,
     SessionFilter,
@@ -116,8 +118,17 @@ def session_page(request: Request) -> Response:
     with _app.desk(request).using() as store:
         try:
             session = store.session(project, name)
-            manifest = session.manifest()
         except (SessionNotFoundError, ValueError) as exc:
+            return _not_found(request, str(exc))
+        try:
+            manifest = session.manifest()
+        except DocumentError as exc:  # a person's edit in progress: say where it breaks
+            return page(
+                request, "pages_error.html", 500, title="The session manifest does not parse",
+                errors=[str(exc)], links=[("the last committed manifest",
+                                           f"/doc/{quote(session.manifest_rel)}")],
+            )  # fmt: skip
+        except SessionNotFoundError as exc:
             return _not_found(request, str(exc))
         rows = _phase_rows(store, session, manifest)
         timeline = history.versions(session, limit=TIMELINE_PAGE, offset=skip)
