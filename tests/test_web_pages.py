@@ -339,9 +339,10 @@ def test_paths_outside_the_tracked_documents_are_404(
     store: Store, session: Session, client: TestClient, url: str
 ) -> None:
     before = snapshot(store.root)
-    answer = client.get(url)
-    assert answer.status_code == 404, url
-    assert "root:" not in answer.text and "[core]" not in answer.text
+    for each in (url, url.replace("/doc/", "/diff/", 1), url + "?raw=1"):
+        answer = client.get(each)
+        assert answer.status_code == 404, each
+        assert "root:" not in answer.text and "[core]" not in answer.text
     assert snapshot(store.root) == before
 
 

@@ -42,6 +42,7 @@ from mdsessions.web import app as _app
 from mdsessions.web.pages_docs import (
     TREE_MODES,
     NotServed,
+    check_path,
     crumbs,
     diff_files,
     flatten,
@@ -158,6 +159,7 @@ def document_page(request: Request) -> Response:
     path = request.path_params["path"]
     with _app.desk(request).using() as store:
         try:
+            check_path(store, path)  # before git is asked anything about it
             at = resolve_commit(store, request.query_params.get("at"))
             mode = tracked(store, path, at.sha, folders=True)
             if mode is None:
@@ -208,6 +210,7 @@ def diff_page(request: Request) -> Response:
     path = request.path_params["path"]
     with _app.desk(request).using() as store:
         try:
+            check_path(store, path)  # before git is asked anything about it
             to = resolve_commit(store, request.query_params.get("to"))
             given = request.query_params.get("from")
             old = resolve_commit(store, given) if given else None

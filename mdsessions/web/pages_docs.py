@@ -34,6 +34,7 @@ __all__ = [
     "FieldChange",
     "NotServed",
     "Revision",
+    "check_path",
     "crumbs",
     "diff_files",
     "flatten",
@@ -100,7 +101,7 @@ class Revision:
         return self.sha[:8]
 
 
-def _check_path(store: Store, path: str) -> str:
+def check_path(store: Store, path: str) -> str:
     """The store-relative path a URL names, when it may be served at all.
 
     Raises:
@@ -154,10 +155,10 @@ def tracked(store: Store, path: str, sha: str | None, *, folders: bool = False) 
         The entry's mode (``b"100644"`` …), or ``None`` when the commit has no such file.
 
     Raises:
-        NotServed: The path may never be served (see :func:`_check_path`), or it is a symlink
+        NotServed: The path may never be served (see :func:`check_path`), or it is a symlink
             (or a folder, unless ``folders``).
     """
-    rel = _check_path(store, path)
+    rel = check_path(store, path)
     if sha is None:
         return None
     try:
