@@ -268,6 +268,22 @@ def test_document_page_renders_frontmatter_body_and_versions(
     assert target.status_code == 200
 
 
+def test_document_versions_are_cut_and_say_so(
+    store: Store, session: Session, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mdsessions.web import pages
+
+    monkeypatch.setattr(pages, "MAX_VERSIONS", 2)
+    rel = feedback_rel(session)
+    page = dom(client.get(f"/doc/{rel}").text)
+    shown = [v.attrs["data-commit"] for v in page.by_id("versions").find_all("li")]
+    assert shown == file_commits(store, rel)[:2]
+    assert page.by_id("more-versions").text.strip()
+    oldest = file_commits(store, rel)[-1]
+    page = dom(client.get(f"/doc/{rel}?at={oldest}").text)
+    assert not [v for v in page.by_id("versions").find_all("li") if "current" in v.classes]
+
+
 def test_document_at_an_older_version_is_the_blob_git_shows(
     store: Store, session: Session, client: TestClient
 ) -> None:

@@ -40,6 +40,7 @@ from mdsessions import (
 )
 from mdsessions.web import app as _app
 from mdsessions.web.pages_docs import (
+    MAX_VERSIONS,
     TREE_MODES,
     NotServed,
     check_path,
@@ -174,7 +175,9 @@ def document_page(request: Request) -> Response:
         if raw:
             return Response(data, media_type="text/plain; charset=utf-8")
         listing = sorted(store.git.list_tree(at.sha, path)) if folder else None
-        versions = versions_of(store, path)
+        versions = versions_of(store, path, limit=MAX_VERSIONS + 1)
+        more = len(versions) > MAX_VERSIONS
+        versions = versions[:MAX_VERSIONS]
         head = store.git.head()
         current = shown_version(store, path, at.sha, versions)
         context = {
@@ -184,6 +187,7 @@ def document_page(request: Request) -> Response:
             "latest": at.sha == head,
             "current": current,
             "versions": versions,
+            "more": more,
             "crumbs": crumbs(store, path),
             "listing": listing,
         }

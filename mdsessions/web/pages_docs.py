@@ -31,6 +31,7 @@ __all__ = [
     "TREE_MODES",
     "DiffFile",
     "DiffLine",
+    "MAX_VERSIONS",
     "FieldChange",
     "NotServed",
     "Revision",
@@ -58,8 +59,8 @@ FILE_MODES = (b"100644", b"100755")
 TREE_MODES = (b"40000", b"040000")
 """Tree entry modes of a folder."""
 
-MAX_VERSIONS = 200
-"""Versions listed on a document page (newest first)."""
+MAX_VERSIONS = 100
+"""Versions listed on a document page (newest first; the page says when there are more)."""
 
 MAX_DIFF_LINES = 20_000
 """Above this many lines on a side, a file's rendered diff is left out (the raw one stays)."""
