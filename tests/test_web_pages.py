@@ -184,6 +184,7 @@ def test_session_page_shows_header_phases_costs_and_timeline(
     links = {a.attrs["href"] for a in first.find_all("a")}
     assert f"/s/{P}/{S}/phase/1" in links
     assert f"/doc/{session.rel}/phase_1_concept/checkpoint.md" in links
+    assert f"/doc/{feedback_rel(session)}" in links and f"/doc/{output_rel(session)}" in links
     waiting = next(r for r in rows if r.attrs["data-phase"] == "3")
     assert waiting.find_all("span", "status-required") or waiting.find_all("span", "status-pending")
     costs = page.by_id("costs")

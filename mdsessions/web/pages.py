@@ -92,16 +92,24 @@ def _skip(request: Request) -> int | None:
 
 
 def _phase_rows(store: Store, session: Session, manifest: SessionManifest) -> list[dict[str, Any]]:
+    """Each phase row with its documents at HEAD (checkpoint, feedback, agent outputs)."""
     head = store.git.head()
     rows = []
     for entry in manifest.phases:
-        checkpoint = f"{session.rel}/{entry.directory}/checkpoint.md"
-        found = store.git.entry(head, checkpoint) if head is not None else None
+        folder = f"{session.rel}/{entry.directory}"
+        files = set(store.git.list_tree(head, folder)) if head is not None else set()
+        names = sorted(f[len(folder) + 1 :] for f in files if f.count("/") == folder.count("/") + 1)
         rows.append(
             {
                 "entry": entry,
-                "folder": f"{session.rel}/{entry.directory}",
-                "checkpoint": checkpoint if found is not None else None,
+                "folder": folder,
+                "checkpoint": f"{folder}/checkpoint.md" if "checkpoint.md" in names else None,
+                "feedback": f"{folder}/user_feedback.md" if "user_feedback.md" in names else None,
+                "outputs": [
+                    (n[:-3], f"{folder}/{n}")
+                    for n in names
+                    if n.endswith(".md") and n not in ("checkpoint.md", "user_feedback.md")
+                ],
             }
         )
     return rows
