@@ -87,6 +87,7 @@ class FeedbackWatcher:
 
     def start(self) -> FeedbackWatcher:
         """Start watching (returns self)."""
+        from watchdog import events as ev
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
 
@@ -108,7 +109,13 @@ class FeedbackWatcher:
 
         self._base.mkdir(parents=True, exist_ok=True)
         observer = Observer()
-        observer.schedule(_Handler(), str(self._base), recursive=True)
+        # Saves only (no open/close-without-write events): on a large store the observer's
+        # own folder listings would otherwise overflow inotify's queue and list again, forever.
+        saves: list[type[FileSystemEvent]] = [
+            ev.FileModifiedEvent, ev.FileCreatedEvent, ev.FileMovedEvent, ev.FileClosedEvent,
+            ev.DirCreatedEvent, ev.DirMovedEvent,
+        ]  # fmt: skip
+        observer.schedule(_Handler(), str(self._base), recursive=True, event_filter=saves)
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -175,7 +182,11 @@ class FeedbackWatcher:
         except (MdsessionsError, OSError, ValueError) as exc:
             sha, error = None, str(exc)
         if sha is None and error is None:
-            return  # nothing new (e.g. our own write of the file)
+            # Nothing new: our own write, or another process (the review desk, `review`)
+            # recorded it first. Waiters look again: the decision may have landed.
+            with self._changed:
+                self._changed.notify_all()
+            return
         event = FeedbackEvent(rel, sha, error, time.time())
         with self._changed:
             self.events.append(event)

@@ -182,7 +182,7 @@ def test_every_command_has_help_with_an_example() -> None:
 
 
 def test_every_read_command_has_json() -> None:
-    writes = {"init", "new", "checkpoint", "output", "feedback", "review", "watch"}
+    writes = {"init", "new", "checkpoint", "output", "feedback", "review", "watch", "serve"}
     for name, command in cli.commands.items():
         subs = getattr(command, "commands", None)
         for sub_name, sub in (subs or {name: command}).items():
@@ -1217,7 +1217,7 @@ def test_every_error_is_an_mdsessions_error_with_a_builtin_mixin() -> None:
 # ------------------------------------------------------------------------------------ layout
 
 CLI_DIR = ROOT / "mdsessions" / "cli"
-PUBLIC = {"mdsessions", "mdsessions.history"}
+PUBLIC = {"mdsessions", "mdsessions.history", "mdsessions.web"}  # web: in `serve` only
 HEAVY = {"git", "jinja2", "yaml", "frontmatter"}  # pydantic: only inside commands (see --help)
 
 

@@ -8,7 +8,8 @@ on every command that reports). The layout:
 * :mod:`.schemas`: the models of the ``--json`` documents the CLI composes, the JSON Schema of
   every command's document, and docs/json.md made from them;
 * one module per command group: :mod:`.sessions`, :mod:`.phases`, :mod:`.run`,
-  :mod:`.review`, :mod:`.lifecycle`, :mod:`.transcripts`, :mod:`.query`, :mod:`.versions`,
+  :mod:`.review`, :mod:`.serve` (the review desk, imported by its command only),
+  :mod:`.lifecycle`, :mod:`.transcripts`, :mod:`.query`, :mod:`.versions`,
   :mod:`.exchange`, :mod:`.retention`, :mod:`.backup`, :mod:`.remote`, :mod:`.maintenance`
   (:mod:`.history` lists the commands of the last six);
 * :mod:`.completion`: shell completion of session names;
@@ -47,6 +48,7 @@ from mdsessions.cli.review import (
 )
 from mdsessions.cli.run import run_command
 from mdsessions.cli.scan import scan_command
+from mdsessions.cli.serve import serve_command
 from mdsessions.cli.sessions import (
     init_command,
     list_command,
@@ -84,6 +86,7 @@ COMMANDS: tuple[click.Command, ...] = (
     inbox_command,
     review_command,
     watch_command,
+    serve_command,
     transcript_group,
     *history.COMMANDS,
     scan_command,

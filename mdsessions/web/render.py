@@ -9,6 +9,7 @@ sanitizer) keeps only an allow-list of tags and attributes, drops event-handler 
 
 from __future__ import annotations
 
+import datetime as _dt
 import functools
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-__all__ = ["TEMPLATES_DIR", "environment", "markdown_html", "page"]
+__all__ = ["TEMPLATES_DIR", "age", "environment", "markdown_html", "page", "seconds", "usd", "utc"]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 """The review desk's Jinja templates (shipped in the wheel inside the package)."""
@@ -68,6 +69,49 @@ def markdown_html(text: str) -> Markup:
     return Markup(clean)  # noqa: S704 - sanitized by nh3 just above
 
 
+def usd(value: float | None) -> str:
+    """A cost in USD for people: ``$0.0125``, ``$1.50``; ``-`` when unknown."""
+    if value is None:
+        return "-"
+    return f"${value:.4f}" if 0 < value < 1 else f"${value:.2f}"
+
+
+def seconds(value: float | None) -> str:
+    """A duration in seconds for people: ``0.4 s``, ``12 s``, ``3 min 5 s``; ``-`` when unknown."""
+    if value is None:
+        return "-"
+    if value < 10:
+        return f"{value:.1f} s"
+    if value < 60:
+        return f"{value:.0f} s"
+    minutes, rest = divmod(int(value), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def age(since: _dt.datetime | None, now: _dt.datetime | None = None) -> str:
+    """How long ago ``since`` (UTC) was, for people: ``45 s``, ``12 min``, ``3 h 5 min``."""
+    if since is None:
+        return "-"
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    total = max(0, int((now - since).total_seconds()))
+    if total < 60:
+        return f"{total} s"
+    if total < 3600:
+        return f"{total // 60} min"
+    if total < 86400:
+        return f"{total // 3600} h {total % 3600 // 60} min"
+    return f"{total // 86400} d {total % 86400 // 3600} h"
+
+
+def utc(value: _dt.datetime | None) -> str:
+    """A time as UTC ISO-8601 to the second (``2024-11-24T10:02:00Z``); ``-`` when unknown."""
+    if value is None:
+        return "-"
+    return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The Jinja environment over :data:`TEMPLATES_DIR` (auto-escaping on, ``markdown`` filter)."""
@@ -79,6 +123,10 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["markdown"] = markdown_html
+    env.filters["usd"] = usd
+    env.filters["seconds"] = seconds
+    env.filters["age"] = age
+    env.filters["utc"] = utc
     return env
 
 
