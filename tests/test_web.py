@@ -162,6 +162,35 @@ def test_inbox_lists_waiting_phases_oldest_first(store: Store, client: TestClien
     assert not by_id(page.text, "paused") and not by_id(page.text, "inbox-empty")
 
 
+def test_inbox_pages_the_oldest_first(
+    store: Store, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mdsessions.web import review
+
+    monkeypatch.setattr(review, "INBOX_PAGE", 2)
+    for n in range(5):
+        waiting_session(store, "demo", f"s{n}", completed=f"2024-11-24T1{n}:00:00Z")
+
+    def shown(url: str) -> list[str]:
+        page = client.get(url)
+        assert page.status_code == 200, page.text
+        rows = [a for t, a in elements(page.text) if t == "tr" and a.get("class") == "inbox-item"]
+        return [str(r["data-session"]) for r in rows]
+
+    assert shown("/") == ["demo/s0", "demo/s1"]
+    assert shown("/?skip=2") == ["demo/s2", "demo/s3"]
+    assert shown("/?skip=4") == ["demo/s4"]
+    first = client.get("/").text
+    assert "5 phases await review" in first and 'href="/?skip=2"' in first
+    last = client.get("/?skip=4").text
+    assert 'href="/?skip=2"' in last and "newer" not in last
+    past = client.get("/?skip=9").text
+    assert by_id(past, "inbox-past-end") and not by_id(past, "inbox-empty")
+    for bad in ("-1", "x", "1.5"):
+        answer = client.get(f"/?skip={bad}")
+        assert answer.status_code == 400 and "skip" in answer.text
+
+
 def test_inbox_counts_paused_sessions_and_says_when_empty(store: Store, client: TestClient) -> None:
     empty = client.get("/")
     assert by_id(empty.text, "inbox-empty") and "Nothing awaits review" in empty.text

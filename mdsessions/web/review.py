@@ -85,12 +85,35 @@ def _desk(request: Request) -> Desk:
 # --------------------------------------------------------------------------------- inbox
 
 
+INBOX_PAGE = 100
+"""Phases the inbox lists a page (``?skip=N`` for the next ones; the count names them all)."""
+
+
 def inbox(request: Request) -> Response:
-    """``GET /``: every phase awaiting review, oldest first, across projects."""
+    """``GET /``: every phase awaiting review, oldest first, across projects.
+
+    ``?skip=N`` (default 0) starts the list after the N oldest; each page lists
+    :data:`INBOX_PAGE` phases and says how many await review in all.
+    """
     the_desk = _desk(request)
+    raw = request.query_params.get("skip", "0")
+    skip = int(raw) if raw.isdigit() else -1
+    if skip < 0:
+        return page(
+            request, "review_error.html", status_code=400,
+            title="Bad request", message=f"skip: expected a whole number >= 0, got {raw!r}",
+        )  # fmt: skip
     with the_desk.using() as store:
         items, paused = the_desk.remembered("inbox", lambda: _inbox(store))
-    return page(request, "inbox.html", items=items, paused=paused)
+    return page(
+        request,
+        "inbox.html",
+        items=items[skip : skip + INBOX_PAGE],
+        total=len(items),
+        skip=skip,
+        size=INBOX_PAGE,
+        paused=paused,
+    )
 
 
 def warm(desk: Desk) -> None:
