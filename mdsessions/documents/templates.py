@@ -103,7 +103,7 @@ _FILTERS = {
 # --------------------------------------------------------------------------------------------
 
 
-def environment(loader: BaseLoader, *, sandboxed: bool) -> Environment:
+def environment(loader: BaseLoader, *, sandboxed: bool, html: bool = False) -> Environment:
     """Make a Jinja environment for document templates (the only place one is made).
 
     Args:
@@ -112,11 +112,14 @@ def environment(loader: BaseLoader, *, sandboxed: bool) -> Environment:
             render in ``jinja2.sandbox.SandboxedEnvironment``, which refuses unsafe attribute
             access. The package's templates are trusted and render without the sandbox's
             per-attribute checks (about 30 % of a render).
+        html: ``True`` for the review desk's HTML pages (:mod:`mdsessions.web.render`):
+            every value is auto-escaped, and block tags leave no blank lines
+            (``trim_blocks``, ``lstrip_blocks``).
 
     Returns:
-        The environment, with ``StrictUndefined``, no autoescaping, the trailing newline kept,
-        no auto-reload and the templates' filters (``time``, ``seconds``, ``quote``,
-        ``title_case``, ``link``).
+        The environment, with ``StrictUndefined``, no autoescaping (unless ``html``), the
+        trailing newline kept, no auto-reload and the templates' filters (``time``,
+        ``seconds``, ``quote``, ``title_case``, ``link``).
     """
     from jinja2 import Environment, StrictUndefined  # noqa: PLC0415 - see the module docstring
     from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
@@ -125,9 +128,11 @@ def environment(loader: BaseLoader, *, sandboxed: bool) -> Environment:
     env = factory(
         loader=loader,
         undefined=StrictUndefined,
-        autoescape=False,
+        autoescape=html,
         keep_trailing_newline=True,
         auto_reload=False,
+        trim_blocks=html,
+        lstrip_blocks=html,
     )
     env.filters.update(_FILTERS)
     return env

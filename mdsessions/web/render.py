@@ -21,6 +21,8 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from mdsessions.documents import templates
+
 __all__ = ["TEMPLATES_DIR", "age", "environment", "markdown_html", "page", "seconds", "usd", "utc"]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -115,13 +117,7 @@ def utc(value: _dt.datetime | None) -> str:
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The Jinja environment over :data:`TEMPLATES_DIR` (auto-escaping on, ``markdown`` filter)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = templates.environment(jinja2.FileSystemLoader(TEMPLATES_DIR), sandboxed=False, html=True)
     env.filters["markdown"] = markdown_html
     env.filters["usd"] = usd
     env.filters["seconds"] = seconds
