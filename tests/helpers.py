@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,41 @@ def write_two_phase_workflow(
         encoding="utf-8",
     )
     return path
+
+
+def clean_reviewer_env(monkeypatch: Any, agent_module: str) -> Iterator[None]:
+    """No inherited MDSESSIONS_*/VISUAL/EDITOR; ``sys.path`` restored (the runner extends it).
+
+    For an autouse fixture: ``yield from clean_reviewer_env(monkeypatch, AGENT_MODULE)``; the
+    test's Python agents' module ``agent_module`` is forgotten afterwards.
+    """
+    for name in list(os.environ):
+        if name.startswith("MDSESSIONS_") or name in ("VISUAL", "EDITOR"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    sys.modules.pop(agent_module, None)
+
+
+def write_python_workflow(folder: Path, *, name: str, module: str, agents: str) -> Path:
+    """A two-phase workflow (writer, then critic in phase 2 ``critique``) of Python agents.
+
+    Args:
+        folder: Where to write ``{module}.py`` (``agents``: defines ``writer`` and ``critic``)
+            and ``{name}.toml``; created.
+        name: The workflow's name.
+        module: The agents' module name (unique per test file: it is imported).
+        agents: The module's source.
+
+    Returns:
+        The workflow TOML's path.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py").write_text(agents, encoding="utf-8")
+    return write_two_phase_workflow(
+        folder / f"{name}.toml",
+        name=name,
+        first=python_agent(f"{module}:writer"),
+        second=python_agent(f"{module}:critic"),
+        second_phase=("critique", "Critique", "critic"),
+    )

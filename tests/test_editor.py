@@ -20,12 +20,12 @@ import pytest
 from helpers import (
     REPO_ROOT,
     assert_clean,
+    clean_reviewer_env,
     git,
     head,
-    python_agent,
     snapshot,
     trailers,
-    write_two_phase_workflow,
+    write_python_workflow,
 )
 
 from mdsessions import FeedbackWatcher, Runner, Session, SessionStatus, Store
@@ -78,21 +78,16 @@ def put_editor_files(folder: Path, name: str) -> list[Path]:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No inherited MDSESSIONS_*/VISUAL/EDITOR; ``sys.path`` restored (the runner extends it)."""
-    for name in list(os.environ):
-        if name.startswith("MDSESSIONS_") or name in ("VISUAL", "EDITOR"):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    yield
-    sys.modules.pop(AGENT_MODULE, None)
+    yield from clean_reviewer_env(monkeypatch, AGENT_MODULE)
 
 
 @pytest.fixture
 def workflow(tmp_path: Path) -> Path:
-    folder = tmp_path / "wf"
-    folder.mkdir()
-    (folder / f"{AGENT_MODULE}.py").write_text(
-        textwrap.dedent(
+    return write_python_workflow(
+        tmp_path / "wf",
+        name="editor",
+        module=AGENT_MODULE,
+        agents=textwrap.dedent(
             """\
             def writer(ctx):
                 return f"# Draft\\n\\nIdea: {ctx.idea}\\n\\n---\\n\\nA rule above.\\n"
@@ -102,14 +97,6 @@ def workflow(tmp_path: Path) -> Path:
                 return "# Critique\\n\\nFine.\\n"
             """
         ),
-        encoding="utf-8",
-    )
-    return write_two_phase_workflow(
-        folder / "editor.toml",
-        name="editor",
-        first=python_agent(f"{AGENT_MODULE}:writer"),
-        second=python_agent(f"{AGENT_MODULE}:critic"),
-        second_phase=("critique", "Critique", "critic"),
     )
 
 

@@ -31,6 +31,7 @@ from helpers import (
     assert_all_documents_parse,
     assert_clean,
     author,
+    clean_reviewer_env,
     git,
     head,
     parse_independent,
@@ -66,13 +67,7 @@ FEEDBACK2 = f"{PHASE2_REL}/user_feedback.md"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No inherited MDSESSIONS_*/VISUAL/EDITOR; ``sys.path`` restored (the runner extends it)."""
-    for name in list(os.environ):
-        if name.startswith("MDSESSIONS_") or name in ("VISUAL", "EDITOR"):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    yield
-    sys.modules.pop(AGENT_MODULE, None)
+    yield from clean_reviewer_env(monkeypatch, AGENT_MODULE)
 
 
 @pytest.fixture
