@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +239,47 @@ def write_python_workflow(folder: Path, *, name: str, module: str, agents: str) 
         second=python_agent(f"{module}:critic"),
         second_phase=("critique", "Critique", "critic"),
     )
+
+
+class Lines:
+    """Read a process stream line by line in a thread; wait for a line with a deadline."""
+
+    def __init__(self, stream: Any) -> None:
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, needle: str, timeout: float) -> str:
+        """The next line holding ``needle``; fails after ``timeout`` seconds or at the end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no line with {needle!r} in {timeout:g} s: {self.seen}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"stream ended without {needle!r}: {self.seen}")
+            self.seen.append(line)
+            if needle in line:
+                return line
+
+    def rest(self, timeout: float = 10) -> str:
+        """Every line of the stream, once it ends (waits up to ``timeout`` seconds)."""
+        self._thread.join(timeout)
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.seen.append(line)
+        return "".join(self.seen)

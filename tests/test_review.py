@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import statistics
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from helpers import (
     PERSON_EMAIL,
     REPO_ROOT,
     RUNNER,
+    Lines,
     assert_all_documents_parse,
     assert_clean,
     author,
@@ -257,48 +256,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.02)
-
-
-class Lines:
-    """Read a process stream line by line in a thread; wait for a line with a deadline."""
-
-    def __init__(self, stream: object) -> None:
-        self.seen: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def wait_for(self, needle: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no line with {needle!r} in {timeout:g} s: {self.seen}")
-            try:
-                line = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError(f"stream ended without {needle!r}: {self.seen}")
-            self.seen.append(line)
-            if needle in line:
-                return line
-
-    def rest(self, timeout: float = 10) -> str:
-        self._thread.join(timeout)
-        while True:
-            try:
-                line = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if line is not None:
-                self.seen.append(line)
-        return "".join(self.seen)
 
 
 def latency(event: FeedbackEvent, saved_at: float) -> float:

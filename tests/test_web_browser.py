@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import frontmatter
 import pytest
-from helpers import REPO_ROOT, assert_clean, git, head, trailers
+from helpers import REPO_ROOT, Lines, assert_clean, git, head, trailers
 
 pytest.importorskip("playwright", reason="Playwright is missing (pip install -e '.[test]')")
 from playwright.sync_api import expect  # noqa: E402
@@ -33,7 +33,6 @@ from web_helpers import (  # noqa: E402
     PROJECT,
     WORKFLOW,
     Desk,
-    Lines,
     Tab,
     browser,
     build_demo_store,
