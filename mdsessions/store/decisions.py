@@ -347,14 +347,18 @@ def decide(
         text = edit_feedback_text(decode(data, rel), action, comments, requested_changes)
         check_feedback_agrees(text, rel)
         ours = text.encode("utf-8")
-        _write_unless_changed(path, ours, data, before)
+        head = store.git.head()
+        written = _write_unless_changed(path, ours, data, before)
         try:
             sha, rejected = store.record_edits([rel], author=author)
             if sha is None:  # cannot happen for a file that validated
                 raise DocumentError((rejected[0].error if rejected else None) or "not recorded")
         except BaseException:
-            with contextlib.suppress(OSError, UnrecordedEditError):  # put the file back
-                _write_unless_changed(path, data, ours, path.stat())
+            # Put the file back, unless the decision's commit landed (then the file is what
+            # HEAD holds) or someone saved it since our write (theirs is kept).
+            if store.git.head() == head:
+                with contextlib.suppress(OSError, UnrecordedEditError):
+                    _write_unless_changed(path, data, ours, written)
             raise
         return Decision(
             commit=sha,
@@ -365,11 +369,16 @@ def decide(
         )
 
 
-def _write_unless_changed(target: Path, new: bytes, old: bytes, seen: os.stat_result) -> None:
+def _write_unless_changed(
+    target: Path, new: bytes, old: bytes, seen: os.stat_result
+) -> os.stat_result:
     """Put ``new`` in place of ``target`` atomically, unless it changed since it was read.
 
     A temp file beside it, then a rename; refused when its bytes or stat are no longer
     ``old``/``seen``: an editor's save that landed meanwhile is kept.
+
+    Returns:
+        The stat of ``target`` as written (to check, later, that nobody saved it since).
 
     Raises:
         UnrecordedEditError: The file changed; nothing was written.
@@ -390,6 +399,7 @@ def _write_unless_changed(target: Path, new: bytes, old: bytes, seen: os.stat_re
                 "and nothing was written: record or discard it, then decide again"
             )
         tmp.replace(target)
+        return target.stat()
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

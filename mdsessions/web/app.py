@@ -151,7 +151,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.desk = the_desk
-    app.state.csrf = the_desk.csrf
     return app
 
 

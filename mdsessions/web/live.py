@@ -33,6 +33,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from mdsessions.documents.kinds import is_editor_temp
+
 __all__ = ["DEBOUNCE", "HEARTBEAT", "ChangeFeed", "event_stream"]
 
 log = logging.getLogger("mdsessions.web.live")
@@ -189,7 +191,11 @@ class ChangeFeed:
             if len(parts) == 1:
                 return parts[0] in _GIT_WATCHED
             return parts[0] in ("refs", "logs") and not path.name.endswith(".lock")
-        return path.suffix == ".md" and path.is_relative_to(self.projects)
+        return (
+            path.suffix == ".md"
+            and path.is_relative_to(self.projects)
+            and not is_editor_temp(path.name)
+        )
 
     # -- streams --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from mdsessions import Store, history
 from mdsessions.documents import yaml as strict_yaml
 from mdsessions.documents.frontmatter import split
 from mdsessions.errors import MdsessionsError
+from mdsessions.git.diff import diff_patch
 
 __all__ = [
     "EMPTY_TREE",
@@ -462,8 +463,4 @@ def raw_diff(store: Store, old: str | None, new: str, rel: str) -> str:
     No colour, no external diff driver or text conversion, ``a/`` and ``b/`` prefixes, no
     rename detection; bytes that are not UTF-8 are replaced.
     """
-    proc = store.git.git(
-        "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
-        "--src-prefix=a/", "--dst-prefix=b/", old or EMPTY_TREE, new, "--", rel,
-    )  # fmt: skip
-    return proc.stdout.decode("utf-8", "replace")
+    return diff_patch(store.git, old or EMPTY_TREE, new, rel)

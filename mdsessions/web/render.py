@@ -141,6 +141,6 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     html = (
         environment()
         .get_template(template)
-        .render(request=request, csrf=request.app.state.csrf, **context)
+        .render(request=request, csrf=request.app.state.desk.csrf, **context)
     )
     return HTMLResponse(html, status_code=status_code)

@@ -41,10 +41,10 @@ from mdsessions import (
     MdsessionsError,
     ReviewState,
     SessionNotFoundError,
-    SessionStatus,
     Store,
     UnrecordedEditError,
 )
+from mdsessions.store.lifecycle import without_paused
 from mdsessions.web.live import event_stream
 from mdsessions.web.render import page
 from mdsessions.web.security import check_csrf
@@ -137,8 +137,7 @@ def _inbox(store: Store) -> tuple[list[InboxItem], int]:
     waiting = store.inbox(paused=True)
     if not waiting:
         return [], 0
-    paused = {s.ref for s in store.list_sessions() if s.status is SessionStatus.PAUSED}
-    items = [i for i in waiting if f"{i.project_id}/{i.session_id}" not in paused]
+    items = without_paused(store, waiting, None)
     return items, len(waiting) - len(items)
 
 
@@ -306,18 +305,17 @@ async def decide(request: Request) -> Response:
 
 def _decide(request: Request, fields: dict[str, str]) -> Response:
     the_desk = _desk(request)
-    if not check_csrf(the_desk.csrf, fields.get("csrf")):
-        return page(
-            request,
-            "review_error.html",
-            status_code=403,
-            title="Refused",
-            message="This form has no valid CSRF token (it is older than this desk, or it "
-            "came from another site): nothing was recorded. Reload the page and decide again.",
-        )
     typed = {k: fields.get(k, "") for k in ("action", "comments", "requested_changes")}
     typed["reviewer"] = fields.get("reviewer", "").strip()
     with the_desk.using() as store:
+        if not check_csrf(the_desk.csrf, fields.get("csrf")):
+            # Refused, with the typed text in a fresh form (a tab left open across a restart
+            # of the desk carries an old token: the reviewer's comments are not lost).
+            message = (
+                "this form has no valid CSRF token (it is older than this desk, or it came "
+                "from another site): nothing was recorded; decide again with this form"
+            )
+            return _phase(request, store, 403, typed, errors=[("csrf", message)])
         session, _manifest, entry = _load(store, request)
         errors = _check(fields)
         if errors:
