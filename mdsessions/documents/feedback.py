@@ -17,44 +17,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mdsessions.documents.frontmatter import _heading, _load_yaml, is_old_feedback_body, split
+from mdsessions.documents.frontmatter import (
+    _load_yaml,
+    is_old_feedback_body,
+    requested_changes_in_body,
+    split,
+)
 from mdsessions.errors import DocumentError
 from mdsessions.models.schema import FeedbackAction
 
 __all__ = ["check_feedback_agrees", "requested_changes_in_body"]
-
-_ITEM = re.compile(r"^\s*[-*+]\s+(.*\S)\s*$")
-_NEXT_HEADING = re.compile(r"^## ", re.MULTILINE)
-
-
-def requested_changes_in_body(body: str) -> tuple[list[str], int, int] | None:
-    """The ``- `` lines of the body's last ``## Requested Changes`` section, if it has one.
-
-    Args:
-        body: A feedback file's body.
-
-    Returns:
-        ``(changes, heading offset, offset of the first change or of the heading)`` (offsets
-        in ``body``, characters), or ``None`` when the body has no such section.
-    """
-    heading = _heading(body, "Requested Changes", last=True)
-    if heading is None:
-        return None
-    section = body[heading.end() :]
-    following = _NEXT_HEADING.search(section)
-    if following is not None:
-        section = section[: following.start()]
-    changes: list[str] = []
-    first = heading.start()
-    offset = heading.end()
-    for line in section.splitlines(keepends=True):
-        item = _ITEM.match(line)
-        if item:
-            if not changes:
-                first = offset
-            changes.append(re.sub(r"^Change \d+:\s*", "", item.group(1)))
-        offset += len(line)
-    return changes, heading.start(), first
 
 
 def _as_list(value: Any) -> list[str] | None:

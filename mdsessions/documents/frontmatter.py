@@ -52,6 +52,7 @@ __all__ = [
     "load_as",
     "loads",
     "package_template_dir",
+    "requested_changes_in_body",
     "split",
 ]
 
@@ -476,6 +477,40 @@ def is_old_feedback_body(body: str) -> bool:
     return comments is None or status.start() < comments.start()
 
 
+_ITEM = re.compile(r"^\s*[-*+]\s+(.*\S)\s*$")
+_NEXT_HEADING = re.compile(r"^## ", re.MULTILINE)
+
+
+def requested_changes_in_body(body: str) -> tuple[list[str], int, int] | None:
+    """The ``- `` lines of the body's last ``## Requested Changes`` section, if it has one.
+
+    Args:
+        body: A feedback file's body.
+
+    Returns:
+        ``(changes, heading offset, offset of the first change or of the heading)`` (offsets
+        in ``body``, characters), or ``None`` when the body has no such section.
+    """
+    heading = _heading(body, "Requested Changes", last=True)
+    if heading is None:
+        return None
+    section = body[heading.end() :]
+    following = _NEXT_HEADING.search(section)
+    if following is not None:
+        section = section[: following.start()]
+    changes: list[str] = []
+    first = heading.start()
+    offset = heading.end()
+    for line in section.splitlines(keepends=True):
+        item = _ITEM.match(line)
+        if item:
+            if not changes:
+                first = offset
+            changes.append(re.sub(r"^Change \d+:\s*", "", item.group(1)))
+        offset += len(line)
+    return changes, heading.start(), first
+
+
 def _feedback_body(body: str) -> tuple[str, list[str]]:
     """A feedback body's comments, and the requested changes an old body lists.
 
@@ -505,17 +540,8 @@ def _feedback_body(body: str) -> tuple[str, list[str]]:
                 action.start() if action is not None and action.start() > start.end() else len(body)
             )
         comments = _strip_section(body[start.end() : end], _newline(start))
-    changes: list[str] = []
-    if changes_at is not None:
-        section = body[changes_at.end() :]
-        next_heading = re.search(r"^## ", section, re.MULTILINE)
-        if next_heading is not None:
-            section = section[: next_heading.start()]
-        for line in section.splitlines():
-            item = re.match(r"^\s*[-*+]\s+(.*\S)\s*$", line)
-            if item:
-                text = re.sub(r"^Change \d+:\s*", "", item.group(1))
-                changes.append(text)
+    listed = requested_changes_in_body(body)
+    changes = listed[0] if listed is not None else []
     return comments, changes
 
 
